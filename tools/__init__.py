@@ -1,0 +1,1 @@
+"""Small repository scripts (run them as modules: ``python -m tools.<name>``)."""
