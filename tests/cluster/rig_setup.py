@@ -1,0 +1,231 @@
+"""Fetch and cache what the real-workload rig runs: the Pulsar server distribution and Pebble.
+
+``python -m tests.cluster.rig_setup`` is idempotent: a second run only checks that both are in
+place (well under a second). Cache directory: ``$PULSAR_RIG_CACHE`` or
+``~/.cache/pulsar-charms-rig``.
+
+Layout of the cache::
+
+    <cache>/apache-pulsar-<version>/      the extracted distribution (the image's /pulsar)
+    <cache>/bin/pebble                    Pebble, built from source at PEBBLE_VERSION
+    <cache>/pulsar-server-distribution-<version>-bin.tar.gz   the downloaded archive
+
+Every step writes to a temporary name first and renames at the end, so an interrupted run
+leaves nothing that a later run would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+PEBBLE_VERSION = "v1.26.0"
+PEBBLE_PACKAGE = "github.com/canonical/pebble/cmd/pebble"
+PEBBLE_MODULE = "github.com/canonical/pebble"
+MAVEN_URL = (
+    "https://repo1.maven.org/maven2/org/apache/pulsar/pulsar-server-distribution/"
+    "{v}/pulsar-server-distribution-{v}-bin.tar.gz"
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    return Path(
+        os.environ.get("PULSAR_RIG_CACHE") or Path.home() / ".cache" / "pulsar-charms-rig"
+    )
+
+
+def pulsar_version() -> str:
+    return (REPO_ROOT / "PULSAR_VERSION").read_text().strip()
+
+
+def distribution_dir(version: str | None = None) -> Path:
+    return cache_dir() / f"apache-pulsar-{version or pulsar_version()}"
+
+
+def pebble_path() -> Path:
+    return cache_dir() / "bin" / "pebble"
+
+
+def _log(message: str) -> None:
+    print(f"[rig-setup] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    """One setup at a time per cache directory (tox envs may run concurrently)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def distribution_complete(path: Path) -> bool:
+    """An extracted distribution is only ever renamed into place whole; check the essentials."""
+    lib = path / "lib"
+    return (
+        (path / "bin" / "pulsar").is_file()
+        and (path / "bin" / "bookkeeper").is_file()
+        and (path / "conf" / "broker.conf").is_file()
+        and lib.is_dir()
+        and sum(1 for _ in lib.glob("*.jar")) > 100
+    )
+
+
+def _download(url: str, target: Path) -> None:
+    part = target.with_name(target.name + ".part")
+    _log(f"downloading {url}")
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+        shutil.copyfileobj(response, out, length=1 << 20)
+    _log(f"downloaded {part.stat().st_size >> 20} MiB in {time.monotonic() - started:.0f}s")
+    expected = _published_sha1(url)
+    if expected is not None:
+        actual = _sha1(part)
+        if actual != expected:
+            part.unlink()
+            raise RuntimeError(f"{url}: sha1 {actual} != published {expected}")
+    part.rename(target)
+
+
+def _published_sha1(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url + ".sha1", timeout=30) as response:
+            return response.read().decode().split()[0].strip().lower()
+    except OSError as exc:  # the checksum is a safety net, not a requirement
+        _log(f"no published sha1 for {url}: {exc}")
+        return None
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _archive_candidates(cache: Path, version: str) -> list[Path]:
+    return [
+        cache / f"pulsar-server-distribution-{version}-bin.tar.gz",
+        cache / f"pulsar-{version}.tar.gz",  # name used by earlier hand-made caches
+    ]
+
+
+def ensure_distribution(version: str | None = None) -> Path:
+    version = version or pulsar_version()
+    cache = cache_dir()
+    final = distribution_dir(version)
+    if distribution_complete(final):
+        return final
+    with _locked(cache):
+        if distribution_complete(final):
+            return final
+        archive = next((a for a in _archive_candidates(cache, version) if a.is_file()), None)
+        if archive is None:
+            archive = _archive_candidates(cache, version)[0]
+            _download(MAVEN_URL.format(v=version), archive)
+        _log(f"extracting {archive.name}")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".extract-") as tmp:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="tar")
+            (top,) = Path(tmp).iterdir()
+            if not distribution_complete(top):
+                raise RuntimeError(f"{archive} does not hold a Pulsar server distribution")
+            if final.exists():
+                shutil.rmtree(final)
+            top.rename(final)
+        _log(f"extracted in {time.monotonic() - started:.0f}s into {final}")
+    return final
+
+
+def pebble_version(binary: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            [str(binary), "version", "--client"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.split()[-1] if out.split() else None
+
+
+def _go_build_pebble(target: Path, env_overrides: dict[str, str]) -> None:
+    env = {**os.environ, "CGO_ENABLED": "0", **env_overrides}
+    with tempfile.TemporaryDirectory(prefix="pebble-build-") as tmp:
+
+        def go(*args: str) -> None:
+            subprocess.run(["go", *args], cwd=tmp, env=env, check=True, capture_output=True)
+
+        # `go install ...@version` needs the module's version list from the proxy, which some
+        # proxies refuse; a throwaway module that requires the pinned version does not.
+        go("mod", "init", "tmp")
+        go("get", f"{PEBBLE_MODULE}/cmd/pebble@{PEBBLE_VERSION}")
+        go("build", "-trimpath", "-o", str(target), PEBBLE_PACKAGE)
+
+
+def ensure_pebble() -> Path:
+    binary = pebble_path()
+    if pebble_version(binary) == PEBBLE_VERSION:
+        return binary
+    cache = cache_dir()
+    with _locked(cache):
+        if pebble_version(binary) == PEBBLE_VERSION:
+            return binary
+        if shutil.which("go") is None:
+            raise RuntimeError("building Pebble needs Go (https://go.dev/dl/) on PATH")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        part = binary.with_name("pebble.part")
+        started = time.monotonic()
+        # Offline first (the module cache may already hold the pinned version), then online.
+        attempts = [
+            {"GOPROXY": "off", "GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
+            {},
+        ]
+        for i, overrides in enumerate(attempts):
+            try:
+                _log(f"building pebble {PEBBLE_VERSION} ({'offline' if overrides else 'online'})")
+                _go_build_pebble(part, overrides)
+                break
+            except subprocess.CalledProcessError as exc:
+                if i == len(attempts) - 1:
+                    raise RuntimeError(
+                        f"building pebble failed: {exc.stderr.decode(errors='replace')}"
+                    ) from exc
+        part.rename(binary)
+        if pebble_version(binary) != PEBBLE_VERSION:
+            raise RuntimeError(f"{binary} does not report {PEBBLE_VERSION}")
+        _log(f"built pebble in {time.monotonic() - started:.0f}s")
+    return binary
+
+
+def main() -> int:
+    started = time.monotonic()
+    dist = ensure_distribution()
+    pebble = ensure_pebble()
+    if shutil.which("java") is None:
+        _log("WARNING: no java on PATH; Pulsar 4.0 needs Java 17+")
+    _log(f"ready in {time.monotonic() - started:.2f}s: {dist} and {pebble}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
