@@ -1,0 +1,243 @@
+"""Pure renderers: typed inputs -> bookkeeper.conf, JAAS file, environment, Pebble layer.
+
+Nothing here touches Pebble, Juju or the network, so every function can be property-tested.
+The binding keys were checked against BookKeeper 4.17.2 as shipped in Pulsar 4.0.8 (see
+NOTES-real-workload.md): the bookie port binds to ``advertisedAddress`` only when
+``listeningInterface`` is set (any value), the HTTP server binds to ``httpServerHost`` (default
+0.0.0.0), and the Prometheus provider starts its own server on ``prometheusStatsHttpAddress``
+only while ``httpServerEnabled`` is false.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bookkeeper_config import BookKeeperConfig
+
+PULSAR_HOME = "/pulsar"
+CONF_PATH = f"{PULSAR_HOME}/conf/bookkeeper.conf"
+JAAS_PATH = f"{PULSAR_HOME}/conf/bookkeeper-jaas.conf"
+JOURNAL_DIR = f"{PULSAR_HOME}/data/bookkeeper/journal"
+LEDGERS_DIR = f"{PULSAR_HOME}/data/bookkeeper/ledgers"
+STORAGE_DIRS = (JOURNAL_DIR, LEDGERS_DIR)
+BOOKKEEPER_SCRIPT = f"{PULSAR_HOME}/bin/bookkeeper"
+
+BOOKIE_PORT = 3181
+HTTP_PORT = 8000
+SERVICE = "bookie"
+WORKLOAD_UID = 10000
+WORKLOAD_GID = 0
+# Small heap for the one-off shell tools, so they fit next to a running bookie.
+TOOL_MEM = "-Xmx128m"
+# The bkenv.sh defaults that a non-empty BOOKIE_EXTRA_OPTS would otherwise drop.
+_DEFAULT_EXTRA_OPTS = (
+    "-Dio.netty.leakDetection.level=disabled",
+    "-Dio.netty.recycler.maxCapacityPerThread=4096",
+)
+# Keys whose value is a socket bind address: never the wildcard.
+LISTENER_KEYS = ("advertisedAddress", "httpServerHost", "prometheusStatsHttpAddress")
+
+
+def unit_fqdn(unit_name: str, model_name: str) -> str:
+    """The stable DNS name of a unit's pod: ``<app>-<n>.<app>-endpoints.<model>.svc.cluster.local``."""
+    app, number = unit_name.rsplit("/", 1)
+    return f"{app}-{number}.{app}-endpoints.{model_name}.svc.cluster.local"
+
+
+def bookie_id(address: str) -> str:
+    """The id a bookie registers with when ``useHostNameAsBookieID`` and ``advertisedAddress``."""
+    return f"{address}:{BOOKIE_PORT}"
+
+
+def metadata_service_uri(zookeeper_endpoints: Iterable[str], chroot: str) -> str:
+    """``zk+hierarchical://h1:2181;h2:2181/<chroot>/ledgers``.
+
+    Semicolons, not commas, separate the hosts: BookKeeper's configuration splits values on commas.
+    """
+    hosts = ";".join(zookeeper_endpoints)
+    return f"zk+hierarchical://{hosts}{chroot.rstrip('/')}/ledgers"
+
+
+@dataclass(frozen=True)
+class BookieInputs:
+    """Everything the bookie's files depend on."""
+
+    address: str
+    metadata_service_uri: str
+    config: BookKeeperConfig
+
+
+def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
+    """The keys of bookkeeper.conf the charm owns, as strings (the file holds only these)."""
+    c = inputs.config
+    return {
+        # Identity and metadata: a stable hostname id survives pod IP changes (no cookie mismatch).
+        "metadataServiceUri": inputs.metadata_service_uri,
+        "zkServers": "",  # the file default localhost:2181 would win over nothing; keep it blank
+        "zkTimeout": "30000",
+        # Ledgers znodes inherit the chroot's world-readable defaults so brokers (another ZooKeeper
+        # user) can read bookie registrations; CREATOR_ALL ACLs would lock them out.
+        "zkEnableSecurity": "false",
+        "useHostNameAsBookieID": "true",
+        "advertisedAddress": inputs.address,
+        # Any non-null value makes BookieNettyServer bind to advertisedAddress instead of 0.0.0.0;
+        # the interface name itself is not used while advertisedAddress is set.
+        "listeningInterface": "eth0",
+        "bookiePort": str(BOOKIE_PORT),
+        "allowLoopback": "true",
+        # HTTP admin API, health and /metrics on one port bound to the unit address.
+        "httpServerEnabled": "true",
+        "httpServerHost": inputs.address,
+        "httpServerPort": str(HTTP_PORT),
+        "httpServerClass": "org.apache.bookkeeper.http.vertx.VertxHttpServer",
+        "statsProviderClass": "org.apache.bookkeeper.stats.prometheus.PrometheusMetricsProvider",
+        # Unused while httpServerEnabled=true (metrics are served by the HTTP server), but bound
+        # to the unit address should that ever change.
+        "prometheusStatsHttpAddress": inputs.address,
+        "prometheusStatsHttpPort": str(HTTP_PORT),
+        "journalDirectories": JOURNAL_DIR,
+        "ledgerDirectories": LEDGERS_DIR,
+        "ledgerStorageClass": "org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage",
+        "autoRecoveryDaemonEnabled": "true",
+        "lostBookieRecoveryDelay": "0",
+        "readOnlyModeEnabled": "true",
+        "useV2WireProtocol": "true",
+        "reppDnsResolverClass": "org.apache.pulsar.zookeeper.ZkBookieRackAffinityMapping",
+        "journalSyncData": _bool(c.journal_sync_data),
+        "journalMaxGroupWaitMSec": str(c.journal_max_group_wait_ms),
+        "journalMaxSizeMB": str(c.journal_max_size_mb),
+        "dbStorage_writeCacheMaxSizeMb": str(c.write_cache_mb),
+        "dbStorage_readAheadCacheMaxSizeMb": str(c.read_ahead_cache_mb),
+        "minorCompactionThreshold": repr(float(c.minor_compaction_threshold)),
+        "minorCompactionInterval": str(c.minor_compaction_interval_s),
+        "majorCompactionThreshold": repr(float(c.major_compaction_threshold)),
+        "majorCompactionInterval": str(c.major_compaction_interval_s),
+        "gcWaitTime": str(c.gc_wait_time_ms),
+    }
+
+
+def render_properties(properties: Mapping[str, str]) -> str:
+    """A Java properties file, one ``key=value`` line per key, sorted for stable diffs."""
+    lines = ["# Managed by the bookkeeper-k8s charm: edits are overwritten."]
+    for key, value in sorted(properties.items()):
+        if not key or any(ch in key for ch in "=:# \t\r\n\\!"):
+            raise ValueError(f"not a plain property key: {key!r}")
+        if any(ch in value for ch in "\r\n\\"):
+            # Backslashes and line breaks change meaning in a properties file; no owned key needs them.
+            raise ValueError(f"{key}: value must not contain a backslash or line break")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def render_bookkeeper_conf(inputs: BookieInputs) -> str:
+    return render_properties(bookkeeper_properties(inputs))
+
+
+def render_jaas(username: str, password: str) -> str:
+    """JAAS ``Client`` section: how ZooKeeper clients in the bookie and tools authenticate."""
+    return (
+        "Client {\n"
+        "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+        f'  username="{_jaas_quote(username)}"\n'
+        f'  password="{_jaas_quote(password)}";\n'
+        "};\n"
+    )
+
+
+def _jaas_quote(value: str) -> str:
+    # The JAAS ConfigFile parser (a StreamTokenizer) honours backslash escapes inside quotes but
+    # ends a quoted string at a line break.
+    if not value or any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
+        raise ValueError("JAAS credentials must be non-empty and free of control characters")
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _common_env(log_level: str) -> dict[str, str]:
+    extra_opts = " ".join((f"-Djava.security.auth.login.config={JAAS_PATH}", *_DEFAULT_EXTRA_OPTS))
+    return {
+        # bin/pulsar reads PULSAR_BOOKKEEPER_CONF, bin/bookkeeper reads BOOKIE_CONF.
+        "PULSAR_BOOKKEEPER_CONF": CONF_PATH,
+        "BOOKIE_CONF": CONF_PATH,
+        # bkenv.sh: BOOKIE_EXTRA_OPTS, when set, replaces PULSAR_EXTRA_OPTS entirely; set both.
+        "BOOKIE_EXTRA_OPTS": extra_opts,
+        "PULSAR_EXTRA_OPTS": extra_opts,
+        "PULSAR_LOG_APPENDER": "Console",
+        "BOOKIE_LOG_APPENDER": "Console",
+        "PULSAR_LOG_LEVEL": log_level,
+        "PULSAR_LOG_ROOT_LEVEL": log_level,
+    }
+
+
+def bookie_env(config: BookKeeperConfig) -> dict[str, str]:
+    """Environment of the long-running bookie service."""
+    mem = (
+        f"-Xms{config.heap_mb}m -Xmx{config.heap_mb}m "
+        f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m"
+    )
+    return {**_common_env(config.log_level), "BOOKIE_MEM": mem, "PULSAR_MEM": mem}
+
+
+def tool_env(config: BookKeeperConfig) -> dict[str, str]:
+    """Environment of one-off ``bin/bookkeeper shell`` runs: same credentials, small heap."""
+    return {**_common_env(config.log_level), "BOOKIE_MEM": TOOL_MEM, "PULSAR_MEM": TOOL_MEM}
+
+
+def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The Pebble layer of the bookie, with every field Pebble would otherwise default.
+
+    Spelling out period/timeout/threshold keeps the layer equal to what the plan reports, so an
+    unchanged reconcile sees no difference.
+    """
+    base = f"http://{address}:{HTTP_PORT}/api/v1/bookie"
+    return {
+        "summary": "bookkeeper-k8s bookie",
+        "services": {
+            SERVICE: {
+                "override": "replace",
+                "summary": "Apache BookKeeper bookie",
+                "command": f"{PULSAR_HOME}/bin/pulsar bookie",
+                "startup": "enabled",
+                "user-id": WORKLOAD_UID,
+                "group-id": WORKLOAD_GID,
+                "working-dir": PULSAR_HOME,
+                "environment": dict(env),
+                "on-check-failure": {"bookie-alive": "restart"},
+            }
+        },
+        "checks": {
+            # A bookie replaying a large journal answers /state late: allow about a minute.
+            "bookie-alive": {
+                "override": "replace",
+                "level": "alive",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 6,
+                "http": {"url": f"{base}/state"},
+            },
+            "bookie-ready": {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {"url": f"{base}/is_ready"},
+            },
+        },
+    }
+
+
+def inputs_token(conf: str, jaas: str, layer: Mapping[str, Any]) -> str:
+    """A short digest naming one set of bookie inputs (the rolling-restart request token)."""
+    digest = hashlib.sha256()
+    for part in (conf, jaas, json.dumps(layer, sort_keys=True)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
