@@ -1,0 +1,222 @@
+"""Pure renderers: typed inputs in, file contents and Pebble layer dicts out.
+
+Nothing here touches Juju, Pebble or the network, so every function can be property-tested.
+
+Membership is deliberately kept out of the static config: ZooKeeper owns the dynamic config file
+once it runs (a reconfig rewrites it and the static file's ``dynamicConfigFile`` line), so the
+charm renders the dynamic file only for a server that is about to start, and the static file
+holds only what the charm's config decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from zookeeper_config import ZooKeeperConfig
+
+# Paths inside the `pulsar` container.
+CONF_PATH = "/pulsar/conf/zookeeper.conf"
+DYNAMIC_CONF_PATH = "/pulsar/conf/zookeeper.conf.dynamic"
+JAAS_PATH = "/pulsar/conf/zookeeper-jaas.conf"
+# What the charm last applied to the running server (hash + users); lives on the container's
+# own filesystem on purpose: a new pod loses it, which makes the charm render everything again.
+STATE_PATH = "/pulsar/conf/zookeeper-charm-state.json"
+STORAGE_PATH = "/pulsar/data"
+DATA_DIR = "/pulsar/data/zookeeper"
+MYID_PATH = f"{DATA_DIR}/myid"
+
+SERVICE = "zookeeper"
+ALIVE_CHECK = "zookeeper-alive"
+CLIENT_PORT = 2181
+QUORUM_PORT = 2888
+ELECTION_PORT = 3888
+ADMIN_PORT = 9990
+METRICS_PORT = 8000
+
+SUPER_USER = "super"
+QUORUM_USER = "quorum"
+# JAAS option names and quoted values: keep both to characters that need no escaping.
+_JAAS_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_JAAS_VALUE = re.compile(r'^[^"\\\n\r]+$')
+
+
+def unit_fqdn(app: str, unit_number: int, model: str) -> str:
+    """The pod's stable DNS name: every listener binds to it."""
+    return f"{app}-{unit_number}.{app}-endpoints.{model}.svc.cluster.local"
+
+
+def server_id(unit_number: int) -> int:
+    """ZooKeeper server ids start at 1; unit numbers at 0."""
+    return unit_number + 1
+
+
+def server_spec(address: str) -> str:
+    """Right-hand side of a ``server.N=`` line; the client address is bound to ``address`` too.
+
+    Without ``;address:port`` ZooKeeper binds the client port on 0.0.0.0.
+    """
+    return f"{address}:{QUORUM_PORT}:{ELECTION_PORT}:participant;{address}:{CLIENT_PORT}"
+
+
+def server_line(sid: int, address: str) -> str:
+    """One ``server.N=...`` line, as in the dynamic file and in reconfig's joining list."""
+    return f"server.{sid}={server_spec(address)}"
+
+
+def parse_members(config_text: str) -> dict[int, str]:
+    """Server id -> address from a dynamic config (the file or the /zookeeper/config znode)."""
+    members: dict[int, str] = {}
+    for line in config_text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if not key.startswith("server.") or not value:
+            continue
+        try:
+            sid = int(key.removeprefix("server."))
+        except ValueError:
+            continue
+        members[sid] = value.split(":", 1)[0]
+    return members
+
+
+def render_dynamic_config(members: Mapping[int, str]) -> str:
+    """The dynamic config file for a server about to start: one line per member."""
+    return "".join(f"{server_line(sid, members[sid])}\n" for sid in sorted(members))
+
+
+def render_myid(sid: int) -> str:
+    return f"{sid}\n"
+
+
+def render_static_config(config: ZooKeeperConfig, address: str) -> str:
+    """zookeeper.conf: everything but membership. ``address`` is this server's own name."""
+    settings: list[tuple[str, str | int]] = [
+        ("tickTime", config.tick_time),
+        ("initLimit", config.init_limit),
+        ("syncLimit", config.sync_limit),
+        ("dataDir", DATA_DIR),
+        ("maxClientCnxns", config.max_client_connections),
+        ("autopurge.snapRetainCount", config.autopurge_snap_retain_count),
+        ("autopurge.purgeInterval", config.autopurge_purge_interval),
+        ("forceSync", "yes"),
+        # membership lives in the dynamic file and changes only through reconfig
+        ("standaloneEnabled", "false"),
+        ("reconfigEnabled", "true"),
+        ("dynamicConfigFile", DYNAMIC_CONF_PATH),
+        # quorum and election sockets bind to the address of the server.N line, not 0.0.0.0
+        ("quorumListenOnAllIPs", "false"),
+        ("admin.enableServer", "true"),
+        ("admin.serverAddress", address),
+        ("admin.serverPort", ADMIN_PORT),
+        ("metricsProvider.className",
+         "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"),
+        ("metricsProvider.httpHost", address),
+        ("metricsProvider.httpPort", METRICS_PORT),
+        ("metricsProvider.exportJvmInfo", "true"),
+        ("4lw.commands.whitelist", "*"),
+        # clients authenticate with SASL DIGEST-MD5 against the JAAS Server section
+        ("authProvider.sasl", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
+        # servers authenticate each other with the quorum password
+        ("quorum.auth.enableSasl", "true"),
+        ("quorum.auth.learnerRequireSasl", "true"),
+        ("quorum.auth.serverRequireSasl", "true"),
+        ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
+        ("quorum.auth.server.saslLoginContext", "QuorumServer"),
+        ("quorum.cnxn.threads.size", 20),
+        ("sslQuorum", "false"),
+        ("portUnification", "false"),
+    ]
+    header = "# Rendered by the zookeeper-k8s charm; ZooKeeper rewrites it on reconfig.\n"
+    return header + "".join(f"{key}={value}\n" for key, value in settings)
+
+
+def _check_jaas(name: str, value: str) -> None:
+    if not _JAAS_NAME.match(name):
+        raise ValueError(f"JAAS user name {name!r} has characters outside [A-Za-z0-9_.-]")
+    if not _JAAS_VALUE.match(value):
+        raise ValueError(f"password for {name!r} is empty or has quotes/backslashes/newlines")
+
+
+def render_jaas(super_password: str, quorum_password: str, users: Mapping[str, str]) -> str:
+    """JAAS file: Server (super + every client user), QuorumServer and QuorumLearner."""
+    server_users = {SUPER_USER: super_password, **{u: users[u] for u in sorted(users)}}
+    for name, password in [*server_users.items(), (QUORUM_USER, quorum_password)]:
+        _check_jaas(name, password)
+    module = "org.apache.zookeeper.server.auth.DigestLoginModule required"
+    server_lines = "".join(f'    user_{u}="{p}"\n' for u, p in server_users.items())
+    return (
+        f"Server {{\n    {module}\n{server_lines.rstrip()};\n}};\n"
+        f"QuorumServer {{\n    {module}\n"
+        f'    user_{QUORUM_USER}="{quorum_password}";\n}};\n'
+        f"QuorumLearner {{\n    {module}\n"
+        f'    username="{QUORUM_USER}"\n    password="{quorum_password}";\n}};\n'
+    )
+
+
+def digest(username: str, password: str) -> str:
+    """ZooKeeper's digest id ``user:base64(sha1(user:password))`` (ACLs and superDigest)."""
+    raw = hashlib.sha1(f"{username}:{password}".encode()).digest()
+    return f"{username}:{base64.b64encode(raw).decode()}"
+
+
+def render_env(config: ZooKeeperConfig, super_password: str) -> dict[str, str]:
+    """Environment of the ZooKeeper service (read by bin/pulsar)."""
+    heap = config.heap_mb
+    return {
+        "PULSAR_ZK_CONF": CONF_PATH,
+        "PULSAR_MEM": f"-Xms{heap}m -Xmx{heap}m -XX:MaxDirectMemorySize={heap}m",
+        "PULSAR_EXTRA_OPTS": " ".join(
+            [
+                f"-Djava.security.auth.login.config={JAAS_PATH}",
+                "-Dzookeeper.DigestAuthenticationProvider.superDigest="
+                + digest(SUPER_USER, super_password),
+                # ZooKeeper 3.9 defaults to FIPS mode, which refuses DIGEST-MD5 for quorum SASL
+                # (learners fail with "will not use DIGEST-MD5 ... FIPS mode is enabled").
+                "-Dzookeeper.fips-mode=false",
+                # bin/pulsar's default PULSAR_EXTRA_OPTS, which setting ours replaces
+                "-Dpulsar.allocator.exit_on_oom=true",
+            ]
+        ),
+        "PULSAR_LOG_APPENDER": "Console",
+        "PULSAR_LOG_LEVEL": config.log_level,
+        "PULSAR_LOG_ROOT_LEVEL": config.log_level,
+    }
+
+
+def render_layer(env: Mapping[str, str], address: str) -> dict[str, Any]:
+    """The Pebble layer: the service plus an alive check on the admin server's ruok."""
+    return {
+        "summary": "ZooKeeper server",
+        "services": {
+            SERVICE: {
+                "override": "replace",
+                "summary": "ZooKeeper server (bin/pulsar zookeeper)",
+                "command": "/pulsar/bin/pulsar zookeeper",
+                "startup": "enabled",
+                "user-id": 10000,
+                "group-id": 0,
+                "environment": dict(env),
+                "on-check-failure": {ALIVE_CHECK: "restart"},
+            }
+        },
+        "checks": {
+            ALIVE_CHECK: {
+                "override": "replace",
+                "level": "alive",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 6,
+                "http": {"url": f"http://{address}:{ADMIN_PORT}/commands/ruok"},
+            }
+        },
+    }
+
+
+def restart_token(files: Mapping[str, str], layer: Mapping[str, Any]) -> str:
+    """Hash of everything a running server reads only at start (never the dynamic file)."""
+    payload = json.dumps({"files": dict(files), "layer": layer}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
