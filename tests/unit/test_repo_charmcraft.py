@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import keyword
 import pathlib
+import os
 import re
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,17 +36,11 @@ def _emitter() -> Iterator[None]:
     """Charmcraft's services log through craft-cli's emitter, which must be initialised.
 
     craft-cli's pytest plugin initialises it for every test; without the plugin
-    (``-p no:emitter``) initialise it here, quietly, into a throw-away log.
+    (``-p no:emitter``) initialise it here once, quietly, with the log thrown away.
     """
-    if getattr(emit, "_initiated", False):
-        yield
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        emit.init(EmitterMode.QUIET, "charmcraft", "", log_filepath=pathlib.Path(tmp, "log"))
-        try:
-            yield
-        finally:
-            emit.ended_ok()
+    if not getattr(emit, "_initiated", False):
+        emit.init(EmitterMode.QUIET, "charmcraft", "", log_filepath=pathlib.Path(os.devnull))
+    yield
 
 
 def load_project(charm_dir: pathlib.Path) -> Any:
