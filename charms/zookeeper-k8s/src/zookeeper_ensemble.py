@@ -1,0 +1,171 @@
+"""Talking to the running ensemble: four-letter words, reconfig, chroots and ACLs (via kazoo).
+
+Every failure (connection refused, timeout, auth failure, ZooKeeper error) surfaces as
+:class:`EnsembleError`, which the charm turns into a Waiting status: a hook never fails because
+ZooKeeper is briefly unreachable. Timeouts are short because this runs inside Juju hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+from kazoo.security import ACL, Id, Permissions
+
+from zookeeper_render import CLIENT_PORT, SUPER_USER, digest, parse_members
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ZNODE = "/zookeeper/config"
+_PERMISSION_BITS = {
+    "c": Permissions.CREATE,
+    "d": Permissions.DELETE,
+    "r": Permissions.READ,
+    "w": Permissions.WRITE,
+    "a": Permissions.ADMIN,
+}
+
+
+class EnsembleError(Exception):
+    """ZooKeeper could not be reached or refused the operation; retry on a later event."""
+
+
+def four_letter_word(host: str, word: str, *, port: int = CLIENT_PORT, timeout: float = 3.0) -> str:
+    """Send a four-letter word (``ruok``, ``srvr``...) and return the answer ("" on failure)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(word.encode())
+            chunks = []
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+    except OSError as exc:
+        logger.debug("%s on %s:%s failed: %s", word, host, port, exc)
+        return ""
+    return b"".join(chunks).decode(errors="replace")
+
+
+def is_ok(host: str) -> bool:
+    """The server process answers ``ruok`` with ``imok`` (it may not be in a quorum yet)."""
+    return four_letter_word(host, "ruok").strip() == "imok"
+
+
+def is_serving(host: str) -> bool:
+    """The server is a leader, follower or observer of a quorum (``srvr`` shows a Mode)."""
+    return "Mode:" in four_letter_word(host, "srvr")
+
+
+def acl_entries(username: str, password: str, letters: str) -> list[ACL]:
+    """The ACL of a client chroot: ``sasl:<user>`` and ``digest:<user>:<hash>`` with ``letters``."""
+    perms = 0
+    for letter in letters:
+        perms |= _PERMISSION_BITS[letter]
+    return [
+        ACL(perms, Id("sasl", username)),
+        ACL(perms, Id("digest", digest(username, password))),
+    ]
+
+
+def _belongs_to(acl: ACL, username: str) -> bool:
+    ident = acl.id.id
+    return (acl.id.scheme == "sasl" and ident == username) or (
+        acl.id.scheme == "digest" and ident.split(":", 1)[0] == username
+    )
+
+
+class ZooKeeperEnsemble:
+    """A short-lived super-user session on the ensemble (use as a context manager)."""
+
+    def __init__(self, hosts: Iterable[str], super_password: str, *, timeout: float = 5.0):
+        self._hosts = ",".join(f"{h}:{CLIENT_PORT}" for h in hosts)
+        self._super_password = super_password
+        self._timeout = timeout
+        self._client: KazooClient | None = None
+
+    @property
+    def _super_acl(self) -> list[ACL]:
+        return [ACL(Permissions.ALL, Id("digest", digest(SUPER_USER, self._super_password)))]
+
+    def __enter__(self) -> ZooKeeperEnsemble:
+        """Connect and authenticate as super (digest scheme, matched by the superDigest)."""
+        client = KazooClient(
+            hosts=self._hosts,
+            timeout=self._timeout,
+            auth_data=[("digest", f"{SUPER_USER}:{self._super_password}")],
+            connection_retry=KazooRetry(max_tries=1, ignore_expire=False),
+            command_retry=KazooRetry(max_tries=1, ignore_expire=False),
+        )
+        try:
+            client.start(timeout=self._timeout)
+        except (KazooException, KazooTimeoutError, OSError) as exc:
+            client.close()
+            raise EnsembleError(f"cannot connect to {self._hosts}: {exc}") from exc
+        self._client = client
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the session; errors while closing do not matter."""
+        if self._client is not None:
+            try:
+                self._client.stop()
+                self._client.close()
+            except Exception:  # noqa: BLE001 - closing must never fail a hook
+                logger.debug("error closing the kazoo client", exc_info=True)
+            self._client = None
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[KazooClient]:
+        if self._client is None:
+            raise EnsembleError(f"{what}: not connected")
+        try:
+            yield self._client
+        except (KazooException, KazooTimeoutError, OSError) as exc:
+            raise EnsembleError(f"{what}: {type(exc).__name__} {exc}") from exc
+
+    def members(self) -> dict[int, str]:
+        """The committed membership (server id -> address) as ZooKeeper knows it."""
+        with self._calling("read /zookeeper/config") as client:
+            data, _ = client.get(CONFIG_ZNODE)
+        return parse_members(data.decode())
+
+    def remove_servers(self, server_ids: Iterable[int]) -> dict[int, str]:
+        """Reconfig: drop ``server_ids``; returns the new membership."""
+        leaving = ",".join(str(s) for s in sorted(server_ids))
+        with self._calling(f"reconfig remove {leaving}") as client:
+            data, _ = client.reconfig(joining=None, leaving=leaving, new_members=None)
+        return parse_members(data.decode())
+
+    def add_servers(self, server_lines: Iterable[str]) -> dict[int, str]:
+        """Reconfig: add ``server.N=...`` lines; returns the new membership."""
+        joining = ",".join(server_lines)
+        with self._calling(f"reconfig add {joining}") as client:
+            data, _ = client.reconfig(joining=joining, leaving=None, new_members=None)
+        return parse_members(data.decode())
+
+    def grant(self, chroot: str, username: str, password: str, letters: str) -> None:
+        """Create ``chroot`` if missing and make its ACL exactly the client's entries."""
+        wanted = acl_entries(username, password, letters)
+        with self._calling(f"grant {chroot} to {username}") as client:
+            client.ensure_path(chroot, acl=wanted)
+            current, stat = client.get_acls(chroot)
+            others = [a for a in current if not _belongs_to(a, username)]
+            merged = others + wanted
+            if sorted(map(str, current)) != sorted(map(str, merged)):
+                client.set_acls(chroot, merged, version=stat.aversion)
+
+    def revoke(self, chroot: str, username: str) -> None:
+        """Remove ``username``'s ACL entries from ``chroot`` (data stays; super keeps access)."""
+        with self._calling(f"revoke {username} on {chroot}") as client:
+            if client.exists(chroot) is None:
+                return
+            current, stat = client.get_acls(chroot)
+            remaining = [a for a in current if not _belongs_to(a, username)]
+            if remaining == current:
+                return
+            # an empty ACL is invalid: leave the znode to the super user alone
+            client.set_acls(chroot, remaining or self._super_acl, version=stat.aversion)
