@@ -1,0 +1,358 @@
+"""Pure renderers: typed inputs -> broker files, environment, exec argv and Pebble layer.
+
+Nothing here touches Juju or Pebble, so every function can be tested (and fuzzed) on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from pulsar_config import PulsarConfig
+
+PULSAR_HOME = "/pulsar"
+BROKER_CONF_PATH = "/pulsar/conf/broker.conf"
+FUNCTIONS_WORKER_CONF_PATH = "/pulsar/conf/functions_worker.yml"
+JAAS_CONF_PATH = "/pulsar/conf/zookeeper-jaas.conf"
+# Outside the storage mount on purpose: it must not survive a pod restart, where the charm
+# recreates it just before the broker starts.
+STATUS_FILE_PATH = "/pulsar/status"
+DATA_DIR = "/pulsar/data"
+FUNCTIONS_DOWNLOAD_DIR = "/pulsar/download/pulsar_functions"
+
+ZOOKEEPER_CHROOT = "/pulsar"
+BROKER_SERVICE_PORT = 6650
+WEB_SERVICE_PORT = 8080
+SERVICE_NAME = "broker"
+LAYER_NAME = "pulsar-broker"
+ALIVE_CHECK = "broker-alive"
+READY_CHECK = "broker-ready"
+
+# Pebble's default kill-delay (5 s) would SIGKILL a broker in the middle of unloading its
+# bundles; the broker's own shutdown timeout is kept below the kill-delay so it finishes first.
+KILL_DELAY_SECONDS = 30
+BROKER_SHUTDOWN_TIMEOUT_MS = 25_000
+
+# bin/pulsar sources conf/pulsar_env.sh, which sets these only when PULSAR_EXTRA_OPTS is unset:
+# setting PULSAR_EXTRA_OPTS for the JAAS file must carry them over.
+_PULSAR_ENV_EXTRA_OPTS = (
+    "-Dpulsar.allocator.exit_on_oom=true",
+    "-Dio.netty.recycler.maxCapacityPerThread=4096",
+)
+TOOL_HEAP = "-Xmx128m"
+
+# WorkerConfig's Java defaults are not the image's functions_worker.yml values: left out, the
+# namespace and topic names are null and the periods 0, and the broker dies at start
+# (NullPointerException, IllegalArgumentException from scheduleAtFixedRate). These are the
+# distribution's values for everything the in-broker worker needs.
+_FUNCTIONS_WORKER_BASELINE: dict[str, Any] = {
+    "metadataStoreSessionTimeoutMillis": 30000,
+    "metadataStoreOperationTimeoutSeconds": 30,
+    "metadataStoreCacheExpirySeconds": 300,
+    "pulsarFunctionsNamespace": "public/functions",
+    "functionMetadataTopicName": "metadata",
+    "clusterCoordinationTopicName": "coordinate",
+    "functionAssignmentTopicName": "assignments",
+    "useCompactedMetadataTopic": False,
+    "numHttpServerThreads": 8,
+    "schedulerClassName": "org.apache.pulsar.functions.worker.scheduler.RoundRobinScheduler",
+    "failureCheckFreqMs": 30000,
+    "rescheduleTimeoutMs": 60000,
+    "rebalanceCheckFreqSec": -1,
+    "initialBrokerReconnectMaxRetries": 60,
+    "assignmentWriteMaxRetries": 60,
+    "instanceLivenessCheckFreqMs": 30000,
+    "topicCompactionFrequencySec": 1800,
+    "enableReferencingConnectorDirectoryFiles": True,
+    "enableReferencingFunctionsDirectoryFiles": True,
+}
+
+
+@dataclass(frozen=True)
+class BrokerInputs:
+    """Everything the broker's files depend on, gathered from config and relations."""
+
+    config: PulsarConfig
+    unit_address: str
+    zookeeper_hosts: str
+    bookkeeper_metadata_service_uri: str
+
+
+def unit_fqdn(unit_name: str, app_name: str, model_name: str) -> str:
+    """The pod's stable DNS name, which every listener binds to and advertises."""
+    number = unit_name.rsplit("/", 1)[-1]
+    return f"{app_name}-{number}.{app_name}-endpoints.{model_name}.svc.cluster.local"
+
+
+def service_fqdn(app_name: str, model_name: str) -> str:
+    """The Kubernetes service in front of every broker unit (cluster-wide URLs use it)."""
+    return f"{app_name}.{model_name}.svc.cluster.local"
+
+
+def metadata_store_url(zookeeper_hosts: str, chroot: str = ZOOKEEPER_CHROOT) -> str:
+    """``zk:h1:2181,h2:2181/pulsar``: the metadata store URL form Pulsar 4 expects."""
+    return f"zk:{zookeeper_hosts}{chroot}"
+
+
+def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
+    """The broker.conf keys the charm owns; everything else keeps Pulsar's built-in default."""
+    config = inputs.config
+    store = metadata_store_url(inputs.zookeeper_hosts)
+    backlog_bytes = (
+        -1
+        if config.backlog_quota_default_limit_mb < 0
+        else config.backlog_quota_default_limit_mb * 1024 * 1024
+    )
+    return {
+        "clusterName": config.cluster_name,
+        "metadataStoreUrl": store,
+        "configurationMetadataStoreUrl": store,
+        "bookkeeperMetadataServiceUri": inputs.bookkeeper_metadata_service_uri,
+        "advertisedAddress": inputs.unit_address,
+        # bindAddress covers both the binary (6650) and the web (8080) listener; the WebSocket
+        # service and the in-broker functions worker are served by that same web listener.
+        "bindAddress": inputs.unit_address,
+        "brokerServicePort": str(BROKER_SERVICE_PORT),
+        "webServicePort": str(WEB_SERVICE_PORT),
+        "managedLedgerDefaultEnsembleSize": str(config.managed_ledger_ensemble_size),
+        "managedLedgerDefaultWriteQuorum": str(config.managed_ledger_write_quorum),
+        "managedLedgerDefaultAckQuorum": str(config.managed_ledger_ack_quorum),
+        "statusFilePath": STATUS_FILE_PATH,
+        "functionsWorkerEnabled": _bool(config.functions_worker_enabled),
+        "webSocketServiceEnabled": _bool(config.websocket_service_enabled),
+        "defaultRetentionTimeInMinutes": str(config.default_retention_time_minutes),
+        "defaultRetentionSizeInMB": str(config.default_retention_size_mb),
+        "backlogQuotaDefaultLimitBytes": str(backlog_bytes),
+        "brokerShutdownTimeoutMs": str(BROKER_SHUTDOWN_TIMEOUT_MS),
+    }
+
+
+def render_properties(properties: Mapping[str, str], header: str) -> str:
+    """A Java properties file, keys sorted so equal inputs give byte-identical output."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{_escape_key(k)}={_escape_value(v)}" for k, v in sorted(properties.items())]
+    return "\n".join(lines) + "\n"
+
+
+def render_broker_conf(inputs: BrokerInputs) -> str:
+    return render_properties(
+        broker_properties(inputs),
+        "Managed by the pulsar-k8s charm: manual edits are overwritten.\n"
+        "Keys not listed here keep Pulsar's built-in defaults.",
+    )
+
+
+def functions_worker_settings(inputs: BrokerInputs) -> dict[str, Any]:
+    """functions_worker.yml for the worker running inside the broker (process runtime)."""
+    config = inputs.config
+    return {
+        **_FUNCTIONS_WORKER_BASELINE,
+        "workerHostname": inputs.unit_address,
+        "workerPort": WEB_SERVICE_PORT,
+        "configurationMetadataStoreUrl": metadata_store_url(inputs.zookeeper_hosts),
+        "pulsarFunctionsCluster": config.cluster_name,
+        "pulsarServiceUrl": f"pulsar://{inputs.unit_address}:{BROKER_SERVICE_PORT}",
+        "pulsarWebServiceUrl": f"http://{inputs.unit_address}:{WEB_SERVICE_PORT}",
+        # Function packages are ledgers too: as many copies as an ordinary entry gets.
+        "numFunctionPackageReplicas": config.managed_ledger_write_quorum,
+        "downloadDirectory": FUNCTIONS_DOWNLOAD_DIR,
+        "functionRuntimeFactoryClassName": (
+            "org.apache.pulsar.functions.runtime.process.ProcessRuntimeFactory"
+        ),
+        # Must be present (even with only one key) or the process runtime factory is null;
+        # the instance jar and Python runner come from bin/pulsar's -Dpulsar.functions.* flags.
+        "functionRuntimeFactoryConfigs": {"logDirectory": f"{PULSAR_HOME}/logs"},
+        "functionsDirectory": f"{PULSAR_HOME}/functions",
+        "connectorsDirectory": f"{PULSAR_HOME}/connectors",
+    }
+
+
+def render_functions_worker_yml(inputs: BrokerInputs) -> str:
+    header = "# Managed by the pulsar-k8s charm: manual edits are overwritten.\n"
+    return header + yaml.safe_dump(functions_worker_settings(inputs), sort_keys=True)
+
+
+def render_jaas(username: str, password: str) -> str:
+    """The JAAS ``Client`` section every broker JVM and tool uses to log in to ZooKeeper."""
+    return (
+        "Client {\n"
+        "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+        f'  username="{_jaas_quote(username)}"\n'
+        f'  password="{_jaas_quote(password)}";\n'
+        "};\n"
+    )
+
+
+def broker_files(inputs: BrokerInputs, username: str, password: str) -> dict[str, str]:
+    """Every file the broker reads, by container path."""
+    files = {
+        BROKER_CONF_PATH: render_broker_conf(inputs),
+        JAAS_CONF_PATH: render_jaas(username, password),
+    }
+    if inputs.config.functions_worker_enabled:
+        files[FUNCTIONS_WORKER_CONF_PATH] = render_functions_worker_yml(inputs)
+    return files
+
+
+def jvm_extra_opts() -> str:
+    return " ".join(
+        (
+            f"-Djava.security.auth.login.config={JAAS_CONF_PATH}",
+            # ZooKeeper 3.9 clients default to FIPS mode, which refuses DIGEST-MD5 ("Client
+            # will not use DIGEST-MD5 as SASL mechanism, because FIPS mode is enabled") and
+            # then fail every call with AuthFailed: digest login needs FIPS mode off.
+            "-Dzookeeper.fips-mode=false",
+            *_PULSAR_ENV_EXTRA_OPTS,
+        )
+    )
+
+
+def broker_environment(config: PulsarConfig) -> dict[str, str]:
+    """Environment of the broker service: memory, JAAS login, logging to stdout (Pebble)."""
+    return {
+        "PULSAR_MEM": (
+            f"-Xms{config.heap_mb}m -Xmx{config.heap_mb}m "
+            f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m"
+        ),
+        "PULSAR_EXTRA_OPTS": jvm_extra_opts(),
+        "PULSAR_BROKER_CONF": BROKER_CONF_PATH,
+        "PULSAR_LOG_APPENDER": "Console",
+        "PULSAR_LOG_LEVEL": config.log_level,
+        "PULSAR_LOG_ROOT_LEVEL": config.log_level,
+    }
+
+
+def tool_environment() -> dict[str, str]:
+    """Environment of one-off tools: small heap (the image default is 2 GiB) and the JAAS file."""
+    return {
+        "PULSAR_MEM": TOOL_HEAP,
+        "PULSAR_EXTRA_OPTS": jvm_extra_opts(),
+        "PULSAR_LOG_APPENDER": "Console",
+    }
+
+
+def initialize_cluster_metadata_argv(
+    *,
+    cluster_name: str,
+    zookeeper_hosts: str,
+    bookkeeper_metadata_service_uri: str,
+    app_name: str,
+    model_name: str,
+) -> list[str]:
+    """``bin/pulsar initialize-cluster-metadata`` against an already initialised BookKeeper.
+
+    ``--existing-bk-metadata-service-uri`` stops the tool from formatting BookKeeper metadata
+    under the Pulsar chroot (bookkeeper-k8s owns it), and zero stream-storage containers stops it
+    from writing the (unused) table-service metadata into the BookKeeper chroot, where the
+    Pulsar ZooKeeper user has no rights.
+    """
+    store = metadata_store_url(zookeeper_hosts)
+    service = service_fqdn(app_name, model_name)
+    return [
+        f"{PULSAR_HOME}/bin/pulsar",
+        "initialize-cluster-metadata",
+        "--cluster",
+        cluster_name,
+        "--metadata-store",
+        store,
+        "--configuration-metadata-store",
+        store,
+        "--web-service-url",
+        f"http://{service}:{WEB_SERVICE_PORT}",
+        "--broker-service-url",
+        f"pulsar://{service}:{BROKER_SERVICE_PORT}",
+        "--existing-bk-metadata-service-uri",
+        bookkeeper_metadata_service_uri,
+        "--initial-num-stream-storage-containers",
+        "0",
+    ]
+
+
+def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
+    base = f"http://{unit_address}:{WEB_SERVICE_PORT}"
+    return {
+        "summary": "Apache Pulsar broker",
+        "services": {
+            SERVICE_NAME: {
+                "override": "replace",
+                "summary": "Pulsar broker",
+                "command": f"{PULSAR_HOME}/bin/pulsar broker",
+                "startup": "enabled",
+                "user-id": 10000,
+                "group-id": 0,
+                "working-dir": PULSAR_HOME,
+                "environment": broker_environment(config),
+                "kill-delay": f"{KILL_DELAY_SECONDS}s",
+                "on-check-failure": {ALIVE_CHECK: "restart"},
+            }
+        },
+        "checks": {
+            # status.html answers 200 only while the status file exists; threshold x period
+            # leaves room for a cold start before Pebble restarts the broker.
+            ALIVE_CHECK: {
+                "override": "replace",
+                "level": "alive",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 6,
+                "http": {"url": f"{base}/status.html"},
+            },
+            READY_CHECK: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {"url": f"{base}/admin/v2/brokers/ready"},
+            },
+        },
+    }
+
+
+def inputs_token(files: Mapping[str, str], layer: Mapping[str, Any]) -> str:
+    """A short digest naming one rendering, used as the rolling-restart request token."""
+    digest = hashlib.sha256(json.dumps([sorted(files.items()), layer], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _jaas_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _escape_value(value: str) -> str:
+    out = []
+    for i, char in enumerate(value):
+        if char == "\\":
+            out.append("\\\\")
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == " " and i == 0:
+            out.append("\\ ")  # a leading blank would be stripped by the parser
+        elif not 0x20 <= ord(char) < 0x7F:
+            # Properties.load(InputStream) reads ISO-8859-1: keep the file pure ASCII.
+            out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _escape_key(key: str) -> str:
+    return "".join("\\" + c if c in "=: #!" else c for c in _escape_value(key))
+
+
+def _utf16_units(char: str) -> list[int]:
+    data = char.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
