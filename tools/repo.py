@@ -77,7 +77,7 @@ class CharmSpec:
     @property
     def options(self) -> dict[str, dict[str, Any]]:
         """Config options by name."""
-        return dict(((self.raw.get("config") or {}).get("options") or {}))
+        return dict((self.raw.get("config") or {}).get("options") or {})
 
     @property
     def actions(self) -> dict[str, dict[str, Any]]:
@@ -117,7 +117,7 @@ class CharmSpec:
         return dict(self.raw.get("containers") or {})
 
     def packed_charm_name(self) -> str:
-        """The file name ``charmcraft pack`` gives this charm's first platform."""
+        """Return the file name ``charmcraft pack`` gives this charm's first platform."""
         platforms = self.raw.get("platforms") or {}
         if not platforms:
             raise ValueError(f"{self.name}: charmcraft.yaml declares no platforms")

@@ -132,9 +132,10 @@ def test_cluster_name_is_fixed_after_initialisation(juju: jubilant.Juju):
     status = juju.wait(
         lambda s: jubilant.all_blocked(s, BROKER), error=jubilant.any_error, delay=5
     )
-    message = status.apps[BROKER].app_status.message or next(
-        iter(status.apps[BROKER].units.values())
-    ).workload_status.message
+    message = (
+        status.apps[BROKER].app_status.message
+        or next(iter(status.apps[BROKER].units.values())).workload_status.message
+    )
     assert "cluster-name" in message, message
     juju.config(BROKER, {"cluster-name": original})
     status = wait_active(juju)

@@ -85,9 +85,13 @@ def bundle_problems(root: pathlib.Path) -> list[str]:
         for name, res in sorted(charm.resources.items()):
             upstream = res.get("upstream-source")
             if upstream != image:
-                problems.append(f"{app}: charmcraft.yaml {name} upstream-source {upstream}!={image}")
+                problems.append(
+                    f"{app}: charmcraft.yaml {name} upstream-source {upstream} != {image}"
+                )
             if res.get("type") == "oci-image" and resources.get(name) != image:
-                problems.append(f"{app}: resource {name} must be {image}, got {resources.get(name)}")
+                problems.append(
+                    f"{app}: resource {name} must be {image}, not {resources.get(name)}"
+                )
         for name in sorted(set(resources) - set(charm.resources)):
             problems.append(f"{app}: resource {name} is not declared by the charm")
         if IMAGE_RESOURCE not in charm.resources:
@@ -145,7 +149,7 @@ def relation_problems(relations: list[Any], charms: dict[str, CharmSpec]) -> lis
             ends.append((app, ep))
         if len(ends) != 2:
             continue
-        (app_a, a), (app_b, b) = ends
+        (_, a), (_, b) = ends
         if frozenset(pair) in seen:
             problems.append(f"relation {pair}: listed twice")
         seen.add(frozenset(pair))
@@ -204,27 +208,52 @@ def test_sample_bundle_passes(sample_repo):
             ),
             "upstream-source",
         ),
-        (lambda b, c: b["relations"].append(["pulsar-k8s:nope", "zookeeper-k8s:zookeeper"]),
-         "has no endpoint nope"),
-        (lambda b, c: b["relations"].append(["zookeeper-k8s:zookeeper", "pulsar-k8s:bookkeeper"]),
-         "interfaces differ"),
-        (lambda b, c: b["relations"].append(["pulsar-k8s:zookeeper", "bookkeeper-k8s:zookeeper"]),
-         "need provides+requires"),
+        (
+            lambda b, c: b["relations"].append(["pulsar-k8s:nope", "zookeeper-k8s:zookeeper"]),
+            "has no endpoint nope",
+        ),
+        (
+            lambda b, c: b["relations"].append(
+                ["zookeeper-k8s:zookeeper", "pulsar-k8s:bookkeeper"]
+            ),
+            "interfaces differ",
+        ),
+        (
+            lambda b, c: b["relations"].append(
+                ["pulsar-k8s:zookeeper", "bookkeeper-k8s:zookeeper"]
+            ),
+            "need provides+requires",
+        ),
         (lambda b, c: b["relations"].pop(), "required endpoint is not related"),
-        (lambda b, c: b["relations"].append(["bookkeeper-k8s:zookeeper", "zookeeper-k8s:zookeeper"]),
-         "listed twice"),
-        (lambda b, c: c["pulsar-k8s"]["requires"]["bookkeeper"].update(interface="bk"),
-         "interfaces differ"),
-        (lambda b, c: b["applications"]["bookkeeper-k8s"]["storage"].update(ledgers="512M"),
-         "< minimum-size"),
-        (lambda b, c: b["applications"]["bookkeeper-k8s"]["storage"].pop("journal"),
-         "storage journal has no size"),
-        (lambda b, c: b["applications"]["zookeeper-k8s"]["storage"].update(logs="1G"),
-         "storage logs is not declared"),
-        (lambda b, c: b["applications"]["pulsar-k8s"].update(charm="pulsar-k8s"),
-         "local path"),
-        (lambda b, c: b["applications"]["pulsar-k8s"].update(
-            charm="./charms/pulsar-k8s/pulsar-k8s_ubuntu-22.04-amd64.charm"), "charmcraft pack"),
+        (
+            lambda b, c: b["relations"].append(
+                ["bookkeeper-k8s:zookeeper", "zookeeper-k8s:zookeeper"]
+            ),
+            "listed twice",
+        ),
+        (
+            lambda b, c: c["pulsar-k8s"]["requires"]["bookkeeper"].update(interface="bk"),
+            "interfaces differ",
+        ),
+        (
+            lambda b, c: b["applications"]["bookkeeper-k8s"]["storage"].update(ledgers="512M"),
+            "< minimum-size",
+        ),
+        (
+            lambda b, c: b["applications"]["bookkeeper-k8s"]["storage"].pop("journal"),
+            "storage journal has no size",
+        ),
+        (
+            lambda b, c: b["applications"]["zookeeper-k8s"]["storage"].update(logs="1G"),
+            "storage logs is not declared",
+        ),
+        (lambda b, c: b["applications"]["pulsar-k8s"].update(charm="pulsar-k8s"), "local path"),
+        (
+            lambda b, c: b["applications"]["pulsar-k8s"].update(
+                charm="./charms/pulsar-k8s/pulsar-k8s_ubuntu-22.04-amd64.charm"
+            ),
+            "charmcraft pack",
+        ),
         (lambda b, c: b["applications"]["pulsar-k8s"].update(trust=True), "trust must be false"),
         (lambda b, c: b["applications"].pop("pulsar-k8s"), "applications must be"),
     ],

@@ -119,9 +119,7 @@ def test_repository_has_libraries():
     assert REPO_LIBS, f"no charm library found under {CHARMS_DIR}/*/lib/charms/<owner>/vN/"
 
 
-@pytest.mark.parametrize(
-    "lib", REPO_LIBS, ids=[p.relative_to(ROOT).as_posix() for p in REPO_LIBS]
-)
+@pytest.mark.parametrize("lib", REPO_LIBS, ids=[p.relative_to(ROOT).as_posix() for p in REPO_LIBS])
 def test_library_is_owner_copy_with_metadata(lib: pathlib.Path):
     problems = library_problems(lib, CHARMS_DIR)
     assert not problems, "\n".join(problems)

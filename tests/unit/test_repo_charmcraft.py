@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import keyword
-import pathlib
 import os
+import pathlib
 import re
 from collections.abc import Iterator
 from typing import Any

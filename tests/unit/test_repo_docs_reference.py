@@ -96,7 +96,9 @@ def test_sample_page_content(sample_repo):
     assert "| `bookkeeper` | provides | `bookkeeper` | - | - | - |" in page
     assert "| `cluster` | peers | `bookkeeper_peers` | - | - | - |" in page
     assert "| `journal` | filesystem | /pulsar/data/j | 1G | - | - |" in page
-    assert "| `pulsar-image` | oci-image | `apachepulsar/pulsar:9.9.9` | The Pulsar image. |" in page
+    assert (
+        "| `pulsar-image` | oci-image | `apachepulsar/pulsar:9.9.9` | The Pulsar image. |" in page
+    )
     assert page.endswith("|\n") and "\n\n\n" not in page
     assert missing_mentions(charm, page) == []
 
