@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+from time import monotonic, sleep
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -154,13 +154,13 @@ class BookieWorkload:
         return sorted(str(bookie) for bookie in listed)
 
     def wait_ready(self, timeout_s: float = 120, interval_s: float = 2) -> bool:
-        deadline = time.monotonic() + timeout_s
+        deadline = monotonic() + timeout_s
         while True:
             if self.is_ready():
                 return True
-            if time.monotonic() >= deadline:
+            if monotonic() >= deadline:
                 return False
-            time.sleep(interval_s)
+            sleep(interval_s)
 
     def _http_get(self, path: str) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"

@@ -1,0 +1,91 @@
+"""Shared fixtures of the bookkeeper-k8s unit tests: no real HTTP, no real sleeping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import charms
+import pytest
+from ops import testing
+
+CHARM_ROOT = Path(__file__).resolve().parents[2]
+
+# pytest's importlib mode names this file ``charms.bookkeeper-k8s.tests.unit.conftest`` and so
+# binds ``charms`` to the repository's charms/ directory alone, hiding the charm libraries'
+# ``charms`` namespace under lib/. Put this charm's lib/charms back on the package path.
+if str(CHARM_ROOT / "lib" / "charms") not in list(charms.__path__):
+    charms.__path__.append(str(CHARM_ROOT / "lib" / "charms"))
+
+from bookkeeper_charm import BookKeeperCharm  # noqa: E402
+from bookkeeper_render import JOURNAL_DIR, LEDGERS_DIR  # noqa: E402
+from bookkeeper_workload import BookieWorkload  # noqa: E402
+
+
+
+@dataclass
+class FakeBookieHttp:
+    """Stands in for every bookie's HTTP API; ``writable`` = None makes every request fail."""
+
+    writable: list[str] | None = field(default_factory=list)
+    ready: bool = True
+    requests: list[str] = field(default_factory=list)
+
+    def get(self, path: str) -> str | None:
+        self.requests.append(path)
+        if self.writable is None:
+            return None
+        if path.startswith("/api/v1/bookie/list_bookies"):
+            return json.dumps({bookie: bookie.rsplit(":", 1)[0] for bookie in self.writable})
+        if path == "/api/v1/bookie/is_ready":
+            return "OK" if self.ready else None
+        return None
+
+
+@pytest.fixture(autouse=True)
+def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeBookieHttp:
+    fake = FakeBookieHttp()
+    monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path: fake.get(path))
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """time.sleep in the workload advances a fake clock instead of waiting."""
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr("bookkeeper_workload.sleep", sleep)
+    monkeypatch.setattr("bookkeeper_workload.monotonic", lambda: now[0])
+    return now
+
+
+@pytest.fixture
+def ctx() -> testing.Context:
+    return testing.Context(BookKeeperCharm, charm_root=CHARM_ROOT)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> dict[str, testing.Mount]:
+    """The two storage mounts (directories under tmp_path)."""
+    mounts = {}
+    for name, location in (("journal", JOURNAL_DIR), ("ledgers", LEDGERS_DIR)):
+        source = tmp_path / name
+        source.mkdir()
+        mounts[name] = testing.Mount(location=location, source=source)
+    return mounts
+
+
+@pytest.fixture(autouse=True)
+def not_owned(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Storage paths the fake reports as not yet owned by the workload user (default: none).
+
+    ops.testing mounts storage as symlinks, so list_files(itself=True) reports the symlink's
+    owner, not the directory's: ownership is faked at the workload boundary instead.
+    """
+    paths: set[str] = set()
+    monkeypatch.setattr(BookieWorkload, "owned_by_workload", lambda _self, p: p not in paths)
+    return paths

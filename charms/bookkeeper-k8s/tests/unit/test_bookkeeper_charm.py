@@ -1,0 +1,477 @@
+"""State-transition tests of the bookkeeper-k8s reconcile (ops.testing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ops
+import pytest
+from ops import testing
+
+from bookkeeper_config import BookKeeperConfig
+from bookkeeper_render import (
+    BookieInputs,
+    bookie_env,
+    bookie_id,
+    metadata_service_uri,
+    pebble_layer,
+    render_bookkeeper_conf,
+    render_jaas,
+    unit_fqdn,
+)
+from bookkeeper_workload import BookieWorkload
+
+MODEL = "pulsar"
+APP = "bookkeeper-k8s"
+ZK_ENDPOINTS = "zookeeper-k8s-0.zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
+WHATIS = ("/pulsar/bin/bookkeeper", "shell", "whatisinstanceid")
+INITNEW = ("/pulsar/bin/bookkeeper", "shell", "initnewcluster")
+NO_CLUSTER_OUTPUT = (
+    "ERROR org.apache.bookkeeper.discover.ZKRegistrationManager - BookKeeper metadata doesn't "
+    "exist in zookeeper. Has the cluster been initialized?\n"
+    "Caused by: org.apache.zookeeper.KeeperException$NoNodeException: KeeperErrorCode = NoNode "
+    "for BookKeeper metadata\n"
+)
+CONNECTION_LOSS_OUTPUT = (
+    "Caused by: org.apache.zookeeper.KeeperException$ConnectionLossException: "
+    "KeeperErrorCode = ConnectionLoss\n"
+)
+USERNAME, PASSWORD = "relation-7", "s3cret-pw"
+ADDRESS = unit_fqdn(f"{APP}/0", MODEL)
+
+
+def unit_id(number: int) -> str:
+    return bookie_id(unit_fqdn(f"{APP}/{number}", MODEL))
+
+
+@dataclass
+class Calls:
+    """Records the workload's mutating calls, so tests can assert that nothing was touched."""
+
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.log]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    recorded = Calls()
+    for name in ("push", "add_layer", "start", "restart", "run"):
+        original = getattr(BookieWorkload, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            recorded.log.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(BookieWorkload, name, spy)
+    return recorded
+
+
+def zk_secret() -> testing.Secret:
+    return testing.Secret(
+        tracked_content={
+            "username": USERNAME,
+            "password": PASSWORD,
+            "uris": f"{ZK_ENDPOINTS}/bookkeeper",
+        }
+    )
+
+
+def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Relation:
+    data = {
+        "database": "/bookkeeper",
+        "endpoints": ZK_ENDPOINTS,
+        "secret-user": secret.id if secret else "",
+        "tls": "disabled",
+    }
+    data.update(overrides)
+    return testing.Relation("zookeeper", remote_app_name="zookeeper-k8s", remote_app_data=data)
+
+
+def peers(
+    *, initialised: bool = True, others: tuple[int, ...] = (1, 2), **app_data: str
+) -> testing.PeerRelation:
+    local_app_data = {"bookkeeper-initialised": "true"} if initialised else {}
+    local_app_data.update(app_data)
+    return testing.PeerRelation(
+        "cluster", local_app_data=local_app_data, peers_data={n: {} for n in others}
+    )
+
+
+def desired(config: BookKeeperConfig | None = None) -> tuple[str, str, dict]:
+    config = config or BookKeeperConfig()
+    uri = metadata_service_uri([ZK_ENDPOINTS], "/bookkeeper")
+    conf = render_bookkeeper_conf(BookieInputs(ADDRESS, uri, config))
+    return conf, render_jaas(USERNAME, PASSWORD), pebble_layer(ADDRESS, bookie_env(config))
+
+
+def container(
+    storage: dict[str, testing.Mount],
+    tmp_path: Path,
+    *,
+    running: bool = False,
+    files_from: BookKeeperConfig | None = None,
+    execs: tuple[testing.Exec, ...] = (),
+) -> testing.Container:
+    """The pulsar container; ``running`` = a bookie started with ``files_from`` (default config)."""
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir(exist_ok=True)
+    mounts = {**storage, "conf": testing.Mount(location="/pulsar/conf", source=conf_dir)}
+    layers: dict[str, ops.pebble.Layer] = {}
+    statuses: dict[str, ops.pebble.ServiceStatus] = {}
+    if running:
+        conf, jaas, layer = desired(files_from)
+        (conf_dir / "bookkeeper.conf").write_text(conf)
+        (conf_dir / "bookkeeper-jaas.conf").write_text(jaas)
+        layers["bookkeeper"] = ops.pebble.Layer(layer)  # type: ignore[arg-type]
+        statuses["bookie"] = ops.pebble.ServiceStatus.ACTIVE
+    return testing.Container(
+        "pulsar",
+        can_connect=True,
+        mounts=mounts,
+        layers=layers,
+        service_statuses=statuses,
+        execs=frozenset(execs),
+    )
+
+
+def state(
+    cont: testing.Container,
+    *,
+    leader: bool = True,
+    zk: bool = True,
+    peer: testing.PeerRelation | None = None,
+    config: dict[str, Any] | None = None,
+    extra: tuple[testing.RelationBase, ...] = (),
+    secret: testing.Secret | None = None,
+    storages: tuple[testing.Storage, ...] = (),
+) -> testing.State:
+    secret = secret or zk_secret()
+    relations: list[testing.RelationBase] = [peer or peers(), *extra]
+    if zk:
+        relations.append(zk_relation(secret))
+    return testing.State(
+        leader=leader,
+        model=testing.Model(name=MODEL),
+        containers={cont},
+        relations=relations,
+        secrets={secret},
+        config=config or {},
+        storages=set(storages),
+    )
+
+
+def executed(ctx: testing.Context) -> list[tuple[str, ...]]:
+    return [tuple(args.command) for args in ctx.exec_history.get("pulsar", [])]
+
+
+# --- waiting for ZooKeeper -----------------------------------------------------------------
+
+
+def test_waits_for_zookeeper_relation(ctx, storage, tmp_path, calls):
+    out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), zk=False))
+    assert out.unit_status == ops.WaitingStatus("waiting for zookeeper relation")
+    assert calls.log == []
+
+
+def test_leader_requests_chroot_and_waits_for_credentials(ctx, storage, tmp_path, calls):
+    relation = zk_relation(None, endpoints="", **{"secret-user": ""})
+    st = state(container(storage, tmp_path), zk=False, extra=(relation,))
+    out = ctx.run(ctx.on.relation_created(relation), st)
+    assert out.unit_status == ops.WaitingStatus("waiting for zookeeper credentials")
+    sent = out.get_relation(relation.id).local_app_data
+    assert sent["database"] == "/bookkeeper"
+    assert json.loads(sent["requested-secrets"]) == ["username", "password", "uris"]
+    assert calls.log == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"secret-user": "secret://deadbeef/nosuchsecret0000000"},  # secret not granted
+        {"database": "/pulsar"},  # another chroot than asked for
+        {"endpoints": "not a host,also bad"},  # malformed endpoints
+        {"endpoints": "zk:2181\nmetadataServiceUri=evil"},
+    ],
+)
+def test_bad_relation_data_waits_without_raising(ctx, storage, tmp_path, calls, overrides):
+    secret = zk_secret()
+    relation = zk_relation(secret, **overrides)
+    st = state(container(storage, tmp_path), zk=False, extra=(relation,), secret=secret)
+    out = ctx.run(ctx.on.relation_changed(relation), st)
+    assert isinstance(out.unit_status, ops.WaitingStatus)
+    assert "zookeeper" in out.unit_status.message
+    assert calls.log == []
+
+
+def test_secret_with_control_characters_waits(ctx, storage, tmp_path, calls):
+    secret = testing.Secret(tracked_content={"username": "u", "password": "bad\npassword"})
+    out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), secret=secret))
+    assert out.unit_status.name == "waiting"
+    assert "unusable" in out.unit_status.message
+    assert calls.log == []
+
+
+# --- bad config ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "option"),
+    [
+        ({"heap-mb": 16}, "heap-mb"),
+        ({"write-cache-mb": 400, "read-ahead-cache-mb": 200}, "direct-memory-mb"),
+        ({"log-level": "chatty"}, "log-level"),
+        ({"minor-compaction-threshold": 1.5}, "minor-compaction-threshold"),
+        ({"major-compaction-interval-s": 60}, "major-compaction-interval-s"),
+    ],
+)
+def test_bad_config_blocks_naming_option_and_touches_nothing(
+    ctx, storage, tmp_path, calls, config, option
+):
+    cont = container(storage, tmp_path, running=True)
+    out = ctx.run(ctx.on.config_changed(), state(cont, config=config))
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(f"{option}: ")
+    assert calls.log == []
+    assert executed(ctx) == []
+
+
+# --- one-off metadata initialisation -------------------------------------------------------
+
+
+def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
+    cont = container(
+        storage, tmp_path, execs=(testing.Exec(WHATIS, stdout="InstanceId: a098b02f"),)
+    )
+    out = ctx.run(ctx.on.config_changed(), state(cont, peer=peers(initialised=False)))
+    assert executed(ctx) == [WHATIS]
+    peer = next(r for r in out.relations if r.endpoint == "cluster")
+    assert peer.local_app_data["bookkeeper-initialised"] == "true"
+    (args,) = ctx.exec_history["pulsar"]
+    assert args.environment["BOOKIE_MEM"] == "-Xmx128m"
+    assert "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf" in (
+        args.environment["BOOKIE_EXTRA_OPTS"]
+    )
+    assert (args.user_id, args.group_id) == (10000, 0)
+    assert args.timeout
+    assert "start" in calls.names()  # bookies start once the flag is set
+
+
+def test_init_without_cluster_runs_initnewcluster(ctx, storage, tmp_path):
+    execs = (
+        testing.Exec(WHATIS, return_code=255, stdout=NO_CLUSTER_OUTPUT),
+        testing.Exec(INITNEW, return_code=0),
+    )
+    cont = container(storage, tmp_path, execs=execs)
+    out = ctx.run(ctx.on.config_changed(), state(cont, peer=peers(initialised=False)))
+    assert executed(ctx) == [WHATIS, INITNEW]
+    peer = next(r for r in out.relations if r.endpoint == "cluster")
+    assert peer.local_app_data["bookkeeper-initialised"] == "true"
+    assert all("metaformat" not in " ".join(cmd) for cmd in executed(ctx))
+
+
+@pytest.mark.parametrize(
+    "execs",
+    [
+        (testing.Exec(WHATIS, return_code=255, stdout=CONNECTION_LOSS_OUTPUT),),
+        (
+            testing.Exec(WHATIS, return_code=255, stdout=NO_CLUSTER_OUTPUT),
+            testing.Exec(INITNEW, return_code=255, stdout="KeeperErrorCode = NoNode"),
+        ),
+    ],
+)
+def test_init_failure_waits_and_starts_nothing(ctx, storage, tmp_path, calls, execs):
+    cont = container(storage, tmp_path, execs=execs)
+    out = ctx.run(ctx.on.config_changed(), state(cont, peer=peers(initialised=False)))
+    assert out.unit_status.name == "waiting"
+    assert "metadata" in out.unit_status.message
+    peer = next(r for r in out.relations if r.endpoint == "cluster")
+    assert "bookkeeper-initialised" not in peer.local_app_data
+    assert not {"add_layer", "start", "restart"} & set(calls.names())
+    if len(execs) == 1:
+        assert INITNEW not in executed(ctx)
+    bk = testing.Relation("bookkeeper")
+    out = ctx.run(ctx.on.update_status(), state(cont, peer=peers(initialised=False), extra=(bk,)))
+    assert out.get_relation(bk.id).local_app_data.get("metadata-service-uri", "") == ""
+
+
+def test_new_leader_with_flag_runs_no_exec(ctx, storage, tmp_path, calls):
+    out = ctx.run(ctx.on.leader_elected(), state(container(storage, tmp_path)))
+    assert executed(ctx) == []
+    assert "start" in calls.names()
+    assert out.get_container("pulsar").plan.services["bookie"].command == "/pulsar/bin/pulsar bookie"
+
+
+def test_non_leader_waits_for_flag(ctx, storage, tmp_path, calls):
+    st = state(container(storage, tmp_path), leader=False, peer=peers(initialised=False))
+    out = ctx.run(ctx.on.config_changed(), st)
+    assert out.unit_status == ops.WaitingStatus(
+        "waiting for the leader to initialise bookkeeper metadata"
+    )
+    assert executed(ctx) == []
+    assert "start" not in calls.names()
+
+
+def test_storage_chowned_only_when_not_owned(ctx, storage, tmp_path, calls, not_owned):
+    not_owned.add("/pulsar/data/bookkeeper/ledgers")
+    cont = container(storage, tmp_path, execs=(testing.Exec(("chown",)),))
+    ledgers = testing.Storage("ledgers")
+    ctx.run(ctx.on.storage_attached(ledgers), state(cont, storages=(ledgers,)))
+    (args,) = ctx.exec_history["pulsar"]
+    assert args.command == ["chown", "-R", "10000:0", "/pulsar/data/bookkeeper/ledgers"]
+    assert args.user_id == 0
+
+
+# --- starting, files, layer ----------------------------------------------------------------
+
+
+def test_first_start_pushes_files_and_layer(ctx, storage, tmp_path):
+    out = ctx.run(ctx.on.pebble_ready(container(storage, tmp_path)), state(container(storage, tmp_path)))
+    conf, jaas, layer = desired()
+    root = tmp_path / "conf"
+    assert (root / "bookkeeper.conf").read_text() == conf
+    assert (root / "bookkeeper-jaas.conf").read_text() == jaas
+    assert oct((root / "bookkeeper-jaas.conf").stat().st_mode & 0o777) == oct(0o600)
+    plan = out.get_container("pulsar").plan
+    assert plan.services["bookie"].environment["BOOKIE_MEM"].startswith("-Xms512m -Xmx512m")
+    assert plan.checks["bookie-alive"].http == {"url": f"http://{ADDRESS}:8000/api/v1/bookie/state"}
+
+
+def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls, fake_http):
+    fake_http.writable = [unit_id(0), unit_id(1), unit_id(2)]
+    cont = container(storage, tmp_path, running=True)
+    bk = testing.Relation("bookkeeper")
+    out = ctx.run(ctx.on.update_status(), state(cont, extra=(bk,)))
+    assert out.unit_status == ops.ActiveStatus("bookie writable (3/3 writable)")
+    # a second, identical reconcile on the output state
+    calls.log.clear()
+    ctx.exec_history.clear()
+    again = ctx.run(ctx.on.update_status(), out)
+    assert calls.log == []
+    assert executed(ctx) == []
+    assert again.get_relation(bk.id).local_app_data == out.get_relation(bk.id).local_app_data
+    assert calls.log == []
+
+
+# --- provider data ------------------------------------------------------------------------
+
+
+def test_publishes_bookies_and_ready_bookies(ctx, storage, tmp_path, fake_http):
+    fake_http.writable = [unit_id(0), unit_id(2), "stranger.example:3181"]
+    bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,)))
+    data = out.get_relation(bk.id).local_app_data
+    assert data["metadata-service-uri"] == (
+        f"zk+hierarchical://{ZK_ENDPOINTS}/bookkeeper/ledgers"
+    )
+    assert json.loads(data["bookies"]) == [unit_id(0), unit_id(1), unit_id(2)]
+    assert json.loads(data["ready-bookies"]) == [unit_id(0), unit_id(2)]
+    assert out.unit_status == ops.ActiveStatus("bookie writable (2/3 writable)")
+
+
+def test_http_errors_mean_zero_ready(ctx, storage, tmp_path, fake_http):
+    fake_http.writable = None
+    bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,)))
+    assert out.unit_status.name == "waiting"
+    assert json.loads(out.get_relation(bk.id).local_app_data["ready-bookies"]) == []
+
+
+def test_not_writable_own_bookie_waits(ctx, storage, tmp_path, fake_http):
+    fake_http.writable = [unit_id(1)]
+    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True)))
+    assert out.unit_status == ops.WaitingStatus("bookie not yet writable")
+
+
+def test_non_leader_publishes_nothing(ctx, storage, tmp_path, fake_http):
+    fake_http.writable = [unit_id(0)]
+    bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    st = state(container(storage, tmp_path, running=True), leader=False, extra=(bk,))
+    out = ctx.run(ctx.on.update_status(), st)
+    assert out.get_relation(bk.id).local_app_data == {}
+
+
+# --- rolling restart ------------------------------------------------------------------------
+
+
+def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls, fake_http):
+    fake_http.writable = [unit_id(0)]
+    peer = peers(**{"restart-granted": f"{APP}/1"})
+    cont = container(storage, tmp_path, running=True)
+    st = state(cont, leader=False, peer=peer, config={"heap-mb": 1024})
+    out = ctx.run(ctx.on.config_changed(), st)
+    assert out.unit_status == ops.WaitingStatus(
+        "waiting for the rolling-restart lock to apply changes"
+    )
+    assert out.get_relation(peer.id).local_unit_data["restart-request"]
+    assert calls.log == []  # the running bookie's files are left alone
+
+
+def test_changed_config_restarts_when_granted(ctx, storage, tmp_path, calls, fake_http):
+    fake_http.writable = [unit_id(0)]
+    peer = peers(**{"restart-granted": f"{APP}/0"})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data=dict(peer.local_app_data),
+        local_unit_data={"restart-request": "previous-token"},
+        peers_data={1: {}, 2: {}},
+    )
+    cont = container(storage, tmp_path, running=True)
+    st = state(cont, leader=False, peer=peer, config={"heap-mb": 1024})
+    out = ctx.run(ctx.on.relation_changed(peer), st)
+    assert "restart" in calls.names()
+    env = out.get_container("pulsar").plan.services["bookie"].environment
+    assert env["BOOKIE_MEM"].startswith("-Xms1024m -Xmx1024m")
+    assert out.get_relation(peer.id).local_unit_data.get("restart-request", "") == ""
+    assert out.unit_status == ops.ActiveStatus("bookie writable (1/3 writable)")
+
+
+def test_restart_keeps_lock_while_not_ready(ctx, storage, tmp_path, calls, fake_http):
+    fake_http.ready = False
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"bookkeeper-initialised": "true", "restart-granted": f"{APP}/0"},
+        local_unit_data={"restart-request": "t"},
+        peers_data={1: {}},
+    )
+    cont = container(storage, tmp_path, running=True)
+    st = state(cont, leader=False, peer=peer, config={"log-level": "debug"})
+    out = ctx.run(ctx.on.config_changed(), st)
+    assert "restart" in calls.names()
+    assert out.get_relation(peer.id).local_unit_data["restart-request"]
+    assert out.unit_status == ops.WaitingStatus("bookie restarted, not ready yet")
+
+
+def test_leader_grants_lock_to_lowest_requester(ctx, storage, tmp_path, fake_http):
+    fake_http.writable = [unit_id(0)]
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"bookkeeper-initialised": "true"},
+        peers_data={1: {}, 2: {"restart-request": "abc"}},
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(peer, remote_unit=2),
+        state(container(storage, tmp_path, running=True), peer=peer),
+    )
+    assert out.get_relation(peer.id).local_app_data["restart-granted"] == f"{APP}/2"
+
+
+def test_unchanged_running_bookie_is_not_restarted_even_if_granted(
+    ctx, storage, tmp_path, calls, fake_http
+):
+    fake_http.writable = [unit_id(0)]
+    peer = peers(**{"restart-granted": f"{APP}/0"})
+    st = state(container(storage, tmp_path, running=True), leader=False, peer=peer)
+    ctx.run(ctx.on.update_status(), st)
+    assert "restart" not in calls.names()
+
+
+def test_pebble_not_reachable_waits(ctx, storage, tmp_path, calls):
+    cont = testing.Container("pulsar", can_connect=False)
+    out = ctx.run(ctx.on.update_status(), state(cont))
+    assert out.unit_status == ops.WaitingStatus("waiting for pebble")
+    assert calls.log == []
