@@ -2,7 +2,6 @@
 """Entry point of the zookeeper-k8s charm."""
 
 import ops
-
 from zookeeper_charm import ZooKeeperCharm
 
 if __name__ == "__main__":  # pragma: nocover

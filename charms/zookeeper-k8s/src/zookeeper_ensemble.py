@@ -11,13 +11,13 @@ import logging
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, Id, Permissions
-
 from zookeeper_render import CLIENT_PORT, SUPER_USER, digest, parse_members
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ class EnsembleError(Exception):
     """ZooKeeper could not be reached or refused the operation; retry on a later event."""
 
 
-def four_letter_word(host: str, word: str, *, port: int = CLIENT_PORT, timeout: float = 3.0) -> str:
+def four_letter_word(
+    host: str, word: str, *, port: int = CLIENT_PORT, timeout: float = 3.0
+) -> str:
     """Send a four-letter word (``ruok``, ``srvr``...) and return the answer ("" on failure)."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -51,17 +53,17 @@ def four_letter_word(host: str, word: str, *, port: int = CLIENT_PORT, timeout: 
 
 
 def is_ok(host: str) -> bool:
-    """The server process answers ``ruok`` with ``imok`` (it may not be in a quorum yet)."""
+    """Return whether the server answers ``ruok`` with ``imok`` (quorum or not)."""
     return four_letter_word(host, "ruok").strip() == "imok"
 
 
 def is_serving(host: str) -> bool:
-    """The server is a leader, follower or observer of a quorum (``srvr`` shows a Mode)."""
+    """Return whether the server leads or follows a quorum (``srvr`` shows a Mode)."""
     return "Mode:" in four_letter_word(host, "srvr")
 
 
 def acl_entries(username: str, password: str, letters: str) -> list[ACL]:
-    """The ACL of a client chroot: ``sasl:<user>`` and ``digest:<user>:<hash>`` with ``letters``."""
+    """Build a client chroot's ACL: ``sasl:<user>`` and ``digest:<user>:<hash>``."""
     perms = 0
     for letter in letters:
         perms |= _PERMISSION_BITS[letter]
@@ -81,7 +83,7 @@ def _belongs_to(acl: ACL, username: str) -> bool:
 class ZooKeeperEnsemble:
     """A short-lived super-user session on the ensemble (use as a context manager)."""
 
-    def __init__(self, hosts: Iterable[str], super_password: str, *, timeout: float = 5.0):
+    def __init__(self, hosts: Iterable[str], super_password: str, *, timeout: int = 5):
         self._hosts = ",".join(f"{h}:{CLIENT_PORT}" for h in hosts)
         self._super_password = super_password
         self._timeout = timeout
@@ -114,7 +116,7 @@ class ZooKeeperEnsemble:
             try:
                 self._client.stop()
                 self._client.close()
-            except Exception:  # noqa: BLE001 - closing must never fail a hook
+            except Exception:  # closing must never fail a hook
                 logger.debug("error closing the kazoo client", exc_info=True)
             self._client = None
 
@@ -128,23 +130,29 @@ class ZooKeeperEnsemble:
             raise EnsembleError(f"{what}: {type(exc).__name__} {exc}") from exc
 
     def members(self) -> dict[int, str]:
-        """The committed membership (server id -> address) as ZooKeeper knows it."""
+        """Return the committed membership (server id -> address) as ZooKeeper knows it."""
         with self._calling("read /zookeeper/config") as client:
-            data, _ = client.get(CONFIG_ZNODE)
+            data, _ = cast("tuple[bytes, Any]", client.get(CONFIG_ZNODE))
         return parse_members(data.decode())
 
     def remove_servers(self, server_ids: Iterable[int]) -> dict[int, str]:
         """Reconfig: drop ``server_ids``; returns the new membership."""
         leaving = ",".join(str(s) for s in sorted(server_ids))
         with self._calling(f"reconfig remove {leaving}") as client:
-            data, _ = client.reconfig(joining=None, leaving=leaving, new_members=None)
+            data, _ = cast(
+                "tuple[bytes, Any]",
+                client.reconfig(joining=None, leaving=leaving, new_members=None),
+            )
         return parse_members(data.decode())
 
     def add_servers(self, server_lines: Iterable[str]) -> dict[int, str]:
         """Reconfig: add ``server.N=...`` lines; returns the new membership."""
         joining = ",".join(server_lines)
         with self._calling(f"reconfig add {joining}") as client:
-            data, _ = client.reconfig(joining=joining, leaving=None, new_members=None)
+            data, _ = cast(
+                "tuple[bytes, Any]",
+                client.reconfig(joining=joining, leaving=None, new_members=None),
+            )
         return parse_members(data.decode())
 
     def grant(self, chroot: str, username: str, password: str, letters: str) -> None:
@@ -152,7 +160,7 @@ class ZooKeeperEnsemble:
         wanted = acl_entries(username, password, letters)
         with self._calling(f"grant {chroot} to {username}") as client:
             client.ensure_path(chroot, acl=wanted)
-            current, stat = client.get_acls(chroot)
+            current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
             others = [a for a in current if not _belongs_to(a, username)]
             merged = others + wanted
             if sorted(map(str, current)) != sorted(map(str, merged)):
@@ -163,7 +171,7 @@ class ZooKeeperEnsemble:
         with self._calling(f"revoke {username} on {chroot}") as client:
             if client.exists(chroot) is None:
                 return
-            current, stat = client.get_acls(chroot)
+            current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
             remaining = [a for a in current if not _belongs_to(a, username)]
             if remaining == current:
                 return

@@ -46,7 +46,7 @@ _JAAS_VALUE = re.compile(r'^[^"\\\n\r]+$')
 
 
 def unit_fqdn(app: str, unit_number: int, model: str) -> str:
-    """The pod's stable DNS name: every listener binds to it."""
+    """Return the pod's stable DNS name: every listener binds to it."""
     return f"{app}-{unit_number}.{app}-endpoints.{model}.svc.cluster.local"
 
 
@@ -84,7 +84,7 @@ def parse_members(config_text: str) -> dict[int, str]:
 
 
 def render_dynamic_config(members: Mapping[int, str]) -> str:
-    """The dynamic config file for a server about to start: one line per member."""
+    """Render the dynamic config file of a server about to start: one line per member."""
     return "".join(f"{server_line(sid, members[sid])}\n" for sid in sorted(members))
 
 
@@ -112,8 +112,10 @@ def render_static_config(config: ZooKeeperConfig, address: str) -> str:
         ("admin.enableServer", "true"),
         ("admin.serverAddress", address),
         ("admin.serverPort", ADMIN_PORT),
-        ("metricsProvider.className",
-         "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"),
+        (
+            "metricsProvider.className",
+            "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+        ),
         ("metricsProvider.httpHost", address),
         ("metricsProvider.httpPort", METRICS_PORT),
         ("metricsProvider.exportJvmInfo", "true"),
@@ -188,7 +190,7 @@ def render_env(config: ZooKeeperConfig, super_password: str) -> dict[str, str]:
 
 
 def render_layer(env: Mapping[str, str], address: str) -> dict[str, Any]:
-    """The Pebble layer: the service plus an alive check on the admin server's ruok."""
+    """Render the Pebble layer: the service plus an alive check on the admin server's ruok."""
     return {
         "summary": "ZooKeeper server",
         "services": {

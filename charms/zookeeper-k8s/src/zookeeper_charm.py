@@ -1,0 +1,533 @@
+"""The zookeeper-k8s charm: every event runs the same level-triggered ``_reconcile``.
+
+Peer relation ``cluster``
+    unit databag: ``address``, ``server-id``, ``started`` ("true" when the service runs and answers
+    ``ruok``), ``users`` (JSON list of the client users the running server's JAAS holds), plus the
+    rolling-restart library's ``restart-request``.
+    app databag (leader): ``members`` (JSON {server-id: address} of the committed ensemble),
+    ``clients`` (JSON {username: chroot} of the client ACLs in place, for revocation), plus the
+    rolling-restart library's ``restart-granted``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import ops
+import zookeeper_ensemble
+from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.zookeeper_k8s.v0.zookeeper import (
+    ClientRequest,
+    ZooKeeperProvider,
+    generate_password,
+)
+from zookeeper_config import ZooKeeperConfig
+from zookeeper_ensemble import EnsembleError
+from zookeeper_render import (
+    CLIENT_PORT,
+    CONF_PATH,
+    JAAS_PATH,
+    MYID_PATH,
+    render_dynamic_config,
+    render_env,
+    render_jaas,
+    render_layer,
+    render_myid,
+    render_static_config,
+    restart_token,
+    server_id,
+    server_line,
+    unit_fqdn,
+)
+from zookeeper_workload import (
+    SECRET_MODE,
+    DesiredWorkload,
+    File,
+    WorkloadError,
+    ZooKeeperWorkload,
+)
+
+logger = logging.getLogger(__name__)
+
+CONTAINER = "pulsar"
+PEER = "cluster"
+CLIENT_RELATION = "zookeeper"
+INTERNAL_SECRET_LABEL = "zookeeper-internal"
+RUOK_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Server-side passwords, from the app-owned ``zookeeper-internal`` secret."""
+
+    super_password: str
+    quorum_password: str
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What one unit (this one included) published in the peer relation."""
+
+    unit_number: int
+    address: str
+    started: bool
+    users: frozenset[str]
+
+    @property
+    def server_id(self) -> int:
+        return server_id(self.unit_number)
+
+
+def _json_object(raw: str | None) -> dict[str, str]:
+    """Decode a JSON object of strings; anything malformed reads as empty."""
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _json_list(raw: str | None) -> list[str]:
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _unit_number(unit: ops.Unit) -> int:
+    return int(unit.name.rsplit("/", 1)[1])
+
+
+class ZooKeeperCharm(ops.CharmBase):
+    """One ZooKeeper server per unit; the leader manages membership and client credentials."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
+        self.restarts = RollingRestart(self, PEER)
+        self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
+        events = self.on
+        for event in (
+            events.install,
+            events.start,
+            events.config_changed,
+            events.upgrade_charm,
+            events.update_status,
+            events.leader_elected,
+            events.secret_changed,
+            events[CONTAINER].pebble_ready,
+            events[CONTAINER].pebble_check_failed,
+            events[CONTAINER].pebble_check_recovered,
+            events.data_storage_attached,
+            events[PEER].relation_created,
+            events[PEER].relation_joined,
+            events[PEER].relation_changed,
+            events[PEER].relation_departed,
+            events[CLIENT_RELATION].relation_joined,
+            events[CLIENT_RELATION].relation_changed,
+            events[CLIENT_RELATION].relation_departed,
+            events[CLIENT_RELATION].relation_broken,
+        ):
+            framework.observe(event, self._on_event)
+
+    # ---- identity -------------------------------------------------------------------------
+
+    @property
+    def unit_number(self) -> int:
+        return _unit_number(self.unit)
+
+    @property
+    def address(self) -> str:
+        return unit_fqdn(self.app.name, self.unit_number, self.model.name)
+
+    @property
+    def server_id(self) -> int:
+        return server_id(self.unit_number)
+
+    # ---- the reconcile --------------------------------------------------------------------
+
+    def _on_event(self, _: ops.EventBase) -> None:
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        try:
+            config = self.load_config(ZooKeeperConfig, errors="raise")
+        except (ValueError, TypeError) as exc:
+            # nothing below runs: a running server keeps its last good configuration
+            self.unit.status = ops.BlockedStatus(str(exc))
+            return
+        self.unit.status = self._converge(config)
+
+    def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return ops.WaitingStatus("waiting for the peer relation")
+        self._publish_unit(relation, {"address": self.address, "server-id": str(self.server_id)})
+
+        if self.unit.is_leader():
+            self._ensure_internal_secret()
+        credentials = self._credentials()
+        if credentials is None:
+            return ops.WaitingStatus("waiting for the leader to generate credentials")
+
+        peers = self._peers(relation)
+        members = self._members(relation)
+        if self.unit.is_leader() and not members:
+            members = self._commit_bootstrap_members(relation, peers)
+        if not members:
+            if self.unit.is_leader():
+                planned = self._planned_units()
+                return ops.WaitingStatus(
+                    f"waiting for units to publish their address ({len(peers)}/{planned})"
+                )
+            return ops.WaitingStatus("waiting for the leader to commit the ensemble")
+
+        workload_status = self._workload_step(config, credentials, members)
+        leader_status: ops.StatusBase | None = None
+        notes: list[str] = []
+        if self.unit.is_leader():
+            leader_status, notes = self._lead(relation, credentials)
+        return workload_status or leader_status or self._health(self._members(relation), notes)
+
+    # ---- workload ----------------------------------------------------------------------
+
+    def _workload_step(
+        self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
+    ) -> ops.StatusBase | None:
+        if not self.workload.can_connect():
+            return ops.WaitingStatus("waiting for Pebble")
+        try:
+            self.workload.ensure_storage_owned()
+            return self._converge_workload(config, credentials, members)
+        except WorkloadError as exc:
+            logger.warning("workload: %s", exc)
+            return ops.WaitingStatus(f"waiting for Pebble: {exc}")
+
+    def _desired(
+        self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
+    ) -> DesiredWorkload:
+        users = self._client_users()
+        files = {
+            CONF_PATH: File(render_static_config(config, self.address)),
+            JAAS_PATH: File(
+                render_jaas(credentials.super_password, credentials.quorum_password, users),
+                SECRET_MODE,
+            ),
+            MYID_PATH: File(render_myid(self.server_id)),
+        }
+        layer = render_layer(render_env(config, credentials.super_password), self.address)
+        contents = {path: f.content for path, f in files.items()}
+        return DesiredWorkload(
+            files=files,
+            # a starting server joins with the committed ensemble plus itself
+            dynamic_config=render_dynamic_config({**members, self.server_id: self.address}),
+            layer=layer,
+            token=restart_token(contents, layer),
+            users=tuple(sorted(users)),
+        )
+
+    def _converge_workload(
+        self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
+    ) -> ops.StatusBase | None:
+        """Start, or restart through the lock; publish ``started`` and ``users``.
+
+        Returns a status when this unit waits (restart turn, ruok).
+        """
+        desired = self._desired(config, credentials, members)
+        running = self.workload.is_running()
+        applied = self.workload.applied()
+        status: ops.StatusBase | None = None
+
+        if not running:
+            # a stopped server costs the quorum nothing more: no lock needed
+            self.workload.start(desired)
+            if self._wait_ruok() and self.restarts.pending():
+                self.restarts.release()
+        elif applied is None or applied.token != desired.token:
+            self.restarts.request(desired.token)
+            if self.unit.is_leader():
+                self.restarts.arbitrate()
+            if self.restarts.granted():
+                logger.info("restart lock granted: restarting to apply %s", desired.token)
+                self.workload.restart(desired)
+                if self._wait_ruok():
+                    self.restarts.release()
+            else:
+                status = ops.WaitingStatus("waiting for the rolling-restart lock")
+        elif self.restarts.pending() and zookeeper_ensemble.is_ok(self.address):
+            # applied earlier but ruok was late: give the lock back once healthy
+            self.restarts.release()
+        if self.unit.is_leader():
+            self.restarts.arbitrate()
+
+        running = self.workload.is_running()
+        started = running and zookeeper_ensemble.is_ok(self.address)
+        applied = self.workload.applied()
+        users = list(applied.users) if (started and applied) else []
+        relation = self.model.get_relation(PEER)
+        if relation is not None:
+            self._publish_unit(
+                relation,
+                {"started": "true" if started else "false", "users": json.dumps(users)},
+            )
+        if status is None and not started:
+            status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
+        return status
+
+    def _wait_ruok(self) -> bool:
+        deadline = time.monotonic() + RUOK_WAIT_SECONDS
+        while True:
+            if zookeeper_ensemble.is_ok(self.address):
+                return True
+            if time.monotonic() >= deadline:
+                logger.warning("ZooKeeper did not answer ruok within %ss", RUOK_WAIT_SECONDS)
+                return False
+            time.sleep(2)
+
+    # ---- peer data ------------------------------------------------------------------------
+
+    def _publish_unit(self, relation: ops.Relation, wanted: dict[str, str]) -> None:
+        databag = relation.data[self.unit]
+        for key, value in wanted.items():
+            if databag.get(key) != value:
+                databag[key] = value
+
+    def _peers(self, relation: ops.Relation) -> dict[int, Peer]:
+        """Every unit (this one included) that published an address, by server id."""
+        found: dict[int, Peer] = {}
+        for unit in [self.unit, *relation.units]:
+            try:
+                data = relation.data[unit]
+                address = data.get("address", "")
+                peer = Peer(
+                    unit_number=_unit_number(unit),
+                    address=address,
+                    started=data.get("started") == "true",
+                    users=frozenset(_json_list(data.get("users"))),
+                )
+            except (ops.ModelError, ValueError, IndexError) as exc:
+                logger.info("peer %s data unreadable: %s", unit.name, exc)
+                continue
+            if peer.address:
+                found[peer.server_id] = peer
+        return found
+
+    def _members(self, relation: ops.Relation) -> dict[int, str]:
+        members: dict[int, str] = {}
+        for sid, address in _json_object(relation.data[self.app].get("members")).items():
+            try:
+                members[int(sid)] = address
+            except ValueError:
+                continue
+        return members
+
+    def _clients(self, relation: ops.Relation) -> dict[str, str]:
+        return _json_object(relation.data[self.app].get("clients"))
+
+    def _planned_units(self) -> int:
+        try:
+            return self.app.planned_units()
+        except ops.ModelError:
+            relation = self.model.get_relation(PEER)
+            return 1 + (len(relation.units) if relation else 0)
+
+    # ---- leader: secrets, bootstrap, membership, clients ----------------------------------
+
+    def _ensure_internal_secret(self) -> None:
+        try:
+            self.model.get_secret(label=INTERNAL_SECRET_LABEL)
+        except ops.SecretNotFoundError:
+            content = {
+                "super-password": generate_password(),
+                "quorum-password": generate_password(),
+            }
+            self.app.add_secret(content, label=INTERNAL_SECRET_LABEL)
+        except ops.ModelError as exc:
+            logger.warning("cannot read the internal secret: %s", exc)
+
+    def _credentials(self) -> Credentials | None:
+        try:
+            content = self.model.get_secret(label=INTERNAL_SECRET_LABEL).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+        super_password = content.get("super-password")
+        quorum_password = content.get("quorum-password")
+        if not super_password or not quorum_password:
+            return None
+        return Credentials(super_password, quorum_password)
+
+    def _commit_bootstrap_members(
+        self, relation: ops.Relation, peers: dict[int, Peer]
+    ) -> dict[int, str]:
+        """First ensemble: only once every planned unit has an address, all at once."""
+        planned = self._planned_units()
+        if len(peers) < planned:
+            return {}
+        members = {sid: p.address for sid, p in peers.items() if p.unit_number < planned}
+        self._write_members(relation, members)
+        return members
+
+    def _write_members(self, relation: ops.Relation, members: dict[int, str]) -> None:
+        encoded = json.dumps({str(k): members[k] for k in sorted(members)})
+        if relation.data[self.app].get("members") != encoded:
+            relation.data[self.app]["members"] = encoded
+
+    def _write_clients(self, relation: ops.Relation, clients: dict[str, str]) -> None:
+        encoded = json.dumps(dict(sorted(clients.items())))
+        if relation.data[self.app].get("clients", "{}") != encoded:
+            relation.data[self.app]["clients"] = encoded
+
+    def _lead(
+        self, relation: ops.Relation, credentials: Credentials
+    ) -> tuple[ops.StatusBase | None, list[str]]:
+        """Apply membership changes, client ACLs, revocations and publications.
+
+        Returns a status when the ensemble cannot be worked on, and notes for the Active message.
+        """
+        self.restarts.arbitrate()
+        peers = self._peers(relation)
+        members = self._members(relation)
+        planned = self._planned_units()
+        # departing units first: gone from the relation, or beyond the planned scale
+        leaving = sorted(
+            sid for sid in members if sid not in peers or peers[sid].unit_number >= planned
+        )
+        if len(leaving) == len(members):
+            leaving = []  # never remove the whole ensemble
+        joining = {
+            sid: p.address
+            for sid, p in sorted(peers.items())
+            if sid not in members and p.started and p.unit_number < planned
+        }
+        requests = self.provider.requests()
+        valid = [r for r in requests if r.error is None]
+        notes = [f"invalid request from {r.app_name}: {r.error}" for r in requests if r.error]
+        for r in requests:
+            if r.error:
+                logger.warning("skipping relation %s (%s): %s", r.relation_id, r.app_name, r.error)
+        clients = self._clients(relation)
+        to_grant = [r for r in valid if clients.get(r.username) != r.chroot]
+        wanted_users = {r.username for r in valid}
+        to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
+
+        if leaving or joining or to_grant or to_revoke:
+            if not any(p.started for sid, p in peers.items() if sid in members):
+                return ops.WaitingStatus("waiting for quorum"), notes
+            try:
+                members = self._change_ensemble(
+                    relation, credentials, members, leaving, joining, to_grant, to_revoke, clients
+                )
+            except EnsembleError as exc:
+                logger.warning("ensemble operation failed: %s", exc)
+                return ops.WaitingStatus(f"waiting for the ensemble: {exc}"), notes
+
+        waiting = self._publish_clients(relation, valid, members)
+        if waiting:
+            notes.append(f"waiting for members to load credentials of {', '.join(waiting)}")
+        return None, notes
+
+    def _change_ensemble(
+        self,
+        relation: ops.Relation,
+        credentials: Credentials,
+        members: dict[int, str],
+        leaving: list[int],
+        joining: dict[int, str],
+        to_grant: list[ClientRequest],
+        to_revoke: dict[str, str],
+        clients: dict[str, str],
+    ) -> dict[int, str]:
+        hosts = [members[sid] for sid in sorted(members)]
+        with zookeeper_ensemble.ZooKeeperEnsemble(hosts, credentials.super_password) as zk:
+            if leaving or joining:
+                # ZooKeeper's own view wins (a previous hook may have died after a reconfig)
+                current = zk.members()
+                still_leaving = [sid for sid in leaving if sid in current]
+                if still_leaving and len(still_leaving) < len(current):
+                    current = zk.remove_servers(still_leaving)
+                still_joining = [
+                    server_line(sid, addr) for sid, addr in joining.items() if sid not in current
+                ]
+                if still_joining:
+                    current = zk.add_servers(still_joining)
+                members = current
+                self._write_members(relation, members)
+            for request in to_grant:
+                password = self.provider.ensure_password(request.relation_id)
+                if password is None:
+                    continue
+                old_chroot = clients.get(request.username)
+                if old_chroot and old_chroot != request.chroot:
+                    zk.revoke(old_chroot, request.username)
+                zk.grant(request.chroot, request.username, password, request.acl)
+                clients[request.username] = request.chroot
+                self._write_clients(relation, clients)
+            for username, chroot in to_revoke.items():
+                zk.revoke(chroot, username)
+                relation_id = _relation_id_of(username)
+                if relation_id is not None:
+                    self.provider.withdraw(relation_id)
+                del clients[username]
+                self._write_clients(relation, clients)
+        return members
+
+    def _publish_clients(
+        self, relation: ops.Relation, valid: list[ClientRequest], members: dict[int, str]
+    ) -> list[str]:
+        """Hand out credentials once every member's running JAAS holds the user."""
+        peers = self._peers(relation)
+        clients = self._clients(relation)
+        endpoints = [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)]
+        waiting: list[str] = []
+        for request in valid:
+            password = self.provider.password(request.relation_id)
+            if password is None or clients.get(request.username) != request.chroot:
+                waiting.append(request.chroot)
+                continue
+            loaded = all(sid in peers and request.username in peers[sid].users for sid in members)
+            if not loaded:
+                waiting.append(request.chroot)
+                continue
+            self.provider.publish(request, endpoints=endpoints, password=password)
+        return waiting
+
+    # ---- what the units see ---------------------------------------------------------------
+
+    def _client_users(self) -> dict[str, str]:
+        """Client users for the JAAS Server section: every valid request with a password."""
+        users: dict[str, str] = {}
+        for request in self.provider.requests():
+            if request.error is not None:
+                continue
+            password = self.provider.password(request.relation_id)
+            if password:
+                users[request.username] = password
+        return users
+
+    def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
+        if self.server_id not in members:
+            return ops.WaitingStatus("waiting to be added to the ensemble")
+        if not zookeeper_ensemble.is_serving(self.address):
+            return ops.WaitingStatus("waiting for quorum")
+        relation = self.model.get_relation(PEER)
+        chroots = sorted(set(self._clients(relation).values())) if relation else []
+        message = f"{len(members)} members, quorum ok"
+        if len(members) % 2 == 0:
+            message += " (even count: no more fault tolerance than one fewer)"
+        message += f"; clients: {', '.join(chroots) if chroots else 'none'}"
+        if notes:
+            message += "; " + "; ".join(notes)
+        return ops.ActiveStatus(message)
+
+
+def _relation_id_of(username: str) -> int | None:
+    try:
+        return int(username.removeprefix("relation-"))
+    except ValueError:
+        return None
