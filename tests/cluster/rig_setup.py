@@ -41,9 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cache_dir() -> Path:
-    return Path(
-        os.environ.get("PULSAR_RIG_CACHE") or Path.home() / ".cache" / "pulsar-charms-rig"
-    )
+    return Path(os.environ.get("PULSAR_RIG_CACHE") or Path.home() / ".cache" / "pulsar-charms-rig")
 
 
 def pulsar_version() -> str:
@@ -52,6 +50,15 @@ def pulsar_version() -> str:
 
 def distribution_dir(version: str | None = None) -> Path:
     return cache_dir() / f"apache-pulsar-{version or pulsar_version()}"
+
+
+def pristine_conf_dir(version: str | None = None) -> Path:
+    """The distribution's conf/ exactly as shipped: what every fresh pod starts from.
+
+    Kept apart from ``apache-pulsar-<v>/conf`` because that tree is easy to modify by accident
+    (hard-linked scratch copies, hand-run servers).
+    """
+    return cache_dir() / f"apache-pulsar-{version or pulsar_version()}-conf"
 
 
 def pebble_path() -> Path:
@@ -126,16 +133,37 @@ def _archive_candidates(cache: Path, version: str) -> list[Path]:
     ]
 
 
+def _ensure_pristine_conf(version: str, archive: Path | None) -> None:
+    target = pristine_conf_dir(version)
+    if target.is_dir():
+        return
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".conf-") as tmp:
+        if archive is not None and archive.is_file():
+            _log(f"extracting conf/ from {archive.name}")
+            with tarfile.open(archive) as tar:
+                members = [m for m in tar if m.name.split("/")[1:2] == ["conf"]]
+                tar.extractall(tmp, members=members, filter="tar")
+            (top,) = Path(tmp).iterdir()
+            (top / "conf").rename(target)
+        else:
+            shutil.copytree(distribution_dir(version) / "conf", target)
+
+
+def _existing_archive(cache: Path, version: str) -> Path | None:
+    return next((a for a in _archive_candidates(cache, version) if a.is_file()), None)
+
+
 def ensure_distribution(version: str | None = None) -> Path:
     version = version or pulsar_version()
     cache = cache_dir()
     final = distribution_dir(version)
-    if distribution_complete(final):
+    if distribution_complete(final) and pristine_conf_dir(version).is_dir():
         return final
     with _locked(cache):
         if distribution_complete(final):
+            _ensure_pristine_conf(version, _existing_archive(cache, version))
             return final
-        archive = next((a for a in _archive_candidates(cache, version) if a.is_file()), None)
+        archive = _existing_archive(cache, version)
         if archive is None:
             archive = _archive_candidates(cache, version)[0]
             _download(MAVEN_URL.format(v=version), archive)
@@ -149,6 +177,8 @@ def ensure_distribution(version: str | None = None) -> Path:
                 raise RuntimeError(f"{archive} does not hold a Pulsar server distribution")
             if final.exists():
                 shutil.rmtree(final)
+            if not pristine_conf_dir(version).is_dir():
+                shutil.copytree(top / "conf", pristine_conf_dir(version))
             top.rename(final)
         _log(f"extracted in {time.monotonic() - started:.0f}s into {final}")
     return final
