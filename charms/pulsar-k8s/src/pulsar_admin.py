@@ -1,0 +1,47 @@
+"""Small HTTP calls to a broker's web service (admin REST API). Errors are values, never raised."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from pulsar_render import WEB_SERVICE_PORT
+
+DEFAULT_TIMEOUT = 3.0
+
+
+def get(url: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+    """``(status, body)``; status 0 when nothing answered (refused, timeout, DNS)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return 0, str(exc)
+
+
+def broker_ready(address: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """True when ``GET /admin/v2/brokers/ready`` answers 200 (broker serving topics)."""
+    status, _ = get(f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/brokers/ready", timeout)
+    return status == 200
+
+
+def wait_broker_ready(
+    address: str,
+    deadline_seconds: float,
+    *,
+    poll_seconds: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Poll readiness until ``deadline_seconds`` have passed; True as soon as it is ready."""
+    end = clock() + deadline_seconds
+    while True:
+        if broker_ready(address):
+            return True
+        if clock() >= end:
+            return False
+        sleep(poll_seconds)

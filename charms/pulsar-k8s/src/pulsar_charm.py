@@ -1,0 +1,256 @@
+"""The pulsar-k8s charm: every event runs the same level-triggered ``_reconcile``."""
+
+from __future__ import annotations
+
+import logging
+
+import ops
+from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
+from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
+from ops import pebble
+
+import pulsar_admin
+from pulsar_config import PulsarConfig
+from pulsar_render import (
+    JAAS_CONF_PATH,
+    ZOOKEEPER_CHROOT,
+    BrokerInputs,
+    broker_files,
+    initialize_cluster_metadata_argv,
+    inputs_token,
+    pebble_layer,
+    render_jaas,
+    tool_environment,
+    unit_fqdn,
+)
+from pulsar_workload import PulsarWorkload
+
+logger = logging.getLogger(__name__)
+
+CONTAINER = "pulsar"
+PEER_RELATION = "cluster"
+ZOOKEEPER_RELATION = "zookeeper"
+BOOKKEEPER_RELATION = "bookkeeper"
+
+# Peer application databag, written by the leader once the cluster metadata exists.
+METADATA_INITIALISED_KEY = "cluster-metadata-initialised"
+METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
+
+# initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
+# take up to its 30 s session timeout when a server is down.
+INIT_TIMEOUT_SECONDS = 120.0
+# A broker was ready 11-16 s after start on the real distribution (small heap, 2 CPUs).
+READY_WAIT_SECONDS = 60.0
+
+_PEBBLE_ERRORS = (
+    pebble.ConnectionError,
+    pebble.APIError,
+    pebble.ChangeError,
+    pebble.PathError,
+    pebble.TimeoutError,
+)
+
+
+class PulsarBrokerCharm(ops.CharmBase):
+    """Apache Pulsar broker on Kubernetes."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZOOKEEPER_CHROOT)
+        self.bookkeeper = BookKeeperRequirer(self, BOOKKEEPER_RELATION)
+        self.restart_lock = RollingRestart(self, PEER_RELATION)
+        self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
+
+        observed = [
+            self.on.install,
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.update_status,
+            self.on.leader_elected,
+            self.on.secret_changed,
+            self.on[CONTAINER].pebble_ready,
+            self.on["data"].storage_attached,
+        ]
+        for relation in (PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION):
+            observed += [
+                self.on[relation].relation_joined,
+                self.on[relation].relation_changed,
+                self.on[relation].relation_departed,
+                self.on[relation].relation_broken,
+            ]
+        for event in observed:
+            framework.observe(event, self._on_event)
+
+    def _on_event(self, _: ops.EventBase) -> None:
+        self._reconcile()
+
+    # -- the reconcile -------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        try:
+            status = self._converge()
+        except _PEBBLE_ERRORS as exc:
+            # Pebble went away mid-hook (container restarting): the next event retries.
+            logger.warning("pebble call failed: %s", exc)
+            status = ops.WaitingStatus("pulsar container not reachable, retrying")
+        self.unit.status = status
+
+    def _converge(self) -> ops.StatusBase:
+        if self.unit.is_leader():
+            # Lock and chroot bookkeeping come first: other units depend on them even while
+            # this unit is blocked.
+            self.zookeeper.request()
+            self.restart_lock.arbitrate()
+
+        try:
+            config = self.load_config(PulsarConfig)
+        except (ValueError, TypeError) as exc:
+            return ops.BlockedStatus(str(exc))
+
+        recorded = self._recorded_cluster_name()
+        if recorded is not None and recorded != config.cluster_name:
+            return ops.BlockedStatus(
+                f"cluster-name: fixed to '{recorded}' since the cluster metadata exists; "
+                f"set it back to '{recorded}'"
+            )
+
+        if not self.workload.can_connect():
+            return ops.WaitingStatus("waiting for the pulsar container (Pebble)")
+        if self.model.get_relation(ZOOKEEPER_RELATION) is None:
+            return ops.WaitingStatus("waiting for a zookeeper relation")
+        zookeeper = self.zookeeper.connection()
+        if zookeeper is None:
+            return ops.WaitingStatus(f"waiting for zookeeper credentials for {ZOOKEEPER_CHROOT}")
+        if self.model.get_relation(BOOKKEEPER_RELATION) is None:
+            return ops.WaitingStatus("waiting for a bookkeeper relation")
+        bookkeeper = self.bookkeeper.info()
+        if bookkeeper is None:
+            return ops.WaitingStatus("waiting for bookkeeper to publish its metadata service")
+        if self.model.get_relation(PEER_RELATION) is None:
+            return ops.WaitingStatus("waiting for the cluster peer relation")
+
+        problem = self._ensure_cluster_metadata(config, zookeeper, bookkeeper)
+        problem = problem or _bookie_problem(config, bookkeeper)
+        if problem:
+            return problem
+
+        inputs = BrokerInputs(
+            config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri
+        )
+        files = broker_files(inputs, zookeeper.username, zookeeper.password)
+        layer = pebble_layer(config, self._unit_address)
+        return self._converge_broker(config, files, layer)
+
+    # -- cluster metadata ----------------------------------------------------------------
+
+    def _peer_app_data(self) -> ops.RelationDataContent | None:
+        relation = self.model.get_relation(PEER_RELATION)
+        return relation.data[self.app] if relation else None
+
+    def _recorded_cluster_name(self) -> str | None:
+        """The cluster name the metadata was created with, once it has been created."""
+        data = self._peer_app_data()
+        if data is None or data.get(METADATA_INITIALISED_KEY) != "true":
+            return None
+        return data.get(METADATA_CLUSTER_NAME_KEY) or None
+
+    def _ensure_cluster_metadata(
+        self,
+        config: PulsarConfig,
+        zookeeper: ZooKeeperConnection,
+        bookkeeper: BookKeeperInfo,
+    ) -> ops.StatusBase | None:
+        """Leader only, once: initialise the cluster metadata and record it for every unit."""
+        if self._recorded_cluster_name() is not None:
+            return None
+        if not self.unit.is_leader():
+            return ops.WaitingStatus("waiting for the leader to initialise the cluster metadata")
+        # The tool logs in to ZooKeeper with the same JAAS file as the broker.
+        self.workload.push({JAAS_CONF_PATH: render_jaas(zookeeper.username, zookeeper.password)})
+        argv = initialize_cluster_metadata_argv(
+            cluster_name=config.cluster_name,
+            zookeeper_hosts=zookeeper.hosts,
+            bookkeeper_metadata_service_uri=bookkeeper.metadata_service_uri,
+            app_name=self.app.name,
+            model_name=self.model.name,
+        )
+        result = self.workload.run(argv, tool_environment(), INIT_TIMEOUT_SECONDS)
+        if not result.ok:
+            logger.warning("initialize-cluster-metadata failed: %s", result.output)
+            return ops.WaitingStatus("cluster metadata initialisation failed; retrying")
+        data = self._peer_app_data()
+        assert data is not None  # checked by the caller
+        data[METADATA_INITIALISED_KEY] = "true"
+        data[METADATA_CLUSTER_NAME_KEY] = config.cluster_name
+        logger.info("cluster metadata initialised for cluster %s", config.cluster_name)
+        return None
+
+    # -- the broker service --------------------------------------------------------------
+
+    @property
+    def _unit_address(self) -> str:
+        return unit_fqdn(self.unit.name, self.app.name, self.model.name)
+
+    def _converge_broker(
+        self, config: PulsarConfig, files: dict[str, str], layer: dict
+    ) -> ops.StatusBase:
+        self.workload.ensure_data_dir_owned()
+        if not self.workload.is_running():
+            # Nothing is served from this unit yet, so starting disturbs no peer: no lock.
+            self._apply_and_start(files, layer)
+            self.restart_lock.release()
+            return self._status_after_start(config)
+
+        if not (self.workload.changed_files(files) or self.workload.layer_differs(layer)):
+            if self.restart_lock.pending():
+                # Applied already (or reverted): hand the lock on once this broker serves.
+                if not pulsar_admin.broker_ready(self._unit_address):
+                    return ops.WaitingStatus("restarted; waiting for the broker to be ready")
+                self.restart_lock.release()
+            return self._status(config)
+
+        self.restart_lock.request(inputs_token(files, layer))
+        if self.unit.is_leader():
+            self.restart_lock.arbitrate()
+        if not self.restart_lock.granted():
+            return ops.WaitingStatus("configuration changed; waiting for the rolling-restart lock")
+        logger.info("restarting the broker to apply new configuration")
+        self.workload.stop_draining()
+        self._apply_and_start(files, layer)
+        return self._status_after_start(config)
+
+    def _apply_and_start(self, files: dict[str, str], layer: dict) -> None:
+        self.workload.push(files)
+        if self.workload.layer_differs(layer):
+            self.workload.add_layer(layer)
+        self.workload.start()
+
+    def _status_after_start(self, config: PulsarConfig) -> ops.StatusBase:
+        if pulsar_admin.wait_broker_ready(self._unit_address, READY_WAIT_SECONDS):
+            self.restart_lock.release()
+            return _active(config)
+        return ops.WaitingStatus("broker started; waiting for /admin/v2/brokers/ready")
+
+    def _status(self, config: PulsarConfig) -> ops.StatusBase:
+        if pulsar_admin.broker_ready(self._unit_address):
+            return _active(config)
+        return ops.WaitingStatus("broker running; waiting for /admin/v2/brokers/ready")
+
+
+def _active(config: PulsarConfig) -> ops.ActiveStatus:
+    return ops.ActiveStatus(f"broker ready (cluster {config.cluster_name})")
+
+
+def _bookie_problem(config: PulsarConfig, bookkeeper: BookKeeperInfo) -> ops.StatusBase | None:
+    """Why the managed-ledger ensemble cannot be written now, or None when it can."""
+    needed = config.managed_ledger_ensemble_size
+    total, ready = len(bookkeeper.bookies), len(bookkeeper.ready_bookies)
+    if needed > total:
+        return ops.BlockedStatus(
+            f"managed-ledger-ensemble-size={needed} needs {needed} bookies; "
+            f"bookkeeper has {total}"
+        )
+    if needed > ready:
+        return ops.WaitingStatus(f"{ready}/{total} bookies writable, ensemble needs {needed}")
+    return None
