@@ -1,0 +1,162 @@
+"""Shared fixtures of the zookeeper-k8s unit tests: the ops.testing context and seams."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ops
+import pytest
+import yaml
+from ops import testing
+
+
+def _expose_charm_libraries() -> None:
+    """Let ``charms.<owner>.v0`` resolve to the charms' lib/ directories.
+
+    pytest's importlib mode registers the repository's own ``charms/`` directory (where these
+    tests live) as the ``charms`` package with a fixed path, hiding every ``*/lib/charms``.
+    """
+    package = sys.modules.get("charms")
+    if package is None:
+        return
+    for entry in sys.path:
+        candidate = str(Path(entry) / "charms")
+        if (
+            entry.endswith("lib")
+            and Path(candidate).is_dir()
+            and candidate not in package.__path__
+        ):
+            package.__path__.append(candidate)
+
+
+_expose_charm_libraries()
+
+import zookeeper_charm  # noqa: E402
+import zookeeper_ensemble  # noqa: E402
+from zookeeper_charm import ZooKeeperCharm  # noqa: E402
+from zookeeper_render import parse_members  # noqa: E402
+
+CHARM_ROOT = Path(__file__).parents[2]
+APP = "zookeeper-k8s"
+
+
+@pytest.fixture
+def make_ctx() -> Callable[..., testing.Context]:
+    raw = yaml.safe_load((CHARM_ROOT / "charmcraft.yaml").read_text())
+
+    def make(unit_id: int = 0) -> testing.Context:
+        return testing.Context(
+            ZooKeeperCharm,
+            meta=raw,
+            app_name=APP,
+            unit_id=unit_id,
+            charm_root=CHARM_ROOT,
+        )
+
+    return make
+
+
+@pytest.fixture
+def ctx(make_ctx: Callable[..., testing.Context]) -> testing.Context:
+    return make_ctx()
+
+
+@dataclasses.dataclass
+class EnsembleRecorder:
+    """Stands in for zookeeper_ensemble.ZooKeeperEnsemble; records calls in order."""
+
+    view: dict[int, str] = dataclasses.field(default_factory=dict)
+    calls: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    unreachable: bool = False
+    is_ok: bool = True
+    is_serving: bool = True
+
+
+@pytest.fixture
+def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
+    recorder = EnsembleRecorder()
+
+    class FakeEnsemble:
+        def __init__(self, hosts: list[str], super_password: str, **_: object):
+            recorder.calls.append(("connect", tuple(hosts)))
+
+        def __enter__(self) -> FakeEnsemble:
+            if recorder.unreachable:
+                raise zookeeper_ensemble.EnsembleError("connection refused")
+            return self
+
+        def __exit__(self, *args: object) -> None:
+            pass
+
+        def members(self) -> dict[int, str]:
+            recorder.calls.append(("members",))
+            return dict(recorder.view)
+
+        def remove_servers(self, ids: list[int]) -> dict[int, str]:
+            recorder.calls.append(("remove", list(ids)))
+            for sid in ids:
+                recorder.view.pop(sid, None)
+            return dict(recorder.view)
+
+        def add_servers(self, lines: list[str]) -> dict[int, str]:
+            recorder.calls.append(("add", list(lines)))
+            recorder.view.update(parse_members("\n".join(lines)))
+            return dict(recorder.view)
+
+        def grant(self, chroot: str, username: str, password: str, letters: str) -> None:
+            recorder.calls.append(("grant", chroot, username, letters))
+
+        def revoke(self, chroot: str, username: str) -> None:
+            recorder.calls.append(("revoke", chroot, username))
+
+    monkeypatch.setattr(zookeeper_ensemble, "ZooKeeperEnsemble", FakeEnsemble)
+    monkeypatch.setattr(zookeeper_ensemble, "is_ok", lambda host: recorder.is_ok)
+    monkeypatch.setattr(zookeeper_ensemble, "is_serving", lambda host: recorder.is_serving)
+    monkeypatch.setattr(zookeeper_charm, "RUOK_WAIT_SECONDS", 0.0)
+    monkeypatch.setattr(zookeeper_charm.time, "sleep", lambda _: None)
+    yield recorder
+
+
+@dataclasses.dataclass
+class PebbleCalls:
+    """Counts of the container calls that change something."""
+
+    pushes: list[str] = dataclasses.field(default_factory=list)
+    layers: int = 0
+    starts: int = 0
+    restarts: int = 0
+
+
+@pytest.fixture
+def pebble_calls(monkeypatch: pytest.MonkeyPatch) -> PebbleCalls:
+    calls = PebbleCalls()
+    original_push = ops.Container.push
+    original_add_layer = ops.Container.add_layer
+    original_start = ops.Container.start
+    original_restart = ops.Container.restart
+
+    def push(self: ops.Container, path: str, *args: Any, **kwargs: Any) -> None:
+        calls.pushes.append(str(path))
+        original_push(self, path, *args, **kwargs)
+
+    def add_layer(self: ops.Container, *args: Any, **kwargs: Any) -> None:
+        calls.layers += 1
+        original_add_layer(self, *args, **kwargs)
+
+    def start(self: ops.Container, *services: str) -> None:
+        calls.starts += 1
+        original_start(self, *services)
+
+    def restart(self: ops.Container, *services: str) -> None:
+        calls.restarts += 1
+        original_restart(self, *services)
+
+    monkeypatch.setattr(ops.Container, "push", push)
+    monkeypatch.setattr(ops.Container, "add_layer", add_layer)
+    monkeypatch.setattr(ops.Container, "start", start)
+    monkeypatch.setattr(ops.Container, "restart", restart)
+    return calls

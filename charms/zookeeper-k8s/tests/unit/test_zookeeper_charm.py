@@ -1,0 +1,351 @@
+"""State-transition tests of the zookeeper-k8s reconcile (ops.testing)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import ops
+import pytest
+from ops import testing
+from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, unit_fqdn
+
+APP = "zookeeper-k8s"
+
+
+def address(unit_number: int) -> str:
+    return unit_fqdn(APP, unit_number, "testing")
+
+
+def internal_secret() -> testing.Secret:
+    return testing.Secret(
+        {"super-password": "super-pw", "quorum-password": "quorum-pw"},
+        label="zookeeper-internal",
+        owner="app",
+    )
+
+
+def container(tmp_path: Path) -> testing.Container:
+    for sub in ("data", "conf"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+    return testing.Container(
+        "pulsar",
+        can_connect=True,
+        mounts={
+            "data": testing.Mount(location="/pulsar/data", source=tmp_path / "data"),
+            "conf": testing.Mount(location="/pulsar/conf", source=tmp_path / "conf"),
+        },
+        execs={testing.Exec(["chown"])},
+    )
+
+
+def members_json(*unit_numbers: int) -> str:
+    return json.dumps({str(n + 1): address(n) for n in unit_numbers})
+
+
+def peer_unit(unit_number: int, *, started: bool = True, users: list[str] | None = None):
+    return {
+        "address": address(unit_number),
+        "server-id": str(unit_number + 1),
+        "started": "true" if started else "false",
+        "users": json.dumps(users or []),
+    }
+
+
+def _fs(tmp_path: Path, path: str) -> Path:
+    """Where a container path lives: /pulsar/conf and /pulsar/data are mounted from tmp_path
+    (ops.testing wipes the unmounted container filesystem between runs)."""
+    return tmp_path / path.removeprefix("/pulsar/")
+
+
+def _running(state: testing.State) -> testing.State:
+    """Mark the service active, as Pebble would after a start."""
+    c = state.get_container("pulsar")
+    c2 = dataclasses.replace(c, service_statuses={SERVICE: ops.pebble.ServiceStatus.ACTIVE})
+    return dataclasses.replace(state, containers={c2})
+
+
+def test_bootstrap_waits_for_every_planned_unit(ctx, tmp_path, ensemble, pebble_calls):
+    peer = testing.PeerRelation("cluster", peers_data={1: {"address": address(1)}})
+    state = testing.State(
+        leader=True,
+        planned_units=3,
+        relations={peer},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for units to publish their address (2/3)"
+    )
+    assert "members" not in out.get_relation(peer.id).local_app_data
+    assert pebble_calls.pushes == [] and pebble_calls.starts == 0
+    # the unit always publishes its own identity
+    unit_data = out.get_relation(peer.id).local_unit_data
+    assert unit_data["address"] == address(0) and unit_data["server-id"] == "1"
+
+
+def test_members_committed_once_every_planned_unit_has_an_address(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    peer = testing.PeerRelation(
+        "cluster", peers_data={1: {"address": address(1)}, 2: {"address": address(2)}}
+    )
+    state = testing.State(
+        leader=True,
+        planned_units=3,
+        relations={peer},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.get_relation(peer.id).local_app_data["members"] == members_json(0, 1, 2)
+    # the leader starts its own server with the committed ensemble
+    dynamic = _fs(tmp_path, DYNAMIC_CONF_PATH).read_text()
+    assert dynamic.count("server.") == 3 and f"server.1={address(0)}:2888:3888" in dynamic
+    assert pebble_calls.starts == 1
+    assert out.get_relation(peer.id).local_unit_data["started"] == "true"
+    assert [s for s in out.secrets if s.label == "zookeeper-internal"]
+
+
+def test_non_leader_does_not_start_before_members(ctx, tmp_path, ensemble, pebble_calls):
+    peer = testing.PeerRelation("cluster", peers_data={1: {"address": address(1)}})
+    state = testing.State(
+        leader=False,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for the leader to commit the ensemble"
+    )
+    assert pebble_calls.starts == 0 and pebble_calls.pushes == []
+
+
+def test_scale_up_unit_starts_with_members_plus_itself(ctx, tmp_path, ensemble, pebble_calls):
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(1, 2, 3)},
+        peers_data={n: peer_unit(n) for n in (1, 2, 3)},
+    )
+    state = testing.State(
+        leader=False,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    dynamic = _fs(tmp_path, DYNAMIC_CONF_PATH).read_text()
+    assert dynamic.count("server.") == 4
+    assert out.unit_status == testing.WaitingStatus("waiting to be added to the ensemble")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("tick-time", 5),
+        ("heap-mb", 10),
+        ("log-level", "verbose"),
+        ("autopurge-snap-retain-count", 1),
+    ],
+)
+def test_bad_config_blocks_naming_the_option_and_touches_nothing(
+    ctx, tmp_path, ensemble, pebble_calls, option, value
+):
+    peer = testing.PeerRelation("cluster", local_app_data={"members": members_json(0)})
+    state = testing.State(
+        leader=True,
+        config={option: value},
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith(f"{option}: ")
+    assert pebble_calls.pushes == [] and pebble_calls.layers == 0
+    assert ensemble.calls == []
+
+
+def _started_single(ctx, tmp_path, ensemble, **state_kwargs) -> testing.State:
+    """A one-unit ensemble after its first reconcile (service running)."""
+    peer = testing.PeerRelation("cluster", local_app_data={"members": members_json(0)})
+    state = testing.State(
+        leader=True,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+        **state_kwargs,
+    )
+    return _running(ctx.run(ctx.on.config_changed(), state))
+
+
+def test_unchanged_reconcile_pushes_nothing_adds_no_layer_restarts_nothing(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    first = _started_single(ctx, tmp_path, ensemble)
+    assert pebble_calls.starts == 1 and pebble_calls.layers == 1
+    before = dataclasses.replace(pebble_calls)
+    ensemble.calls.clear()
+    out = ctx.run(ctx.on.update_status(), first)
+    assert pebble_calls.pushes == before.pushes
+    assert (pebble_calls.layers, pebble_calls.starts, pebble_calls.restarts) == (1, 1, 0)
+    assert ensemble.calls == []
+    assert out.unit_status == testing.ActiveStatus("1 members, quorum ok; clients: none")
+
+
+def test_zookeeper_rewriting_its_config_is_not_fought(ctx, tmp_path, ensemble, pebble_calls):
+    first = _started_single(ctx, tmp_path, ensemble)
+    # what ZooKeeper does on reconfig: rewrite the static file, write a versioned dynamic file
+    _fs(tmp_path, CONF_PATH).write_text("dynamicConfigFile=/pulsar/conf/x.dynamic.100000010\n")
+    pushes = list(pebble_calls.pushes)
+    ctx.run(ctx.on.update_status(), first)
+    assert pebble_calls.pushes == pushes and pebble_calls.restarts == 0
+
+
+def test_config_change_on_a_running_server_waits_for_the_restart_lock(
+    ctx, make_ctx, tmp_path, ensemble, pebble_calls
+):
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={0: peer_unit(0), 2: peer_unit(2)},
+    )
+    state = testing.State(
+        leader=False,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    ctx_unit1 = make_ctx(unit_id=1)
+    running = _running(ctx_unit1.run(ctx_unit1.on.config_changed(), state))
+    assert pebble_calls.starts == 1
+
+    changed = dataclasses.replace(running, config={"heap-mb": 1024})
+    out = ctx_unit1.run(ctx_unit1.on.config_changed(), changed)
+    unit_data = out.get_relation(peer.id).local_unit_data
+    assert unit_data["restart-request"]
+    assert pebble_calls.restarts == 0
+    assert out.unit_status == testing.WaitingStatus("waiting for the rolling-restart lock")
+
+    relation = out.get_relation(peer.id)
+    granted = dataclasses.replace(
+        relation, local_app_data={**relation.local_app_data, "restart-granted": "zookeeper-k8s/1"}
+    )
+    out2 = ctx_unit1.run(
+        ctx_unit1.on.relation_changed(granted), dataclasses.replace(out, relations={granted})
+    )
+    assert pebble_calls.restarts == 1
+    assert "restart-request" not in out2.get_relation(peer.id).local_unit_data  # released
+    layer_env = out2.get_container("pulsar").plan.services[SERVICE].environment
+    assert "-Xmx1024m" in layer_env["PULSAR_MEM"]
+
+
+def test_leader_reconfig_removes_departed_before_adding_new(ctx, tmp_path, ensemble, pebble_calls):
+    # unit 3 (server 4) is gone; unit 4 (server 5) started as a non-member
+    ensemble.view = {n + 1: address(n) for n in (0, 1, 2, 3)}
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2, 3)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 4: peer_unit(4)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=5)
+    out = ctx.run(ctx.on.relation_departed(peer, remote_unit=3, departing_unit=3), state)
+    ops_only = [c for c in ensemble.calls if c[0] in ("remove", "add")]
+    assert ops_only == [
+        ("remove", [4]),
+        ("add", [f"server.5={address(4)}:2888:3888:participant;{address(4)}:2181"]),
+    ]
+    assert out.get_relation(peer.id).local_app_data["members"] == members_json(0, 1, 2, 4)
+    assert pebble_calls.restarts == 0
+
+
+def test_scale_down_removes_units_beyond_planned_and_restarts_nobody(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    ensemble.view = {n + 1: address(n) for n in range(5)}
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2, 3, 4)},
+        peers_data={n: peer_unit(n) for n in (1, 2, 3, 4)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=3)
+    starts_before = pebble_calls.starts
+    out = ctx.run(ctx.on.update_status(), state)
+    assert [c for c in ensemble.calls if c[0] in ("remove", "add")] == [("remove", [4, 5])]
+    assert out.get_relation(peer.id).local_app_data["members"] == members_json(0, 1, 2)
+    assert pebble_calls.restarts == 0 and pebble_calls.starts == starts_before
+
+
+def _running_leader_state(ctx, tmp_path, peer, **kwargs) -> testing.State:
+    """A leader whose server already runs with the current files (started earlier)."""
+    base = testing.State(
+        leader=True,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+        **kwargs,
+    )
+    # first reconcile in a throwaway run lays down files + state, then the service "runs"
+    booted = _running(ctx.run(ctx.on.update_status(), base))
+    return dataclasses.replace(booted, relations={peer})
+
+
+def test_unreachable_ensemble_is_waiting_not_an_error(ctx, tmp_path, ensemble):
+    ensemble.unreachable = True
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 3: peer_unit(3)},
+    )
+    state = testing.State(
+        leader=True,
+        planned_units=4,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.update_status(), state)
+    assert isinstance(out.unit_status, testing.WaitingStatus)
+    assert "connection refused" in out.unit_status.message
+
+
+def test_pebble_unreachable_is_waiting(ctx, tmp_path, ensemble):
+    peer = testing.PeerRelation("cluster", local_app_data={"members": members_json(0)})
+    state = testing.State(
+        leader=True,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={testing.Container("pulsar", can_connect=False)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.update_status(), state)
+    assert out.unit_status == testing.WaitingStatus("waiting for Pebble")
+
+
+def test_even_member_count_is_active_but_says_so(ctx, tmp_path, ensemble):
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1)},
+        peers_data={1: peer_unit(1)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=2)
+    out = ctx.run(ctx.on.update_status(), state)
+    assert isinstance(out.unit_status, testing.ActiveStatus)
+    assert out.unit_status.message.startswith("2 members, quorum ok (even count")
+
+
+def test_dynamic_file_written_only_at_start(ctx, tmp_path, ensemble, pebble_calls):
+    _started_single(ctx, tmp_path, ensemble)
+    assert DYNAMIC_CONF_PATH in pebble_calls.pushes
+    assert _fs(tmp_path, JAAS_PATH).stat().st_mode & 0o777 == 0o600
+    json.loads(_fs(tmp_path, "/pulsar/conf/zookeeper-charm-state.json").read_text())
