@@ -284,7 +284,9 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
                 "command": f"{PULSAR_HOME}/bin/pulsar broker",
                 "startup": "enabled",
                 "user-id": 10000,
-                "group-id": 0,
+                # Not "group-id": 0 -- ops' Service.to_dict drops falsy fields, so gid 0 never
+                # reaches Pebble, which then looks up uid 10000's primary group instead.
+                "group": "root",
                 "working-dir": PULSAR_HOME,
                 "environment": broker_environment(config),
                 "kill-delay": f"{KILL_DELAY_SECONDS}s",

@@ -39,9 +39,9 @@ class ExecResult:
 class PulsarWorkload:
     """The broker container as the charm sees it. Pebble errors surface as values or False."""
 
-    def __init__(self, container: ops.Container, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, container: ops.Container, sleep: Callable[[float], None] | None = None):
         self._container = container
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
 
     def can_connect(self) -> bool:
         return self._container.can_connect()

@@ -1,0 +1,80 @@
+"""Shared fixtures of the pulsar-k8s unit tests: no real HTTP, no real sleeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import charms
+import pytest
+from ops import testing
+
+CHARM_ROOT = Path(__file__).resolve().parents[2]
+
+# pytest's importlib mode binds ``charms`` to the repository's charms/ directory, hiding the
+# charm libraries' ``charms`` namespace under lib/: put this charm's lib/charms back on it.
+if str(CHARM_ROOT / "lib" / "charms") not in list(charms.__path__):
+    charms.__path__.append(str(CHARM_ROOT / "lib" / "charms"))
+
+import pulsar_admin  # noqa: E402
+from pulsar_charm import PulsarBrokerCharm  # noqa: E402
+from pulsar_workload import PulsarWorkload  # noqa: E402
+
+
+@dataclass
+class FakeBroker:
+    """Stands in for the broker's admin API: ``ready`` is what /brokers/ready answers."""
+
+    ready: bool = True
+    polls: int = 0
+
+
+@pytest.fixture(autouse=True)
+def fake_broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
+    fake = FakeBroker()
+
+    def broker_ready(_address: str, timeout: float = 0) -> bool:
+        fake.polls += 1
+        return fake.ready
+
+    monkeypatch.setattr(pulsar_admin, "broker_ready", broker_ready)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Sleeps (drain period, readiness polls) are recorded, not waited."""
+    slept: list[float] = []
+    monkeypatch.setattr("pulsar_workload.time.sleep", slept.append)
+    monkeypatch.setattr("pulsar_admin.time.sleep", slept.append)
+    return slept
+
+
+@dataclass
+class Calls:
+    """The workload's mutating calls, in order, so tests can assert what was (not) touched."""
+
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.log]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    recorded = Calls()
+    for name in ("push", "add_layer", "start", "stop_draining", "run", "create_status_file"):
+        original = getattr(PulsarWorkload, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            recorded.log.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(PulsarWorkload, name, spy)
+    return recorded
+
+
+@pytest.fixture
+def ctx() -> testing.Context:
+    return testing.Context(PulsarBrokerCharm, charm_root=CHARM_ROOT)
