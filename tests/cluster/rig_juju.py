@@ -427,16 +427,21 @@ class Model:
     def unit_data(self, relation_id: int, unit: str) -> JsonDict:
         return dict(self.relations[relation_id].unit_data.get(unit, {}))
 
-    def secret(self, id_or_label: str) -> RigSecret:
+    def secret(self, id_or_label: str, owner: str | None = None) -> RigSecret:
+        """A secret by ID, or by its owner's label (``owner``: app or unit name)."""
         if id_or_label in self.secrets:
             return self.secrets[id_or_label]
-        found = [s for s in self.secrets.values() if s.label == id_or_label]
+        found = [
+            s
+            for s in self.secrets.values()
+            if s.label == id_or_label and (owner is None or owner in (s.owner_app, s.owner_unit))
+        ]
         if len(found) != 1:
-            raise KeyError(f"{len(found)} secrets labelled {id_or_label!r}")
+            raise KeyError(f"{len(found)} secrets labelled {id_or_label!r} (owner {owner})")
         return found[0]
 
-    def secret_content(self, id_or_label: str) -> JsonDict:
-        return self.secret(id_or_label).content()
+    def secret_content(self, id_or_label: str, owner: str | None = None) -> JsonDict:
+        return self.secret(id_or_label, owner).content()
 
     # -- records -----------------------------------------------------------------------------
 
@@ -482,10 +487,7 @@ class Model:
             raise RigError(f"application {name} already deployed")
         spec = _charm_spec(charm_type)
         meta = spec.meta
-        mounts = {
-            m["storage"]: m["location"]
-            for m in meta.get("containers", {}).get(CONTAINER, {}).get("mounts", [])
-        }
+        mounts = storage_mounts(meta)
         app = RigApp(
             name=name,
             charm_type=charm_type,
@@ -1034,10 +1036,13 @@ class Model:
                     )
                 )
         secrets, views = self._secret_views(unit)
+        check_infos, plan = self._check_infos(unit)
         container = testing.Container(
             CONTAINER,
             can_connect=unit.pod.running,
-            check_infos=self._check_infos(unit),
+            # The charm talks to the real Pebble; these only keep scenario's checks coherent.
+            layers={"rig-real-plan": ops.pebble.Layer(plan)} if check_infos else {},
+            check_infos=check_infos,
         )
         networks = [
             testing.Network(
@@ -1100,14 +1105,16 @@ class Model:
                 return True
         return False
 
-    def _check_infos(self, unit: RigUnit) -> list[testing.CheckInfo]:
+    def _check_infos(self, unit: RigUnit) -> tuple[list[testing.CheckInfo], dict[str, Any]]:
         if not unit.pod.running:
-            return []
+            return [], {}
         try:
-            checks = unit.pod.client().get_checks()
+            client = unit.pod.client()
+            checks = client.get_checks()
+            plan = client.get_plan().to_dict()
         except (ops.pebble.Error, OSError):
-            return []
-        return [
+            return [], {}
+        infos = [
             testing.CheckInfo(
                 c.name,
                 level=c.level if isinstance(c.level, ops.pebble.CheckLevel) else None,
@@ -1118,7 +1125,9 @@ class Model:
                 threshold=c.threshold,
             )
             for c in checks
+            if c.name in (plan.get("checks") or {})
         ]
+        return infos, plan
 
     def _poll_checks(self) -> None:
         """Juju 3.6 turns Pebble check transitions into pebble-check-failed/-recovered."""
@@ -1238,6 +1247,20 @@ def _endpoints(meta: Mapping[str, Any]) -> list[str]:
     for section in ("requires", "provides", "peers"):
         names += list((meta.get(section) or {}).keys())
     return names
+
+
+def storage_mounts(meta: Mapping[str, Any]) -> dict[str, str]:
+    """storage name -> location in the workload container, as Juju mounts it: the container
+    mount's ``location``, else the storage's own ``location``."""
+    storages = meta.get("storage") or {}
+    mounts = {}
+    for mount in (meta.get("containers") or {}).get(CONTAINER, {}).get("mounts", []):
+        name = mount["storage"]
+        location = mount.get("location") or (storages.get(name) or {}).get("location")
+        if not location:
+            raise RigError(f"storage {name!r} has no location")
+        mounts[name] = location
+    return mounts
 
 
 def _storages(meta: Mapping[str, Any]) -> list[str]:
