@@ -331,18 +331,23 @@ def _jaas_quote(value: str) -> str:
 
 
 def _escape_value(value: str) -> str:
+    return _escape(value, specials="")
+
+
+def _escape_key(key: str) -> str:
+    # In a key, the separators and comment markers must be escaped too.
+    return _escape(key, specials="=: #!")
+
+
+def _escape(text: str, specials: str) -> str:
     out = []
-    for i, char in enumerate(value):
+    for i, char in enumerate(text):
         if char == "\\":
             out.append("\\\\")
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\r":
-            out.append("\\r")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == " " and i == 0:
-            out.append("\\ ")  # a leading blank would be stripped by the parser
+        elif char in _CONTROL_ESCAPES:
+            out.append(_CONTROL_ESCAPES[char])
+        elif char in specials or (char == " " and i == 0):
+            out.append("\\" + char)  # a leading blank would be stripped by the parser
         elif not 0x20 <= ord(char) < 0x7F:
             # Properties.load(InputStream) reads ISO-8859-1: keep the file pure ASCII.
             out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
@@ -351,8 +356,7 @@ def _escape_value(value: str) -> str:
     return "".join(out)
 
 
-def _escape_key(key: str) -> str:
-    return "".join("\\" + c if c in "=: #!" else c for c in _escape_value(key))
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
 
 
 def _utf16_units(char: str) -> list[int]:

@@ -1,0 +1,276 @@
+"""Hypothesis and example tests of the pure renderers and the config model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pulsar_config import LOG_LEVELS, PulsarConfig
+from pulsar_render import (
+    BrokerInputs,
+    broker_environment,
+    broker_files,
+    broker_properties,
+    functions_worker_settings,
+    initialize_cluster_metadata_argv,
+    pebble_layer,
+    render_broker_conf,
+    render_functions_worker_yml,
+    render_jaas,
+    render_properties,
+    unit_fqdn,
+)
+
+DEPRECATED_KEYS = {"zookeeperServers", "configurationStoreServers", "tlsEnabled"}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """A java.util.Properties.load reader for the subset the renderer emits (one line each)."""
+    result = {}
+    for raw in text.splitlines():
+        line = raw.lstrip()
+        if not line or line[0] in "#!":
+            continue
+        key, i = _read_until_separator(line)
+        result[key] = _unescape(line[i:])
+    return result
+
+
+def _read_until_separator(line: str) -> tuple[str, int]:
+    out, i = [], 0
+    while i < len(line):
+        char = line[i]
+        if char == "\\":
+            out.append(line[i : i + 2])
+            i += 2
+            continue
+        if char in "=:":
+            return _unescape("".join(out)), i + 1
+        out.append(char)
+        i += 1
+    return _unescape("".join(out)), i
+
+
+def _unescape(value: str) -> str:
+    out, i = [], 0
+    while i < len(value):
+        char = value[i]
+        if char != "\\":
+            out.append(char)
+            i += 1
+            continue
+        nxt = value[i + 1]
+        if nxt == "u":
+            out.append(chr(int(value[i + 2 : i + 6], 16)))
+            i += 6
+            continue
+        out.append({"n": "\n", "r": "\r", "t": "\t", "f": "\f"}.get(nxt, nxt))
+        i += 2
+    # UTF-16 surrogate pairs written as two \\u escapes
+    return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+
+
+# -- strategies -----------------------------------------------------------------------------
+
+quorums = st.integers(1, 9).flatmap(
+    lambda e: st.integers(1, e).flatmap(lambda w: st.tuples(st.just(e), st.just(w), st.integers(1, w)))
+)
+cluster_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True).filter(
+    lambda n: n != "global"
+)
+hosts = st.lists(
+    st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,7}){0,3}", fullmatch=True).map(
+        lambda h: f"{h}:2181"
+    ),
+    min_size=1,
+    max_size=5,
+).map(",".join)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> PulsarConfig:
+    ensemble, write, ack = draw(quorums)
+    return PulsarConfig(
+        cluster_name=draw(cluster_names),
+        managed_ledger_ensemble_size=ensemble,
+        managed_ledger_write_quorum=write,
+        managed_ledger_ack_quorum=ack,
+        default_retention_time_minutes=draw(st.integers(-1, 10**6)),
+        default_retention_size_mb=draw(st.integers(-1, 10**6)),
+        backlog_quota_default_limit_mb=draw(st.integers(-1, 10**6)),
+        heap_mb=draw(st.integers(128, 65536)),
+        direct_memory_mb=draw(st.integers(64, 65536)),
+        log_level=draw(st.sampled_from(LOG_LEVELS)),
+        functions_worker_enabled=draw(st.booleans()),
+        websocket_service_enabled=draw(st.booleans()),
+    )
+
+
+@st.composite
+def broker_inputs(draw: st.DrawFn) -> BrokerInputs:
+    unit = draw(st.integers(0, 99))
+    app = draw(st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True))
+    model = draw(st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True))
+    zk = draw(hosts)
+    return BrokerInputs(
+        config=draw(configs()),
+        unit_address=unit_fqdn(f"{app}/{unit}", app, model),
+        zookeeper_hosts=zk,
+        bookkeeper_metadata_service_uri=f"zk+hierarchical://{zk.replace(',', ';')}/bk/ledgers",
+    )
+
+
+# -- properties -----------------------------------------------------------------------------
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=40), max_size=10))
+def test_any_properties_parse_back(properties):
+    text = render_properties(properties, "header\nsecond line")
+    assert text.isascii()
+    assert parse_properties(text) == properties
+
+
+@given(broker_inputs())
+def test_broker_conf_parses_back_to_the_owned_keys(inputs):
+    parsed = parse_properties(render_broker_conf(inputs))
+    assert parsed == broker_properties(inputs)
+    assert not DEPRECATED_KEYS & set(parsed)
+    config = inputs.config
+    assert parsed["clusterName"] == config.cluster_name
+    assert parsed["metadataStoreUrl"] == f"zk:{inputs.zookeeper_hosts}/pulsar"
+    assert parsed["configurationMetadataStoreUrl"] == parsed["metadataStoreUrl"]
+    assert parsed["advertisedAddress"] == parsed["bindAddress"] == inputs.unit_address
+    assert parsed["functionsWorkerEnabled"] == str(config.functions_worker_enabled).lower()
+
+
+@given(broker_inputs())
+def test_quorum_invariants_hold_in_the_rendered_conf(inputs):
+    parsed = parse_properties(render_broker_conf(inputs))
+    ensemble = int(parsed["managedLedgerDefaultEnsembleSize"])
+    write = int(parsed["managedLedgerDefaultWriteQuorum"])
+    ack = int(parsed["managedLedgerDefaultAckQuorum"])
+    assert ensemble >= write >= ack >= 1
+
+
+@given(st.integers(-3, 6), st.integers(-3, 6), st.integers(-3, 6))
+def test_config_accepts_quorums_exactly_when_ordered(ensemble, write, ack):
+    valid = ensemble >= write >= ack >= 1
+    try:
+        PulsarConfig(
+            managed_ledger_ensemble_size=ensemble,
+            managed_ledger_write_quorum=write,
+            managed_ledger_ack_quorum=ack,
+        )
+    except ValueError as exc:
+        assert not valid
+        assert str(exc).startswith("managed-ledger-")
+    else:
+        assert valid
+
+
+@given(broker_inputs())
+def test_nothing_rendered_binds_or_points_to_the_wildcard_address(inputs):
+    rendered = [
+        *broker_files(inputs, "user", "pw").values(),
+        render_functions_worker_yml(inputs),
+        repr(pebble_layer(inputs.config, inputs.unit_address)),
+    ]
+    for text in rendered:
+        assert "0.0.0.0" not in text
+        assert "localhost" not in text
+
+
+@given(broker_inputs())
+def test_functions_worker_yml_is_yaml_of_its_settings(inputs):
+    settings = yaml.safe_load(render_functions_worker_yml(inputs))
+    assert settings == functions_worker_settings(inputs)
+    assert settings["workerHostname"] == inputs.unit_address
+    # values whose absence made the real broker fail at start
+    for key in ("pulsarFunctionsNamespace", "failureCheckFreqMs", "functionRuntimeFactoryConfigs"):
+        assert settings[key]
+
+
+@given(broker_inputs())
+def test_functions_worker_file_only_when_enabled(inputs):
+    files = broker_files(inputs, "user", "pw")
+    assert ("/pulsar/conf/functions_worker.yml" in files) == (
+        inputs.config.functions_worker_enabled
+    )
+
+
+@given(configs())
+def test_environment_sizes_the_jvm_and_logs_to_pebble(config):
+    env = broker_environment(config)
+    assert env["PULSAR_MEM"].split() == [
+        f"-Xms{config.heap_mb}m",
+        f"-Xmx{config.heap_mb}m",
+        f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m",
+    ]
+    assert "-Djava.security.auth.login.config=/pulsar/conf/zookeeper-jaas.conf" in (
+        env["PULSAR_EXTRA_OPTS"]
+    )
+    assert "-Dzookeeper.fips-mode=false" in env["PULSAR_EXTRA_OPTS"]
+    assert env["PULSAR_LOG_APPENDER"] == "Console"
+    assert env["PULSAR_LOG_LEVEL"] == config.log_level
+
+
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_jaas_quotes_credentials(username, password):
+    text = render_jaas(username, password)
+    assert text.startswith("Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required")
+    # every quote inside a value is escaped: the quoted strings end where they should
+    body = text.split("required\n", 1)[1]
+    assert body.count('"') - body.count('\\"') == 4
+
+
+def test_init_argv_uses_the_existing_bookkeeper_and_service_urls():
+    argv = initialize_cluster_metadata_argv(
+        cluster_name="c1",
+        zookeeper_hosts="z0:2181,z1:2181",
+        bookkeeper_metadata_service_uri="zk+hierarchical://z0:2181;z1:2181/bookkeeper/ledgers",
+        app_name="pulsar",
+        model_name="m",
+    )
+    pairs = dict(zip(argv[2::2], argv[3::2], strict=True))
+    assert argv[:2] == ["/pulsar/bin/pulsar", "initialize-cluster-metadata"]
+    assert pairs == {
+        "--cluster": "c1",
+        "--metadata-store": "zk:z0:2181,z1:2181/pulsar",
+        "--configuration-metadata-store": "zk:z0:2181,z1:2181/pulsar",
+        "--web-service-url": "http://pulsar.m.svc.cluster.local:8080",
+        "--broker-service-url": "pulsar://pulsar.m.svc.cluster.local:6650",
+        "--existing-bk-metadata-service-uri": (
+            "zk+hierarchical://z0:2181;z1:2181/bookkeeper/ledgers"
+        ),
+        "--initial-num-stream-storage-containers": "0",
+    }
+
+
+def test_layer_checks_use_the_unit_address():
+    layer = pebble_layer(PulsarConfig(), "b-0.b-endpoints.m.svc.cluster.local")
+    checks = layer["checks"]
+    assert checks["broker-alive"]["http"]["url"] == (
+        "http://b-0.b-endpoints.m.svc.cluster.local:8080/status.html"
+    )
+    assert checks["broker-ready"]["http"]["url"].endswith(":8080/admin/v2/brokers/ready")
+    service = layer["services"]["broker"]
+    assert service["on-check-failure"] == {"broker-alive": "restart"}
+    assert service["user-id"] == 10000
+
+
+def test_unit_fqdn():
+    assert unit_fqdn("pulsar-k8s/3", "pulsar-k8s", "prod") == (
+        "pulsar-k8s-3.pulsar-k8s-endpoints.prod.svc.cluster.local"
+    )
+
+
+@pytest.mark.parametrize(
+    "field", [f.name for f in dataclasses.fields(PulsarConfig) if f.type == "int"]
+)
+def test_config_rejects_non_integers_naming_the_option(field):
+    with pytest.raises(ValueError, match=f"^{field.replace('_', '-')}: must be an integer"):
+        PulsarConfig(**{field: "3"})
