@@ -157,7 +157,15 @@ def _jaas_quote(value: str) -> str:
 
 
 def _common_env(log_level: str) -> dict[str, str]:
-    extra_opts = " ".join((f"-Djava.security.auth.login.config={JAAS_PATH}", *_DEFAULT_EXTRA_OPTS))
+    extra_opts = " ".join(
+        (
+            f"-Djava.security.auth.login.config={JAAS_PATH}",
+            # ZooKeeper 3.9 clients default to FIPS mode, which refuses DIGEST-MD5 SASL
+            # ("Client will not use DIGEST-MD5 ... because FIPS mode is enabled" -> AuthFailed).
+            "-Dzookeeper.fips-mode=false",
+            *_DEFAULT_EXTRA_OPTS,
+        )
+    )
     return {
         # bin/pulsar reads PULSAR_BOOKKEEPER_CONF, bin/bookkeeper reads BOOKIE_CONF.
         "PULSAR_BOOKKEEPER_CONF": CONF_PATH,
