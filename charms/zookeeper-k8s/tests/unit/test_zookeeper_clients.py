@@ -1,0 +1,171 @@
+"""Client relations: credentials, ACLs, publication after every member loaded the user,
+revocation, and the provider databag checked against the interface schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jsonschema
+import ops
+from ops import testing
+from zookeeper_render import SERVICE, unit_fqdn
+
+SCHEMA_DIR = Path("/work/shared/interface-schemas/zookeeper/v0")
+REQUEST = {
+    "database": "/pulsar",
+    "requested-secrets": json.dumps(["username", "password", "uris"]),
+    "extra-user-roles": "cdrwa",
+}
+
+
+def address(n: int) -> str:
+    return unit_fqdn("zookeeper-k8s", n, "testing")
+
+
+def peer_unit(n: int, users: list[str]) -> dict[str, str]:
+    return {
+        "address": address(n),
+        "server-id": str(n + 1),
+        "started": "true",
+        "users": json.dumps(users),
+    }
+
+
+def base_state(tmp_path: Path, relations: set, **kwargs) -> testing.State:
+    for sub in ("data", "conf"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+    container = testing.Container(
+        "pulsar",
+        can_connect=True,
+        mounts={
+            "data": testing.Mount(location="/pulsar/data", source=tmp_path / "data"),
+            "conf": testing.Mount(location="/pulsar/conf", source=tmp_path / "conf"),
+        },
+        execs={testing.Exec(["chown"])},
+    )
+    secret = testing.Secret(
+        {"super-password": "super-pw", "quorum-password": "quorum-pw"},
+        label="zookeeper-internal",
+        owner="app",
+    )
+    return testing.State(
+        leader=True,
+        relations=relations,
+        secrets={secret, *kwargs.pop("secrets", set())},
+        containers={container},
+        model=testing.Model(name="testing"),
+        **kwargs,
+    )
+
+
+def running(state: testing.State) -> testing.State:
+    c = state.get_container("pulsar")
+    active = dataclasses.replace(c, service_statuses={SERVICE: ops.pebble.ServiceStatus.ACTIVE})
+    return dataclasses.replace(state, containers={active})
+
+
+def with_peer_users(state: testing.State, peer_id: int, users: list[str]) -> testing.State:
+    peer = state.get_relation(peer_id)
+    assert isinstance(peer, testing.PeerRelation)
+    updated = dataclasses.replace(peer, peers_data={n: peer_unit(n, users) for n in (1, 2)})
+    others = {r for r in state.relations if r.id != peer_id}
+    return dataclasses.replace(state, relations={updated, *others})
+
+
+def test_credentials_published_only_after_every_member_loaded_the_user(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    user = f"relation-{client.id}"
+    state = base_state(tmp_path, {peer, client}, planned_units=3)
+
+    # 1st: server starts; leader creates the password secret and the chroot ACL, publishes nothing
+    out = running(ctx.run(ctx.on.relation_changed(client), state))
+    assert ("grant", "/pulsar", user, "cdrwa") in ensemble.calls
+    clients = json.loads(out.get_relation(peer.id).local_app_data["clients"])
+    assert clients == {user: "/pulsar"}
+    assert "secret-user" not in out.get_relation(client.id).local_app_data
+
+    # 2nd: the user enters the JAAS: the leader takes the restart lock and restarts itself
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert pebble_calls.restarts == 1
+    assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
+    assert "secret-user" not in out.get_relation(client.id).local_app_data
+    assert "waiting for members to load credentials of /pulsar" in out.unit_status.message
+
+    # 3rd: the other members report the user: now (and only now) the client gets credentials
+    out = ctx.run(ctx.on.update_status(), with_peer_users(out, peer.id, [user]))
+    app_data = out.get_relation(client.id).local_app_data
+    assert app_data["database"] == "/pulsar"
+    assert app_data["endpoints"] == ",".join(f"{address(n)}:2181" for n in range(3))
+    secret = next(s for s in out.secrets if s.id == app_data["secret-user"])
+    content = secret.latest_content or {}
+    assert content["username"] == user
+    assert content["uris"].endswith(":2181/pulsar")
+    assert isinstance(out.unit_status, testing.ActiveStatus)
+    assert out.unit_status.message == "3 members, quorum ok; clients: /pulsar"
+
+    # what the provider wrote validates against the interface schema
+    schema = json.loads((SCHEMA_DIR / "provider.json").read_text())
+    jsonschema.validate({"app": dict(app_data)}, schema)
+    # and the request we answered validates against the requirer schema (list field decoded)
+    requirer = json.loads((SCHEMA_DIR / "requirer.json").read_text())
+    decoded = {**REQUEST, "requested-secrets": json.loads(REQUEST["requested-secrets"])}
+    jsonschema.validate({"app": decoded}, requirer)
+
+
+def test_invalid_request_is_skipped_and_reported(ctx, tmp_path, ensemble):
+    peer = testing.PeerRelation(
+        "cluster", local_app_data={"members": json.dumps({"1": address(0)})}
+    )
+    client = testing.Relation(
+        "zookeeper",
+        remote_app_name="broken-app",
+        remote_app_data={**REQUEST, "database": "../etc"},
+    )
+    state = running(ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer, client})))
+    out = ctx.run(ctx.on.relation_changed(client), state)
+    assert not [c for c in ensemble.calls if c[0] == "grant"]
+    assert "invalid request from broken-app" in out.unit_status.message
+    assert out.get_relation(client.id).local_app_data == {}
+
+
+def test_broken_relation_revokes_acl_withdraws_secret_and_leaves_jaas(ctx, tmp_path, ensemble):
+    old = testing.Secret(
+        {"username": "relation-9", "password": "pw-9"}, label="zookeeper-client-9", owner="app"
+    )
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={
+            "members": json.dumps({"1": address(0)}),
+            "clients": json.dumps({"relation-9": "/old"}),
+        },
+    )
+    out = ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, secrets={old}))
+    assert ("revoke", "/old", "relation-9") in ensemble.calls
+    assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
+    assert not [s for s in out.secrets if s.label == "zookeeper-client-9"]
+    assert "relation-9" not in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
+
+
+def test_relation_broken_event_revokes_that_client(ctx, tmp_path, ensemble):
+    client = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
+    user = f"relation-{client.id}"
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={
+            "members": json.dumps({"1": address(0)}),
+            "clients": json.dumps({user: "/pulsar"}),
+        },
+    )
+    out = ctx.run(ctx.on.relation_broken(client), base_state(tmp_path, {peer, client}))
+    assert ("revoke", "/pulsar", user) in ensemble.calls
+    assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
