@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import ops
@@ -1041,7 +1041,7 @@ class Model:
             CONTAINER,
             can_connect=unit.pod.running,
             # The charm talks to the real Pebble; these only keep scenario's checks coherent.
-            layers={"rig-real-plan": ops.pebble.Layer(plan)} if check_infos else {},
+            layers={"rig-real-plan": ops.pebble.Layer(cast(Any, plan))} if check_infos else {},
             check_infos=check_infos,
         )
         networks = [
@@ -1111,7 +1111,7 @@ class Model:
         try:
             client = unit.pod.client()
             checks = client.get_checks()
-            plan = client.get_plan().to_dict()
+            plan: dict[str, Any] = dict(client.get_plan().to_dict())
         except (ops.pebble.Error, OSError):
             return [], {}
         infos = [
@@ -1139,9 +1139,7 @@ class Model:
             except (ops.pebble.Error, OSError):
                 continue
             for check in checks:
-                status = str(
-                    check.status.value if hasattr(check.status, "value") else check.status
-                )
+                status = str(getattr(check.status, "value", check.status))
                 before = unit.check_status.get(check.name, "up")
                 unit.check_status[check.name] = status
                 if before == "up" and status == "down":

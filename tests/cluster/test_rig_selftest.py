@@ -14,7 +14,11 @@ from tests.cluster import rig_pods
 from tests.cluster.rig_juju import HookFailedError, Model
 
 sys.path.insert(0, str(Path(__file__).parent / "selftest_charm" / "src"))
-from rig_selftest_charm import CONF, MARKER, RigSelftestCharm  # noqa: E402
+from rig_selftest_charm import (  # pyright: ignore[reportMissingImports]
+    CONF,
+    MARKER,
+    RigSelftestCharm,
+)
 
 ALPHA, BETA = "selftest-alpha", "selftest-beta"
 

@@ -68,7 +68,7 @@ class RigSelftestCharm(ops.CharmBase):
                 timeout=120,
             ).wait_output()
             container.push(f"{DATA}/version.txt", out, user_id=10000, group_id=0)
-        layer = {
+        layer: ops.pebble.LayerDict = {
             "summary": "rig self-test",
             "services": {
                 SERVICE: {
@@ -90,7 +90,7 @@ class RigSelftestCharm(ops.CharmBase):
                 }
             },
         }
-        if container.get_plan().to_dict().get("services") != layer["services"]:
+        if container.get_plan().to_dict().get("services") != layer.get("services"):
             container.add_layer("selftest", layer, combine=True)
         container.replan()
         if not container.get_service(SERVICE).is_running():
