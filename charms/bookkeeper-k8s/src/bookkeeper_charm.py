@@ -11,10 +11,6 @@ import logging
 import re
 
 import ops
-from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
-from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
-
 from bookkeeper_config import BookKeeperConfig
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
@@ -33,6 +29,9 @@ from bookkeeper_render import (
     unit_fqdn,
 )
 from bookkeeper_workload import BookieWorkload
+from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
+from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +122,9 @@ class BookKeeperCharm(ops.CharmBase):
         if not self._initialised():
             if not self.unit.is_leader():
                 self._publish(None)
-                return ops.WaitingStatus("waiting for the leader to initialise bookkeeper metadata")
+                return ops.WaitingStatus(
+                    "waiting for the leader to initialise bookkeeper metadata"
+                )
             problem = self._initialise_metadata(config)
             if problem:
                 self._publish(None)
@@ -179,13 +180,17 @@ class BookKeeperCharm(ops.CharmBase):
         if relation is None:
             return "waiting for the peer relation"
         env = tool_env(config)
-        probe = self.workload.run([BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], environment=env)
+        probe = self.workload.run(
+            [BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], environment=env
+        )
         if not probe.ok:
             if not any(marker in probe.output for marker in _NO_CLUSTER_MARKERS):
                 logger.warning("whatisinstanceid failed: %s", probe.output[-500:])
                 return "bookkeeper metadata check failed (zookeeper unreachable?), will retry"
             logger.info("no bookkeeper metadata yet: running initnewcluster")
-            init = self.workload.run([BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], environment=env)
+            init = self.workload.run(
+                [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], environment=env
+            )
             if not init.ok:
                 logger.warning("initnewcluster failed: %s", init.output[-500:])
                 return "bookkeeper metadata init failed, will retry"
@@ -195,7 +200,7 @@ class BookKeeperCharm(ops.CharmBase):
     def _apply_by_rolling_restart(
         self, files: dict[str, tuple[str, int]], layer: dict
     ) -> ops.StatusBase | None:
-        """Running bookie: restart it on changed inputs, one unit at a time; None when done."""
+        """Restart a running bookie on changed inputs, one unit at a time; None when done."""
         stale = any(self.workload.file_differs(p, c) for p, (c, _) in files.items())
         if stale or self.workload.layer_differs(layer):
             conf, _ = files[CONF_PATH]

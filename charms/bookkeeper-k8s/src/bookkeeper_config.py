@@ -57,7 +57,7 @@ class BookKeeperConfig:
             raise ConfigError(f"log-level: must be one of {', '.join(LOG_LEVELS)}")
 
     def _check_compaction_rules(self) -> None:
-        """The rules BookKeeper 4.17's GarbageCollectorThread enforces by refusing to start."""
+        """Enforce the rules whose breach makes BookKeeper 4.17's GarbageCollectorThread fail."""
         minor_on = self.minor_compaction_interval_s > 0 and self.minor_compaction_threshold > 0
         major_on = self.major_compaction_interval_s > 0 and self.major_compaction_threshold > 0
         for on, option, interval_s in (

@@ -43,13 +43,16 @@ LISTENER_KEYS = ("advertisedAddress", "httpServerHost", "prometheusStatsHttpAddr
 
 
 def unit_fqdn(unit_name: str, model_name: str) -> str:
-    """The stable DNS name of a unit's pod: ``<app>-<n>.<app>-endpoints.<model>.svc.cluster.local``."""
+    """Return a unit's stable pod DNS name.
+
+    ``<app>-<n>.<app>-endpoints.<model>.svc.cluster.local``
+    """
     app, number = unit_name.rsplit("/", 1)
     return f"{app}-{number}.{app}-endpoints.{model_name}.svc.cluster.local"
 
 
 def bookie_id(address: str) -> str:
-    """The id a bookie registers with when ``useHostNameAsBookieID`` and ``advertisedAddress``."""
+    """Return the id a bookie registers under (useHostNameAsBookieID + advertisedAddress)."""
     return f"{address}:{BOOKIE_PORT}"
 
 
@@ -72,7 +75,7 @@ class BookieInputs:
 
 
 def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
-    """The keys of bookkeeper.conf the charm owns, as strings (the file holds only these)."""
+    """Return the keys of bookkeeper.conf the charm owns (the file holds only these)."""
     c = inputs.config
     return {
         # Identity and metadata: a stable hostname id survives pod IP changes (no cookie mismatch).
@@ -121,13 +124,14 @@ def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
 
 
 def render_properties(properties: Mapping[str, str]) -> str:
-    """A Java properties file, one ``key=value`` line per key, sorted for stable diffs."""
+    """Render a Java properties file, one ``key=value`` line per key, sorted for stable diffs."""
     lines = ["# Managed by the bookkeeper-k8s charm: edits are overwritten."]
     for key, value in sorted(properties.items()):
         if not key or any(ch in key for ch in "=:# \t\r\n\\!"):
             raise ValueError(f"not a plain property key: {key!r}")
         if any(ch in value for ch in "\r\n\\"):
-            # Backslashes and line breaks change meaning in a properties file; no owned key needs them.
+            # Backslashes and line breaks change meaning in a properties file; no owned key
+            # needs them.
             raise ValueError(f"{key}: value must not contain a backslash or line break")
         lines.append(f"{key}={value}")
     return "\n".join(lines) + "\n"
@@ -195,7 +199,7 @@ def tool_env(config: BookKeeperConfig) -> dict[str, str]:
 
 
 def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """The Pebble layer of the bookie, with every field Pebble would otherwise default.
+    """Return the Pebble layer of the bookie, with every field Pebble would otherwise default.
 
     Spelling out period/timeout/threshold keeps the layer equal to what the plan reports, so an
     unchanged reconcile sees no difference.
@@ -239,7 +243,7 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def inputs_token(conf: str, jaas: str, layer: Mapping[str, Any]) -> str:
-    """A short digest naming one set of bookie inputs (the rolling-restart request token)."""
+    """Name one set of bookie inputs with a short digest (the rolling-restart request token)."""
     digest = hashlib.sha256()
     for part in (conf, jaas, json.dumps(layer, sort_keys=True)):
         digest.update(part.encode())

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
-from time import monotonic, sleep
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from time import monotonic, sleep
 from typing import Any
 
 import ops
-
 from bookkeeper_render import HTTP_PORT, SERVICE, WORKLOAD_GID, WORKLOAD_UID
 
 logger = logging.getLogger(__name__)
@@ -165,7 +164,7 @@ class BookieWorkload:
     def _http_get(self, path: str) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
                 return response.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.debug("GET %s failed: %s", url, exc)

@@ -2,7 +2,6 @@
 """Entry point of the bookkeeper-k8s charm."""
 
 import ops
-
 from bookkeeper_charm import BookKeeperCharm
 
 if __name__ == "__main__":  # pragma: nocover

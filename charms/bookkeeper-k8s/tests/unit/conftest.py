@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import charms
 import pytest
 from ops import testing
+
+import charms
 
 CHARM_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,6 @@ if str(CHARM_ROOT / "lib" / "charms") not in list(charms.__path__):
 from bookkeeper_charm import BookKeeperCharm  # noqa: E402
 from bookkeeper_render import JOURNAL_DIR, LEDGERS_DIR  # noqa: E402
 from bookkeeper_workload import BookieWorkload  # noqa: E402
-
 
 
 @dataclass

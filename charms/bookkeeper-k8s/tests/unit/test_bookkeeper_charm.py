@@ -9,8 +9,6 @@ from typing import Any
 
 import ops
 import pytest
-from ops import testing
-
 from bookkeeper_config import BookKeeperConfig
 from bookkeeper_render import (
     BookieInputs,
@@ -23,6 +21,7 @@ from bookkeeper_render import (
     unit_fqdn,
 )
 from bookkeeper_workload import BookieWorkload
+from ops import testing
 
 MODEL = "pulsar"
 APP = "bookkeeper-k8s"
@@ -93,10 +92,13 @@ def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Rela
 
 
 def peers(
-    *, initialised: bool = True, others: tuple[int, ...] = (1, 2), **app_data: str
+    *,
+    initialised: bool = True,
+    others: tuple[int, ...] = (1, 2),
+    app_data: dict[str, str] | None = None,
 ) -> testing.PeerRelation:
     local_app_data = {"bookkeeper-initialised": "true"} if initialised else {}
-    local_app_data.update(app_data)
+    local_app_data.update(app_data or {})
     return testing.PeerRelation(
         "cluster", local_app_data=local_app_data, peers_data={n: {} for n in others}
     )
@@ -117,7 +119,7 @@ def container(
     files_from: BookKeeperConfig | None = None,
     execs: tuple[testing.Exec, ...] = (),
 ) -> testing.Container:
-    """The pulsar container; ``running`` = a bookie started with ``files_from`` (default config)."""
+    """Build the pulsar container; ``running``: a bookie started with ``files_from``'s files."""
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir(exist_ok=True)
     mounts = {**storage, "conf": testing.Mount(location="/pulsar/conf", source=conf_dir)}
@@ -253,8 +255,9 @@ def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
     assert peer.local_app_data["bookkeeper-initialised"] == "true"
     (args,) = ctx.exec_history["pulsar"]
     assert args.environment["BOOKIE_MEM"] == "-Xmx128m"
-    assert "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf" in (
-        args.environment["BOOKIE_EXTRA_OPTS"]
+    assert (
+        "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf"
+        in (args.environment["BOOKIE_EXTRA_OPTS"])
     )
     assert (args.user_id, args.group_id) == (10000, 0)
     assert args.timeout
@@ -303,7 +306,9 @@ def test_new_leader_with_flag_runs_no_exec(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.leader_elected(), state(container(storage, tmp_path)))
     assert executed(ctx) == []
     assert "start" in calls.names()
-    assert out.get_container("pulsar").plan.services["bookie"].command == "/pulsar/bin/pulsar bookie"
+    assert (
+        out.get_container("pulsar").plan.services["bookie"].command == "/pulsar/bin/pulsar bookie"
+    )
 
 
 def test_non_leader_waits_for_flag(ctx, storage, tmp_path, calls):
@@ -330,15 +335,18 @@ def test_storage_chowned_only_when_not_owned(ctx, storage, tmp_path, calls, not_
 
 
 def test_first_start_pushes_files_and_layer(ctx, storage, tmp_path):
-    out = ctx.run(ctx.on.pebble_ready(container(storage, tmp_path)), state(container(storage, tmp_path)))
-    conf, jaas, layer = desired()
+    cont = container(storage, tmp_path)
+    out = ctx.run(ctx.on.pebble_ready(cont), state(cont))
+    conf, jaas, _ = desired()
     root = tmp_path / "conf"
     assert (root / "bookkeeper.conf").read_text() == conf
     assert (root / "bookkeeper-jaas.conf").read_text() == jaas
     assert oct((root / "bookkeeper-jaas.conf").stat().st_mode & 0o777) == oct(0o600)
     plan = out.get_container("pulsar").plan
     assert plan.services["bookie"].environment["BOOKIE_MEM"].startswith("-Xms512m -Xmx512m")
-    assert plan.checks["bookie-alive"].http == {"url": f"http://{ADDRESS}:8000/api/v1/bookie/state"}
+    assert plan.checks["bookie-alive"].http == {
+        "url": f"http://{ADDRESS}:8000/api/v1/bookie/state"
+    }
 
 
 def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls, fake_http):
@@ -363,11 +371,11 @@ def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls, fake
 def test_publishes_bookies_and_ready_bookies(ctx, storage, tmp_path, fake_http):
     fake_http.writable = [unit_id(0), unit_id(2), "stranger.example:3181"]
     bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
-    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,)))
-    data = out.get_relation(bk.id).local_app_data
-    assert data["metadata-service-uri"] == (
-        f"zk+hierarchical://{ZK_ENDPOINTS}/bookkeeper/ledgers"
+    out = ctx.run(
+        ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,))
     )
+    data = out.get_relation(bk.id).local_app_data
+    assert data["metadata-service-uri"] == (f"zk+hierarchical://{ZK_ENDPOINTS}/bookkeeper/ledgers")
     assert json.loads(data["bookies"]) == [unit_id(0), unit_id(1), unit_id(2)]
     assert json.loads(data["ready-bookies"]) == [unit_id(0), unit_id(2)]
     assert out.unit_status == ops.ActiveStatus("bookie writable (2/3 writable)")
@@ -376,7 +384,9 @@ def test_publishes_bookies_and_ready_bookies(ctx, storage, tmp_path, fake_http):
 def test_http_errors_mean_zero_ready(ctx, storage, tmp_path, fake_http):
     fake_http.writable = None
     bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
-    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,)))
+    out = ctx.run(
+        ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,))
+    )
     assert out.unit_status.name == "waiting"
     assert json.loads(out.get_relation(bk.id).local_app_data["ready-bookies"]) == []
 
@@ -400,7 +410,7 @@ def test_non_leader_publishes_nothing(ctx, storage, tmp_path, fake_http):
 
 def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls, fake_http):
     fake_http.writable = [unit_id(0)]
-    peer = peers(**{"restart-granted": f"{APP}/1"})
+    peer = peers(app_data={"restart-granted": f"{APP}/1"})
     cont = container(storage, tmp_path, running=True)
     st = state(cont, leader=False, peer=peer, config={"heap-mb": 1024})
     out = ctx.run(ctx.on.config_changed(), st)
@@ -413,7 +423,7 @@ def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls, fake_http)
 
 def test_changed_config_restarts_when_granted(ctx, storage, tmp_path, calls, fake_http):
     fake_http.writable = [unit_id(0)]
-    peer = peers(**{"restart-granted": f"{APP}/0"})
+    peer = peers(app_data={"restart-granted": f"{APP}/0"})
     peer = testing.PeerRelation(
         "cluster",
         local_app_data=dict(peer.local_app_data),
@@ -464,7 +474,7 @@ def test_unchanged_running_bookie_is_not_restarted_even_if_granted(
     ctx, storage, tmp_path, calls, fake_http
 ):
     fake_http.writable = [unit_id(0)]
-    peer = peers(**{"restart-granted": f"{APP}/0"})
+    peer = peers(app_data={"restart-granted": f"{APP}/0"})
     st = state(container(storage, tmp_path, running=True), leader=False, peer=peer)
     ctx.run(ctx.on.update_status(), st)
     assert "restart" not in calls.names()

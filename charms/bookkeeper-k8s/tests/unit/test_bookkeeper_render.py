@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import assume, given
-from hypothesis import strategies as st
-
 from bookkeeper_config import BookKeeperConfig, ConfigError
 from bookkeeper_render import (
     JAAS_PATH,
@@ -22,6 +19,8 @@ from bookkeeper_render import (
     tool_env,
     unit_fqdn,
 )
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 label = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True)
 units = st.builds(lambda app, n: f"{app}/{n}", label, st.integers(0, 999))
@@ -117,7 +116,9 @@ def _unquote_jaas(value: str) -> str:
 @given(username=printable, password=printable)
 def test_jaas_round_trips_credentials(username, password):
     text = render_jaas(username, password)
-    assert text.startswith("Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required")
+    assert text.startswith(
+        "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required"
+    )
     found = dict(re.findall(r'(username|password)="((?:[^"\\]|\\.)*)"', text))
     assert _unquote_jaas(found["username"]) == username
     assert _unquote_jaas(found["password"]) == password

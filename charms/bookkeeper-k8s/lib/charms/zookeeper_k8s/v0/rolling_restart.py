@@ -62,7 +62,7 @@ class RollingRestart:
         return relation.data[self._charm.unit].get(REQUEST_KEY, "") if relation else ""
 
     def granted(self) -> bool:
-        """True when this unit holds the lock for a pending request.
+        """Return True when this unit holds the lock for a pending request.
 
         Without a peer relation (a single unit), there is nobody to coordinate with.
         """

@@ -20,6 +20,7 @@ Neither raises on bad data from the other side: bad or incomplete data reads as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,31 @@ class ZooKeeperProvider:
         return sorted(found, key=lambda r: r.relation_id)
 
     def password(self, relation_id: int) -> str | None:
-        """The client's password, readable on every unit of the provider application."""
+        """Return the client's password (readable on every unit of the provider application)."""
         try:
             secret = self._charm.model.get_secret(label=client_secret_label(relation_id))
             return secret.get_content(refresh=True).get("password")
         except (ops.SecretNotFoundError, ops.ModelError):
             return None
+
+    def ensure_password(self, relation_id: int) -> str | None:
+        """Leader only: the client's password, generated once into the relation's secret.
+
+        The secret exists (and is readable by every provider unit, by label) before anything is
+        published, so each ZooKeeper server can load the user before the client may connect.
+        Returns None when the secret cannot be read or created (not leader, Juju error).
+        """
+        existing = self.password(relation_id)
+        if existing:
+            return existing
+        password = generate_password()
+        content = {"username": f"relation-{relation_id}", "password": password}
+        try:
+            self._charm.app.add_secret(content, label=client_secret_label(relation_id))
+        except ops.ModelError as exc:
+            logger.warning("cannot create the secret of relation %s: %s", relation_id, exc)
+            return None
+        return password
 
     def publish(
         self,
@@ -164,10 +184,9 @@ class ZooKeeperProvider:
 
     def withdraw(self, relation_id: int) -> None:
         """Leader only: forget a departed client's secret (its ACL is the charm's business)."""
-        try:
-            self._charm.model.get_secret(label=client_secret_label(relation_id)).remove_all_revisions()
-        except (ops.SecretNotFoundError, ops.ModelError):
-            pass
+        label = client_secret_label(relation_id)
+        with contextlib.suppress(ops.SecretNotFoundError, ops.ModelError):
+            self._charm.model.get_secret(label=label).remove_all_revisions()
 
 
 class ZooKeeperRequirer:
@@ -205,7 +224,7 @@ class ZooKeeperRequirer:
         )
 
     def connection(self) -> ZooKeeperConnection | None:
-        """The granted connection, or None while the provider has not answered (or answered badly)."""
+        """Return the granted connection; None until the provider answered (correctly)."""
         relation = self.relation
         if relation is None or relation.app is None:
             return None
