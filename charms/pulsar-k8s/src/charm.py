@@ -2,7 +2,6 @@
 """Entry point of the pulsar-k8s charm."""
 
 import ops
-
 from pulsar_charm import PulsarBrokerCharm
 
 if __name__ == "__main__":  # pragma: nocover

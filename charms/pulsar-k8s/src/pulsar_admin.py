@@ -16,7 +16,7 @@ DEFAULT_TIMEOUT = 3.0
 def get(url: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
     """``(status, body)``; status 0 when nothing answered (refused, timeout, DNS)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, ""
@@ -25,7 +25,7 @@ def get(url: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
 
 
 def broker_ready(address: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    """True when ``GET /admin/v2/brokers/ready`` answers 200 (broker serving topics)."""
+    """Return whether ``GET /admin/v2/brokers/ready`` answers 200 (broker serving topics)."""
     status, _ = get(f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/brokers/ready", timeout)
     return status == 200
 

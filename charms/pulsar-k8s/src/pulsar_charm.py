@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 import ops
+import pulsar_admin
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
 from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from ops import pebble
-
-import pulsar_admin
 from pulsar_config import PulsarConfig
 from pulsar_render import (
     JAAS_CONF_PATH,
@@ -149,7 +148,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         return relation.data[self.app] if relation else None
 
     def _recorded_cluster_name(self) -> str | None:
-        """The cluster name the metadata was created with, once it has been created."""
+        """Return the cluster name the metadata was created with, once it exists."""
         data = self._peer_app_data()
         if data is None or data.get(METADATA_INITIALISED_KEY) != "true":
             return None
@@ -248,8 +247,7 @@ def _bookie_problem(config: PulsarConfig, bookkeeper: BookKeeperInfo) -> ops.Sta
     total, ready = len(bookkeeper.bookies), len(bookkeeper.ready_bookies)
     if needed > total:
         return ops.BlockedStatus(
-            f"managed-ledger-ensemble-size={needed} needs {needed} bookies; "
-            f"bookkeeper has {total}"
+            f"managed-ledger-ensemble-size={needed} needs {needed} bookies; bookkeeper has {total}"
         )
     if needed > ready:
         return ops.WaitingStatus(f"{ready}/{total} bookies writable, ensemble needs {needed}")

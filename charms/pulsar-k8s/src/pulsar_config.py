@@ -42,7 +42,7 @@ class PulsarConfig:
             raise ValueError(error)
 
     def first_error(self) -> str | None:
-        """The first problem found, as ``"<option>: <what it accepts>"``; None when valid."""
+        """Return the first problem, as ``"<option>: <what it accepts>"``; None when valid."""
         for check in (
             self._check_types,
             self._check_cluster_name,

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-
 from pulsar_config import PulsarConfig
 
 PULSAR_HOME = "/pulsar"
@@ -84,13 +83,13 @@ class BrokerInputs:
 
 
 def unit_fqdn(unit_name: str, app_name: str, model_name: str) -> str:
-    """The pod's stable DNS name, which every listener binds to and advertises."""
+    """Return the pod's stable DNS name, which every listener binds to and advertises."""
     number = unit_name.rsplit("/", 1)[-1]
     return f"{app_name}-{number}.{app_name}-endpoints.{model_name}.svc.cluster.local"
 
 
 def service_fqdn(app_name: str, model_name: str) -> str:
-    """The Kubernetes service in front of every broker unit (cluster-wide URLs use it)."""
+    """Return the Kubernetes service name in front of every broker unit."""
     return f"{app_name}.{model_name}.svc.cluster.local"
 
 
@@ -100,7 +99,7 @@ def metadata_store_url(zookeeper_hosts: str, chroot: str = ZOOKEEPER_CHROOT) -> 
 
 
 def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
-    """The broker.conf keys the charm owns; everything else keeps Pulsar's built-in default."""
+    """Return the broker.conf keys the charm owns (others keep Pulsar's built-in default)."""
     config = inputs.config
     store = metadata_store_url(inputs.zookeeper_hosts)
     backlog_bytes = (
@@ -133,7 +132,7 @@ def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
 
 
 def render_properties(properties: Mapping[str, str], header: str) -> str:
-    """A Java properties file, keys sorted so equal inputs give byte-identical output."""
+    """Render a Java properties file, keys sorted so equal inputs give identical bytes."""
     lines = [f"# {line}" for line in header.splitlines()]
     lines += [f"{_escape_key(k)}={_escape_value(v)}" for k, v in sorted(properties.items())]
     return "\n".join(lines) + "\n"
@@ -178,7 +177,7 @@ def render_functions_worker_yml(inputs: BrokerInputs) -> str:
 
 
 def render_jaas(username: str, password: str) -> str:
-    """The JAAS ``Client`` section every broker JVM and tool uses to log in to ZooKeeper."""
+    """Render the JAAS ``Client`` section the broker and its tools log in to ZooKeeper with."""
     return (
         "Client {\n"
         "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
@@ -317,7 +316,7 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
 
 
 def inputs_token(files: Mapping[str, str], layer: Mapping[str, Any]) -> str:
-    """A short digest naming one rendering, used as the rolling-restart request token."""
+    """Return a short digest naming one rendering (the rolling-restart request token)."""
     digest = hashlib.sha256(json.dumps([sorted(files.items()), layer], sort_keys=True).encode())
     return digest.hexdigest()[:16]
 

@@ -6,11 +6,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import ops
 from ops import pebble
-
 from pulsar_render import (
     DATA_DIR,
     JAAS_CONF_PATH,
@@ -81,7 +80,9 @@ class PulsarWorkload:
         except (pebble.APIError, pebble.PathError):
             info = []
         if not info:
-            self._container.make_dir(DATA_DIR, make_parents=True, user_id=USER_ID, group_id=GROUP_ID)
+            self._container.make_dir(
+                DATA_DIR, make_parents=True, user_id=USER_ID, group_id=GROUP_ID
+            )
         elif info[0].user_id != USER_ID:
             self._container.exec(["chown", "-R", f"{USER_ID}:{GROUP_ID}", DATA_DIR]).wait()
 
@@ -96,7 +97,7 @@ class PulsarWorkload:
 
     def layer_differs(self, layer: Mapping[str, Any]) -> bool:
         plan = self._container.get_plan().to_dict()
-        wanted = pebble.Layer(dict(layer)).to_dict()
+        wanted = pebble.Layer(_layer_dict(layer)).to_dict()
         for section in ("services", "checks"):
             current = plan.get(section, {})
             for name, spec in wanted.get(section, {}).items():
@@ -105,7 +106,7 @@ class PulsarWorkload:
         return False
 
     def add_layer(self, layer: Mapping[str, Any]) -> None:
-        self._container.add_layer(LAYER_NAME, dict(layer), combine=True)
+        self._container.add_layer(LAYER_NAME, _layer_dict(layer), combine=True)
 
     def is_running(self) -> bool:
         try:
@@ -147,6 +148,11 @@ class PulsarWorkload:
             return ExecResult(False, f"exit code {exc.exit_code}: {_tail(str(exc.stdout))}")
         except (pebble.TimeoutError, pebble.ChangeError, pebble.APIError, ops.ModelError) as exc:
             return ExecResult(False, str(exc))
+
+
+def _layer_dict(layer: Mapping[str, Any]) -> pebble.LayerDict:
+    # The renderer builds plain dicts (it does not depend on ops); their shape is Pebble's.
+    return cast("pebble.LayerDict", dict(layer))
 
 
 def _without_override(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import charms
 import pytest
 from ops import testing
+
+import charms
 
 CHARM_ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ops
 import pytest
 from charms.zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
 from ops import pebble, testing
-
 from pulsar_charm import METADATA_CLUSTER_NAME_KEY, METADATA_INITIALISED_KEY
 from pulsar_config import PulsarConfig
 from pulsar_render import (
@@ -108,7 +107,8 @@ def container(
     layers = {}
     statuses = {}
     if running:
-        layers = {LAYER_NAME: pebble.Layer(pebble_layer(PulsarConfig(), UNIT_ADDRESS))}
+        layer = cast("pebble.LayerDict", pebble_layer(PulsarConfig(), UNIT_ADDRESS))
+        layers = {LAYER_NAME: pebble.Layer(layer)}
         statuses = {SERVICE_NAME: pebble.ServiceStatus.ACTIVE}
     return testing.Container(
         "pulsar",
@@ -290,9 +290,7 @@ def test_failed_initialisation_waits_records_nothing_and_starts_nothing(ctx, roo
         ctx.on.config_changed(),
         full_state(root, relations=[zk_relation(secret), bk_relation(), peer], init_rc=1),
     )
-    assert out.unit_status == ops.WaitingStatus(
-        "cluster metadata initialisation failed; retrying"
-    )
+    assert out.unit_status == ops.WaitingStatus("cluster metadata initialisation failed; retrying")
     assert METADATA_INITIALISED_KEY not in out.get_relation(peer.id).local_app_data
     assert SERVICE_NAME not in out.get_container("pulsar").service_statuses
 

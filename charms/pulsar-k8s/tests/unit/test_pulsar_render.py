@@ -8,7 +8,6 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-
 from pulsar_config import LOG_LEVELS, PulsarConfig
 from pulsar_render import (
     BrokerInputs,
@@ -77,7 +76,9 @@ def _unescape(value: str) -> str:
 # -- strategies -----------------------------------------------------------------------------
 
 quorums = st.integers(1, 9).flatmap(
-    lambda e: st.integers(1, e).flatmap(lambda w: st.tuples(st.just(e), st.just(w), st.integers(1, w)))
+    lambda e: st.integers(1, e).flatmap(
+        lambda w: st.tuples(st.just(e), st.just(w), st.integers(1, w))
+    )
 )
 cluster_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True).filter(
     lambda n: n != "global"
@@ -210,8 +211,9 @@ def test_environment_sizes_the_jvm_and_logs_to_pebble(config):
         f"-Xmx{config.heap_mb}m",
         f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m",
     ]
-    assert "-Djava.security.auth.login.config=/pulsar/conf/zookeeper-jaas.conf" in (
-        env["PULSAR_EXTRA_OPTS"]
+    assert (
+        "-Djava.security.auth.login.config=/pulsar/conf/zookeeper-jaas.conf"
+        in (env["PULSAR_EXTRA_OPTS"])
     )
     assert "-Dzookeeper.fips-mode=false" in env["PULSAR_EXTRA_OPTS"]
     assert env["PULSAR_LOG_APPENDER"] == "Console"
@@ -221,7 +223,9 @@ def test_environment_sizes_the_jvm_and_logs_to_pebble(config):
 @given(st.text(max_size=30), st.text(max_size=30))
 def test_jaas_quotes_credentials(username, password):
     text = render_jaas(username, password)
-    assert text.startswith("Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required")
+    assert text.startswith(
+        "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required"
+    )
     # every quote inside a value is escaped: the quoted strings end where they should
     body = text.split("required\n", 1)[1]
     assert body.count('"') - body.count('\\"') == 4
@@ -273,4 +277,4 @@ def test_unit_fqdn():
 )
 def test_config_rejects_non_integers_naming_the_option(field):
     with pytest.raises(ValueError, match=f"^{field.replace('_', '-')}: must be an integer"):
-        PulsarConfig(**{field: "3"})
+        PulsarConfig(**{field: "3"})  # pyright: ignore[reportArgumentType]
