@@ -1,7 +1,7 @@
 """Pure renderers: typed inputs -> bookkeeper.conf, JAAS file, environment, Pebble layer.
 
 Nothing here touches Pebble, Juju or the network, so every function can be property-tested.
-The binding keys were checked against BookKeeper 4.17.2 as shipped in Pulsar 4.0.8 (see
+The binding keys were checked against BookKeeper 4.17.2 as shipped in the pinned Pulsar (see
 NOTES-real-workload.md): the bookie port binds to ``advertisedAddress`` only when
 ``listeningInterface`` is set (any value), the HTTP server binds to ``httpServerHost`` (default
 0.0.0.0), and the Prometheus provider starts its own server on ``prometheusStatsHttpAddress``
