@@ -251,6 +251,8 @@ class RigRelation:
     in_scope: dict[str, set[str]] = field(default_factory=dict)
     """unit -> remote (or peer) units it has seen join and not yet depart."""
     broken: bool = False
+    left: set[str] = field(default_factory=set)
+    """Units that have run relation-broken: the relation no longer exists for them."""
 
     @property
     def is_peer(self) -> bool:
@@ -330,12 +332,13 @@ class QueuedEvent:
     secret_id: str | None = None
     storage: str | None = None
     check: str | None = None
+    action: str | None = None
 
     def __str__(self) -> str:
         parts = [self.kind]
         if self.relation_id is not None:
             parts.append(f"rel={self.relation_id}")
-        for name in ("remote_unit", "departing_unit", "secret_id", "storage", "check"):
+        for name in ("remote_unit", "departing_unit", "secret_id", "storage", "check", "action"):
             if getattr(self, name):
                 parts.append(f"{name.split('_')[0]}={getattr(self, name)}")
         return " ".join(parts)
@@ -356,6 +359,15 @@ class RigAction:
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Gate:
+    """The platform waits for ``ready()`` before doing ``then()`` (e.g. a rolling update)."""
+
+    what: str
+    ready: Callable[[], bool]
+    then: Callable[[], None]
 
 
 @dataclass
@@ -386,6 +398,7 @@ class Model:
         self.recorder = Recorder()
         self.raise_on_hook_error = raise_on_hook_error
         self.hook_errors: list[EventRecord] = []
+        self.gates: list[Gate] = []
         self._next_relation_id = 0
         self._pods: list[Pod] = []
         self._running: RigUnit | None = None
@@ -579,20 +592,34 @@ class Model:
         self._push(QueuedEvent(unit.name, "leader_elected"))
 
     def upgrade_charm(self, app_name: str, recreate_pods: bool = True) -> None:
-        """``juju refresh``: Kubernetes replaces the pods one by one, highest ordinal first,
-        waiting for each to be ready (Pebble's ``/v1/health?level=ready``) before the next."""
+        """``juju refresh``. With ``recreate_pods`` (what a sidecar refresh does), Kubernetes
+        replaces the pods one by one, highest ordinal first, and moves on only once the new pod
+        is ready (Pebble's ``/v1/health?level=ready``, which Juju uses as readiness probe)."""
         app = self.apps[app_name]
-        for unit in reversed(app.live_units):
-            if recreate_pods:
-                self._push(RigAction(unit.name, "recreate pod", unit.pod.recreate))
-                for kind in POD_CHURN_EVENTS:
-                    self._push(QueuedEvent(unit.name, kind))
-                self._push(
-                    RigAction(unit.name, "wait pod ready", lambda u=unit: self._wait_ready(u))
-                )
-            else:
+        if not recreate_pods:
+            for unit in app.live_units:
                 self._push(QueuedEvent(unit.name, "upgrade_charm"))
                 self._push(QueuedEvent(unit.name, "config_changed"))
+            return
+        self._rolling_replace(list(reversed(app.live_units)))
+
+    def _rolling_replace(self, units: list[RigUnit]) -> None:
+        if not units:
+            return
+        unit, rest = units[0], units[1:]
+        if unit.dying or unit.number not in unit.app.units:
+            self._rolling_replace(rest)
+            return
+        self._push(RigAction(unit.name, "recreate pod", unit.pod.recreate))
+        for kind in POD_CHURN_EVENTS:
+            self._push(QueuedEvent(unit.name, kind))
+        self.gates.append(
+            Gate(
+                f"{unit.name} ready",
+                lambda: self._pod_ready(unit),
+                lambda: self._rolling_replace(rest),
+            )
+        )
 
     def update_status(self, units: Iterable[RigUnit] | None = None) -> None:
         for unit in units if units is not None else self.units():
@@ -668,7 +695,8 @@ class Model:
         while True:
             self.run_queue()
             self._poll_checks()
-            if not self.queue and until():
+            self._open_gates()
+            if not self.queue and not self.gates and until():
                 return time.monotonic() - started
             now = time.monotonic()
             if now > deadline:
@@ -678,6 +706,12 @@ class Model:
                 last_tick = now
             elif not self.queue:
                 time.sleep(poll)
+
+    def _open_gates(self) -> None:
+        for gate in list(self.gates):
+            if gate.ready():
+                self.gates.remove(gate)
+                gate.then()
 
     def all_active(self) -> bool:
         units = self.units()
@@ -691,6 +725,17 @@ class Model:
         """Deliver one event now (bypassing the queue), e.g. ``run("x/0", "update_status")``."""
         unit = self.unit(unit_name)
         return self._run_event(unit, QueuedEvent(unit.name, kind, **kwargs))
+
+    def run_action(
+        self, unit_name: str, action: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``juju run unit action``: returns the results; raises ``ops.testing.ActionFailed``."""
+        unit = self.unit(unit_name)
+        results: dict[str, Any] = {}
+        self._run_event(
+            unit, QueuedEvent(unit.name, "action", action=action), params=params, out=results
+        )
+        return results
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -819,19 +864,15 @@ class Model:
         except KeyError:
             return None
 
-    def _wait_ready(self, unit: RigUnit, timeout: float = 600.0) -> None:
-        """Kubernetes' readiness gate during a rolling update: Pebble's ready checks."""
-
-        def ready() -> bool:
-            try:
-                health = unit.pod.client()._request("GET", "/v1/health", {"level": "ready"})
-                return bool(health["result"]["healthy"])
-            except ops.pebble.APIError:
-                return False
-            except (ops.pebble.Error, OSError):
-                return False
-
-        self.settle(until=ready, timeout=timeout)
+    def _pod_ready(self, unit: RigUnit) -> bool:
+        """Kubernetes' readiness probe on a Juju sidecar pod: Pebble's ready checks."""
+        if not unit.pod.running:
+            return False
+        try:
+            health = unit.pod.client()._request("GET", "/v1/health", {"level": "ready"})
+            return bool(health["result"]["healthy"])
+        except (ops.pebble.Error, OSError):
+            return False
 
     # -- internals: relations ----------------------------------------------------------------
 
@@ -894,12 +935,21 @@ class Model:
 
     # -- internals: running one event --------------------------------------------------------
 
-    def _run_event(self, unit: RigUnit, item: QueuedEvent) -> EventRecord:
+    def _run_event(
+        self,
+        unit: RigUnit,
+        item: QueuedEvent,
+        params: Mapping[str, Any] | None = None,
+        out: dict[str, Any] | None = None,
+    ) -> EventRecord:
         if item.kind == "relation_joined" and item.relation_id in self.relations:
             self.relations[item.relation_id].in_scope[unit.name].add(item.remote_unit or "")
         if item.kind == "relation_departed" and item.relation_id in self.relations:
             self.relations[item.relation_id].in_scope[unit.name].discard(item.remote_unit or "")
-        if item.relation_id is not None and item.relation_id not in self.relations:
+        if item.relation_id is not None and (
+            item.relation_id not in self.relations
+            or unit.name in self.relations[item.relation_id].left
+        ):
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
         if item.kind == "secret_changed" and item.secret_id not in self.secrets:
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
@@ -917,7 +967,10 @@ class Model:
             unit_id=unit.number,
             juju_version=JUJU_VERSION,
         )
-        event = self._scenario_event(ctx.on, item, state_in)
+        if item.kind == "action":
+            event = ctx.on.action(item.action or "", params=dict(params or {}))
+        else:
+            event = self._scenario_event(ctx.on, item, state_in)
         record = EventRecord(len(self.recorder.events), unit.name, str(item), time.time())
         self.recorder.events.append(record)
         unit.last_event = str(item)
@@ -926,6 +979,13 @@ class Model:
         try:
             with self._real_pebble(unit):
                 state_out = ctx.run(event, state_in)
+        except testing.ActionFailed as exc:
+            record.duration = time.monotonic() - started
+            record.error = f"action failed: {exc.message}"
+            record.status = "action failed"
+            if exc.state is not None:
+                self._merge(unit, state_in, cast(testing.State, exc.state), secret_views)
+            raise
         except Exception as exc:
             record.duration = time.monotonic() - started
             record.error = "".join(traceback.format_exception(exc))
@@ -944,6 +1004,10 @@ class Model:
         record.duration = time.monotonic() - started
         record.juju_log = [f"{log.level} {log.message}" for log in ctx.juju_log]
         self._merge(unit, state_in, state_out, secret_views)
+        if out is not None:
+            out.update(ctx.action_results or {})
+        if item.kind == "relation_broken" and item.relation_id in self.relations:
+            self.relations[item.relation_id].left.add(unit.name)
         record.status = f"{unit.unit_status.name}: {unit.unit_status.message}".rstrip(": ")
         logger.info("%s", record)
         return record
@@ -997,6 +1061,8 @@ class Model:
         relations: list[Any] = []
         for rel in self.relations.values():
             if app.name not in rel.apps or unit.name not in rel.participants:
+                continue
+            if unit.name in rel.left and item.relation_id != rel.id:
                 continue
             in_scope = set(rel.in_scope.get(unit.name, set()))
             if item.kind == "relation_broken" and item.relation_id == rel.id:

@@ -177,3 +177,12 @@ def test_hook_error_is_reported(model: Model):
     model.deploy(ALPHA, Broken)
     with pytest.raises(HookFailedError, match="boom"):
         model.settle(timeout=10)
+
+
+def test_refresh_replaces_pods_one_by_one(alpha: Model):
+    seen = len(alpha.recorder.events)
+    alpha.upgrade_charm(ALPHA)
+    alpha.settle(timeout=60)
+    assert [alpha.pod(f"{ALPHA}/{n}").generation for n in (0, 1)] == [2, 2]
+    upgrades = [e.unit for e in alpha.recorder.events[seen:] if e.event == "upgrade_charm"]
+    assert upgrades == [f"{ALPHA}/1", f"{ALPHA}/0"]  # highest ordinal first
