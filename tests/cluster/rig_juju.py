@@ -717,6 +717,11 @@ class Model:
         units = self.units()
         return bool(units) and all(u.unit_status.name == "active" for u in units)
 
+    def run_for(self, seconds: float, tick: float = 5.0) -> None:
+        """Let time pass: deliver events and update-status ticks for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        self.settle(until=lambda: time.monotonic() >= deadline, timeout=seconds + 600, tick=tick)
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 120.0) -> float:
         """Alias of :meth:`settle` for readability in tests."""
         return self.settle(until=predicate, timeout=timeout)
