@@ -272,6 +272,14 @@ def initialize_cluster_metadata_argv(
     ]
 
 
+def broker_command(config: PulsarConfig) -> str:
+    command = f"{PULSAR_HOME}/bin/pulsar broker"
+    if config.functions_worker_enabled:
+        # Explicit, so the worker never depends on the broker's working directory.
+        command += f" --functions-worker-conf {FUNCTIONS_WORKER_CONF_PATH}"
+    return command
+
+
 def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
     base = f"http://{unit_address}:{WEB_SERVICE_PORT}"
     return {
@@ -280,7 +288,7 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
             SERVICE_NAME: {
                 "override": "replace",
                 "summary": "Pulsar broker",
-                "command": f"{PULSAR_HOME}/bin/pulsar broker",
+                "command": broker_command(config),
                 "startup": "enabled",
                 "user-id": 10000,
                 # Not "group-id": 0 -- ops' Service.to_dict drops falsy fields, so gid 0 never

@@ -262,6 +262,11 @@ def test_layer_checks_use_the_unit_address():
     )
     assert checks["broker-ready"]["http"]["url"].endswith(":8080/admin/v2/brokers/ready")
     service = layer["services"]["broker"]
+    assert service["command"] == "/pulsar/bin/pulsar broker"
+    enabled = pebble_layer(PulsarConfig(functions_worker_enabled=True), "b")["services"]["broker"]
+    assert enabled["command"] == (
+        "/pulsar/bin/pulsar broker --functions-worker-conf /pulsar/conf/functions_worker.yml"
+    )
     assert service["on-check-failure"] == {"broker-alive": "restart"}
     assert service["user-id"] == 10000
 

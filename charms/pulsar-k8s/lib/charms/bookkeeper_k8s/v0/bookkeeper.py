@@ -1,5 +1,6 @@
-"""The `bookkeeper` interface: where a BookKeeper cluster keeps its metadata, and which bookies
-can take writes right now.
+"""The `bookkeeper` interface: BookKeeper metadata location and writable bookies.
+
+Where a BookKeeper cluster keeps its metadata, and which bookies can take writes right now.
 
 provider (bookkeeper-k8s) application databag
     ``metadata-service-uri``  e.g. ``zk+hierarchical://zk-0:2181;zk-1:2181/bookkeeper/ledgers``
@@ -21,7 +22,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
