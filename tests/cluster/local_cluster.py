@@ -26,7 +26,7 @@ from tests.cluster.rig_juju import Model, RigEnv
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Bring the bundle up in the rig.")
     parser.add_argument("--brokers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--tick", type=float, default=30)

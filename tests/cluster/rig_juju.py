@@ -49,6 +49,7 @@ CONTAINER = "pulsar"
 POD_CHURN_EVENTS = ("upgrade_charm", "config_changed", "start", "pebble_ready")
 """What a unit sees when Kubernetes recreates its pod (charm container included)."""
 MAX_EVENTS_PER_DRAIN = 2000
+OUTPUT_TAIL = 4000
 
 JsonDict = dict[str, str]
 
@@ -82,6 +83,9 @@ class PebbleCall:
     args: dict[str, Any]
     exit_code: int | None = None
     """For ``exec``: set once the charm waited for the process."""
+    stdout: str | None = None
+    """For ``exec`` + ``wait_output()``: the last :data:`OUTPUT_TAIL` characters."""
+    stderr: str | None = None
 
     @property
     def command(self) -> list[str]:
@@ -149,16 +153,19 @@ class RecordingClient(ops.pebble.Client):
                 record.exit_code = 0
             except ops.pebble.ExecError as exc:
                 record.exit_code = exc.exit_code
+                record.stdout, record.stderr = _tail(exc.stdout), _tail(exc.stderr)
                 raise
 
         def recorded_wait_output() -> Any:
             try:
                 result = wait_output()
-                record.exit_code = 0
-                return result
             except ops.pebble.ExecError as exc:
                 record.exit_code = exc.exit_code
+                record.stdout, record.stderr = _tail(exc.stdout), _tail(exc.stderr)
                 raise
+            record.exit_code = 0
+            record.stdout, record.stderr = _tail(result[0]), _tail(result[1])
+            return result
 
         process.wait = recorded_wait  # type: ignore[method-assign]
         process.wait_output = recorded_wait_output  # type: ignore[method-assign]
@@ -775,6 +782,13 @@ class Model:
     def report(self, log_lines: int = 25) -> str:
         parts = [self.status_table(), "", "last events:"]
         parts += [f"  {e}" for e in self.recorder.events[-15:]]
+        failed = [c for c in self.recorder.calls if c.op == "exec" and c.exit_code]
+        if failed:
+            parts += ["", "last failed execs:"]
+            for call in failed[-5:]:
+                parts.append(f"  {call}")
+                output = (call.stderr or "") + (call.stdout or "")
+                parts += [f"    | {line}" for line in output.strip().splitlines()[-8:]]
         for unit in self.units():
             parts += ["", f"--- {unit.name}: pebble logs ---", unit.pod.service_logs(log_lines)]
         return "\n".join(parts)
@@ -1304,6 +1318,13 @@ class Model:
         for secret_id, secret in views.items():
             if secret_id not in seen and secret.owned_by(unit):
                 del self.secrets[secret_id]  # removed (all revisions) by its owner
+
+
+def _tail(output: str | bytes | None) -> str | None:
+    if output is None:
+        return None
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    return text[-OUTPUT_TAIL:]
 
 
 def _unit_number(unit_name: str | None) -> int:
