@@ -37,7 +37,10 @@ logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
 PEER = "cluster"
-ZK_CHROOT = "/bookkeeper"
+# Bookies share the brokers' chroot (each application with its own ZooKeeper user): brokers are
+# BookKeeper clients that write ledger metadata, and `initialize-cluster-metadata` writes under
+# the BookKeeper root too, so one tree granted to both is what Pulsar expects.
+ZK_CHROOT = "/pulsar"
 INITIALISED_KEY = "bookkeeper-initialised"
 LAYER_LABEL = "bookkeeper"
 # What `bin/bookkeeper shell whatisinstanceid` prints when the metadata does not exist yet

@@ -214,7 +214,8 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
                 "command": f"{PULSAR_HOME}/bin/pulsar bookie",
                 "startup": "enabled",
                 "user-id": WORKLOAD_UID,
-                "group-id": WORKLOAD_GID,
+                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
+                "group": "root",
                 "working-dir": PULSAR_HOME,
                 "environment": dict(env),
                 "on-check-failure": {"bookie-alive": "restart"},

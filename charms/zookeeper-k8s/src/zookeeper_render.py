@@ -200,7 +200,8 @@ def render_layer(env: Mapping[str, str], address: str) -> dict[str, Any]:
                 "command": "/pulsar/bin/pulsar zookeeper",
                 "startup": "enabled",
                 "user-id": 10000,
-                "group-id": 0,
+                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
+                "group": "root",
                 "environment": dict(env),
                 "on-check-failure": {ALIVE_CHECK: "restart"},
             }

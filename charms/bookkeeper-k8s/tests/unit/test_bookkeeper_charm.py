@@ -82,7 +82,7 @@ def zk_secret() -> testing.Secret:
 
 def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Relation:
     data = {
-        "database": "/bookkeeper",
+        "database": "/pulsar",
         "endpoints": ZK_ENDPOINTS,
         "secret-user": secret.id if secret else "",
         "tls": "disabled",
@@ -106,7 +106,7 @@ def peers(
 
 def desired(config: BookKeeperConfig | None = None) -> tuple[str, str, dict]:
     config = config or BookKeeperConfig()
-    uri = metadata_service_uri([ZK_ENDPOINTS], "/bookkeeper")
+    uri = metadata_service_uri([ZK_ENDPOINTS], "/pulsar")
     conf = render_bookkeeper_conf(BookieInputs(ADDRESS, uri, config))
     return conf, render_jaas(USERNAME, PASSWORD), pebble_layer(ADDRESS, bookie_env(config))
 
@@ -186,7 +186,7 @@ def test_leader_requests_chroot_and_waits_for_credentials(ctx, storage, tmp_path
     out = ctx.run(ctx.on.relation_created(relation), st)
     assert out.unit_status == ops.WaitingStatus("waiting for zookeeper credentials")
     sent = out.get_relation(relation.id).local_app_data
-    assert sent["database"] == "/bookkeeper"
+    assert sent["database"] == "/pulsar"
     assert json.loads(sent["requested-secrets"]) == ["username", "password", "uris"]
     assert calls.log == []
 
@@ -195,7 +195,7 @@ def test_leader_requests_chroot_and_waits_for_credentials(ctx, storage, tmp_path
     "overrides",
     [
         {"secret-user": "secret://deadbeef/nosuchsecret0000000"},  # secret not granted
-        {"database": "/pulsar"},  # another chroot than asked for
+        {"database": "/other"},  # another chroot than asked for
         {"endpoints": "not a host,also bad"},  # malformed endpoints
         {"endpoints": "zk:2181\nmetadataServiceUri=evil"},
     ],
@@ -375,7 +375,7 @@ def test_publishes_bookies_and_ready_bookies(ctx, storage, tmp_path, fake_http):
         ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,))
     )
     data = out.get_relation(bk.id).local_app_data
-    assert data["metadata-service-uri"] == (f"zk+hierarchical://{ZK_ENDPOINTS}/bookkeeper/ledgers")
+    assert data["metadata-service-uri"] == (f"zk+hierarchical://{ZK_ENDPOINTS}/pulsar/ledgers")
     assert json.loads(data["bookies"]) == [unit_id(0), unit_id(1), unit_id(2)]
     assert json.loads(data["ready-bookies"]) == [unit_id(0), unit_id(2)]
     assert out.unit_status == ops.ActiveStatus("bookie writable (2/3 writable)")

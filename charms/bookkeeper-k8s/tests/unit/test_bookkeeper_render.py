@@ -64,7 +64,7 @@ def parse_properties(text: str) -> dict[str, str]:
 
 @given(unit=units, model=label, zk=endpoints, config=configs)
 def test_rendered_conf_parses_back_to_the_intended_properties(unit, model, zk, config):
-    inputs = BookieInputs(unit_fqdn(unit, model), metadata_service_uri(zk, "/bookkeeper"), config)
+    inputs = BookieInputs(unit_fqdn(unit, model), metadata_service_uri(zk, "/pulsar"), config)
     assert parse_properties(render_bookkeeper_conf(inputs)) == bookkeeper_properties(inputs)
 
 
@@ -85,9 +85,9 @@ def test_every_listener_binds_to_the_unit_address(unit, model, zk, config):
 
 @given(zk=endpoints)
 def test_metadata_uri_separates_hosts_with_semicolons(zk):
-    uri = metadata_service_uri(zk, "/bookkeeper")
+    uri = metadata_service_uri(zk, "/pulsar")
     assert "," not in uri
-    assert uri == f"zk+hierarchical://{';'.join(zk)}/bookkeeper/ledgers"
+    assert uri == f"zk+hierarchical://{';'.join(zk)}/pulsar/ledgers"
 
 
 @given(config=configs)

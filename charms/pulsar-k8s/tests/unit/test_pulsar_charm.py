@@ -32,7 +32,7 @@ ZK_HOSTS = (
     "zookeeper-k8s-0.zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181,"
     "zookeeper-k8s-1.zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
 )
-BK_URI = "zk+hierarchical://zookeeper-k8s-0:2181;zookeeper-k8s-1:2181/bookkeeper/ledgers"
+BK_URI = "zk+hierarchical://zookeeper-k8s-0:2181;zookeeper-k8s-1:2181/pulsar/ledgers"
 USERNAME, PASSWORD = "relation-3", "s3cret-pw"
 INIT_ARGV = ("/pulsar/bin/pulsar", "initialize-cluster-metadata")
 

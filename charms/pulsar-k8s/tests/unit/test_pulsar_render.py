@@ -235,7 +235,7 @@ def test_init_argv_uses_the_existing_bookkeeper_and_service_urls():
     argv = initialize_cluster_metadata_argv(
         cluster_name="c1",
         zookeeper_hosts="z0:2181,z1:2181",
-        bookkeeper_metadata_service_uri="zk+hierarchical://z0:2181;z1:2181/bookkeeper/ledgers",
+        bookkeeper_metadata_service_uri="zk+hierarchical://z0:2181;z1:2181/pulsar/ledgers",
         app_name="pulsar",
         model_name="m",
     )
@@ -248,7 +248,7 @@ def test_init_argv_uses_the_existing_bookkeeper_and_service_urls():
         "--web-service-url": "http://pulsar.m.svc.cluster.local:8080",
         "--broker-service-url": "pulsar://pulsar.m.svc.cluster.local:6650",
         "--existing-bk-metadata-service-uri": (
-            "zk+hierarchical://z0:2181;z1:2181/bookkeeper/ledgers"
+            "zk+hierarchical://z0:2181;z1:2181/pulsar/ledgers"
         ),
         "--initial-num-stream-storage-containers": "0",
     }

@@ -96,7 +96,7 @@ def test_layer_runs_as_the_image_user_with_a_bounded_heap(config, super_pw, addr
     env = render_env(config, super_pw)
     layer = render_layer(env, address)
     service = layer["services"]["zookeeper"]
-    assert service["user-id"] == 10000 and service["group-id"] == 0
+    assert service["user-id"] == 10000 and service["group"] == "root"
     assert f"-Xmx{config.heap_mb}m" in service["environment"]["PULSAR_MEM"]
     assert "superDigest=" + digest("super", super_pw) in env["PULSAR_EXTRA_OPTS"]
     assert "-Dzookeeper.fips-mode=false" in env["PULSAR_EXTRA_OPTS"]
