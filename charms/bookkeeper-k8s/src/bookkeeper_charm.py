@@ -85,6 +85,8 @@ class BookKeeperCharm(ops.CharmBase):
     # --- the reconcile ---------------------------------------------------------------------
 
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+        # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
+        self.unit.set_ports(3181, 8000)
         try:
             status = self._converge()
         except (ops.pebble.ConnectionError, ops.pebble.APIError, ops.pebble.ChangeError) as exc:

@@ -87,6 +87,9 @@ class PulsarBrokerCharm(ops.CharmBase):
     # -- the reconcile -------------------------------------------------------------------
 
     def _reconcile(self) -> None:
+        # The cluster's service URLs name the application's Service: open the broker and web
+        # ports on it (a no-op when already open).
+        self.unit.set_ports(6650, 8080)
         try:
             status = self._converge()
         except _PEBBLE_ERRORS as exc:

@@ -156,6 +156,8 @@ class ZooKeeperCharm(ops.CharmBase):
         self._reconcile()
 
     def _reconcile(self) -> None:
+        # Open the client port on the application's Kubernetes Service (a no-op when open).
+        self.unit.set_ports(2181)
         try:
             config = self.load_config(ZooKeeperConfig, errors="raise")
         except (ValueError, TypeError) as exc:
