@@ -758,7 +758,8 @@ class Model:
             if unit.pod.running:
                 try:
                     services = ",".join(
-                        f"{s.name}={s.current}" for s in unit.pod.client().get_services()
+                        f"{s.name}={getattr(s.current, 'value', s.current)}"
+                        for s in unit.pod.client().get_services()
                     )
                 except (ops.pebble.Error, OSError) as exc:
                     services = f"? {exc}"
