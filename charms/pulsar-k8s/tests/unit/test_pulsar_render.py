@@ -247,9 +247,7 @@ def test_init_argv_uses_the_existing_bookkeeper_and_service_urls():
         "--configuration-metadata-store": "zk:z0:2181,z1:2181/pulsar",
         "--web-service-url": "http://pulsar.m.svc.cluster.local:8080",
         "--broker-service-url": "pulsar://pulsar.m.svc.cluster.local:6650",
-        "--existing-bk-metadata-service-uri": (
-            "zk+hierarchical://z0:2181;z1:2181/pulsar/ledgers"
-        ),
+        "--existing-bk-metadata-service-uri": ("zk+hierarchical://z0:2181;z1:2181/pulsar/ledgers"),
         "--initial-num-stream-storage-containers": "0",
     }
 
