@@ -1,0 +1,199 @@
+"""Figures measured by the rig's scenarios, and the page that shows them.
+
+Scenarios call :func:`record` (``record("bundle.first_message_s", 84.2)``): the figure is printed
+and merged into a JSON file (``$PULSAR_RIG_FIGURES``, default ``tests/cluster/.figures.json``,
+git-ignored).
+
+``python -m tests.cluster.figures [--slow] [--no-run] [pytest args]`` runs the scenarios with
+figure recording (the default set; ``--slow`` adds the slow ones), then writes
+``docs/explanation/proof-and-figures.md`` from the figures file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FILE = Path(__file__).resolve().parent / ".figures.json"
+PAGE = ROOT / "docs" / "explanation" / "proof-and-figures.md"
+_lock = threading.Lock()
+
+
+def figures_file() -> Path:
+    return Path(os.environ.get("PULSAR_RIG_FIGURES") or DEFAULT_FILE)
+
+
+def load() -> dict[str, Any]:
+    try:
+        return json.loads(figures_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record(key: str, value: Any) -> None:
+    """Print a measured figure and merge it into the figures file."""
+    if isinstance(value, float):
+        value = round(value, 2)
+    print(f"FIGURE {key} = {value}", flush=True)
+    with _lock:
+        data = load()
+        data.setdefault("figures", {})[key] = value
+        data["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        path = figures_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def machine() -> str:
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0].split()
+        mem = f"{int(meminfo[1]) / 1024 / 1024:.0f} GiB"
+    except (OSError, IndexError, ValueError):
+        mem = "?"
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    jvm = (java.stderr.splitlines() or ["?"])[0]
+    return f"{os.cpu_count()} CPUs (nproc), {mem} memory, {platform.machine()}, {jvm}"
+
+
+# key -> (scenario, what it is, unit)
+ROWS: list[tuple[str, str, str, str]] = [
+    ("standalone.first_message_s", "baseline", "`bin/pulsar standalone`: start to first consumed message", "s"),
+    ("bundle.settle_s", "1", "empty model to every unit active (3 ZooKeeper, 3 bookies, 1 broker)", "s"),
+    ("bundle.first_message_s", "1", "empty model to first consumed message", "s"),
+    ("bundle.ready_bookies", "1", "ready-bookies on the bookkeeper relation", ""),
+    ("bulk.produced", "1", "messages produced (send_async, bounded window)", ""),
+    ("bulk.consumed", "1", "messages consumed, byte-identical and in order", ""),
+    ("bulk.produce_s", "1", "time to produce and flush them", "s"),
+    ("bulk.msgs_per_s", "1", "produce rate", "msg/s"),
+    ("init.initnewcluster", "2", "initnewcluster execs after leader changes, pod loss, refresh", ""),
+    ("init.initialize_cluster_metadata", "2", "initialize-cluster-metadata execs, same history", ""),
+    ("init.whatisinstanceid", "2", "whatisinstanceid probes, same history", ""),
+    ("init.settle_s", "2", "time to settle leader changes + pod losses + refresh", "s"),
+    ("bookie_kill.back_s", "4", "kill -9 of a bookie to new PID and is_ready", "s"),
+    ("bookie_kill.longest_gap_s", "4", "longest publish gap (acks) after the kill", "s"),
+    ("bookie_kill.acked", "4", "messages acknowledged", ""),
+    ("bookie_kill.acked_after_kill", "4", "of which after the kill", ""),
+    ("bookie_kill.read", "4", "messages read back from the earliest (acked ones all present)", ""),
+    ("bookie_kill.send_failures", "4", "sends that failed and were retried", ""),
+    ("zk_scale.writes", "3", "znode writes during ZooKeeper 3 -> 5 -> 3", ""),
+    ("zk_scale.retries", "3", "writes retried (ConnectionLoss / SessionExpired)", ""),
+    ("zk_scale.failed", "3", "writes failed after retries", ""),
+    ("zk_scale.longest_write_gap_s", "3", "longest gap between successful writes", "s"),
+    ("zk_scale.restarts_of_staying_members", "3", "restarts of members that stayed", ""),
+    ("zk_scale.settle_s", "3", "time for 3 -> 5 -> 3 to settle", "s"),
+    ("broker_loss.back_s", "5", "lose_pod(pulsar-k8s/0) to active again", "s"),
+    ("broker_loss.acked", "5", "messages acknowledged before the loss", ""),
+    ("broker_loss.read", "5", "messages read back (acked ones all present)", ""),
+    ("config.broker_restarts", "6", "broker restarts for one config change (2 brokers)", ""),
+    ("config.other_restarts", "6", "ZooKeeper + bookie restarts for it", ""),
+    ("config.both_brokers_down_s", "6", "time both brokers were down at once", "s"),
+    ("config.longest_gap_s", "6", "longest publish gap during the rolling restart", "s"),
+    ("config.acked", "6", "messages acknowledged during it", ""),
+    ("config.read", "6", "messages read back (acked ones all present)", ""),
+    ("config.identical_pushes", "6", "files pushed by a config change rendering identical files", ""),
+    ("config.identical_restarts", "6", "restarts caused by it", ""),
+    ("relations.cycles", "7", "remove + re-add cycles (zookeeper<->broker, bookkeeper<->broker)", ""),
+    ("relations.longest_cycle_s", "7", "longest cycle back to active and serving", "s"),
+]
+
+SCENARIOS = """\
+| # | scenario | module | run |
+|---|---|---|---|
+| 1 | from nothing, the bundle's shape converges: every unit active, the cluster listed by `/admin/v2/clusters`, 3 ready bookies; 10,000 messages produced with a bounded in-flight window, all consumed byte-identical and in order | `test_scenarios.py` | default |
+| 2 | one-off initialisation runs exactly once: after leader changes on the bookkeeper and broker applications, loss of the leaders' pods and a charm refresh, the exec history holds one `initnewcluster` and one `initialize-cluster-metadata` | `test_scenarios.py` | default |
+| 4 | `kill -9` of a bookie under a producer: Pebble restarts it (new PID, `is_ready`), production goes on, no acknowledged message is lost or reordered | `test_scenarios.py` | default |
+| 3 | ZooKeeper 3 -> 5 -> 3 under a kazoo client writing znodes continuously: no failed write after bounded retries, no member that stayed restarted | `test_scenarios_slow.py` | slow |
+| 5 | loss of the broker pod: the charm brings it back, every message acknowledged before the loss is still there | `test_scenarios_slow.py` | slow |
+| 6 | broker config change with 2 brokers under a producer: only brokers restart, one at a time, nothing acknowledged is lost; a change rendering identical files pushes nothing and restarts nothing | `test_scenarios_slow.py` | slow |
+| 7 | relation remove + re-add (zookeeper<->broker, bookkeeper<->broker) three times: back to active and serving after each | `test_scenarios_slow.py` | slow |
+"""
+
+
+def render(data: dict[str, Any]) -> str:
+    figures = data.get("figures", {})
+    rows = []
+    for key, scenario, what, unit in ROWS:
+        value = figures.get(key, "not measured")
+        rows.append(f"| {scenario} | {what} | {value}{' ' + unit if unit and key in figures else ''} |")
+    extra = sorted(k for k in figures if k not in {r[0] for r in ROWS})
+    rows += [f"| | `{k}` | {figures[k]} |" for k in extra]
+    table = "\n".join(rows)
+    return f"""# How the charms are proven, and what they measured
+
+The charms are proven at three levels, each answering a different question.
+
+1. **Unit tests** (`tox -e unit`: `charms/*/tests`, `tests/unit`): each charm's logic against
+   `ops.testing` with a mocked Pebble. Fast and exhaustive on decisions (what to render, when to
+   take the rolling-restart lock, what to publish on a relation), blind to whether Pulsar agrees.
+2. **The real-workload rig** (`tox -e cluster`, `tox -e cluster-slow`: `tests/cluster`): the
+   charms' own code, driven by a small Juju built on `ops.testing`, talks to a real Pebble per
+   "pod" running the real Pulsar distribution, each pod on its own `127.0.x.y` address inside a
+   private mount namespace. The rig only delivers events the way Juju would (relations,
+   leadership, secrets, config, pod loss, rolling refresh); it knows nothing of what the charms
+   run. Assertions are on real processes: PIDs, HTTP admin APIs, real produce/consume with
+   `pulsar-client`, real znodes with `kazoo`, and the record of every call the charms made on
+   Pebble. See `tests/cluster/README.md`.
+3. **Integration on microk8s** (`tox -e integration`: `tests/integration`): the packed charms on
+   a real Juju controller and Kubernetes, with `jubilant`; what the rig cannot show (the real
+   controller, Services, image, storage provisioning).
+
+## What each rig scenario shows
+
+{SCENARIOS}
+The default run (`tox -e cluster`, `pytest tests/cluster -m "not slow"`) keeps 1, 2 and 4 and a
+baseline; the rest are marked `slow` (`tox -e cluster-slow`). Each figure below is printed by the
+scenario that measured it and recorded in the figures file; `python -m tests.cluster.figures`
+reruns the scenarios and rewrites this page.
+
+## Latest figures
+
+Measured {data.get("updated", "?")} on {data.get("machine", "?")}; every JVM small
+(ZooKeeper heap 128 MB, bookies 256 MB heap + 256 MB direct, brokers 384 MB + 256 MB; the
+standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`).
+
+| scenario | figure | value |
+|---|---|---|
+{table}
+
+Figures marked "not measured" come from scenarios that were not part of the last run (for
+instance the slow ones when only the default set ran).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--slow", action="store_true", help="also run the slow scenarios")
+    parser.add_argument("--no-run", action="store_true", help="only rewrite the page")
+    args, pytest_args = parser.parse_known_args(argv)
+    os.environ.setdefault("PULSAR_RIG_FIGURES", str(DEFAULT_FILE))
+    rc = 0
+    if not args.no_run:
+        figures_file().unlink(missing_ok=True)
+        marker = [] if args.slow else ["-m", "not slow"]
+        tests = ["tests/cluster/test_scenarios.py"]
+        if args.slow:
+            tests.append("tests/cluster/test_scenarios_slow.py")
+        rc = subprocess.run(
+            [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
+            cwd=ROOT,
+            check=False,
+        ).returncode
+    data = load()
+    data["machine"] = machine()
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text(render(data))
+    print(f"wrote {PAGE.relative_to(ROOT)} (pytest exit {rc})")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The issue's scenarios that stay in the default run (1, 2 and 4), plus the standalone baseline.
+
+One model for the module, brought up from nothing by scenario 1; scenario 4 kills a bookie on
+it, then scenario 2 moves leadership, loses the leaders' pods and refreshes the charms, and
+checks that the one-off initialisation ran once in the whole history. Figures are printed and
+recorded (:mod:`tests.cluster.figures`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+
+import pytest
+
+from tests.cluster import workload
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
+from tests.cluster.rig_juju import Model, RigEnv
+
+pytestmark = pytest.mark.skipif(
+    any(
+        importlib.util.find_spec(m) is None
+        for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm")
+    ),
+    reason="the charms are not there yet",
+)
+
+SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
+BULK = 10_000
+WINDOW = 500
+
+
+def test_standalone_baseline(rig_env: RigEnv):
+    """``bin/pulsar standalone`` from the same distribution: the time to its first message.
+
+    Runs before this module's cluster exists (its embedded bookie and ZooKeeper use their own
+    ports, but nothing else of the rig must be listening while it runs)."""
+    took = workload.standalone_first_message(
+        rig_env.image.distribution, rig_env.image.pristine_conf
+    )
+    record("standalone.first_message_s", took)
+
+
+@pytest.fixture(scope="module")
+def cluster(module_model: Model) -> Model:
+    return module_model
+
+
+def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
+    """Scenario 1: empty model -> bundle shape -> active, metadata, bookies -> 10,000 messages."""
+    started = time.monotonic()
+    deploy_bundle(cluster)
+    try:
+        settled = cluster.settle(timeout=SETTLE)
+    except Exception:
+        print(cluster.report())
+        raise
+    workload.round_trip([b"first message"])
+    record("bundle.settle_s", settled)
+    record("bundle.first_message_s", time.monotonic() - started)
+
+    assert cluster.all_active(), cluster.status_table()
+    assert [len(cluster.units(a)) for a in (ZOOKEEPER, BOOKKEEPER, BROKER)] == [3, 3, 1]
+
+    broker = cluster.env.plan.address(BROKER, 0)
+    clusters = workload.http_get(f"http://{broker}:8080/admin/v2/clusters")
+    assert clusters is not None and "pulsar" in json.loads(clusters), clusters
+
+    rel = cluster.relations_of(BROKER, "bookkeeper")[0]
+    ready = json.loads(cluster.app_data(rel.id, BOOKKEEPER).get("ready-bookies", "[]"))
+    record("bundle.ready_bookies", len(ready))
+    assert len(ready) == 3, cluster.app_data(rel.id, BOOKKEEPER)
+    bookie = cluster.env.plan.address(BOOKKEEPER, 0)
+    listed = workload.http_get(f"http://{bookie}:8000/api/v1/bookie/list_bookies?type=rw")
+    assert listed is not None and len(json.loads(listed)) == 3, listed
+
+    payloads = [i.to_bytes(4, "big") + os.urandom(96) for i in range(BULK)]
+    client = workload.client()
+    try:
+        import threading
+
+        topic = workload.new_topic("bulk")
+        consumer = client.subscribe(topic, "bulk", receiver_queue_size=1000)
+        producer = client.create_producer(
+            topic, max_pending_messages=WINDOW, block_if_queue_full=True, batching_enabled=True
+        )
+        window = threading.Semaphore(WINDOW)
+        errors: list[str] = []
+
+        def done(result, _msg_id) -> None:
+            if str(result) != "Ok":
+                errors.append(str(result))
+            window.release()
+
+        t0 = time.monotonic()
+        for p in payloads:
+            window.acquire()
+            producer.send_async(p, done)
+        producer.flush()
+        for _ in range(WINDOW):  # every callback has run
+            window.acquire()
+        produce_s = time.monotonic() - t0
+        assert errors == [], errors[:5]
+        record("bulk.produced", len(payloads))
+        record("bulk.produce_s", produce_s)
+        record("bulk.msgs_per_s", len(payloads) / produce_s)
+        received = []
+        for _ in payloads:
+            message = consumer.receive(timeout_millis=60_000)
+            received.append(message.data())
+            consumer.acknowledge(message)
+        record("bulk.consumed", len(received))
+        assert received == payloads
+    finally:
+        client.close()
+
+
+def bookie_ready(address: str) -> bool:
+    return workload.http_get(f"http://{address}:8000/api/v1/bookie/is_ready", 2) is not None
+
+
+def test_killed_bookie_loses_no_acknowledged_message(cluster: Model):
+    """Scenario 4: kill -9 of a bookie under a producer; Pebble brings it back; nothing lost."""
+    assert cluster.all_active(), cluster.status_table()
+    unit = f"{BOOKKEEPER}/1"
+    pod, address = cluster.pod(unit), cluster.env.plan.address(BOOKKEEPER, 1)
+    producer = workload.BackgroundProducer().start()
+    try:
+        producer.wait_acks(100)
+        killed_at = time.monotonic()
+        pid = cluster.kill_service(unit, "bookie")
+        cluster.settle(
+            until=lambda: pod.service_pid("bookie") not in (None, pid) and bookie_ready(address),
+            timeout=180,
+        )
+        back = time.monotonic() - killed_at
+        new_pid = pod.service_pid("bookie")
+        acked_at_kill = len(producer.acked)
+        producer.wait_acks(acked_at_kill + 200)
+        cluster.settle(timeout=300)
+    finally:
+        producer.stop()
+    record("bookie_kill.back_s", back)
+    record("bookie_kill.longest_gap_s", producer.longest_gap(since=killed_at))
+    record("bookie_kill.acked", len(producer.acked))
+    record("bookie_kill.acked_after_kill", producer.acked_after(killed_at))
+    record("bookie_kill.send_failures", producer.failures)
+    assert new_pid not in (None, pid)
+    assert producer.acked_after(killed_at) >= 200
+    read = producer.check_nothing_lost()
+    record("bookie_kill.read", read)
+
+
+def test_one_off_initialisation_exactly_once(cluster: Model):
+    """Scenario 2: leader changes, loss of the leaders' pods, refresh: one init of each kind."""
+    started = time.monotonic()
+    for app, unit in ((BOOKKEEPER, f"{BOOKKEEPER}/1"), (BROKER, f"{BROKER}/0")):
+        cluster.set_leader(unit)
+    cluster.settle(timeout=300)
+    for app in (BOOKKEEPER, BROKER):
+        leader = cluster.app(app).leader
+        assert leader is not None
+        cluster.lose_pod(leader.name)
+    cluster.run_for(10)
+    cluster.settle(timeout=600)
+    for app in (BOOKKEEPER, BROKER):
+        cluster.upgrade_charm(app)
+    cluster.settle(timeout=900)
+    record("init.settle_s", time.monotonic() - started)
+    workload.round_trip([b"after leader changes, pod losses and a refresh"])
+
+    inits = cluster.execs(contains="initnewcluster")
+    metadata = cluster.execs(contains="initialize-cluster-metadata")
+    probes = cluster.execs(contains="whatisinstanceid")
+    record("init.initnewcluster", len(inits))
+    record("init.initialize_cluster_metadata", len(metadata))
+    record("init.whatisinstanceid", len(probes))
+    assert len(inits) == 1, [str(c) for c in inits]
+    assert inits[0].exit_code == 0, str(inits[0])
+    assert len(metadata) == 1, [str(c) for c in metadata]
+    assert metadata[0].exit_code == 0, str(metadata[0])

@@ -1,0 +1,322 @@
+"""Real Pulsar traffic for the rig's scenarios: producers that record what was acknowledged,
+readers that check it is all there, and the standalone baseline.
+
+Everything here talks to the real processes over the rig's addresses (the test process is in
+the rig's mount namespace, so the rig's names resolve).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.cluster.rig_bundle import BROKER
+from tests.cluster.rig_net import service_fqdn
+
+SERVICE_URL = f"pulsar://{service_fqdn(BROKER)}:6650"
+
+
+def new_topic(prefix: str = "rig") -> str:
+    return f"persistent://public/default/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def client(url: str = SERVICE_URL, timeout: int = 90):
+    import pulsar
+
+    return pulsar.Client(url, operation_timeout_seconds=timeout, connection_timeout_ms=5000)
+
+
+def http_get(url: str, timeout: float = 5.0) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return response.read().decode()
+    except Exception:
+        return None
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def round_trip(payloads: list[bytes], url: str = SERVICE_URL, timeout: int = 90) -> None:
+    """Produce ``payloads`` on a fresh topic and consume them back, identical and in order."""
+    c = client(url, timeout)
+    try:
+        topic = new_topic()
+        consumer = c.subscribe(topic, "rig")
+        producer = c.create_producer(topic)
+        for p in payloads:
+            producer.send(p)
+        for p in payloads:
+            message = consumer.receive(timeout_millis=timeout * 1000)
+            assert message.data() == p
+            consumer.acknowledge(message)
+    finally:
+        c.close()
+
+
+def read_all(topic: str, expected: int | None = None, idle_ms: int = 15_000) -> list[bytes]:
+    """Every message of ``topic`` from the earliest, until ``expected`` or ``idle_ms`` idle."""
+    import pulsar
+
+    c = client()
+    try:
+        reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
+        got: list[bytes] = []
+        while expected is None or len(got) < expected:
+            try:
+                got.append(reader.read_next(timeout_millis=idle_ms).data())
+            except Exception:  # timeout: nothing more
+                break
+        return got
+    finally:
+        c.close()
+
+
+def is_subsequence(wanted: list[bytes], got: list[bytes]) -> tuple[bool, int]:
+    """Whether ``wanted`` appears in ``got`` in order (duplicates in ``got`` allowed);
+    returns (ok, index of the first missing element or len(wanted))."""
+    it = iter(got)
+    for i, w in enumerate(wanted):
+        for g in it:
+            if g == w:
+                break
+        else:
+            return False, i
+    return True, len(wanted)
+
+
+@dataclass
+class BackgroundProducer:
+    """Sends numbered messages one by one, waiting for each ack; a failed send is retried with
+    the same payload. Records each acknowledged payload and when it was acknowledged."""
+
+    topic: str = field(default_factory=new_topic)
+    interval: float = 0.02
+    send_timeout_ms: int = 30_000
+    acked: list[bytes] = field(default_factory=list)
+    ack_times: list[float] = field(default_factory=list)
+    attempts: int = 0
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rig-producer", daemon=True)
+        self._client = client()
+        self._producer = self._client.create_producer(
+            self.topic, send_timeout_millis=self.send_timeout_ms, batching_enabled=False
+        )
+
+    def start(self) -> BackgroundProducer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            payload = f"{self.topic}:{n:08d}".encode()
+            self.attempts += 1
+            try:
+                self._producer.send(payload)
+            except Exception as exc:
+                self.failures += 1
+                self.errors.append(f"{time.monotonic():.1f} {exc!r}")
+                time.sleep(0.5)
+                continue
+            self.acked.append(payload)
+            self.ack_times.append(time.monotonic())
+            n += 1
+            time.sleep(self.interval)
+
+    def wait_acks(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(self.acked) >= count, f"only {len(self.acked)} acks; errors {self.errors[-5:]}"
+
+    def acked_after(self, t: float) -> int:
+        return sum(1 for a in self.ack_times if a > t)
+
+    def longest_gap(self, since: float | None = None, until: float | None = None) -> float:
+        times = [t for t in self.ack_times if (since is None or t >= since)]
+        times = [t for t in times if until is None or t <= until]
+        if since is not None:
+            times = [since, *times]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.send_timeout_ms / 1000 + 30)
+        try:
+            self._producer.flush()
+            self._client.close()
+        except Exception:
+            pass
+
+    def check_nothing_lost(self) -> int:
+        """Read the topic from the earliest: every acked payload is there, in order."""
+        got = read_all(self.topic)
+        ok, index = is_subsequence(self.acked, got)
+        assert ok, (
+            f"acknowledged message #{index} ({self.acked[index]!r}) missing or out of order; "
+            f"{len(self.acked)} acked, {len(got)} read"
+        )
+        return len(got)
+
+
+class PidWatcher:
+    """Samples service PIDs (and, optionally, a readiness probe) in a background thread."""
+
+    def __init__(self, probes: dict[str, tuple], period: float = 0.25):
+        # probes: name -> (pod, service, ready_fn or None)
+        self.probes = probes
+        self.period = period
+        self.samples: list[tuple[float, dict[str, tuple[int | None, bool]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rig-pids", daemon=True)
+
+    def start(self) -> PidWatcher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            row = {}
+            for name, (pod, service, ready) in self.probes.items():
+                try:
+                    pid = pod.service_pid(service)
+                except Exception:
+                    pid = None
+                ok = pid is not None and (ready is None or ready())
+                row[name] = (pid, ok)
+            self.samples.append((time.monotonic(), row))
+            self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def pids(self, name: str) -> list[int]:
+        seen: list[int] = []
+        for _, row in self.samples:
+            pid = row[name][0]
+            if pid is not None and (not seen or seen[-1] != pid):
+                seen.append(pid)
+        return seen
+
+    def down_intervals(self, name: str) -> list[tuple[float, float]]:
+        intervals, start = [], None
+        for t, row in self.samples:
+            ok = row[name][1]
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                intervals.append((start, t))
+                start = None
+        if start is not None:
+            intervals.append((start, self.samples[-1][0]))
+        return intervals
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline: bin/pulsar standalone from the same distribution
+# ---------------------------------------------------------------------------------------------
+
+STANDALONE_ADDRESS = "127.0.9.10"
+STANDALONE_MEM = "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m"
+
+
+def standalone_first_message(
+    pulsar_home: Path, conf_dir: Path | None = None, timeout: float = 300
+) -> float:
+    """Start ``bin/pulsar standalone`` bound to :data:`STANDALONE_ADDRESS` with its data in a
+    temporary directory; return the seconds until it served its first message (produce +
+    consume). The process group is killed afterwards, whatever happens."""
+    work = Path(tempfile.mkdtemp(prefix="pulsar-standalone-"))
+    conf = work / "standalone.conf"
+    lines = []
+    for line in ((conf_dir or pulsar_home / "conf") / "standalone.conf").read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key in ("bindAddress", "advertisedAddress"):
+            line = f"{key}={STANDALONE_ADDRESS}"
+        lines.append(line)
+    conf.write_text("\n".join(lines) + "\n")
+    env = dict(
+        os.environ,
+        PULSAR_MEM=STANDALONE_MEM,
+        PULSAR_STANDALONE_CONF=str(conf),
+        PULSAR_LOG_DIR=str(work / "logs"),
+        PULSAR_GC="-XX:+UseG1GC",
+    )
+    argv = [
+        str(pulsar_home / "bin" / "pulsar"),
+        "standalone",
+        "--no-functions-worker",
+        "--no-stream-storage",
+        "--advertised-address",
+        STANDALONE_ADDRESS,
+        "--metadata-dir",
+        str(work / "metadata"),
+        "--bookkeeper-dir",
+        str(work / "bookkeeper"),
+        "--zookeeper-dir",
+        str(work / "zookeeper"),
+        "--zookeeper-port",
+        "12181",
+        "--bookkeeper-port",
+        "13181",
+    ]
+    url = f"pulsar://{STANDALONE_ADDRESS}:6650"
+    log = open(work / "stdout.log", "wb")  # noqa: SIM115
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = started + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"standalone exited {process.returncode}: "
+                    + (work / "stdout.log").read_text()[-3000:]
+                )
+            if port_open(STANDALONE_ADDRESS, 6650):
+                try:
+                    round_trip([b"standalone"], url=url, timeout=10)
+                    return time.monotonic() - started
+                except Exception:
+                    pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    "standalone served nothing in time: "
+                    + (work / "stdout.log").read_text()[-3000:]
+                )
+            time.sleep(1)
+    finally:
+        with _suppress():
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
