@@ -7,21 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bookkeeper_charm import BookKeeperCharm
+from bookkeeper_render import JOURNAL_DIR, LEDGERS_DIR
+from bookkeeper_workload import BookieWorkload
 from ops import testing
 
-import charms
-
 CHARM_ROOT = Path(__file__).resolve().parents[2]
-
-# pytest's importlib mode names this file ``charms.bookkeeper-k8s.tests.unit.conftest`` and so
-# binds ``charms`` to the repository's charms/ directory alone, hiding the charm libraries'
-# ``charms`` namespace under lib/. Put this charm's lib/charms back on the package path.
-if str(CHARM_ROOT / "lib" / "charms") not in list(charms.__path__):
-    charms.__path__.append(str(CHARM_ROOT / "lib" / "charms"))
-
-from bookkeeper_charm import BookKeeperCharm  # noqa: E402
-from bookkeeper_render import JOURNAL_DIR, LEDGERS_DIR  # noqa: E402
-from bookkeeper_workload import BookieWorkload  # noqa: E402
 
 
 @dataclass

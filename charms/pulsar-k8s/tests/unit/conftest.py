@@ -6,21 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulsar_admin
 import pytest
 from ops import testing
-
-import charms
+from pulsar_charm import PulsarBrokerCharm
+from pulsar_workload import PulsarWorkload
 
 CHARM_ROOT = Path(__file__).resolve().parents[2]
-
-# pytest's importlib mode binds ``charms`` to the repository's charms/ directory, hiding the
-# charm libraries' ``charms`` namespace under lib/: put this charm's lib/charms back on it.
-if str(CHARM_ROOT / "lib" / "charms") not in list(charms.__path__):
-    charms.__path__.append(str(CHARM_ROOT / "lib" / "charms"))
-
-import pulsar_admin  # noqa: E402
-from pulsar_charm import PulsarBrokerCharm  # noqa: E402
-from pulsar_workload import PulsarWorkload  # noqa: E402
 
 
 @dataclass

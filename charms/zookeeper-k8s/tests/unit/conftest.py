@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,34 +10,11 @@ from typing import Any
 import ops
 import pytest
 import yaml
+import zookeeper_charm
+import zookeeper_ensemble
 from ops import testing
-
-
-def _expose_charm_libraries() -> None:
-    """Let ``charms.<owner>.v0`` resolve to the charms' lib/ directories.
-
-    pytest's importlib mode registers the repository's own ``charms/`` directory (where these
-    tests live) as the ``charms`` package with a fixed path, hiding every ``*/lib/charms``.
-    """
-    package = sys.modules.get("charms")
-    if package is None:
-        return
-    for entry in sys.path:
-        candidate = str(Path(entry) / "charms")
-        if (
-            entry.endswith("lib")
-            and Path(candidate).is_dir()
-            and candidate not in package.__path__
-        ):
-            package.__path__.append(candidate)
-
-
-_expose_charm_libraries()
-
-import zookeeper_charm  # noqa: E402
-import zookeeper_ensemble  # noqa: E402
-from zookeeper_charm import ZooKeeperCharm  # noqa: E402
-from zookeeper_render import parse_members  # noqa: E402
+from zookeeper_charm import ZooKeeperCharm
+from zookeeper_render import parse_members
 
 CHARM_ROOT = Path(__file__).parents[2]
 APP = "zookeeper-k8s"
