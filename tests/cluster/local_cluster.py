@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         deploy_bundle(model, brokers=args.brokers)
         took = model.settle(timeout=args.timeout)
         print(f"settled in {took:.0f}s\n{model.status_table()}", flush=True)
+        print(connection_help(plan, args.brokers), flush=True)
         if args.shell:
             subprocess.run([os.environ.get("SHELL", "/bin/sh")], check=False)
         while not args.once and not args.shell:
@@ -67,6 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         model.teardown()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def connection_help(plan: rig_net.AddressPlan, brokers: int) -> str:
+    """Where to point a Pulsar client, and how to make the unit names resolve outside."""
+    app = "pulsar-k8s"
+    lines = ["", "Pulsar is up:"]
+    for n in range(brokers):
+        name = plan.fqdn(app, n)
+        lines += [
+            f"  broker service URL  pulsar://{name}:6650",
+            f"  admin URL           http://{name}:8080",
+        ]
+    lines += [
+        "",
+        "Clients follow the brokers' advertised names: they resolve inside the rig's namespace",
+        "(--shell), or outside it once these lines are in your /etc/hosts:",
+        *(f"  {plan.address(app, n)} {plan.fqdn(app, n)}" for n in range(brokers)),
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
