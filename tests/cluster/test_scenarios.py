@@ -82,6 +82,8 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     try:
         import threading
 
+        import pulsar
+
         topic = workload.new_topic("bulk")
         consumer = client.subscribe(topic, "bulk", receiver_queue_size=1000)
         producer = client.create_producer(
@@ -91,7 +93,7 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
         errors: list[str] = []
 
         def done(result, _msg_id) -> None:
-            if str(result) != "Ok":
+            if result != pulsar.Result.Ok:
                 errors.append(str(result))
             window.release()
 
