@@ -69,11 +69,13 @@ def round_trip(payloads: list[bytes], url: str = SERVICE_URL, timeout: int = 90)
         c.close()
 
 
-def read_all(topic: str, expected: int | None = None, idle_ms: int = 15_000) -> list[bytes]:
+def read_all(
+    topic: str, expected: int | None = None, idle_ms: int = 15_000, url: str = SERVICE_URL
+) -> list[bytes]:
     """Every message of ``topic`` from the earliest, until ``expected`` or ``idle_ms`` idle."""
     import pulsar
 
-    c = client()
+    c = client(url)
     try:
         reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
         got: list[bytes] = []
@@ -106,6 +108,7 @@ class BackgroundProducer:
     the same payload. Records each acknowledged payload and when it was acknowledged."""
 
     topic: str = field(default_factory=new_topic)
+    url: str = SERVICE_URL
     interval: float = 0.02
     send_timeout_ms: int = 30_000
     acked: list[bytes] = field(default_factory=list)
@@ -117,7 +120,7 @@ class BackgroundProducer:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-producer", daemon=True)
-        self._client = client()
+        self._client = client(self.url)
         self._producer = self._client.create_producer(
             self.topic, send_timeout_millis=self.send_timeout_ms, batching_enabled=False
         )
@@ -170,7 +173,7 @@ class BackgroundProducer:
 
     def check_nothing_lost(self) -> int:
         """Read the topic from the earliest: every acked payload is there, in order."""
-        got = read_all(self.topic)
+        got = read_all(self.topic, url=self.url)
         ok, index = is_subsequence(self.acked, got)
         assert ok, (
             f"acknowledged message #{index} ({self.acked[index]!r}) missing or out of order; "
