@@ -66,20 +66,42 @@ def machine() -> str:
 
 # key -> (scenario, what it is, unit)
 ROWS: list[tuple[str, str, str, str]] = [
-    ("standalone.first_message_s", "baseline", "`bin/pulsar standalone`: start to first consumed message", "s"),
-    ("bundle.settle_s", "1", "empty model to every unit active (3 ZooKeeper, 3 bookies, 1 broker)", "s"),
+    (
+        "standalone.first_message_s",
+        "baseline",
+        "`bin/pulsar standalone`: start to first consumed message",
+        "s",
+    ),
+    (
+        "bundle.settle_s",
+        "1",
+        "empty model to every unit active (3 ZooKeeper, 3 bookies, 1 broker)",
+        "s",
+    ),
     ("bundle.first_message_s", "1", "empty model to first consumed message", "s"),
     ("bundle.ready_bookies", "1", "ready-bookies on the bookkeeper relation", ""),
     ("bulk.produced", "1", "messages produced (send_async, bounded window)", ""),
     ("bulk.consumed", "1", "messages consumed, byte-identical and in order", ""),
     ("bulk.produce_s", "1", "time to produce and flush them", "s"),
     ("bulk.msgs_per_s", "1", "produce rate", "msg/s"),
-    ("init.initnewcluster", "2", "initnewcluster execs after leader changes, pod loss, refresh", ""),
-    ("init.initialize_cluster_metadata", "2", "initialize-cluster-metadata execs, same history", ""),
+    (
+        "init.initnewcluster",
+        "2",
+        "initnewcluster execs after leader changes, pod loss, refresh",
+        "",
+    ),
+    (
+        "init.initialize_cluster_metadata",
+        "2",
+        "initialize-cluster-metadata execs, same history",
+        "",
+    ),
     ("init.whatisinstanceid", "2", "whatisinstanceid probes, same history", ""),
+    ("init.restarts", "2", "restarts per unit (service PID changed) over that history", ""),
     ("init.settle_s", "2", "time to settle leader changes + pod losses + refresh", "s"),
     ("bookie_kill.back_s", "4", "kill -9 of a bookie to new PID and is_ready", "s"),
     ("bookie_kill.longest_gap_s", "4", "longest publish gap (acks) after the kill", "s"),
+    ("bookie_kill.restarts", "4", "restarts per unit (service PID changed)", ""),
     ("bookie_kill.acked", "4", "messages acknowledged", ""),
     ("bookie_kill.acked_after_kill", "4", "of which after the kill", ""),
     ("bookie_kill.read", "4", "messages read back from the earliest (acked ones all present)", ""),
@@ -99,23 +121,79 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("config.longest_gap_s", "6", "longest publish gap during the rolling restart", "s"),
     ("config.acked", "6", "messages acknowledged during it", ""),
     ("config.read", "6", "messages read back (acked ones all present)", ""),
-    ("config.identical_pushes", "6", "files pushed by a config change rendering identical files", ""),
+    (
+        "config.identical_pushes",
+        "6",
+        "files pushed by a config change rendering identical files",
+        "",
+    ),
     ("config.identical_restarts", "6", "restarts caused by it", ""),
-    ("relations.cycles", "7", "remove + re-add cycles (zookeeper<->broker, bookkeeper<->broker)", ""),
+    (
+        "relations.cycles",
+        "7",
+        "remove + re-add cycles (zookeeper<->broker, bookkeeper<->broker)",
+        "",
+    ),
     ("relations.longest_cycle_s", "7", "longest cycle back to active and serving", "s"),
 ]
 
-SCENARIOS = """\
-| # | scenario | module | run |
-|---|---|---|---|
-| 1 | from nothing, the bundle's shape converges: every unit active, the cluster listed by `/admin/v2/clusters`, 3 ready bookies; 10,000 messages produced with a bounded in-flight window, all consumed byte-identical and in order | `test_scenarios.py` | default |
-| 2 | one-off initialisation runs exactly once: after leader changes on the bookkeeper and broker applications, loss of the leaders' pods and a charm refresh, the exec history holds one `initnewcluster` and one `initialize-cluster-metadata` | `test_scenarios.py` | default |
-| 4 | `kill -9` of a bookie under a producer: Pebble restarts it (new PID, `is_ready`), production goes on, no acknowledged message is lost or reordered | `test_scenarios.py` | default |
-| 3 | ZooKeeper 3 -> 5 -> 3 under a kazoo client writing znodes continuously: no failed write after bounded retries, no member that stayed restarted | `test_scenarios_slow.py` | slow |
-| 5 | loss of the broker pod: the charm brings it back, every message acknowledged before the loss is still there | `test_scenarios_slow.py` | slow |
-| 6 | broker config change with 2 brokers under a producer: only brokers restart, one at a time, nothing acknowledged is lost; a change rendering identical files pushes nothing and restarts nothing | `test_scenarios_slow.py` | slow |
-| 7 | relation remove + re-add (zookeeper<->broker, bookkeeper<->broker) three times: back to active and serving after each | `test_scenarios_slow.py` | slow |
-"""
+SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
+    (
+        "1",
+        "from nothing, the bundle's shape converges: every unit active, the cluster listed by "
+        "`/admin/v2/clusters`, 3 ready bookies; 10,000 messages produced with a bounded "
+        "in-flight window, all consumed byte-identical and in order",
+        "`test_scenarios.py`",
+        "default",
+    ),
+    (
+        "2",
+        "one-off initialisation runs exactly once: after leader changes on the bookkeeper and "
+        "broker applications, loss of the leaders' pods and a charm refresh, the exec history "
+        "holds one `initnewcluster` and one `initialize-cluster-metadata`",
+        "`test_scenarios.py`",
+        "default",
+    ),
+    (
+        "4",
+        "`kill -9` of a bookie under a producer: Pebble restarts it (new PID, `is_ready`), "
+        "production goes on, no acknowledged message is lost or reordered",
+        "`test_scenarios.py`",
+        "default",
+    ),
+    (
+        "3",
+        "ZooKeeper 3 -> 5 -> 3 under a kazoo client writing znodes continuously as the super "
+        "user: no failed write after bounded retries, no member that stayed restarted",
+        "`test_scenarios_slow.py`",
+        "slow",
+    ),
+    (
+        "5",
+        "loss of the broker pod `pulsar-k8s/0` (2 brokers): the charm brings it back, every "
+        "message acknowledged before the loss is still there",
+        "`test_scenarios_slow.py`",
+        "slow",
+    ),
+    (
+        "6",
+        "broker config change with 2 brokers under a producer: only brokers restart, one at a "
+        "time, nothing acknowledged is lost; a change rendering identical files pushes nothing "
+        "and restarts nothing",
+        "`test_scenarios_slow.py`",
+        "slow",
+    ),
+    (
+        "7",
+        "relation remove + re-add (zookeeper<->broker, bookkeeper<->broker) three times each: "
+        "back to active and serving after each cycle",
+        "`test_scenarios_slow.py`",
+        "slow",
+    ),
+]
+SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
+    f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
+)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -123,7 +201,9 @@ def render(data: dict[str, Any]) -> str:
     rows = []
     for key, scenario, what, unit in ROWS:
         value = figures.get(key, "not measured")
-        rows.append(f"| {scenario} | {what} | {value}{' ' + unit if unit and key in figures else ''} |")
+        rows.append(
+            f"| {scenario} | {what} | {value}{' ' + unit if unit and key in figures else ''} |"
+        )
     extra = sorted(k for k in figures if k not in {r[0] for r in ROWS})
     rows += [f"| | `{k}` | {figures[k]} |" for k in extra]
     table = "\n".join(rows)

@@ -120,6 +120,18 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
         client.close()
 
 
+SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
+
+
+def all_pids(model: Model) -> dict[str, int | None]:
+    return {u.name: u.pod.service_pid(SERVICES[u.app.name]) for u in model.units()}
+
+
+def record_restarts(key: str, before: dict[str, int | None], after: dict[str, int | None]) -> None:
+    """Restarts per unit (service PID changed between two samples: 0 or 1 here)."""
+    record(key, {u: int(before.get(u) != after.get(u)) for u in sorted(after)})
+
+
 def bookie_ready(address: str) -> bool:
     return workload.http_get(f"http://{address}:8000/api/v1/bookie/is_ready", 2) is not None
 
@@ -129,6 +141,7 @@ def test_killed_bookie_loses_no_acknowledged_message(cluster: Model):
     assert cluster.all_active(), cluster.status_table()
     unit = f"{BOOKKEEPER}/1"
     pod, address = cluster.pod(unit), cluster.env.plan.address(BOOKKEEPER, 1)
+    pids_before = all_pids(cluster)
     producer = workload.BackgroundProducer().start()
     try:
         producer.wait_acks(100)
@@ -145,6 +158,7 @@ def test_killed_bookie_loses_no_acknowledged_message(cluster: Model):
         cluster.settle(timeout=300)
     finally:
         producer.stop()
+    record_restarts("bookie_kill.restarts", pids_before, all_pids(cluster))
     record("bookie_kill.back_s", back)
     record("bookie_kill.longest_gap_s", producer.longest_gap(since=killed_at))
     record("bookie_kill.acked", len(producer.acked))
@@ -159,7 +173,8 @@ def test_killed_bookie_loses_no_acknowledged_message(cluster: Model):
 def test_one_off_initialisation_exactly_once(cluster: Model):
     """Scenario 2: leader changes, loss of the leaders' pods, refresh: one init of each kind."""
     started = time.monotonic()
-    for app, unit in ((BOOKKEEPER, f"{BOOKKEEPER}/1"), (BROKER, f"{BROKER}/0")):
+    pids_before = all_pids(cluster)
+    for unit in (f"{BOOKKEEPER}/1", f"{BROKER}/0"):
         cluster.set_leader(unit)
     cluster.settle(timeout=300)
     for app in (BOOKKEEPER, BROKER):
@@ -172,6 +187,7 @@ def test_one_off_initialisation_exactly_once(cluster: Model):
         cluster.upgrade_charm(app)
     cluster.settle(timeout=900)
     record("init.settle_s", time.monotonic() - started)
+    record_restarts("init.restarts", pids_before, all_pids(cluster))
     workload.round_trip([b"after leader changes, pod losses and a refresh"])
 
     inits = cluster.execs(contains="initnewcluster")

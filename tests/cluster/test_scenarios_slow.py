@@ -8,6 +8,7 @@ kazoo writer (3). Figures are printed and recorded (:mod:`tests.cluster.figures`
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import threading
 import time
@@ -175,7 +176,10 @@ def test_relations_removed_and_re_added(cluster: Model, report_on_failure):
     url = brokers_url(cluster)
     longest = 0.0
     cycles = 0
-    for endpoint, other in (("zookeeper", f"{ZOOKEEPER}:zookeeper"), ("bookkeeper", f"{BOOKKEEPER}:bookkeeper")):
+    for endpoint, other in (
+        ("zookeeper", f"{ZOOKEEPER}:zookeeper"),
+        ("bookkeeper", f"{BOOKKEEPER}:bookkeeper"),
+    ):
         for cycle in range(3):
             started = time.monotonic()
             (rel,) = cluster.relations_of(BROKER, endpoint)
@@ -185,7 +189,9 @@ def test_relations_removed_and_re_added(cluster: Model, report_on_failure):
             print(f"{endpoint} relation removed (cycle {cycle + 1}): brokers {statuses}")
             cluster.integrate(other, f"{BROKER}:{endpoint}")
             cluster.settle(timeout=600)
-            workload.round_trip([f"{endpoint} cycle {cycle} #{i}".encode() for i in range(5)], url=url)
+            workload.round_trip(
+                [f"{endpoint} cycle {cycle} #{i}".encode() for i in range(5)], url=url
+            )
             took = time.monotonic() - started
             print(f"{endpoint} cycle {cycle + 1}: back to active and serving in {took:.0f}s")
             longest = max(longest, took)
@@ -254,7 +260,7 @@ class ZnodeWriter:
         return children
 
     def longest_gap(self) -> float:
-        return max((b - a for a, b in zip(self.times, self.times[1:], strict=False)), default=0)
+        return max((b - a for a, b in itertools.pairwise(self.times)), default=0)
 
 
 def test_zookeeper_scales_3_5_3_under_writes(cluster: Model, report_on_failure):

@@ -7,6 +7,8 @@ the rig's mount namespace, so the rig's names resolve).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -38,7 +40,7 @@ def client(url: str = SERVICE_URL, timeout: int = 90):
 
 def http_get(url: str, timeout: float = 5.0) -> str | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read().decode()
     except Exception:
         return None
@@ -160,7 +162,7 @@ class BackgroundProducer:
         times = [t for t in times if until is None or t <= until]
         if since is not None:
             times = [since, *times]
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -287,8 +289,9 @@ def standalone_first_message(
     url = f"pulsar://{STANDALONE_ADDRESS}:6650"
     log = open(work / "stdout.log", "wb")  # noqa: SIM115
     started = time.monotonic()
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = started + timeout
         while True:
@@ -310,16 +313,8 @@ def standalone_first_message(
                 )
             time.sleep(1)
     finally:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
