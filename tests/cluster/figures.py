@@ -47,7 +47,8 @@ def record(key: str, value: Any) -> None:
     with _lock:
         data = load()
         data.setdefault("figures", {})[key] = value
-        data["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        data["updated"] = now.isoformat(timespec="seconds")
         path = figures_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
