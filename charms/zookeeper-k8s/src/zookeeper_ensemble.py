@@ -62,6 +62,11 @@ def is_serving(host: str) -> bool:
     return "Mode:" in four_letter_word(host, "srvr")
 
 
+def sasl_options(username: str, password: str) -> dict[str, str]:
+    """Kazoo's SASL DIGEST-MD5 login (needs ``pure-sasl``); a fresh dict: kazoo mutates it."""
+    return {"mechanism": "DIGEST-MD5", "username": username, "password": password}
+
+
 def acl_entries(username: str, password: str, letters: str) -> list[ACL]:
     """Build a client chroot's ACL: ``sasl:<user>`` and ``digest:<user>:<hash>``."""
     perms = 0
@@ -94,10 +99,17 @@ class ZooKeeperEnsemble:
         return [ACL(Permissions.ALL, Id("digest", digest(SUPER_USER, self._super_password)))]
 
     def __enter__(self) -> ZooKeeperEnsemble:
-        """Connect and authenticate as super (digest scheme, matched by the superDigest)."""
+        """Connect and authenticate as super.
+
+        The server enforces SASL for every session (``enforce.auth.schemes=sasl``), so the
+        session first logs in over SASL DIGEST-MD5 as the JAAS ``Server`` user ``super``
+        (``-Dzookeeper.superUser=super`` makes it ZooKeeper's super user), then adds the digest
+        credential matched by ``superDigest`` (super on servers started before enforcement).
+        """
         client = KazooClient(
             hosts=self._hosts,
             timeout=self._timeout,
+            sasl_options=sasl_options(SUPER_USER, self._super_password),
             auth_data=[("digest", f"{SUPER_USER}:{self._super_password}")],
             connection_retry=KazooRetry(max_tries=1, ignore_expire=False),
             command_retry=KazooRetry(max_tries=1, ignore_expire=False),

@@ -122,6 +122,15 @@ def render_static_config(config: ZooKeeperConfig, address: str) -> str:
         ("4lw.commands.whitelist", "*"),
         # clients authenticate with SASL DIGEST-MD5 against the JAAS Server section
         ("authProvider.sasl", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
+        # Every client session must authenticate with SASL (bookies, brokers, and the charm's
+        # own kazoo session as the SASL user "super") before any other request; otherwise the
+        # server closes it (the client sees AUTH_FAILED / SessionClosedRequireSasl). Pulsar's
+        # ZKMetadataStore creates its znodes with OPEN_ACL_UNSAFE, so this is what keeps
+        # anonymous clients away from them. NOT "digest": digest auth never fails (any
+        # "user:password" is accepted and just becomes an id), so listing it would let anyone
+        # in. 4lw (ruok, srvr) and the admin server are not sessions and stay open.
+        ("enforce.auth.enabled", "true"),
+        ("enforce.auth.schemes", "sasl"),
         # servers authenticate each other with the quorum password
         ("quorum.auth.enableSasl", "true"),
         ("quorum.auth.learnerRequireSasl", "true"),
@@ -179,6 +188,9 @@ def render_env(config: ZooKeeperConfig, super_password: str) -> dict[str, str]:
                 # ZooKeeper 3.9 defaults to FIPS mode, which refuses DIGEST-MD5 for quorum SASL
                 # (learners fail with "will not use DIGEST-MD5 ... FIPS mode is enabled").
                 "-Dzookeeper.fips-mode=false",
+                # the SASL user "super" (JAAS Server section) is ZooKeeper's super user: the
+                # charm's kazoo session logs in with it (enforced auth accepts only SASL)
+                f"-Dzookeeper.superUser={SUPER_USER}",
                 # bin/pulsar's default PULSAR_EXTRA_OPTS, which setting ours replaces
                 "-Dpulsar.allocator.exit_on_oom=true",
             ]

@@ -78,6 +78,27 @@ def test_jaas_lists_super_and_every_user_and_is_balanced(super_pw, quorum_pw, us
     assert re.search(r"QuorumLearner \{[^}]*username=\"quorum\"", text)
 
 
+@given(configs, hostnames)
+def test_static_config_refuses_sessions_that_did_not_authenticate_with_sasl(config, address):
+    props = _properties(render_static_config(config, address))
+    assert props["authProvider.sasl"].endswith(".SASLAuthenticationProvider")
+    assert props["enforce.auth.enabled"] == "true"
+    # only SASL: digest auth never fails (any user:password becomes an id), so listing it
+    # would let any client in (observed on ZooKeeper 3.9.4, see NOTES-real-workload.md)
+    assert props["enforce.auth.schemes"] == "sasl"
+    # the charm's health checks are 4lw (client port) and the admin server: no session
+    assert props["4lw.commands.whitelist"] == "*"
+    assert props["admin.enableServer"] == "true"
+
+
+@given(configs, passwords.filter(lambda p: " " not in p))
+def test_sasl_user_super_is_zookeepers_super_user(config, super_pw):
+    env = render_env(config, super_pw)
+    opts = env["PULSAR_EXTRA_OPTS"].split()
+    assert "-Dzookeeper.superUser=super" in opts
+    assert 'user_super="' + super_pw + '"' in render_jaas(super_pw, "q", {})
+
+
 @pytest.mark.parametrize("bad", ['has"quote', "back\\slash", "new\nline", ""])
 def test_jaas_rejects_values_that_would_break_the_file(bad):
     with pytest.raises(ValueError):
