@@ -153,6 +153,23 @@ class PulsarAdmin:
         result = self._call("PUT", f"/admin/v2/tenants/{_q(tenant)}", body)
         return AdminResult(204, "") if result.status == 409 else result
 
+    def remove_tenant_admin(self, tenant: str, role: str) -> AdminResult:
+        """Take ``role`` out of the tenant's admin roles (no-op when absent or tenant gone)."""
+        current = self.get_tenant(tenant)
+        if current.status == 404:
+            return AdminResult(204, "tenant gone")
+        if not current.ok:
+            return current
+        info = _json(current.body)
+        roles = list(info.get("adminRoles") or [])
+        if role not in roles:
+            return current
+        body = {
+            "adminRoles": sorted(r for r in roles if r != role),
+            "allowedClusters": sorted(info.get("allowedClusters") or []),
+        }
+        return self._call("POST", f"/admin/v2/tenants/{_q(tenant)}", body)
+
     def create_tenant(
         self, tenant: str, clusters: Iterable[str], admin_roles: Iterable[str] = ()
     ) -> AdminResult:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import ops
 
 # The unique Charmhub library identifier, never change it.
-LIBID = "5b0f4a5e3c2d4e8f9a1b7c6d2e3f4a5b"
+LIBID = "006328e74cc343f89608d2e0243e920c"
 # Increment this major API version when introducing breaking changes.
 LIBAPI = 0
 # Increment this PATCH version before using `charmcraft publish-lib` or reset to 0 if you are
