@@ -31,27 +31,26 @@ class PulsarActions(ops.Object):
     def __init__(self, charm: PulsarBrokerCharm):
         super().__init__(charm, "actions")
         self._charm = charm
-        for name, handler in (
-            ("create_tenant", self._create_tenant),
-            ("create_namespace", self._create_namespace),
-            ("grant_permissions", self._grant_permissions),
-            ("revoke_permissions", self._revoke_permissions),
-            ("delete_namespace", self._delete_namespace),
-            ("get_admin_token", self._get_admin_token),
-        ):
-            charm.framework.observe(getattr(charm.on, f"{name}_action"), self._wrap(handler))
+        self._handlers = {
+            "create_tenant": self._create_tenant,
+            "create_namespace": self._create_namespace,
+            "grant_permissions": self._grant_permissions,
+            "revoke_permissions": self._revoke_permissions,
+            "delete_namespace": self._delete_namespace,
+            "get_admin_token": self._get_admin_token,
+        }
+        for name in self._handlers:
+            charm.framework.observe(getattr(charm.on, f"{name}_action"), self._on_action)
 
-    def _wrap(self, handler):
-        def run(event: ops.ActionEvent) -> None:
-            try:
-                result = handler(event.params)
-            except ActionError as exc:
-                event.fail(str(exc))
-                return
-            if result:
-                event.set_results(result)
-
-        return run
+    def _on_action(self, event: ops.ActionEvent) -> None:
+        handler = self._handlers[event.handle.kind.removesuffix("_action")]
+        try:
+            result = handler(dict(event.params))
+        except ActionError as exc:
+            event.fail(str(exc))
+            return
+        if result:
+            event.set_results(result)
 
     # -- helpers -------------------------------------------------------------------------
 
