@@ -120,9 +120,7 @@ class PulsarActions(ops.Object):
     def _revoke_permissions(self, params: dict[str, Any]) -> dict[str, str]:
         namespace = _namespace(params.get("namespace"))
         role = _operator_role(params.get("role"))
-        self._check(
-            self._admin().revoke(namespace, role), f"revoking {role} on {namespace}"
-        )
+        self._check(self._admin().revoke(namespace, role), f"revoking {role} on {namespace}")
         return {"namespace": namespace, "role": role}
 
     def _delete_namespace(self, params: dict[str, Any]) -> dict[str, str]:

@@ -13,14 +13,14 @@ from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, PulsarC
 from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from ops import pebble
-from pulsar_config import PulsarConfig
 from pulsar_actions import PulsarActions
+from pulsar_config import PulsarConfig
 from pulsar_render import (
     BROKER_SERVICE_PORT,
     JAAS_CONF_PATH,
     WEB_SERVICE_PORT,
-    AuthMaterial,
     ZOOKEEPER_CHROOT,
+    AuthMaterial,
     BrokerInputs,
     broker_files,
     initialize_cluster_metadata_argv,
@@ -200,7 +200,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         return self.auth_material()
 
     def auth_material(self) -> AuthMaterial | None:
-        """The signing key and tokens from the ``pulsar-internal`` secret, or None."""
+        """Return the signing key and tokens from the ``pulsar-internal`` secret, or None."""
         secret = None
         data = self._peer_app_data()
         secret_id = data.get(INTERNAL_SECRET_ID_KEY) if data is not None else None
@@ -405,7 +405,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         return unit_fqdn(self.unit.name, self.app.name, self.model.name)
 
     def _converge_broker(
-        self, config: PulsarConfig, files: dict[str, str], layer: dict
+        self, config: PulsarConfig, files: dict[str, str | bytes], layer: dict
     ) -> ops.StatusBase:
         self.workload.ensure_data_dir_owned()
         if not self.workload.is_running():
@@ -432,7 +432,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self._apply_and_start(files, layer)
         return self._status_after_start(config)
 
-    def _apply_and_start(self, files: dict[str, str], layer: dict) -> None:
+    def _apply_and_start(self, files: dict[str, str | bytes], layer: dict) -> None:
         self.workload.push(files)
         if self.workload.layer_differs(layer):
             self.workload.add_layer(layer)

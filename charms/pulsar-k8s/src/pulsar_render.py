@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shlex
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,7 +208,7 @@ def render_client_conf(unit_address: str) -> str:
 
 
 def auth_files(auth: AuthMaterial) -> dict[str, str | bytes]:
-    """The private key and token files (the broker reads them through file:// references).
+    """Return the private key and token files (the broker reads them by file:// reference).
 
     The key file holds the RAW key bytes: a file:// tokenSecretKey is read as bytes, and a file
     holding the base64 text made every token fail with 401 on the real broker.
@@ -424,7 +424,7 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
 
 
 def ready_check_command(unit_address: str) -> str:
-    """A bash-only HTTP GET of /admin/v2/brokers/ready with the broker token from its file.
+    """Return a bash-only GET of /admin/v2/brokers/ready sending the broker token file.
 
     bash's /dev/tcp avoids depending on curl being in the image; exit 0 only on HTTP 200.
     """

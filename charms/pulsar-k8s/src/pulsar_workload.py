@@ -61,7 +61,9 @@ class PulsarWorkload:
 
     def changed_files(self, files: Mapping[str, str | bytes]) -> list[str]:
         """Paths whose content in the container differs from ``files``."""
-        return [path for path, content in files.items() if self.read_bytes(path) != _bytes(content)]
+        return [
+            path for path, content in files.items() if self.read_bytes(path) != _bytes(content)
+        ]
 
     def push(self, files: Mapping[str, str | bytes]) -> list[str]:
         """Push only the files that differ; returns the paths written."""

@@ -7,20 +7,24 @@ from pathlib import Path
 from typing import Any, cast
 
 import ops
+import pulsar_tokens
 import pytest
 from charms.zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
 from ops import pebble, testing
-from pulsar_charm import METADATA_CLUSTER_NAME_KEY, METADATA_INITIALISED_KEY
+from pulsar_charm import (
+    INTERNAL_SECRET_ID_KEY,
+    INTERNAL_SECRET_LABEL,
+    METADATA_CLUSTER_NAME_KEY,
+    METADATA_INITIALISED_KEY,
+)
 from pulsar_config import PulsarConfig
-import pulsar_tokens
-from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
 from pulsar_render import (
     BROKER_CONF_PATH,
-    AuthMaterial,
     JAAS_CONF_PATH,
     LAYER_NAME,
     SERVICE_NAME,
     STATUS_FILE_PATH,
+    AuthMaterial,
     BrokerInputs,
     broker_files,
     pebble_layer,

@@ -8,8 +8,8 @@ import jsonschema
 import ops
 import pytest
 from charms.pulsar_k8s.v0.pulsar_client import (
-    EndpointsChangedEvent,
     Endpoints,
+    EndpointsChangedEvent,
     NamespaceReadyEvent,
     PulsarClientProvider,
     PulsarClientRequirer,
@@ -68,7 +68,9 @@ def emitted(ctx: testing.Context) -> list[type]:
 def test_requirer_leader_writes_its_request():
     ctx = testing.Context(RequirerCharm, meta=REQUIRER_META)
     relation = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
-    out = ctx.run(ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation])
+    )
     data = out.get_relation(relation.id).local_app_data
     assert data == {"namespace": "shop/orders", "permissions": '["produce", "consume"]'}
 
@@ -76,7 +78,9 @@ def test_requirer_leader_writes_its_request():
 def test_requirer_default_namespace_is_app_slash_default():
     ctx = testing.Context(DefaultRequirerCharm, meta=REQUIRER_META)
     relation = testing.Relation("pulsar")
-    out = ctx.run(ctx.on.relation_joined(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_joined(relation), testing.State(leader=True, relations=[relation])
+    )
     data = out.get_relation(relation.id).local_app_data
     assert data["namespace"] == "shop/default"
     assert json.loads(data["permissions"]) == ["produce", "consume"]
@@ -85,7 +89,9 @@ def test_requirer_default_namespace_is_app_slash_default():
 def test_requirer_non_leader_writes_nothing():
     ctx = testing.Context(RequirerCharm, meta=REQUIRER_META)
     relation = testing.Relation("pulsar")
-    out = ctx.run(ctx.on.relation_joined(relation), testing.State(leader=False, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_joined(relation), testing.State(leader=False, relations=[relation])
+    )
     assert out.get_relation(relation.id).local_app_data == {}
 
 
@@ -111,9 +117,7 @@ def test_requirer_events_and_connection_over_a_relation_lifetime():
     assert emitted(ctx) == []
 
     # The provider answers: namespace_ready, and connection() carries the token.
-    relation = testing.Relation(
-        "pulsar", id=relation.id, remote_app_data=provider_answer(secret)
-    )
+    relation = testing.Relation("pulsar", id=relation.id, remote_app_data=provider_answer(secret))
     state = testing.State(
         leader=True, relations=[relation], secrets=[secret], stored_states=out.stored_states
     )
@@ -245,7 +249,9 @@ def test_provider_publishes_urls_and_a_granted_secret_matching_the_schema():
         remote_app_name="shop",
         remote_app_data={"namespace": "shop/orders", "permissions": '["produce"]'},
     )
-    out = ctx.run(ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation])
+    )
     data = out.get_relation(relation.id).local_app_data
     jsonschema.validate(data, PROVIDER_SCHEMA)
     assert data["role"] == f"relation-{relation.id}"
@@ -281,7 +287,9 @@ def test_provider_publish_is_idempotent_and_keeps_one_secret():
 def test_provider_reports_invalid_requests_without_raising(remote, fragment):
     ctx = testing.Context(ProviderCharm, meta=PROVIDER_META)
     relation = testing.Relation("pulsar", remote_app_name="shop", remote_app_data=remote)
-    out = ctx.run(ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation])
+    )
     data = out.get_relation(relation.id).local_app_data
     jsonschema.validate(data, PROVIDER_SCHEMA)
     assert fragment in data["error"]
@@ -291,7 +299,9 @@ def test_provider_reports_invalid_requests_without_raising(remote, fragment):
 def test_provider_withdraw_removes_the_secret():
     ctx = testing.Context(ProviderCharm, meta=PROVIDER_META)
     relation = testing.Relation("pulsar", remote_app_name="shop", remote_app_data={})
-    out = ctx.run(ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation])
+    )
     assert len(out.secrets) == 1
     out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
     assert out.secrets == frozenset()
@@ -301,8 +311,10 @@ def test_provider_withdraw_removes_the_secret():
 def test_validate_namespace_never_raises(text):
     error = validate_namespace(text)
     parts = text.split("/")
-    ok = len(parts) == 2 and all(parts) and all(
-        all(c.isascii() and (c.isalnum() or c in "_.-") for c in p) for p in parts
+    ok = (
+        len(parts) == 2
+        and all(parts)
+        and all(all(c.isascii() and (c.isalnum() or c in "_.-") for c in p) for p in parts)
     )
     assert (error is None) == ok
 

@@ -7,8 +7,8 @@ import hashlib
 import hmac
 import json
 
-import pytest
 import pulsar_tokens
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -84,7 +84,7 @@ PROVIDER_KEYS = (
 
 
 def default_namespace(app_name: str) -> str:
-    """The namespace asked for when the requirer names none: ``<app>/default``."""
+    """Return the namespace asked for when the requirer names none: ``<app>/default``."""
     return f"{app_name}/default"
 
 
@@ -194,7 +194,7 @@ class PulsarClientProvider:
         return f"{SECRET_LABEL_PREFIX}{relation_id}"
 
     def stored_token(self, relation_id: int) -> str | None:
-        """The token already published for a relation (from its app-owned secret), if any."""
+        """Return the token already published for a relation (its app-owned secret), if any."""
         secret = self._secret(relation_id)
         if secret is None:
             return None
@@ -369,7 +369,7 @@ class PulsarClientRequirer(ops.Object):
         return relation.data[relation.app].get(ERROR_KEY) or None
 
     def connection(self) -> PulsarConnection | None:
-        """The published connection, or None while anything (the token included) is missing."""
+        """Return the published connection; None while anything (token included) is missing."""
         relation = self.relation
         if relation is None or relation.app is None:
             return None
