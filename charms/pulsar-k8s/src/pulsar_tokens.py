@@ -22,7 +22,8 @@ ADMIN_ROLE = "admin"
 BROKER_ROLE = "pulsar-broker"
 SUPER_USER_ROLES = (ADMIN_ROLE, BROKER_ROLE)
 
-_ROLE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+# Never only dots: the role is a path segment of the permissions URL ("..").
+_ROLE = re.compile(r"^(?!\.+$)[A-Za-z0-9_.@-]{1,128}$")
 
 
 def generate_key() -> str:

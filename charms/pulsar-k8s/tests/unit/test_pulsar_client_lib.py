@@ -278,6 +278,8 @@ def test_provider_publish_is_idempotent_and_keeps_one_secret():
         ({"namespace": "no-slash"}, "expected 'tenant/namespace'"),
         ({"namespace": "a/b/c"}, "expected 'tenant/namespace'"),
         ({"namespace": "bad name/x"}, "expected 'tenant/namespace'"),
+        ({"namespace": "../x"}, "expected 'tenant/namespace'"),
+        ({"namespace": "t/."}, "expected 'tenant/namespace'"),
         ({"permissions": '["produce", "fly"]'}, "unknown permissions ['fly']"),
         ({"permissions": "{not json"}, "JSON list"),
         ({"permissions": '"produce"'}, "JSON list"),

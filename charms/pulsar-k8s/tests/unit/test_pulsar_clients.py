@@ -434,6 +434,8 @@ def test_create_namespace_with_policies(ctx, root, admin):
             "super-user role",
         ),
         ("revoke-permissions", {"namespace": "a/b", "role": "has space"}, "role: required"),
+        ("revoke-permissions", {"namespace": "a/b", "role": ".."}, "role: required"),
+        ("delete-namespace", {"namespace": "a/.."}, "expected 'tenant/namespace'"),
         ("delete-namespace", {"namespace": "a"}, "expected 'tenant/namespace'"),
     ],
 )
@@ -472,3 +474,17 @@ def test_api_failure_fails_the_action_with_the_broker_reason(ctx, root, admin):
 def test_internal_secret_is_in_the_default_state():
     # guard for the shared fixtures: every full_state carries the internal secret
     assert INTERNAL.label == INTERNAL_SECRET_LABEL
+
+
+def test_relation_broken_revokes_that_role_and_withdraws_its_secret(ctx, root, admin):
+    relation = client_relation()
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    role = f"relation-{relation.id}"
+    assert json.loads(_peer(out).local_app_data[CLIENTS_KEY]) == {role: "shop/orders"}
+    admin.calls.clear()
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert ("revoke", "shop/orders", role) in admin.calls
+    assert "delete_namespace" not in admin.names()
+    assert CLIENTS_KEY not in _peer(out).local_app_data
+    assert all(s.label != f"pulsar-client-{relation.id}" for s in out.secrets)
+    assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")

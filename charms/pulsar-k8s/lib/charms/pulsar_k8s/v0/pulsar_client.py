@@ -60,7 +60,8 @@ PERMISSIONS = (*NAMESPACE_ACTIONS, "admin")
 DEFAULT_PERMISSIONS = ("produce", "consume")
 SECRET_LABEL_PREFIX = "pulsar-client-"
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Letters, digits, '_', '.', '-'; never only dots ("." and ".." are path segments in the URLs).
+NAME_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]+$")
 
 # Requirer keys
 NAMESPACE_KEY = "namespace"
@@ -96,7 +97,7 @@ def validate_namespace(namespace: object) -> str | None:
     if len(parts) != 2 or not all(NAME_PATTERN.match(part) for part in parts):
         return (
             f"namespace {namespace!r}: expected 'tenant/namespace', each part letters, digits, "
-            "'_', '.', '-'"
+            "'_', '.', '-' (not only dots)"
         )
     return None
 
