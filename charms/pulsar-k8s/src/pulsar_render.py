@@ -5,10 +5,12 @@ Nothing here touches Juju or Pebble, so every function can be tested (and fuzzed
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -18,6 +20,16 @@ PULSAR_HOME = "/pulsar"
 BROKER_CONF_PATH = "/pulsar/conf/broker.conf"
 FUNCTIONS_WORKER_CONF_PATH = "/pulsar/conf/functions_worker.yml"
 JAAS_CONF_PATH = "/pulsar/conf/zookeeper-jaas.conf"
+CLIENT_CONF_PATH = "/pulsar/conf/client.conf"
+# Token authentication material: private to the workload user (0600, uid 10000).
+AUTH_DIR = "/pulsar/conf/auth"
+SECRET_KEY_PATH = f"{AUTH_DIR}/secret.key"
+ADMIN_TOKEN_PATH = f"{AUTH_DIR}/admin.token"
+BROKER_TOKEN_PATH = f"{AUTH_DIR}/broker.token"
+PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, SECRET_KEY_PATH, ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH})
+TOKEN_PROVIDER = "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
+TOKEN_CLIENT_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+SUPER_USER_ROLES = ("admin", "pulsar-broker")
 # Outside the storage mount on purpose: it must not survive a pod restart, where the charm
 # recreates it just before the broker starts.
 STATUS_FILE_PATH = "/pulsar/status"
@@ -70,6 +82,19 @@ _FUNCTIONS_WORKER_BASELINE: dict[str, Any] = {
     "enableReferencingConnectorDirectoryFiles": True,
     "enableReferencingFunctionsDirectoryFiles": True,
 }
+
+
+@dataclass(frozen=True)
+class AuthMaterial:
+    """The token-authentication secrets every unit reads from the ``pulsar-internal`` secret.
+
+    ``signing_key`` is the base64-encoded HS256 key; the tokens are JWTs for the ``admin`` and
+    ``pulsar-broker`` roles. ``repr`` hides them so they never reach a log line.
+    """
+
+    signing_key: str = field(repr=False)
+    admin_token: str = field(repr=False)
+    broker_token: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,70 @@ def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
         "defaultRetentionSizeInMB": str(config.default_retention_size_mb),
         "backlogQuotaDefaultLimitBytes": str(backlog_bytes),
         "brokerShutdownTimeoutMs": str(BROKER_SHUTDOWN_TIMEOUT_MS),
+        **auth_properties(),
+    }
+
+
+def auth_properties() -> dict[str, str]:
+    """Token authentication and authorization, always on; secrets only by file reference.
+
+    The in-broker WebSocket service is configured from these same broker keys (it authenticates
+    clients and talks to the broker with the brokerClient* credentials).
+    """
+    return {
+        "authenticationEnabled": "true",
+        "authorizationEnabled": "true",
+        "authenticationProviders": TOKEN_PROVIDER,
+        "tokenSecretKey": f"file://{SECRET_KEY_PATH}",
+        "superUserRoles": ",".join(SUPER_USER_ROLES),
+        "brokerClientAuthenticationPlugin": TOKEN_CLIENT_PLUGIN,
+        "brokerClientAuthenticationParameters": f"file://{BROKER_TOKEN_PATH}",
+    }
+
+
+def functions_worker_auth_settings() -> dict[str, Any]:
+    """functions_worker.yml keys so the in-broker worker authenticates and authorizes too."""
+    return {
+        "authenticationEnabled": True,
+        "authorizationEnabled": True,
+        "authenticationProviders": [TOKEN_PROVIDER],
+        "superUserRoles": list(SUPER_USER_ROLES),
+        "brokerClientAuthenticationEnabled": True,
+        "brokerClientAuthenticationPlugin": TOKEN_CLIENT_PLUGIN,
+        "brokerClientAuthenticationParameters": f"file://{BROKER_TOKEN_PATH}",
+        # What function instances authenticate with to the broker.
+        "clientAuthenticationPlugin": TOKEN_CLIENT_PLUGIN,
+        "clientAuthenticationParameters": f"file://{BROKER_TOKEN_PATH}",
+        "properties": {"tokenSecretKey": f"file://{SECRET_KEY_PATH}"},
+    }
+
+
+def render_client_conf(unit_address: str) -> str:
+    """conf/client.conf for bin/pulsar-admin and bin/pulsar-client inside the container.
+
+    It names the admin token by file, so the file itself holds no secret.
+    """
+    return render_properties(
+        {
+            "webServiceUrl": f"http://{unit_address}:{WEB_SERVICE_PORT}/",
+            "brokerServiceUrl": f"pulsar://{unit_address}:{BROKER_SERVICE_PORT}/",
+            "authPlugin": TOKEN_CLIENT_PLUGIN,
+            "authParams": f"file://{ADMIN_TOKEN_PATH}",
+        },
+        "Managed by the pulsar-k8s charm: bin/pulsar-admin and bin/pulsar-client as role admin.",
+    )
+
+
+def auth_files(auth: AuthMaterial) -> dict[str, str | bytes]:
+    """Return the private key and token files (the broker reads them by file:// reference).
+
+    The key file holds the RAW key bytes: a file:// tokenSecretKey is read as bytes, and a file
+    holding the base64 text made every token fail with 401 on the real broker.
+    """
+    return {
+        SECRET_KEY_PATH: base64.b64decode(auth.signing_key),
+        ADMIN_TOKEN_PATH: auth.admin_token,
+        BROKER_TOKEN_PATH: auth.broker_token,
     }
 
 
@@ -168,6 +257,7 @@ def functions_worker_settings(inputs: BrokerInputs) -> dict[str, Any]:
         "functionRuntimeFactoryConfigs": {"logDirectory": f"{PULSAR_HOME}/logs"},
         "functionsDirectory": f"{PULSAR_HOME}/functions",
         "connectorsDirectory": f"{PULSAR_HOME}/connectors",
+        **functions_worker_auth_settings(),
     }
 
 
@@ -187,11 +277,15 @@ def render_jaas(username: str, password: str) -> str:
     )
 
 
-def broker_files(inputs: BrokerInputs, username: str, password: str) -> dict[str, str]:
+def broker_files(
+    inputs: BrokerInputs, username: str, password: str, auth: AuthMaterial
+) -> dict[str, str | bytes]:
     """Every file the broker reads, by container path."""
-    files = {
+    files: dict[str, str | bytes] = {
         BROKER_CONF_PATH: render_broker_conf(inputs),
         JAAS_CONF_PATH: render_jaas(username, password),
+        CLIENT_CONF_PATH: render_client_conf(inputs.unit_address),
+        **auth_files(auth),
     }
     if inputs.config.functions_worker_enabled:
         files[FUNCTIONS_WORKER_CONF_PATH] = render_functions_worker_yml(inputs)
@@ -311,21 +405,46 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
                 "threshold": 6,
                 "http": {"url": f"{base}/status.html"},
             },
+            # With authentication on, /admin/v2/brokers/ready answers 401 without a token. The
+            # check reads the broker's token file when it runs, so no token is in the plan.
             READY_CHECK: {
                 "override": "replace",
                 "level": "ready",
                 "period": "10s",
                 "timeout": "3s",
                 "threshold": 3,
-                "http": {"url": f"{base}/admin/v2/brokers/ready"},
+                "exec": {
+                    "command": ready_check_command(unit_address),
+                    "user-id": 10000,
+                    "group": "root",
+                },
             },
         },
     }
 
 
-def inputs_token(files: Mapping[str, str], layer: Mapping[str, Any]) -> str:
+def ready_check_command(unit_address: str) -> str:
+    """Return a bash-only GET of /admin/v2/brokers/ready sending the broker token file.
+
+    bash's /dev/tcp avoids depending on curl being in the image; exit 0 only on HTTP 200.
+    """
+    script = (
+        f"exec 3<>/dev/tcp/{unit_address}/{WEB_SERVICE_PORT} && "
+        'printf "GET /admin/v2/brokers/ready HTTP/1.0\\r\\nHost: %s\\r\\n'
+        'Authorization: Bearer %s\\r\\n\\r\\n" '
+        f'"{unit_address}" "$(cat {BROKER_TOKEN_PATH})" >&3 && '
+        'head -n1 <&3 | grep -q " 200 "'
+    )
+    return shlex.join(["/bin/bash", "-c", script])
+
+
+def inputs_token(files: Mapping[str, str | bytes], layer: Mapping[str, Any]) -> str:
     """Return a short digest naming one rendering (the rolling-restart request token)."""
-    digest = hashlib.sha256(json.dumps([sorted(files.items()), layer], sort_keys=True).encode())
+    items = [
+        (path, content if isinstance(content, str) else base64.b64encode(content).decode())
+        for path, content in sorted(files.items())
+    ]
+    digest = hashlib.sha256(json.dumps([items, layer], sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 

@@ -12,8 +12,8 @@ import ops
 from ops import pebble
 from pulsar_render import (
     DATA_DIR,
-    JAAS_CONF_PATH,
     LAYER_NAME,
+    PRIVATE_PATHS,
     SERVICE_NAME,
     STATUS_FILE_PATH,
 )
@@ -26,7 +26,7 @@ GROUP_ID = 0
 # for a hook (and below the alive check's threshold x period, which would restart the broker).
 DRAIN_SECONDS = 5.0
 # Files holding credentials are private to the workload user.
-_PRIVATE_FILES = frozenset({JAAS_CONF_PATH})
+_PRIVATE_FILES = PRIVATE_PATHS
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,19 @@ class PulsarWorkload:
         except (pebble.PathError, pebble.APIError):
             return None
 
-    def changed_files(self, files: Mapping[str, str]) -> list[str]:
-        """Paths whose content in the container differs from ``files``."""
-        return [path for path, content in files.items() if self.read(path) != content]
+    def read_bytes(self, path: str) -> bytes | None:
+        try:
+            return self._container.pull(path, encoding=None).read()
+        except (pebble.PathError, pebble.APIError):
+            return None
 
-    def push(self, files: Mapping[str, str]) -> list[str]:
+    def changed_files(self, files: Mapping[str, str | bytes]) -> list[str]:
+        """Paths whose content in the container differs from ``files``."""
+        return [
+            path for path, content in files.items() if self.read_bytes(path) != _bytes(content)
+        ]
+
+    def push(self, files: Mapping[str, str | bytes]) -> list[str]:
         """Push only the files that differ; returns the paths written."""
         written = []
         for path in self.changed_files(files):
@@ -148,6 +156,10 @@ class PulsarWorkload:
             return ExecResult(False, f"exit code {exc.exit_code}: {_tail(str(exc.stdout))}")
         except (pebble.TimeoutError, pebble.ChangeError, pebble.APIError, ops.ModelError) as exc:
             return ExecResult(False, str(exc))
+
+
+def _bytes(content: str | bytes) -> bytes:
+    return content.encode("utf-8") if isinstance(content, str) else content
 
 
 def _layer_dict(layer: Mapping[str, Any]) -> pebble.LayerDict:

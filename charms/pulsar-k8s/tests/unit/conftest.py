@@ -27,7 +27,7 @@ class FakeBroker:
 def fake_broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
 
-    def broker_ready(_address: str, timeout: float = 0) -> bool:
+    def broker_ready(_address: str, timeout: float = 0, token: str | None = None) -> bool:
         fake.polls += 1
         return fake.ready
 

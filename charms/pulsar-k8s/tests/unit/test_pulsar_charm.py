@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Any, cast
 
 import ops
+import pulsar_tokens
 import pytest
 from charms.zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
 from ops import pebble, testing
-from pulsar_charm import METADATA_CLUSTER_NAME_KEY, METADATA_INITIALISED_KEY
+from pulsar_charm import (
+    INTERNAL_SECRET_ID_KEY,
+    INTERNAL_SECRET_LABEL,
+    METADATA_CLUSTER_NAME_KEY,
+    METADATA_INITIALISED_KEY,
+)
 from pulsar_config import PulsarConfig
 from pulsar_render import (
     BROKER_CONF_PATH,
@@ -18,6 +24,7 @@ from pulsar_render import (
     LAYER_NAME,
     SERVICE_NAME,
     STATUS_FILE_PATH,
+    AuthMaterial,
     BrokerInputs,
     broker_files,
     pebble_layer,
@@ -35,6 +42,21 @@ ZK_HOSTS = (
 BK_URI = "zk+hierarchical://zookeeper-k8s-0:2181;zookeeper-k8s-1:2181/pulsar/ledgers"
 USERNAME, PASSWORD = "relation-3", "s3cret-pw"
 INIT_ARGV = ("/pulsar/bin/pulsar", "initialize-cluster-metadata")
+SIGNING_KEY = "c2lnbmluZy1rZXktZm9yLXRoZS11bml0LXRlc3RzLTAxMjM0NTY3"
+AUTH = AuthMaterial(
+    SIGNING_KEY,
+    pulsar_tokens.mint_token(SIGNING_KEY, "admin"),
+    pulsar_tokens.mint_token(SIGNING_KEY, "pulsar-broker"),
+)
+INTERNAL = testing.Secret(
+    tracked_content={
+        "signing-key": AUTH.signing_key,
+        "admin-token": AUTH.admin_token,
+        "broker-token": AUTH.broker_token,
+    },
+    owner="app",
+    label=INTERNAL_SECRET_LABEL,
+)
 
 
 def bookie(n: int) -> str:
@@ -75,7 +97,7 @@ def peers(
     unit_data: dict[str, str] | None = None,
     peer_units: dict[int, dict[str, str]] | None = None,
 ) -> testing.PeerRelation:
-    data = dict(app_data or {})
+    data = {INTERNAL_SECRET_ID_KEY: INTERNAL.id, **(app_data or {})}
     if initialised is not None:
         data.update({METADATA_INITIALISED_KEY: "true", METADATA_CLUSTER_NAME_KEY: initialised})
     return testing.PeerRelation(
@@ -86,16 +108,16 @@ def peers(
     )
 
 
-def expected_files(config: PulsarConfig | None = None) -> dict[str, str]:
+def expected_files(config: PulsarConfig | None = None) -> dict[str, str | bytes]:
     inputs = BrokerInputs(config or PulsarConfig(), UNIT_ADDRESS, ZK_HOSTS, BK_URI)
-    return broker_files(inputs, USERNAME, PASSWORD)
+    return broker_files(inputs, USERNAME, PASSWORD, AUTH)
 
 
 def container(
     root: Path,
     *,
     running: bool = False,
-    files: dict[str, str] | None = None,
+    files: dict[str, str | bytes] | None = None,
     init_rc: int = 0,
     can_connect: bool = True,
 ) -> testing.Container:
@@ -103,7 +125,10 @@ def container(
     for path, content in (files or {}).items():
         target = root / Path(path).relative_to("/pulsar")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
     layers = {}
     statuses = {}
     if running:
@@ -138,7 +163,7 @@ def state(
         model=testing.Model(name=MODEL),
         config=config or {},
         relations=relations or [],
-        secrets=secrets or [],
+        secrets=[*(secrets or []), INTERNAL],
         containers={container(root, **container_kwargs)},
     )
 

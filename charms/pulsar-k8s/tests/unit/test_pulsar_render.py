@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import shlex
 
+import pulsar_tokens
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pulsar_config import LOG_LEVELS, PulsarConfig
 from pulsar_render import (
+    ADMIN_TOKEN_PATH,
+    BROKER_TOKEN_PATH,
+    PRIVATE_PATHS,
+    SECRET_KEY_PATH,
+    AuthMaterial,
     BrokerInputs,
     broker_environment,
     broker_files,
@@ -18,10 +26,16 @@ from pulsar_render import (
     initialize_cluster_metadata_argv,
     pebble_layer,
     render_broker_conf,
+    render_client_conf,
     render_functions_worker_yml,
     render_jaas,
     render_properties,
     unit_fqdn,
+)
+
+KEY = pulsar_tokens.generate_key()
+AUTH = AuthMaterial(
+    KEY, pulsar_tokens.mint_token(KEY, "admin"), pulsar_tokens.mint_token(KEY, "pulsar-broker")
 )
 
 DEPRECATED_KEYS = {"zookeeperServers", "configurationStoreServers", "tlsEnabled"}
@@ -176,7 +190,7 @@ def test_config_accepts_quorums_exactly_when_ordered(ensemble, write, ack):
 @given(broker_inputs())
 def test_nothing_rendered_binds_or_points_to_the_wildcard_address(inputs):
     rendered = [
-        *broker_files(inputs, "user", "pw").values(),
+        *(v for v in broker_files(inputs, "user", "pw", AUTH).values() if isinstance(v, str)),
         render_functions_worker_yml(inputs),
         repr(pebble_layer(inputs.config, inputs.unit_address)),
     ]
@@ -197,7 +211,7 @@ def test_functions_worker_yml_is_yaml_of_its_settings(inputs):
 
 @given(broker_inputs())
 def test_functions_worker_file_only_when_enabled(inputs):
-    files = broker_files(inputs, "user", "pw")
+    files = broker_files(inputs, "user", "pw", AUTH)
     assert ("/pulsar/conf/functions_worker.yml" in files) == (
         inputs.config.functions_worker_enabled
     )
@@ -228,7 +242,8 @@ def test_jaas_quotes_credentials(username, password):
     )
     # every quote inside a value is escaped: the quoted strings end where they should
     body = text.split("required\n", 1)[1]
-    assert body.count('"') - body.count('\\"') == 4
+    # (a quote is escaped only after an odd number of backslashes: `\\"` ends a value)
+    assert len(re.findall(r'(?<!\\)(?:\\\\)*"', body)) == 4
 
 
 def test_init_argv_uses_the_existing_bookkeeper_and_service_urls():
@@ -258,7 +273,13 @@ def test_layer_checks_use_the_unit_address():
     assert checks["broker-alive"]["http"]["url"] == (
         "http://b-0.b-endpoints.m.svc.cluster.local:8080/status.html"
     )
-    assert checks["broker-ready"]["http"]["url"].endswith(":8080/admin/v2/brokers/ready")
+    ready = checks["broker-ready"]["exec"]
+    assert (ready["user-id"], ready["group"]) == (10000, "root")
+    argv = shlex.split(ready["command"])
+    assert argv[:2] == ["/bin/bash", "-c"]
+    assert "/dev/tcp/b-0.b-endpoints.m.svc.cluster.local/8080" in argv[2]
+    assert "GET /admin/v2/brokers/ready" in argv[2]
+    assert f"$(cat {BROKER_TOKEN_PATH})" in argv[2]
     service = layer["services"]["broker"]
     assert service["command"] == "/pulsar/bin/pulsar broker"
     enabled = pebble_layer(PulsarConfig(functions_worker_enabled=True), "b")["services"]["broker"]
@@ -281,3 +302,62 @@ def test_unit_fqdn():
 def test_config_rejects_non_integers_naming_the_option(field):
     with pytest.raises(ValueError, match=f"^{field.replace('_', '-')}: must be an integer"):
         PulsarConfig(**{field: "3"})  # pyright: ignore[reportArgumentType]
+
+
+# -- token authentication ----------------------------------------------------------------------
+
+
+@given(broker_inputs())
+def test_auth_is_always_on_and_secrets_are_referenced_by_file(inputs):
+    props = parse_properties(render_broker_conf(inputs))
+    assert props["authenticationEnabled"] == "true"
+    assert props["authorizationEnabled"] == "true"
+    assert props["authenticationProviders"] == (
+        "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
+    )
+    assert props["tokenSecretKey"] == f"file://{SECRET_KEY_PATH}"
+    assert props["superUserRoles"] == "admin,pulsar-broker"
+    assert props["brokerClientAuthenticationPlugin"] == (
+        "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+    )
+    assert props["brokerClientAuthenticationParameters"] == f"file://{BROKER_TOKEN_PATH}"
+    files = broker_files(inputs, "user", "pw", AUTH)
+    public = [v for p, v in files.items() if p not in PRIVATE_PATHS]
+    for text in public:
+        assert isinstance(text, str)
+        for secret in (AUTH.admin_token, AUTH.broker_token, AUTH.signing_key):
+            assert secret not in text
+    # the broker reads a file:// tokenSecretKey as raw bytes (base64 text made tokens fail)
+    assert files[SECRET_KEY_PATH] == __import__("base64").b64decode(KEY)
+    assert files[ADMIN_TOKEN_PATH] == AUTH.admin_token
+    assert files[BROKER_TOKEN_PATH] == AUTH.broker_token
+    layer = repr(pebble_layer(inputs.config, inputs.unit_address))
+    for secret in (AUTH.admin_token, AUTH.broker_token, AUTH.signing_key):
+        assert secret not in layer
+
+
+@given(broker_inputs())
+def test_functions_worker_authenticates_too(inputs):
+    settings = functions_worker_settings(inputs)
+    assert settings["authenticationEnabled"] is True
+    assert settings["authorizationEnabled"] is True
+    assert settings["superUserRoles"] == ["admin", "pulsar-broker"]
+    assert settings["brokerClientAuthenticationParameters"] == f"file://{BROKER_TOKEN_PATH}"
+    assert settings["clientAuthenticationParameters"] == f"file://{BROKER_TOKEN_PATH}"
+    assert settings["properties"] == {"tokenSecretKey": f"file://{SECRET_KEY_PATH}"}
+
+
+def test_client_conf_names_the_admin_token_file_only():
+    props = parse_properties(render_client_conf("b-0.example"))
+    assert props == {
+        "webServiceUrl": "http://b-0.example:8080/",
+        "brokerServiceUrl": "pulsar://b-0.example:6650/",
+        "authPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+        "authParams": f"file://{ADMIN_TOKEN_PATH}",
+    }
+
+
+def test_auth_material_repr_hides_secrets():
+    text = repr(AUTH)
+    assert AUTH.admin_token not in text
+    assert AUTH.signing_key not in text

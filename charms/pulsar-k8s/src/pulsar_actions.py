@@ -1,0 +1,189 @@
+"""Operator actions: tenants, namespaces, permissions, the admin token.
+
+Every handler validates its parameters first and reports problems with ``event.fail`` (a clear
+message, never a traceback). The admin calls go to this unit's broker with the admin token;
+they work from any unit, because tenants, namespaces and permissions are cluster-wide metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import ops
+import pulsar_tokens
+from charms.pulsar_k8s.v0.pulsar_client import NAME_PATTERN, NAMESPACE_ACTIONS, validate_namespace
+
+if TYPE_CHECKING:
+    from pulsar_charm import PulsarBrokerCharm
+
+logger = logging.getLogger(__name__)
+
+_RELATION_ROLE = re.compile(r"^relation-\d+$")
+
+
+class ActionError(Exception):
+    """A parameter or broker problem, reported with ``event.fail``."""
+
+
+class PulsarActions(ops.Object):
+    def __init__(self, charm: PulsarBrokerCharm):
+        super().__init__(charm, "actions")
+        self._charm = charm
+        self._handlers = {
+            "create_tenant": self._create_tenant,
+            "create_namespace": self._create_namespace,
+            "grant_permissions": self._grant_permissions,
+            "revoke_permissions": self._revoke_permissions,
+            "delete_namespace": self._delete_namespace,
+            "get_admin_token": self._get_admin_token,
+        }
+        for name in self._handlers:
+            charm.framework.observe(getattr(charm.on, f"{name}_action"), self._on_action)
+
+    def _on_action(self, event: ops.ActionEvent) -> None:
+        handler = self._handlers[event.handle.kind.removesuffix("_action")]
+        try:
+            result = handler(dict(event.params))
+        except ActionError as exc:
+            event.fail(str(exc))
+            return
+        if result:
+            event.set_results(result)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _auth(self):
+        auth = self._charm.auth_material()
+        if auth is None:
+            raise ActionError(
+                "the token credentials do not exist yet (the leader creates them once the "
+                "zookeeper, bookkeeper and peer relations are in place)"
+            )
+        return auth
+
+    def _admin(self):
+        return self._charm.admin_client(self._auth())
+
+    def _check(self, result, what: str) -> None:
+        if not result.ok:
+            raise ActionError(f"{what} failed: {result.describe()}")
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _create_tenant(self, params: dict[str, Any]) -> dict[str, str]:
+        tenant = _name(params.get("tenant"), "tenant")
+        roles = _roles(params.get("admin-roles", ""))
+        cluster = self._charm.config.get("cluster-name", "pulsar")
+        self._check(
+            self._admin().ensure_tenant(tenant, [str(cluster)], roles), f"creating tenant {tenant}"
+        )
+        return {"tenant": tenant, "admin-roles": ",".join(roles)}
+
+    def _create_namespace(self, params: dict[str, Any]) -> dict[str, str]:
+        namespace = _namespace(params.get("namespace"))
+        minutes = _optional_int(params, "retention-time-minutes")
+        size = _optional_int(params, "retention-size-mb")
+        quota = _optional_int(params, "backlog-quota-mb")
+        if (minutes is None) != (size is None):
+            raise ActionError(
+                "retention-time-minutes and retention-size-mb must be given together"
+            )
+        admin = self._admin()
+        self._check(admin.create_namespace(namespace), f"creating namespace {namespace}")
+        results = {"namespace": namespace}
+        if minutes is not None and size is not None:
+            self._check(admin.set_retention(namespace, minutes, size), "setting retention")
+            results["retention"] = f"{minutes} minutes, {size} MB"
+        if quota is not None:
+            self._check(admin.set_backlog_quota(namespace, quota), "setting the backlog quota")
+            results["backlog-quota-mb"] = str(quota)
+        return results
+
+    def _grant_permissions(self, params: dict[str, Any]) -> dict[str, str]:
+        namespace = _namespace(params.get("namespace"))
+        role = _operator_role(params.get("role"))
+        raw = params.get("permissions", "")
+        if not isinstance(raw, str):
+            raise ActionError("permissions: a comma-separated list, e.g. produce,consume")
+        actions = sorted({p.strip() for p in raw.split(",") if p.strip()})
+        if not actions or set(actions) - set(NAMESPACE_ACTIONS):
+            raise ActionError(
+                f"permissions: a comma-separated subset of {', '.join(NAMESPACE_ACTIONS)}"
+            )
+        self._check(
+            self._admin().grant(namespace, role, actions), f"granting {role} on {namespace}"
+        )
+        return {"namespace": namespace, "role": role, "permissions": ",".join(actions)}
+
+    def _revoke_permissions(self, params: dict[str, Any]) -> dict[str, str]:
+        namespace = _namespace(params.get("namespace"))
+        role = _operator_role(params.get("role"))
+        self._check(self._admin().revoke(namespace, role), f"revoking {role} on {namespace}")
+        return {"namespace": namespace, "role": role}
+
+    def _delete_namespace(self, params: dict[str, Any]) -> dict[str, str]:
+        namespace = _namespace(params.get("namespace"))
+        force = params.get("force", False)
+        if not isinstance(force, bool):
+            raise ActionError("force: true or false")
+        in_use = [r for r, ns in self._charm.served_clients().items() if ns == namespace]
+        if in_use:
+            raise ActionError(
+                f"namespace {namespace} is served to related applications ({', '.join(in_use)});"
+                " remove those relations first"
+            )
+        self._check(
+            self._admin().delete_namespace(namespace, force), f"deleting namespace {namespace}"
+        )
+        return {"namespace": namespace, "deleted": "true"}
+
+    def _get_admin_token(self, _params: dict[str, Any]) -> dict[str, str]:
+        auth = self._auth()
+        return {"token": auth.admin_token, "role": pulsar_tokens.ADMIN_ROLE}
+
+
+def _name(value: object, param: str) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ActionError(f"{param}: required; letters, digits, '_', '.', '-'")
+    return value
+
+
+def _namespace(value: object) -> str:
+    error = validate_namespace(value) if value else "namespace: required, 'tenant/namespace'"
+    if error:
+        raise ActionError(error)
+    assert isinstance(value, str)
+    return value
+
+
+def _roles(value: object) -> list[str]:
+    if not isinstance(value, str):
+        raise ActionError("admin-roles: a comma-separated list of role names")
+    roles = sorted({r.strip() for r in value.split(",") if r.strip()})
+    bad = [r for r in roles if not pulsar_tokens.valid_role(r)]
+    if bad:
+        raise ActionError(f"admin-roles: invalid role names {bad} (letters, digits, '_.@-')")
+    return roles
+
+
+def _operator_role(value: object) -> str:
+    if not isinstance(value, str) or not pulsar_tokens.valid_role(value):
+        raise ActionError("role: required; letters, digits, '_', '.', '@', '-'")
+    if value in pulsar_tokens.SUPER_USER_ROLES:
+        raise ActionError(f"role: {value} is a super-user role; it needs no permissions")
+    if _RELATION_ROLE.match(value):
+        raise ActionError(
+            f"role: {value} is managed by the pulsar relation; change the relation instead"
+        )
+    return value
+
+
+def _optional_int(params: dict[str, Any], key: str) -> int | None:
+    if key not in params:
+        return None
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ActionError(f"{key}: an integer >= -1 (-1 means unlimited)")
+    return value
