@@ -7,6 +7,7 @@ raised as :class:`ClientIOError` whose message says what failed and why, so that
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,11 @@ def produce(target: Target, topic: str, count: int, payload_prefix: str) -> tupl
 
 
 def consume(
-    target: Target, topic: str, count: int, timeout_seconds: float, subscription: str = SUBSCRIPTION
+    target: Target,
+    topic: str,
+    count: int,
+    timeout_seconds: float,
+    subscription: str = SUBSCRIPTION,
 ) -> Received:
     """Receive up to ``count`` messages within ``timeout_seconds`` from the earliest unacked."""
     url = topic_url(target.namespace, topic)
@@ -143,7 +148,6 @@ def consume(
 def _close(client: Any) -> None:
     if client is None:
         return
-    try:
+    # Closing after a failure must not hide the failure.
+    with contextlib.suppress(Exception):
         client.close()
-    except Exception:  # closing after a failure must not hide the failure
-        pass

@@ -124,7 +124,7 @@ def answered_relation(
     )
 
 
-def request_of(relation: testing.Relation) -> dict[str, Any]:
+def request_of(relation: testing.RelationBase) -> dict[str, Any]:
     data = dict(relation.local_app_data)
     if "permissions" in data:
         data["permissions"] = json.loads(data["permissions"])

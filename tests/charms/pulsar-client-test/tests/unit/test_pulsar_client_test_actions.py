@@ -25,7 +25,9 @@ def test_produce_reports_count(ctx: testing.Context, fake_pulsar: FakePulsar):
 
 
 def test_produce_defaults_and_prefix(ctx: testing.Context, fake_pulsar: FakePulsar):
-    ctx.run(ctx.on.action("produce", params={"payload-prefix": "p", "topic": "t2"}), connected_state())
+    ctx.run(
+        ctx.on.action("produce", params={"payload-prefix": "p", "topic": "t2"}), connected_state()
+    )
     topic = "persistent://pulsar-client-test/default/t2"
     assert ctx.action_results == {"topic": topic, "count": 10}
     assert fake_pulsar.sent[topic][-1] == b"p-9"

@@ -16,7 +16,9 @@ def test_no_relation_waits(ctx: testing.Context):
 
 def test_leader_writes_default_request(ctx: testing.Context):
     relation = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
-    out = ctx.run(ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation])
+    )
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "pulsar-client-test/default",
         "permissions": ["produce", "consume"],
@@ -56,7 +58,9 @@ def test_config_change_updates_request(ctx: testing.Context):
 
 def test_non_leader_writes_nothing(ctx: testing.Context):
     relation = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
-    out = ctx.run(ctx.on.relation_joined(relation), testing.State(leader=False, relations=[relation]))
+    out = ctx.run(
+        ctx.on.relation_joined(relation), testing.State(leader=False, relations=[relation])
+    )
     assert dict(out.get_relation(relation.id).local_app_data) == {}
     assert out.unit_status == testing.WaitingStatus(
         "waiting for namespace pulsar-client-test/default"
@@ -109,7 +113,9 @@ def test_provider_error_blocks(ctx: testing.Context):
         "pulsar", remote_app_name="pulsar-k8s", remote_app_data={"error": "tenant is reserved"}
     )
     out = ctx.run(ctx.on.relation_changed(relation), testing.State(relations=[relation]))
-    assert out.unit_status == testing.BlockedStatus("pulsar refused the request: tenant is reserved")
+    assert out.unit_status == testing.BlockedStatus(
+        "pulsar refused the request: tenant is reserved"
+    )
 
 
 def test_relation_broken_waits(ctx: testing.Context):
