@@ -251,7 +251,7 @@ instance the slow ones when only the default set ran).
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--slow", action="store_true", help="also run the slow scenarios")
     parser.add_argument("--no-run", action="store_true", help="only rewrite the page")
     args, pytest_args = parser.parse_known_args(argv)
