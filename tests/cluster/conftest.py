@@ -111,6 +111,9 @@ def bundle(rig_env: RigEnv) -> Iterator[Model]:
     try:
         deploy_bundle(m)
         m.settle(timeout=float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900")))
+        from tests.cluster.workload import Operator
+
+        Operator.of(m)
         yield m
     except Exception:
         print(f"\n===== rig report (bundle) =====\n{m.report()}")

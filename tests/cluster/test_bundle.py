@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 
-from tests.cluster import rig_pods
+from tests.cluster import rig_pods, workload
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
-from tests.cluster.rig_net import service_fqdn
 
 pytestmark = pytest.mark.skipif(
     any(
@@ -41,9 +40,7 @@ def test_one_off_initialisation_ran_once(bundle: Model):
 
 
 def test_produce_and_consume(bundle: Model):
-    import pulsar
-
-    client = pulsar.Client(f"pulsar://{service_fqdn(BROKER)}:6650", operation_timeout_seconds=60)
+    client = workload.client(timeout=60)
     try:
         topic = f"persistent://public/default/rig-{uuid.uuid4().hex[:8]}"
         consumer = client.subscribe(topic, "rig")

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from tests.cluster import workload
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
-from tests.cluster.rig_net import service_fqdn
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,9 +24,7 @@ pytestmark = [
 
 
 def round_trip(payload: bytes) -> None:
-    import pulsar
-
-    client = pulsar.Client(f"pulsar://{service_fqdn(BROKER)}:6650", operation_timeout_seconds=90)
+    client = workload.client(timeout=90)
     try:
         topic = f"persistent://public/default/rig-{uuid.uuid4().hex[:8]}"
         consumer = client.subscribe(topic, "rig")

@@ -58,6 +58,7 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     except Exception:
         print(cluster.report())
         raise
+    workload.Operator.of(cluster)
     workload.round_trip([b"first message"])
     record("bundle.settle_s", settled)
     record("bundle.first_message_s", time.monotonic() - started)

@@ -43,6 +43,7 @@ def cluster(rig_env: RigEnv) -> Iterator[Model]:
     try:
         deploy_bundle(m, brokers=2)
         m.settle(timeout=SETTLE)
+        workload.Operator.of(m)
         yield m
     except Exception:
         print(f"\n===== rig report (slow scenarios) =====\n{m.report()}")

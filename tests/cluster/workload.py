@@ -32,15 +32,37 @@ def new_topic(prefix: str = "rig") -> str:
     return f"persistent://public/default/{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def client(url: str = SERVICE_URL, timeout: int = 90):
+class Operator:
+    """Who the scenarios act as: the operator, with the charm's admin token.
+
+    Authentication is on from the brokers' first start, so every client and admin call carries
+    the token the `get-admin-token` action returns (read here from the same Juju secret).
+    """
+
+    token: str | None = None
+
+    @classmethod
+    def of(cls, model) -> None:
+        cls.token = model.secret("pulsar-internal", owner=BROKER).content()["admin-token"]
+
+
+def client(url: str = SERVICE_URL, timeout: int = 90, token: str | None = None):
     import pulsar
 
-    return pulsar.Client(url, operation_timeout_seconds=timeout, connection_timeout_ms=5000)
+    token = token or Operator.token
+    return pulsar.Client(
+        url,
+        authentication=pulsar.AuthenticationToken(token) if token else None,
+        operation_timeout_seconds=timeout,
+        connection_timeout_ms=5000,
+    )
 
 
 def http_get(url: str, timeout: float = 5.0) -> str | None:
+    headers = {"Authorization": f"Bearer {Operator.token}"} if Operator.token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read().decode()
     except Exception:
         return None
