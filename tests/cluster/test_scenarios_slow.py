@@ -208,7 +208,10 @@ class ZnodeWriter:
         from kazoo.client import KazooClient
 
         self.client = KazooClient(
-            hosts=hosts, auth_data=[("digest", f"super:{password}")], timeout=10
+            hosts=hosts,
+            # ZooKeeper refuses sessions without a SASL login (enforce.auth.schemes=sasl)
+            sasl_options={"mechanism": "DIGEST-MD5", "username": "super", "password": password},
+            timeout=10,
         )
         self.attempts = attempts
         self.writes = 0
