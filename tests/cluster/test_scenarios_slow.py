@@ -258,7 +258,7 @@ class ZnodeWriter:
     def stop(self) -> int:
         self._stop.set()
         self._thread.join(timeout=60)
-        children = len(self.client.get_children("/rig-scale"))
+        children = len(self.client.get_children("/rig-scale") or [])
         self.client.stop()
         self.client.close()
         return children
