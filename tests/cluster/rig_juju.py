@@ -973,7 +973,11 @@ class Model:
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
         if item.kind == "secret_changed" and item.secret_id not in self.secrets:
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
-        if item.kind == "pebble_ready" and not unit.pod.running:
+        if item.kind == "pebble_ready" and (
+            not unit.pod.running or CONTAINER not in (unit.app.meta.get("containers") or {})
+        ):
+            # No pebble-ready without the container (a charm with no workload container, like
+            # the test client, still gets a Pebble pod here: it is simply never used).
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
 
         state_in, secret_views = self._build_state(unit, item)
