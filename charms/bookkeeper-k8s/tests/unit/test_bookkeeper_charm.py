@@ -178,6 +178,7 @@ def test_waits_for_zookeeper_relation(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), zk=False))
     assert out.unit_status == ops.WaitingStatus("waiting for zookeeper relation")
     assert calls.log == []
+    assert out.opened_ports == {testing.TCPPort(3181), testing.TCPPort(8000)}
 
 
 def test_leader_requests_chroot_and_waits_for_credentials(ctx, storage, tmp_path, calls):

@@ -197,6 +197,12 @@ def test_waits_for_the_container(ctx, root):
     assert out.unit_status == ops.WaitingStatus("waiting for the pulsar container (Pebble)")
 
 
+def test_opens_the_broker_and_web_ports_on_the_service(ctx, root):
+    # The cluster's service URLs name the application's Service: it must forward 6650 and 8080.
+    out = ctx.run(ctx.on.update_status(), full_state(root, can_connect=False))
+    assert out.opened_ports == {testing.TCPPort(6650), testing.TCPPort(8080)}
+
+
 def test_waits_for_a_zookeeper_relation(ctx, root):
     out = ctx.run(ctx.on.update_status(), state(root, relations=[bk_relation(), peers()]))
     assert out.unit_status == ops.WaitingStatus("waiting for a zookeeper relation")

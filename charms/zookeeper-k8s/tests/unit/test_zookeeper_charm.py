@@ -84,6 +84,8 @@ def test_bootstrap_waits_for_every_planned_unit(ctx, tmp_path, ensemble, pebble_
     # the unit always publishes its own identity
     unit_data = out.get_relation(peer.id).local_unit_data
     assert unit_data["address"] == address(0) and unit_data["server-id"] == "1"
+    # clients reach the ensemble through the application's Service
+    assert out.opened_ports == {testing.TCPPort(2181)}
 
 
 def test_members_committed_once_every_planned_unit_has_an_address(
