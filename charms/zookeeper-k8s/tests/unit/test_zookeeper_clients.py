@@ -12,7 +12,8 @@ import ops
 from ops import testing
 from zookeeper_render import SERVICE, unit_fqdn
 
-SCHEMA_DIR = Path("/work/shared/interface-schemas/zookeeper/v0")
+# shared/ (the contracts other charms already speak) sits beside the repository checkout
+SCHEMA_DIR = Path(__file__).resolve().parents[5] / "shared/interface-schemas/zookeeper/v0"
 REQUEST = {
     "database": "/pulsar",
     "requested-secrets": json.dumps(["username", "password", "uris"]),
