@@ -136,6 +136,10 @@ ROWS: list[tuple[str, str, str, str]] = [
         "",
     ),
     ("relations.longest_cycle_s", "7", "longest cycle back to active and serving", "s"),
+    ("security.namespaces_ready_s", "S", "integrate to both clients' namespaces ready", "s"),
+    ("security.client_b_consume_refused_s", "S", "client-b's consume refused after", "s"),
+    ("security.revocation_latency_s", "S", "relation removed to the old token refused", "s"),
+    ("security.reintegrated_working_s", "S", "integrate again to working produce", "s"),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -191,6 +195,17 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "`test_scenarios_slow.py`",
         "slow",
     ),
+    (
+        "S",
+        "security (2 brokers, two client applications): client-a's namespace, URLs and token "
+        "arrive on the `pulsar` relation and its produce/consume actions work; client-b is "
+        "refused on client-a's namespace; no token and a forged token are refused; an "
+        "unauthenticated ZooKeeper client cannot read or change `/pulsar`; a broker leader "
+        "change and pod losses mint no new token; removing the relation revokes access at "
+        "once, integrating again restores it",
+        "`test_security.py`",
+        "default",
+    ),
 ]
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
     f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
@@ -230,8 +245,9 @@ The charms are proven at three levels, each answering a different question.
 ## What each rig scenario shows
 
 {SCENARIOS}
-The default run (`tox -e cluster`, `pytest tests/cluster -m "not slow"`) keeps 1, 2 and 4 and a
-baseline; the rest are marked `slow` (`tox -e cluster-slow`). Each figure below is printed by the
+`tox` (the README's test command, which CI runs) runs all of them: `tox -e cluster` (`pytest
+tests/cluster -m "not slow"`: 1, 2, 4, security and a baseline) and `tox -e cluster-slow` (the
+scenarios marked `slow`), so either half can also be run alone. Each figure below is printed by the
 scenario that measured it and recorded in the figures file; `python -m tests.cluster.figures`
 reruns the scenarios and rewrites this page.
 
