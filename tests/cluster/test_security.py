@@ -17,6 +17,7 @@ pulsar-client from the test process, which is in the rig's namespace): ``client-
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -37,7 +38,12 @@ from tests.cluster.rig_juju import Model, RigEnv, RigRelation
 pytestmark = pytest.mark.skipif(
     any(
         importlib.util.find_spec(m) is None
-        for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm", "pulsar_client_test_charm")
+        for m in (
+            "zookeeper_charm",
+            "bookkeeper_charm",
+            "pulsar_charm",
+            "pulsar_client_test_charm",
+        )
     ),
     reason="the charms are not there yet",
 )
@@ -117,10 +123,8 @@ def produce_direct(token: str | None, topic: str, payload: bytes, timeout_s: int
         except Exception as exc:
             outcome.append(repr(exc))
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 c.close()
-            except Exception:
-                pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -141,17 +145,17 @@ def consume_direct(token: str, topic: str, timeout_s: int = 10) -> str:
     )
     try:
         consumer = c.subscribe(
-            topic, f"direct-{uuid.uuid4().hex[:6]}", initial_position=pulsar.InitialPosition.Earliest
+            topic,
+            f"direct-{uuid.uuid4().hex[:6]}",
+            initial_position=pulsar.InitialPosition.Earliest,
         )
         message = consumer.receive(timeout_millis=timeout_s * 1000)
         return f"ok: {message.data()!r}"
     except Exception as exc:
         return repr(exc)
     finally:
-        try:
+        with contextlib.suppress(Exception):
             c.close()
-        except Exception:
-            pass
 
 
 def topic_a(name: str) -> str:
@@ -187,7 +191,9 @@ def secured(rig_env: RigEnv) -> Iterator[Model]:
         deploy_bundle(model, brokers=BROKERS)
         model.deploy(CLIENT_A, PulsarClientTestCharm, config={"namespace": NAMESPACE_A})
         model.deploy(CLIENT_B, PulsarClientTestCharm)
-        bundle_s = model.settle(until=apps_active(model, ZOOKEEPER, BOOKKEEPER, BROKER), timeout=SETTLE)
+        bundle_s = model.settle(
+            until=apps_active(model, ZOOKEEPER, BOOKKEEPER, BROKER), timeout=SETTLE
+        )
         record("security.bundle_settle_s", bundle_s)
         workload.Operator.of(model)
         integrated = time.monotonic()
@@ -219,7 +225,7 @@ def test_client_a_gets_its_namespace_and_moves_messages(secured: Model):
     assert data.get("web-service-url", "").startswith("http://"), data
     assert data.get("websocket-url", "").startswith("ws://"), data
     assert not data.get("error"), data
-    secret_id, token, _ = relation_token(model, rel)
+    _secret_id, token, _ = relation_token(model, rel)
     assert token.count(".") == 2, "the secret holds a JWT"
     assert token not in json.dumps(model.relation(rel.id).app_data), "the token leaked to data"
     status = model.unit(f"{CLIENT_A}/0").status
@@ -290,7 +296,8 @@ def test_no_token_and_forged_token_cannot_produce(secured: Model):
     reasons = [
         line
         for line in logs.splitlines()
-        if "ServerCnx" in line and ("authenticat" in line.lower() or "AuthenticationException" in line)
+        if "ServerCnx" in line
+        and ("authenticat" in line.lower() or "AuthenticationException" in line)
     ]
     print("broker log, authentication lines:\n" + "\n".join(reasons[-6:]))
     record("security.broker_auth_failure_log_lines", len(reasons))
@@ -438,7 +445,7 @@ def test_removed_relation_loses_access_and_reintegration_restores_it(secured: Mo
     hooks_s = time.monotonic() - started
     record("security.revocation_hooks_s", hooks_s)
     assert secret_id not in model.secrets, "the relation's secret was not removed"
-    assert "waiting" == model.unit(f"{CLIENT_A}/0").status.name, model.status_table()
+    assert model.unit(f"{CLIENT_A}/0").status.name == "waiting", model.status_table()
     served = model.peer_relation(BROKER).app_data.get(BROKER, {}).get("clients", "{}")
     assert f"relation-{rel.id}" not in served, served
 
