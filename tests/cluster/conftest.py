@@ -61,6 +61,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 def rig_env() -> Iterator[RigEnv]:
     """The session's rig: private namespace entered, image cached, stale pods killed."""
     if _SKIP_REASON:
+        if os.environ.get("CI"):
+            # CI's proof is this rig: a rig that cannot run is a failure there, never a skip.
+            pytest.fail(_SKIP_REASON)
         pytest.skip(_SKIP_REASON)
     assert _STATE_DIR is not None and _PLAN is not None
     stale = rig_pods.kill_stale_processes()

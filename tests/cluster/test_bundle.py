@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-
-import pytest
 
 from tests.cluster import rig_pods, workload
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
-
-pytestmark = pytest.mark.skipif(
-    any(
-        importlib.util.find_spec(m) is None
-        for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm")
-    ),
-    reason="the charms are not there yet",
-)
 
 
 def test_every_unit_active(bundle: Model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 
 import pytest
@@ -11,16 +10,7 @@ from tests.cluster import workload
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        any(
-            importlib.util.find_spec(m) is None
-            for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm")
-        ),
-        reason="the charms are not there yet",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def round_trip(payload: bytes) -> None:

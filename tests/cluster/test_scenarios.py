@@ -8,7 +8,6 @@ recorded (:mod:`tests.cluster.figures`).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -19,14 +18,6 @@ from tests.cluster import workload
 from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
-
-pytestmark = pytest.mark.skipif(
-    any(
-        importlib.util.find_spec(m) is None
-        for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm")
-    ),
-    reason="the charms are not there yet",
-)
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 BULK = 10_000

@@ -7,7 +7,6 @@ kazoo writer (3). Figures are printed and recorded (:mod:`tests.cluster.figures`
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import threading
@@ -22,16 +21,7 @@ from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        any(
-            importlib.util.find_spec(m) is None
-            for m in ("zookeeper_charm", "bookkeeper_charm", "pulsar_charm")
-        ),
-        reason="the charms are not there yet",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}

@@ -18,7 +18,6 @@ pulsar-client from the test process, which is in the rig's namespace): ``client-
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import threading
@@ -34,19 +33,6 @@ from tests.cluster import workload
 from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv, RigRelation
-
-pytestmark = pytest.mark.skipif(
-    any(
-        importlib.util.find_spec(m) is None
-        for m in (
-            "zookeeper_charm",
-            "bookkeeper_charm",
-            "pulsar_charm",
-            "pulsar_client_test_charm",
-        )
-    ),
-    reason="the charms are not there yet",
-)
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 CLIENT_A = "client-a"
