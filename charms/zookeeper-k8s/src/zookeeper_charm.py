@@ -431,7 +431,10 @@ class ZooKeeperCharm(ops.CharmBase):
 
         waiting = self._publish_clients(relation, valid, members)
         if waiting:
-            notes.append(f"waiting for members to load credentials of {', '.join(waiting)}")
+            # bookies and brokers share a chroot: name each once
+            notes.append(
+                f"waiting for members to load credentials of {', '.join(sorted(set(waiting)))}"
+            )
         return None, notes
 
     def _change_ensemble(

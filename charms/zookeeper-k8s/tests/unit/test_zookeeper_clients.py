@@ -170,3 +170,23 @@ def test_relation_broken_event_revokes_that_client(ctx, tmp_path, ensemble):
     out = ctx.run(ctx.on.relation_broken(client), base_state(tmp_path, {peer, client}))
     assert ("revoke", "/pulsar", user) in ensemble.calls
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
+
+
+def test_shared_chroot_is_named_once_while_members_load_credentials(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    # bookies and brokers both ask for /pulsar: the status names the chroot once
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
+    state = base_state(tmp_path, {peer, bookies, brokers}, planned_units=3)
+    out = running(ctx.run(ctx.on.relation_changed(bookies), state))
+    out = running(ctx.run(ctx.on.update_status(), out))
+    message = out.unit_status.message
+    assert "waiting for members to load credentials of /pulsar" in message
+    assert "/pulsar, /pulsar" not in message
