@@ -17,7 +17,7 @@ BUNDLE_FILE = ROOT / "bundle.yaml"
 PULSAR_VERSION_FILE = ROOT / "PULSAR_VERSION"
 
 # The charms the suite is made of; a missing one is an error, not something to skip.
-EXPECTED_CHARMS = ("zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s")
+EXPECTED_CHARMS = ("pulsar-zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s")
 IMAGE_REPOSITORY = "apachepulsar/pulsar"
 IMAGE_RESOURCE = "pulsar-image"
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path[:0] = [
         str(Path(__file__).resolve().parents[2] / "charms" / charm / sub)
-        for charm in ("zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s")
+        for charm in ("pulsar-zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s")
         for sub in ("src", "lib")
     ]
     state = Path(tempfile.mkdtemp(prefix="pulsar-rig-", dir=os.environ.get("PULSAR_RIG_STATE")))

@@ -15,7 +15,7 @@ from tests.cluster.rig_juju import Model, RigApp
 
 logger = logging.getLogger(__name__)
 
-ZOOKEEPER = "zookeeper-k8s"
+ZOOKEEPER = "pulsar-zookeeper-k8s"
 BOOKKEEPER = "bookkeeper-k8s"
 BROKER = "pulsar-k8s"
 

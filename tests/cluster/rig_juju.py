@@ -12,11 +12,11 @@ order: if a scenario needs the rig to know, the charm is missing logic.
 Usage, in short::
 
     model = Model(rig)                            # rig: RigEnv from conftest (namespace + image)
-    model.deploy("zookeeper-k8s", ZooKeeperCharm, units=3, config={"heap-mb": 128})
-    model.integrate("zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper")
+    model.deploy("pulsar-zookeeper-k8s", ZooKeeperCharm, units=3, config={"heap-mb": 128})
+    model.integrate("pulsar-zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper")
     model.settle(until=model.all_active, timeout=600)
     model.execs(unit="bookkeeper-k8s/0", contains="initnewcluster")
-    model.kill_service("zookeeper-k8s/1", "zookeeper")
+    model.kill_service("pulsar-zookeeper-k8s/1", "zookeeper")
     model.lose_pod("bookkeeper-k8s/2")
 """
 

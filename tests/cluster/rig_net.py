@@ -24,7 +24,7 @@ MODEL_NAME = "rig"
 UNITS_PER_APP = 16
 FIRST_HOST = 10
 
-KNOWN_SUBNETS = {"zookeeper-k8s": 1, "bookkeeper-k8s": 2, "pulsar-k8s": 3}
+KNOWN_SUBNETS = {"pulsar-zookeeper-k8s": 1, "bookkeeper-k8s": 2, "pulsar-k8s": 3}
 """Fixed subnets of the suite's applications, so addresses are the same in every run."""
 FIRST_FREE_SUBNET = 20
 

@@ -14,7 +14,7 @@ import pytest
 
 from tools.repo import ROOT, load_yaml
 
-ZOOKEEPER = "zookeeper-k8s"
+ZOOKEEPER = "pulsar-zookeeper-k8s"
 BOOKKEEPER = "bookkeeper-k8s"
 BROKER = "pulsar-k8s"
 APPS = (ZOOKEEPER, BOOKKEEPER, BROKER)

@@ -54,8 +54,8 @@ def _charm(name: str, storage: dict[str, Any], **endpoints: Any) -> dict[str, An
 
 
 SAMPLE_CHARMS: dict[str, dict[str, Any]] = {
-    "zookeeper-k8s": _charm(
-        "zookeeper-k8s",
+    "pulsar-zookeeper-k8s": _charm(
+        "pulsar-zookeeper-k8s",
         {"data": {"type": "filesystem", "location": "/pulsar/data", "minimum-size": "1G"}},
         provides={"zookeeper": {"interface": "zookeeper"}},
     ),
@@ -82,8 +82,8 @@ SAMPLE_BUNDLE: dict[str, Any] = {
     "bundle": "kubernetes",
     "name": "sample",
     "applications": {
-        "zookeeper-k8s": {
-            "charm": "./charms/zookeeper-k8s/zookeeper-k8s_amd64.charm",
+        "pulsar-zookeeper-k8s": {
+            "charm": "./charms/pulsar-zookeeper-k8s/pulsar-zookeeper-k8s_amd64.charm",
             "scale": 3,
             "resources": {"pulsar-image": SAMPLE_IMAGE},
             "storage": {"data": "5G"},
@@ -101,8 +101,8 @@ SAMPLE_BUNDLE: dict[str, Any] = {
         },
     },
     "relations": [
-        ["zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper"],
-        ["zookeeper-k8s:zookeeper", "pulsar-k8s:zookeeper"],
+        ["pulsar-zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper"],
+        ["pulsar-zookeeper-k8s:zookeeper", "pulsar-k8s:zookeeper"],
         ["bookkeeper-k8s:bookkeeper", "pulsar-k8s:bookkeeper"],
     ],
 }
@@ -128,10 +128,10 @@ class SampleRepo:
         self.bundle = copy.deepcopy(SAMPLE_BUNDLE)
         (root / "PULSAR_VERSION").write_text(SAMPLE_VERSION + "\n")
         self.write()
-        self.add_lib("zookeeper-k8s", "zookeeper_k8s", "zookeeper", "a" * 32)
+        self.add_lib("pulsar-zookeeper-k8s", "pulsar_zookeeper_k8s", "zookeeper", "a" * 32)
         self.add_lib("bookkeeper-k8s", "bookkeeper_k8s", "bookkeeper", "b" * 32)
         for consumer in ("bookkeeper-k8s", "pulsar-k8s"):
-            self.copy_lib("zookeeper-k8s", consumer, "zookeeper_k8s", "zookeeper")
+            self.copy_lib("pulsar-zookeeper-k8s", consumer, "pulsar_zookeeper_k8s", "zookeeper")
         self.copy_lib("bookkeeper-k8s", "pulsar-k8s", "bookkeeper_k8s", "bookkeeper")
 
     def charm_dir(self, name: str) -> pathlib.Path:

@@ -20,8 +20,8 @@ from tools.repo import (
 
 # The smallest healthy deployment of each charm: ZooKeeper needs an odd quorum of at least
 # 3, BookKeeper at least 3 bookies (ensemble 3 by default), one broker.
-MIN_UNITS = {"zookeeper-k8s": 3, "bookkeeper-k8s": 3, "pulsar-k8s": 1}
-ODD_UNITS = {"zookeeper-k8s"}
+MIN_UNITS = {"pulsar-zookeeper-k8s": 3, "bookkeeper-k8s": 3, "pulsar-k8s": 1}
+ODD_UNITS = {"pulsar-zookeeper-k8s"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([MGTP]?)i?B?$", re.IGNORECASE)
 _UNIT = {"": 1, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
 
@@ -177,8 +177,8 @@ def test_repository_bundle():
 def test_bundle_relations_are_the_suite_topology():
     relations = {frozenset(r) for r in load_yaml(ROOT / "bundle.yaml")["relations"]}
     assert relations == {
-        frozenset({"zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper"}),
-        frozenset({"zookeeper-k8s:zookeeper", "pulsar-k8s:zookeeper"}),
+        frozenset({"pulsar-zookeeper-k8s:zookeeper", "bookkeeper-k8s:zookeeper"}),
+        frozenset({"pulsar-zookeeper-k8s:zookeeper", "pulsar-k8s:zookeeper"}),
         frozenset({"bookkeeper-k8s:bookkeeper", "pulsar-k8s:bookkeeper"}),
     }
 
@@ -193,8 +193,8 @@ def test_sample_bundle_passes(sample_repo):
 @pytest.mark.parametrize(
     ("mutation", "expected"),
     [
-        (lambda b, c: b["applications"]["zookeeper-k8s"].update(scale=4), "odd number"),
-        (lambda b, c: b["applications"]["zookeeper-k8s"].update(scale=1), "at least 3"),
+        (lambda b, c: b["applications"]["pulsar-zookeeper-k8s"].update(scale=4), "odd number"),
+        (lambda b, c: b["applications"]["pulsar-zookeeper-k8s"].update(scale=1), "at least 3"),
         (lambda b, c: b["applications"]["bookkeeper-k8s"].update(scale=2), "at least 3"),
         (
             lambda b, c: b["applications"]["pulsar-k8s"]["resources"].update(
@@ -209,12 +209,12 @@ def test_sample_bundle_passes(sample_repo):
             "upstream-source",
         ),
         (
-            lambda b, c: b["relations"].append(["pulsar-k8s:nope", "zookeeper-k8s:zookeeper"]),
+            lambda b, c: b["relations"].append(["pulsar-k8s:nope", "pulsar-zookeeper-k8s:zookeeper"]),
             "has no endpoint nope",
         ),
         (
             lambda b, c: b["relations"].append(
-                ["zookeeper-k8s:zookeeper", "pulsar-k8s:bookkeeper"]
+                ["pulsar-zookeeper-k8s:zookeeper", "pulsar-k8s:bookkeeper"]
             ),
             "interfaces differ",
         ),
@@ -227,7 +227,7 @@ def test_sample_bundle_passes(sample_repo):
         (lambda b, c: b["relations"].pop(), "required endpoint is not related"),
         (
             lambda b, c: b["relations"].append(
-                ["bookkeeper-k8s:zookeeper", "zookeeper-k8s:zookeeper"]
+                ["bookkeeper-k8s:zookeeper", "pulsar-zookeeper-k8s:zookeeper"]
             ),
             "listed twice",
         ),
@@ -244,7 +244,7 @@ def test_sample_bundle_passes(sample_repo):
             "storage journal has no size",
         ),
         (
-            lambda b, c: b["applications"]["zookeeper-k8s"]["storage"].update(logs="1G"),
+            lambda b, c: b["applications"]["pulsar-zookeeper-k8s"]["storage"].update(logs="1G"),
             "storage logs is not declared",
         ),
         (lambda b, c: b["applications"]["pulsar-k8s"].update(charm="pulsar-k8s"), "local path"),

@@ -1,7 +1,7 @@
 """Every copy of a charm library is byte-identical to its owner's file, and is a real library.
 
 The owner of ``lib/charms/<owner>/vN/<lib>.py`` is the charm directory whose name with '-'
-replaced by '_' is ``<owner>`` (``charms.zookeeper_k8s`` lives in ``charms/zookeeper-k8s``).
+replaced by '_' is ``<owner>`` (``charms.pulsar_zookeeper_k8s`` lives in ``charms/pulsar-zookeeper-k8s``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ LIB_VERSION_DIR = re.compile(r"^v(\d+)$")
 
 # The interface libraries CONTRIBUTING.md says each consumer carries.
 REQUIRED_COPIES = {
-    "bookkeeper-k8s": ["zookeeper_k8s/v0/zookeeper.py", "zookeeper_k8s/v0/rolling_restart.py"],
+    "bookkeeper-k8s": ["pulsar_zookeeper_k8s/v0/zookeeper.py", "pulsar_zookeeper_k8s/v0/rolling_restart.py"],
     "pulsar-k8s": [
-        "zookeeper_k8s/v0/zookeeper.py",
-        "zookeeper_k8s/v0/rolling_restart.py",
+        "pulsar_zookeeper_k8s/v0/zookeeper.py",
+        "pulsar_zookeeper_k8s/v0/rolling_restart.py",
         "bookkeeper_k8s/v0/bookkeeper.py",
     ],
 }
@@ -149,28 +149,28 @@ def test_sample_identical_copies_pass(sample_repo):
 
 
 def test_sample_modified_copy_fails_with_diff(sample_repo):
-    copy = sample_repo.lib_path("pulsar-k8s", "zookeeper_k8s", "zookeeper")
+    copy = sample_repo.lib_path("pulsar-k8s", "pulsar_zookeeper_k8s", "zookeeper")
     copy.write_text(copy.read_text().replace('return "zookeeper"', 'return "changed"'))
     charms_dir = sample_repo.root / "charms"
     problems = library_problems(copy, charms_dir)
     assert len(problems) == 1
     message = problems[0]
-    assert "charms/pulsar-k8s/lib/charms/zookeeper_k8s/v0/zookeeper.py differs" in message
+    assert "charms/pulsar-k8s/lib/charms/pulsar_zookeeper_k8s/v0/zookeeper.py differs" in message
     assert '-    return "zookeeper"' in message
     assert '+    return "changed"' in message
     # the owner itself is not reported
-    owner = sample_repo.lib_path("zookeeper-k8s", "zookeeper_k8s", "zookeeper")
+    owner = sample_repo.lib_path("pulsar-zookeeper-k8s", "pulsar_zookeeper_k8s", "zookeeper")
     assert library_problems(owner, charms_dir) == []
 
 
 def test_sample_whitespace_only_change_is_caught(sample_repo):
-    copy = sample_repo.lib_path("bookkeeper-k8s", "zookeeper_k8s", "zookeeper")
+    copy = sample_repo.lib_path("bookkeeper-k8s", "pulsar_zookeeper_k8s", "zookeeper")
     copy.write_bytes(copy.read_bytes().replace(b"\n", b"\r\n"))
     assert library_problems(copy, sample_repo.root / "charms")
 
 
 def test_sample_missing_metadata_and_wrong_api(sample_repo):
-    owner = sample_repo.lib_path("zookeeper-k8s", "zookeeper_k8s", "zookeeper")
+    owner = sample_repo.lib_path("pulsar-zookeeper-k8s", "pulsar_zookeeper_k8s", "zookeeper")
     owner.write_text(
         owner.read_text().replace("LIBAPI = 0", "LIBAPI = 1").replace("LIBPATCH = 1\n", "")
     )
@@ -181,9 +181,9 @@ def test_sample_missing_metadata_and_wrong_api(sample_repo):
 
 def test_sample_orphan_and_unowned_libraries(sample_repo):
     charms_dir = sample_repo.root / "charms"
-    sample_repo.add_lib("pulsar-k8s", "zookeeper_k8s", "extra", "c" * 32)
+    sample_repo.add_lib("pulsar-k8s", "pulsar_zookeeper_k8s", "extra", "c" * 32)
     sample_repo.add_lib("pulsar-k8s", "nobody_k8s", "thing", "d" * 32)
-    orphan = sample_repo.lib_path("pulsar-k8s", "zookeeper_k8s", "extra")
+    orphan = sample_repo.lib_path("pulsar-k8s", "pulsar_zookeeper_k8s", "extra")
     unowned = sample_repo.lib_path("pulsar-k8s", "nobody_k8s", "thing")
     assert "its owner does not have" in " ".join(library_problems(orphan, charms_dir))
     assert "no charm owns 'charms.nobody_k8s'" in " ".join(library_problems(unowned, charms_dir))

@@ -130,7 +130,7 @@ def test_charm_is_a_pulsar_image_sidecar(charm: str):
 
 
 def test_sample_charm_accepted(sample_repo):
-    for name in ("zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s"):
+    for name in ("pulsar-zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s"):
         assert charmcraft_problems(sample_repo.charm_dir(name)) == []
 
 
@@ -160,9 +160,9 @@ def test_sample_project_model_carries_the_yaml(sample_repo):
     ],
 )
 def test_sample_invalid_charm_rejected(sample_repo, mutation, expected: str):
-    mutation(sample_repo.charms["zookeeper-k8s"])
+    mutation(sample_repo.charms["pulsar-zookeeper-k8s"])
     sample_repo.write()
-    problems = charmcraft_problems(sample_repo.charm_dir("zookeeper-k8s"))
+    problems = charmcraft_problems(sample_repo.charm_dir("pulsar-zookeeper-k8s"))
     assert problems, "charmcraft accepted an invalid charmcraft.yaml"
     assert expected in problems[0], problems[0]
 

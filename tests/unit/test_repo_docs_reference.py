@@ -64,7 +64,7 @@ def test_sample_render_write_and_check(sample_repo, capsys):
         "bookkeeper-k8s.md",
         "index.md",
         "pulsar-k8s.md",
-        "zookeeper-k8s.md",
+        "pulsar-zookeeper-k8s.md",
     ]
     # a charm change makes the page stale, and a rewrite fixes it
     sample_repo.charms["pulsar-k8s"]["config"]["options"]["new-option"] = {"type": "boolean"}
@@ -116,6 +116,6 @@ def test_sample_output_ignores_key_order(sample_repo, make_sample_repo):
 
 
 def test_sample_missing_mentions_detected(sample_repo):
-    charm = load_charm(sample_repo.charm_dir("zookeeper-k8s"))
+    charm = load_charm(sample_repo.charm_dir("pulsar-zookeeper-k8s"))
     page = docs_reference.render_charm(charm, sample_repo.root).replace("`heap-mb`", "heap")
     assert missing_mentions(charm, page) == ["option heap-mb"]

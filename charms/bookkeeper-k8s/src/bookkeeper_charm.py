@@ -30,8 +30,8 @@ from bookkeeper_render import (
 )
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
-from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import pulsar_admin
 import pulsar_tokens
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
 from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, PulsarClientProvider
-from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from ops import pebble
 from pulsar_actions import PulsarActions
 from pulsar_config import PulsarConfig

@@ -9,7 +9,7 @@ from typing import Any, cast
 import ops
 import pulsar_tokens
 import pytest
-from charms.zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
 from ops import pebble, testing
 from pulsar_charm import (
     INTERNAL_SECRET_ID_KEY,
@@ -36,10 +36,10 @@ MODEL = "pulsar"
 APP = "pulsar-k8s"
 UNIT_ADDRESS = unit_fqdn(f"{APP}/0", APP, MODEL)
 ZK_HOSTS = (
-    "zookeeper-k8s-0.zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181,"
-    "zookeeper-k8s-1.zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
+    "pulsar-zookeeper-k8s-0.pulsar-zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181,"
+    "pulsar-zookeeper-k8s-1.pulsar-zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
 )
-BK_URI = "zk+hierarchical://zookeeper-k8s-0:2181;zookeeper-k8s-1:2181/pulsar/ledgers"
+BK_URI = "zk+hierarchical://pulsar-zookeeper-k8s-0:2181;pulsar-zookeeper-k8s-1:2181/pulsar/ledgers"
 USERNAME, PASSWORD = "relation-3", "s3cret-pw"
 INIT_ARGV = ("/pulsar/bin/pulsar", "initialize-cluster-metadata")
 SIGNING_KEY = "c2lnbmluZy1rZXktZm9yLXRoZS11bml0LXRlc3RzLTAxMjM0NTY3"
@@ -74,7 +74,7 @@ def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Rela
     if secret is not None:
         data["secret-user"] = secret.id
     data.update(overrides)
-    return testing.Relation("zookeeper", remote_app_name="zookeeper-k8s", remote_app_data=data)
+    return testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s", remote_app_data=data)
 
 
 def bk_relation(total: int = 2, ready: int | None = None) -> testing.Relation:
@@ -209,7 +209,7 @@ def test_waits_for_a_zookeeper_relation(ctx, root):
 
 
 def test_requests_the_pulsar_chroot_and_waits_for_credentials(ctx, root):
-    relation = testing.Relation("zookeeper", remote_app_name="zookeeper-k8s")
+    relation = testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s")
     out = ctx.run(ctx.on.relation_joined(relation), state(root, relations=[relation, peers()]))
     assert out.unit_status == ops.WaitingStatus("waiting for zookeeper credentials for /pulsar")
     sent = out.get_relation(relation.id).local_app_data

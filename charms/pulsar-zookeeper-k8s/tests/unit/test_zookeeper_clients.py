@@ -12,8 +12,8 @@ import ops
 from ops import testing
 from zookeeper_render import SERVICE, unit_fqdn
 
-# shared/ (the contracts other charms already speak) sits beside the repository checkout
-SCHEMA_DIR = Path(__file__).resolve().parents[5] / "shared/interface-schemas/zookeeper/v0"
+# The data-platform contract, copied into the repository (see tests/interface-schemas/README.md)
+SCHEMA_DIR = Path(__file__).resolve().parents[4] / "tests/interface-schemas/zookeeper/v0"
 REQUEST = {
     "database": "/pulsar",
     "requested-secrets": json.dumps(["username", "password", "uris"]),
@@ -22,7 +22,7 @@ REQUEST = {
 
 
 def address(n: int) -> str:
-    return unit_fqdn("zookeeper-k8s", n, "testing")
+    return unit_fqdn("pulsar-zookeeper-k8s", n, "testing")
 
 
 def peer_unit(n: int, users: list[str]) -> dict[str, str]:

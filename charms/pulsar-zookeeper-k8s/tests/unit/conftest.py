@@ -1,4 +1,4 @@
-"""Shared fixtures of the zookeeper-k8s unit tests: the ops.testing context and seams."""
+"""Shared fixtures of the pulsar-zookeeper-k8s unit tests: the ops.testing context and seams."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from zookeeper_charm import ZooKeeperCharm
 from zookeeper_render import parse_members
 
 CHARM_ROOT = Path(__file__).parents[2]
-APP = "zookeeper-k8s"
+APP = "pulsar-zookeeper-k8s"
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def render_static_config(config: ZooKeeperConfig, address: str) -> str:
         ("sslQuorum", "false"),
         ("portUnification", "false"),
     ]
-    header = "# Rendered by the zookeeper-k8s charm; ZooKeeper rewrites it on reconfig.\n"
+    header = "# Rendered by the pulsar-zookeeper-k8s charm; ZooKeeper rewrites it on reconfig.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings)
 
 

@@ -1,4 +1,4 @@
-"""State-transition tests of the zookeeper-k8s reconcile (ops.testing)."""
+"""State-transition tests of the pulsar-zookeeper-k8s reconcile (ops.testing)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from ops import testing
 from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, unit_fqdn
 
-APP = "zookeeper-k8s"
+APP = "pulsar-zookeeper-k8s"
 
 
 def address(unit_number: int) -> str:
@@ -239,7 +239,7 @@ def test_config_change_on_a_running_server_waits_for_the_restart_lock(
 
     relation = out.get_relation(peer.id)
     granted = dataclasses.replace(
-        relation, local_app_data={**relation.local_app_data, "restart-granted": "zookeeper-k8s/1"}
+        relation, local_app_data={**relation.local_app_data, "restart-granted": "pulsar-zookeeper-k8s/1"}
     )
     out2 = ctx_unit1.run(
         ctx_unit1.on.relation_changed(granted), dataclasses.replace(out, relations={granted})

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Entry point of the zookeeper-k8s charm."""
+"""Entry point of the pulsar-zookeeper-k8s charm."""
 
 import ops
 from zookeeper_charm import ZooKeeperCharm

@@ -1,4 +1,4 @@
-"""The zookeeper-k8s charm: every event runs the same level-triggered ``_reconcile``.
+"""The pulsar-zookeeper-k8s charm: every event runs the same level-triggered ``_reconcile``.
 
 Peer relation ``cluster``
     unit databag: ``address``, ``server-id``, ``started`` ("true" when the service runs and answers
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import ops
 import zookeeper_ensemble
-from charms.zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.zookeeper_k8s.v0.zookeeper import (
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ClientRequest,
     ZooKeeperProvider,
     generate_password,
