@@ -209,7 +209,9 @@ def test_sample_bundle_passes(sample_repo):
             "upstream-source",
         ),
         (
-            lambda b, c: b["relations"].append(["pulsar-k8s:nope", "pulsar-zookeeper-k8s:zookeeper"]),
+            lambda b, c: b["relations"].append(
+                ["pulsar-k8s:nope", "pulsar-zookeeper-k8s:zookeeper"]
+            ),
             "has no endpoint nope",
         ),
         (

@@ -1,7 +1,8 @@
 """Every copy of a charm library is byte-identical to its owner's file, and is a real library.
 
 The owner of ``lib/charms/<owner>/vN/<lib>.py`` is the charm directory whose name with '-'
-replaced by '_' is ``<owner>`` (``charms.pulsar_zookeeper_k8s`` lives in ``charms/pulsar-zookeeper-k8s``).
+replaced by '_' is ``<owner>`` (``charms.pulsar_zookeeper_k8s`` lives in
+``charms/pulsar-zookeeper-k8s``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ LIB_VERSION_DIR = re.compile(r"^v(\d+)$")
 
 # The interface libraries CONTRIBUTING.md says each consumer carries.
 REQUIRED_COPIES = {
-    "bookkeeper-k8s": ["pulsar_zookeeper_k8s/v0/zookeeper.py", "pulsar_zookeeper_k8s/v0/rolling_restart.py"],
+    "bookkeeper-k8s": [
+        "pulsar_zookeeper_k8s/v0/zookeeper.py",
+        "pulsar_zookeeper_k8s/v0/rolling_restart.py",
+    ],
     "pulsar-k8s": [
         "pulsar_zookeeper_k8s/v0/zookeeper.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",

@@ -25,7 +25,9 @@ from ops import testing
 
 MODEL = "pulsar"
 APP = "bookkeeper-k8s"
-ZK_ENDPOINTS = "pulsar-zookeeper-k8s-0.pulsar-zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
+ZK_ENDPOINTS = (
+    "pulsar-zookeeper-k8s-0.pulsar-zookeeper-k8s-endpoints.pulsar.svc.cluster.local:2181"
+)
 WHATIS = ("/pulsar/bin/bookkeeper", "shell", "whatisinstanceid")
 INITNEW = ("/pulsar/bin/bookkeeper", "shell", "initnewcluster")
 NO_CLUSTER_OUTPUT = (
@@ -88,7 +90,9 @@ def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Rela
         "tls": "disabled",
     }
     data.update(overrides)
-    return testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s", remote_app_data=data)
+    return testing.Relation(
+        "zookeeper", remote_app_name="pulsar-zookeeper-k8s", remote_app_data=data
+    )
 
 
 def peers(

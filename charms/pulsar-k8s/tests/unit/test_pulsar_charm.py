@@ -74,7 +74,9 @@ def zk_relation(secret: testing.Secret | None, **overrides: str) -> testing.Rela
     if secret is not None:
         data["secret-user"] = secret.id
     data.update(overrides)
-    return testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s", remote_app_data=data)
+    return testing.Relation(
+        "zookeeper", remote_app_name="pulsar-zookeeper-k8s", remote_app_data=data
+    )
 
 
 def bk_relation(total: int = 2, ready: int | None = None) -> testing.Relation:

@@ -239,7 +239,8 @@ def test_config_change_on_a_running_server_waits_for_the_restart_lock(
 
     relation = out.get_relation(peer.id)
     granted = dataclasses.replace(
-        relation, local_app_data={**relation.local_app_data, "restart-granted": "pulsar-zookeeper-k8s/1"}
+        relation,
+        local_app_data={**relation.local_app_data, "restart-granted": "pulsar-zookeeper-k8s/1"},
     )
     out2 = ctx_unit1.run(
         ctx_unit1.on.relation_changed(granted), dataclasses.replace(out, relations={granted})
