@@ -1,6 +1,9 @@
 """Serving client relations (``pulsar_client``): tenants, namespaces, grants, tokens.
 
-Moved out of ``pulsar_charm.py`` unchanged; the charm calls ``with_clients`` from its reconcile.
+The leader serves every relation of the ``pulsar`` endpoint, level-triggered: each relation is
+its own role ``relation-<id>`` with its own namespace, so one application may hold several
+relations (several endpoints, or several clusters) and several namespaces. A request the
+library does not understand is refused on the relation and its role holds no grant.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING
 import ops
 import pulsar_admin
 import pulsar_tokens
-from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints
+from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, not_served_yet
 from pulsar_config import PulsarConfig
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
 
@@ -94,12 +97,14 @@ class PulsarClientServing:
         for request in self.clients.requests():
             relation = relations[request.relation_id]
             if request.error:
+                # Refused on the relation (status propagation), never guessed at.
                 self.clients.publish_error(relation, request.error)
-                problems.append(f"{request.app_name}: {request.error}")
+                problems.append(f"{request.app_name}: {request.error.message}")
                 continue
             problem = self._serve_client(config, auth, admin, request, served)
             if problem:
                 logger.warning("client %s not served yet: %s", request.role, problem)
+                self.clients.report(relation, not_served_yet(problem))
                 problems.append(f"{request.app_name}: {problem}")
                 continue
             served[request.role] = request.namespace
@@ -107,7 +112,8 @@ class PulsarClientServing:
             if token is None or pulsar_tokens.token_role(auth.signing_key, token) != request.role:
                 token = pulsar_tokens.mint_token(auth.signing_key, request.role)
             self.clients.publish(relation, self.client_endpoints(), request, token)
-        live_roles = {request.role for request in self.clients.requests()}
+        # A refused request holds no grant: its role is revoked like a gone relation's.
+        live_roles = {r.role for r in self.clients.requests() if r.error is None}
         for role, namespace in sorted(served.items()):
             if role in live_roles:
                 continue
