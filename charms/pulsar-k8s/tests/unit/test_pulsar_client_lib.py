@@ -310,7 +310,7 @@ class ProviderCharm(ops.CharmBase):
         self.provider.withdraw(event.relation.id)
 
 
-def serve(remote: dict[str, str]) -> tuple[testing.State, testing.Relation]:
+def serve(remote: dict[str, str]) -> tuple[testing.State, testing.RelationBase]:
     ctx = testing.Context(ProviderCharm, meta=PROVIDER_META)
     relation = testing.Relation("pulsar", remote_app_name="shop", remote_app_data=remote)
     out = ctx.run(

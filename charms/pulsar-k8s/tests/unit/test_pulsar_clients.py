@@ -16,7 +16,6 @@ from ops import testing
 from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
 from pulsar_client_serving import CLIENTS_KEY
 from pulsar_render import ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH, SECRET_KEY_PATH
-from test_pulsar_client_lib import assert_valid
 from test_pulsar_charm import (
     AUTH,
     INTERNAL,
@@ -29,6 +28,7 @@ from test_pulsar_charm import (
     state,
     zk_relation,
 )
+from test_pulsar_client_lib import assert_valid
 
 
 @dataclass
