@@ -31,7 +31,7 @@ SUITE = (ZOOKEEPER, BOOKKEEPER, BROKER)
 CLIENT = "pulsar-client-test"
 OTHER = "pulsar-client-other"
 CLIENT_NAMESPACE = "itest/orders"
-OTHER_NAMESPACE = f"{OTHER}/default"  # the library's default for an app that names none
+OTHER_NAMESPACE = f"{OTHER}/default"  # the test charm's default when `namespace` is empty
 CLIENT_DIR = ROOT / "tests" / "charms" / "pulsar-client-test"
 CLIENT_CHARM_VAR = "PULSAR_CLIENT_TEST_CHARM"
 

@@ -496,3 +496,28 @@ def test_validate_namespace_never_raises(text):
 def test_validate_permissions_accepts_exactly_known_non_empty_lists(permissions):
     error = validate_permissions(permissions)
     assert (error is None) == (bool(permissions) and "x" not in permissions)
+
+
+def test_reference_page_names_every_field_status_and_event():
+    """docs/reference/interfaces/pulsar_client.md is hand-written: keep it whole."""
+    import charms.pulsar_k8s.v0.pulsar_client as lib
+
+    page = (SCHEMAS.parents[2] / "docs/reference/interfaces/pulsar_client.md").read_text()
+    for side, definition in (
+        ("requirer", "PulsarRequirerData"),
+        ("provider", "PulsarProviderData"),
+    ):
+        for name in schema(side)["$defs"][definition]["properties"]:
+            assert f"`{name}`" in page, name
+    statuses = [
+        lib.not_understood(["x"]),
+        lib.invalid_namespace("x"),
+        lib.invalid_roles("x"),
+        lib.secrets_not_requested(),
+        lib.not_served_yet("x"),
+    ]
+    for status in statuses:
+        assert f"| {status.code} |" in page, status.code
+    for event in lib.PulsarClientRequirerEvents.__dict__:
+        if not event.startswith("_"):
+            assert f"`{event}`" in page, event
