@@ -94,7 +94,8 @@ class PulsarClientServing:
         served = self.served_clients()
         problems: list[str] = []
         relations = {r.id: r for r in self.clients.relations}
-        for request in self.clients.requests():
+        requests = self.clients.requests()
+        for request in requests:
             relation = relations[request.relation_id]
             if request.error:
                 # Refused on the relation (status propagation), never guessed at.
@@ -113,7 +114,8 @@ class PulsarClientServing:
                 token = pulsar_tokens.mint_token(auth.signing_key, request.role)
             self.clients.publish(relation, self.client_endpoints(), request, token)
         # A refused request holds no grant: its role is revoked like a gone relation's.
-        live_roles = {r.role for r in self.clients.requests() if r.error is None}
+        live_roles = {r.role for r in requests if r.error is None}
+        refused = {r.relation_id for r in requests if r.error is not None}
         for role, namespace in sorted(served.items()):
             if role in live_roles:
                 continue
@@ -124,7 +126,12 @@ class PulsarClientServing:
             admin.remove_tenant_admin(namespace.split("/", 1)[0], role)
             relation_id = _relation_id(role)
             if relation_id is not None:
-                self.clients.withdraw(relation_id)
+                # A relation that still exists but asks for nothing any more loses its answer
+                # too; a refused one keeps the status that says why.
+                still_asking = relation_id in refused
+                self.clients.withdraw(
+                    relation_id, None if still_asking else relations.get(relation_id)
+                )
             logger.info("revoked %s on %s (namespace kept)", role, namespace)
             del served[role]
         self._record_served(served)

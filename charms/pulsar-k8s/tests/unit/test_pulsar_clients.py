@@ -371,6 +371,25 @@ def test_gone_relation_is_revoked_level_triggered_namespace_kept(ctx, root, admi
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
 
 
+def test_a_relation_that_stops_asking_is_revoked_and_its_answer_withdrawn(ctx, root, admin):
+    relation = client_relation()
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    served = out.get_relation(relation.id)
+    silent = testing.Relation(
+        "pulsar",
+        id=relation.id,
+        remote_app_name="shop",
+        remote_app_data={},
+        local_app_data=served.local_app_data,
+    )
+    relations = [r for r in out.relations if r.id != relation.id] + [silent]
+    admin.calls.clear()
+    out = ctx.run(ctx.on.relation_changed(silent), dataclasses.replace(out, relations=relations))
+    assert ("revoke", "shop/orders", f"relation-{relation.id}") in admin.calls
+    assert out.get_relation(relation.id).local_app_data == {}
+    assert all(s.label != user_label(relation.id) for s in out.secrets)
+
+
 def test_failed_revocation_is_retried_and_reported(ctx, root, admin):
     admin.fail["revoke"] = 500
     peer = peers(app_data={CLIENTS_KEY: json.dumps({"relation-42": "old/ns"})})
