@@ -521,3 +521,25 @@ def test_reference_page_names_every_field_status_and_event():
     for event in lib.PulsarClientRequirerEvents.__dict__:
         if not event.startswith("_"):
             assert f"`{event}`" in page, event
+
+
+def test_provider_clears_what_the_previous_library_published():
+    """After a refresh from LIBPATCH 1: old keys and the old secret go, the bag fits the schema."""
+    ctx = testing.Context(ProviderCharm, meta=PROVIDER_META)
+    relation = testing.Relation(
+        "pulsar",
+        remote_app_name="shop",
+        remote_app_data=REQUEST,
+        local_app_data={"role": "relation-1", "secret-token": "secret:old", "error": "old"},
+    )
+    legacy = testing.Secret(
+        tracked_content={"token": "old"}, owner="app", label=f"pulsar-client-{relation.id}"
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(relation),
+        testing.State(leader=True, relations=[relation], secrets=[legacy]),
+    )
+    data = out.get_relation(relation.id).local_app_data
+    assert_valid("provider", data)
+    assert not {"role", "secret-token", "error"} & set(data)
+    assert [s.label for s in out.secrets] == [f"pulsar.{relation.id}.user.secret"]

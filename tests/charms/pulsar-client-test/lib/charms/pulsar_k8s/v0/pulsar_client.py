@@ -99,6 +99,9 @@ PROVIDER_KEYS = (
     *(f"secret-{group}" for group in SECRET_GROUP_FIELDS),
     STATUS_KEY,
 )
+# Written by LIBPATCH 1 (before the data-platform conventions): cleared on every answer.
+LEGACY_PROVIDER_KEYS = ("role", "secret-token", "error")
+LEGACY_SECRET_LABEL_PREFIX = "pulsar-client-"
 
 
 def secret_key(group: str) -> str:
@@ -319,6 +322,7 @@ class PulsarClientProvider:
             tls_secret, tls_values = self._publish_secret(relation, TLS_GROUP, tls_values), {}
         else:
             self._remove_secret(relation.id, TLS_GROUP)
+        self._remove_legacy_secret(relation.id)
         self._update(
             relation,
             {
@@ -338,6 +342,7 @@ class PulsarClientProvider:
         """Leader: refuse the request on the relation (no credentials stay published)."""
         for group in SECRET_GROUP_FIELDS:
             self._remove_secret(relation.id, group)
+        self._remove_legacy_secret(relation.id)
         cleared = {key: "" for key in PROVIDER_KEYS}
         self._update(relation, cleared | {STATUS_KEY: json.dumps([asdict(status)])})
 
@@ -349,6 +354,7 @@ class PulsarClientProvider:
         """Leader: remove a relation's secrets (and its answer, while the relation exists)."""
         for group in SECRET_GROUP_FIELDS:
             self._remove_secret(relation_id, group)
+        self._remove_legacy_secret(relation_id)
         if relation is not None:
             self._update(relation, {key: "" for key in PROVIDER_KEYS})
 
@@ -365,10 +371,23 @@ class PulsarClientProvider:
         secret.grant(relation)
         return secret.id or secret.get_info().id or ""
 
+    def _remove_legacy_secret(self, relation_id: int) -> None:
+        try:
+            secret = self._charm.model.get_secret(
+                label=f"{LEGACY_SECRET_LABEL_PREFIX}{relation_id}"
+            )
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return
+        self._remove(secret, relation_id)
+
     def _remove_secret(self, relation_id: int, group: str) -> None:
         secret = self._secret(relation_id, group)
         if secret is None:
             return
+        self._remove(secret, relation_id)
+
+    @staticmethod
+    def _remove(secret: ops.Secret, relation_id: int) -> None:
         try:
             secret.remove_all_revisions()
         except (ops.SecretNotFoundError, ops.ModelError) as exc:
@@ -391,6 +410,7 @@ class PulsarClientProvider:
 
     def _update(self, relation: ops.Relation, values: dict[str, str]) -> None:
         data = relation.data[self._charm.app]
+        values = {key: "" for key in LEGACY_PROVIDER_KEYS} | values
         for key, value in values.items():
             if value:
                 if data.get(key) != value:
