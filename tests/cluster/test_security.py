@@ -8,6 +8,10 @@ pulsar-client from the test process, which is in the rig's namespace): ``client-
 
 1. client-a gets its namespace (URLs, role, token secret) and its actions move messages;
 2. client-b's token is refused on client-a's namespace (produce and consume);
+2b. a second relation of client-a (its ``pulsar-second`` endpoint: Juju relates two
+    applications once per pair of endpoints) gets a second namespace, ``team-a/audit``, with its
+    own role and token; each token works on its own namespace only; removing that relation
+    revokes its role and leaves the first one working;
 3. no token, or a token signed with another key (``sub: admin``), cannot produce;
 4. ZooKeeper refuses unauthenticated and digest sessions on Pulsar's metadata (SASL as
    ``super``: allowed, the positive control);
@@ -39,6 +43,7 @@ CLIENT_A = "client-a"
 CLIENT_B = "client-b"
 NAMESPACE_A = "team-a/orders"
 NAMESPACE_B = f"{CLIENT_B}/default"
+NAMESPACE_A2 = "team-a/audit"
 BROKERS = 2
 REFUSAL_BOUND_S = 30.0
 """A refused client must give up within this (its own operation timeout is shorter)."""
@@ -58,16 +63,20 @@ def apps_active(model: Model, *apps: str) -> Callable[[], bool]:
     return check
 
 
-def client_relation(model: Model, app: str) -> RigRelation:
-    (rel,) = model.relations_of(app, "pulsar")
+def client_relation(model: Model, app: str, endpoint: str = "pulsar") -> RigRelation:
+    (rel,) = model.relations_of(app, endpoint)
     return rel
 
 
 def relation_token(model: Model, rel: RigRelation) -> tuple[str, str, int]:
-    """(secret id, token, revision count) of the relation's per-relation secret."""
-    secret_id = model.app_data(rel.id, BROKER)["secret-token"]
+    """(secret id, token, revision count) of the relation's per-relation user secret."""
+    secret_id = model.app_data(rel.id, BROKER)["secret-user"]
     secret = model.secret(secret_id)
     return secret_id, secret.content()["token"], secret.latest
+
+
+def relation_role(model: Model, rel: RigRelation) -> str:
+    return model.secret(model.app_data(rel.id, BROKER)["secret-user"]).content()["username"]
 
 
 def action(model: Model, unit: str, name: str, **params: Any) -> dict[str, Any]:
@@ -175,7 +184,11 @@ def secured(rig_env: RigEnv) -> Iterator[Model]:
     try:
         started = time.monotonic()
         deploy_bundle(model, brokers=BROKERS)
-        model.deploy(CLIENT_A, PulsarClientTestCharm, config={"namespace": NAMESPACE_A})
+        model.deploy(
+            CLIENT_A,
+            PulsarClientTestCharm,
+            config={"namespace": NAMESPACE_A, "second-namespace": NAMESPACE_A2},
+        )
         model.deploy(CLIENT_B, PulsarClientTestCharm)
         bundle_s = model.settle(
             until=apps_active(model, ZOOKEEPER, BOOKKEEPER, BROKER), timeout=SETTLE
@@ -206,11 +219,12 @@ def test_client_a_gets_its_namespace_and_moves_messages(secured: Model):
     rel = client_relation(model, CLIENT_A)
     data = model.app_data(rel.id, BROKER)
     assert data.get("namespace") == NAMESPACE_A, data
-    assert data.get("role") == f"relation-{rel.id}", data
+    assert relation_role(model, rel) == f"relation-{rel.id}", data
     assert data.get("broker-service-url") == workload.SERVICE_URL, data
+    assert data.get("endpoints") == workload.SERVICE_URL.removeprefix("pulsar://"), data
     assert data.get("web-service-url", "").startswith("http://"), data
     assert data.get("websocket-url", "").startswith("ws://"), data
-    assert not data.get("error"), data
+    assert not data.get("status"), data
     _secret_id, token, _ = relation_token(model, rel)
     assert token.count(".") == 2, "the secret holds a JWT"
     assert token not in json.dumps(model.relation(rel.id).app_data), "the token leaked to data"
@@ -254,6 +268,55 @@ def test_client_b_is_refused_on_client_a_namespace(secured: Model):
 
     # Nothing of client-b's reached the topic; client-a's 3 messages are still unconsumed.
     assert workload.read_all(topic, idle_ms=5000) == [f"message-{i}".encode() for i in range(3)]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2b. Two relations of one application: two namespaces, two roles, two tokens
+# ---------------------------------------------------------------------------------------------
+
+
+def test_second_relation_of_client_a_gets_a_second_namespace(secured: Model):
+    model = secured
+    started = time.monotonic()
+    second = model.integrate(f"{BROKER}:pulsar", f"{CLIENT_A}:pulsar-second")
+    model.settle(timeout=300)
+    record("security.second_namespace_ready_s", time.monotonic() - started)
+    first = client_relation(model, CLIENT_A)
+    assert model.app_data(second.id, BROKER).get("namespace") == NAMESPACE_A2
+    assert relation_role(model, second) == f"relation-{second.id}" != relation_role(model, first)
+    status = model.unit(f"{CLIENT_A}/0").status
+    assert status.name == "active", status
+    assert NAMESPACE_A in status.message and NAMESPACE_A2 in status.message, status
+
+    # Each endpoint's action moves messages in its own namespace, with its own token.
+    own = fresh("audit")
+    sent = action(model, f"{CLIENT_A}/0", "produce", topic=own, count=3, endpoint="pulsar-second")
+    assert sent["topic"] == f"persistent://{NAMESPACE_A2}/{own}", sent
+    got = action(model, f"{CLIENT_A}/0", "consume", topic=own, count=3, endpoint="pulsar-second")
+    assert int(got["count"]) == 3, got
+    produce_consume(model, f"{CLIENT_A}/0", fresh("orders"), count=3)
+
+    # Each token is refused on the other relation's namespace.
+    _, first_token, _ = relation_token(model, first)
+    _, second_token, _ = relation_token(model, second)
+    audit_topic = f"persistent://{NAMESPACE_A2}/{fresh('cross')}"
+    assert produce_direct(second_token, audit_topic, b"own") == "ok"
+    refused_on_orders = produce_direct(second_token, topic_a(fresh("cross")), b"x")
+    refused_on_audit = produce_direct(first_token, audit_topic, b"x")
+    print(f"second on orders: {refused_on_orders}\nfirst on audit: {refused_on_audit}")
+    for outcome in (refused_on_orders, refused_on_audit):
+        assert outcome != "ok" and "Authoriz" in outcome, outcome
+
+    # Removing the second relation revokes its role only.
+    model.remove_relation(second.id)
+    model.settle(timeout=300)
+    deadline = time.monotonic() + REVOCATION_BOUND_S
+    while (outcome := produce_direct(second_token, audit_topic, b"after")) == "ok":
+        assert time.monotonic() < deadline, "the second relation's token still produces"
+        time.sleep(1)
+    assert produce_direct(first_token, topic_a(fresh("still")), b"ok") == "ok"
+    status = model.unit(f"{CLIENT_A}/0").status
+    assert status.name == "active" and NAMESPACE_A2 not in status.message, status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +473,7 @@ def test_relation_survives_leader_change_and_pod_loss(secured: Model):
         pid_after = model.pod(unit).service_pid("broker")
         print(f"{unit}: broker JVM {pid_before} -> {pid_after}")
         assert pid_after is not None and pid_after != pid_before, "the pod was not really lost"
-    assert model.app_data(rel.id, BROKER).get("secret-token") == secret_id
+    assert model.app_data(rel.id, BROKER).get("secret-user") == secret_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +529,7 @@ def test_removed_relation_loses_access_and_reintegration_restores_it(secured: Mo
     model.settle(timeout=300)
     _, new_token, _ = relation_token(model, new)
     assert new.id != rel.id and new_token != token
-    assert model.app_data(new.id, BROKER).get("role") == f"relation-{new.id}"
+    assert relation_role(model, new) == f"relation-{new.id}"
     produce_consume(model, f"{CLIENT_A}/0", fresh("again"), count=5)
     record("security.reintegrated_working_s", time.monotonic() - started)
     # The old token stays refused after the namespace is granted to the new role.

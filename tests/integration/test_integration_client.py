@@ -7,8 +7,10 @@ Deploys the bundle's charms plus the test client ``pulsar-client-test`` (in
 1. produces then consumes through the client's actions (counts and payloads checked);
 2. a second client application (the same charm under another name, another namespace) is
    refused, with an authorization message, when it consumes from the first one's namespace;
-3. removes and re-adds the relation: produce/consume works again (new role, new token);
-4. scales the brokers to 2: produce/consume still works.
+3. a second relation of the first client (its ``pulsar-second`` endpoint) gets a second
+   namespace with its own role; the actions move messages there; removing it leaves the first;
+4. removes and re-adds the relation: produce/consume works again (new role, new token);
+5. scales the brokers to 2: produce/consume still works.
 
 Skipped, with the reason, without a Juju controller (``conftest.py``).
 """
@@ -31,7 +33,8 @@ SUITE = (ZOOKEEPER, BOOKKEEPER, BROKER)
 CLIENT = "pulsar-client-test"
 OTHER = "pulsar-client-other"
 CLIENT_NAMESPACE = "itest/orders"
-OTHER_NAMESPACE = f"{OTHER}/default"  # the library's default for an app that names none
+SECOND_NAMESPACE = "itest/audit"
+OTHER_NAMESPACE = f"{OTHER}/default"  # the test charm's default when `namespace` is empty
 CLIENT_DIR = ROOT / "tests" / "charms" / "pulsar-client-test"
 CLIENT_CHARM_VAR = "PULSAR_CLIENT_TEST_CHARM"
 
@@ -148,6 +151,34 @@ def test_other_application_cannot_consume_first_namespace(juju: jubilant.Juju):
     # The refused attempt consumed nothing: the owner still gets its message.
     consumed = consume(juju, leader(status, CLIENT), 1)
     assert consumed["first-payload"] == "private-0", consumed
+
+
+def test_second_relation_gives_a_second_namespace(juju: jubilant.Juju):
+    juju.config(CLIENT, {"second-namespace": SECOND_NAMESPACE})
+    juju.integrate(f"{CLIENT}:pulsar-second", f"{BROKER}:pulsar")
+    status = wait_active(juju, CLIENT, OTHER)
+    message = client_message(status, CLIENT)
+    roles = re.fullmatch(
+        rf"namespace {CLIENT_NAMESPACE} ready \(role (relation-\d+)\); "
+        rf"namespace {SECOND_NAMESPACE} ready \(role (relation-\d+)\)",
+        message,
+    )
+    assert roles and roles[1] != roles[2], message
+    unit = leader(status, CLIENT)
+    params = {"count": 2, "payload-prefix": "audit", "endpoint": "pulsar-second"}
+    sent = juju.run(unit, "produce", params).results
+    assert sent["topic"] == f"persistent://{SECOND_NAMESPACE}/test", sent
+    got = juju.run(unit, "consume", {"count": 2, "endpoint": "pulsar-second"}).results
+    assert (int(got["count"]), got["first-payload"]) == (2, "audit-0"), got
+    produce_then_consume(juju, unit, "beside-audit", count=2)
+
+    juju.remove_relation(f"{CLIENT}:pulsar-second", f"{BROKER}:pulsar")
+    status = juju.wait(
+        lambda s: SECOND_NAMESPACE not in client_message(s, CLIENT) and settled(s, CLIENT),
+        error=jubilant.any_error,
+        delay=5,
+    )
+    assert client_message(status, CLIENT).startswith(f"namespace {CLIENT_NAMESPACE} ready")
 
 
 def test_remove_and_readd_relation(juju: jubilant.Juju):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ import pulsar_admin
 import pulsar_tokens
 import pytest
 from ops import testing
-from pulsar_charm import CLIENTS_KEY, INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
+from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
+from pulsar_client_serving import CLIENTS_KEY
 from pulsar_render import ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH, SECRET_KEY_PATH
 from test_pulsar_charm import (
     AUTH,
@@ -26,6 +28,7 @@ from test_pulsar_charm import (
     state,
     zk_relation,
 )
+from test_pulsar_client_lib import assert_valid
 
 
 @dataclass
@@ -94,12 +97,16 @@ def root(tmp_path: Path) -> Path:
 def client_relation(
     app: str = "shop", namespace: str | None = "shop/orders", permissions: Any = None, **kw: Any
 ) -> testing.Relation:
-    data = {}
+    data = {"requested-secrets": '["username", "token"]'}
     if namespace is not None:
         data["namespace"] = namespace
     if permissions is not None:
-        data["permissions"] = json.dumps(permissions)
+        data["extra-user-roles"] = ",".join(permissions)
     return testing.Relation("pulsar", remote_app_name=app, remote_app_data=data, **kw)
+
+
+def user_label(relation_id: int) -> str:
+    return f"pulsar.{relation_id}.user.secret"
 
 
 def running_state(
@@ -228,9 +235,12 @@ def test_leader_creates_tenant_namespace_grants_and_publishes(ctx, root, admin):
     assert data["broker-service-url"] == "pulsar://pulsar-k8s.pulsar.svc.cluster.local:6650"
     assert data["web-service-url"] == "http://pulsar-k8s.pulsar.svc.cluster.local:8080"
     assert data["websocket-url"] == "ws://pulsar-k8s.pulsar.svc.cluster.local:8080/ws/v2"
-    assert (data["namespace"], data["role"]) == ("shop/orders", role)
-    secret = out.get_secret(label=f"pulsar-client-{relation.id}")
-    assert data["secret-token"] == secret.id
+    assert_valid("provider", data)
+    assert data["endpoints"] == "pulsar-k8s.pulsar.svc.cluster.local:6650"
+    assert data["namespace"] == "shop/orders"
+    secret = out.get_secret(label=user_label(relation.id))
+    assert data["secret-user"] == secret.id
+    assert secret.tracked_content["username"] == role
     token = secret.tracked_content["token"]
     assert pulsar_tokens.token_role(SIGNING_KEY, token) == role
     assert secret.remote_grants == {relation.id: {"shop"}}
@@ -243,29 +253,94 @@ def test_leader_creates_tenant_namespace_grants_and_publishes(ctx, root, admin):
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar), 1 client")
 
 
-def test_default_namespace_and_admin_permission(ctx, root, admin):
-    relation = client_relation(namespace=None, permissions=["admin", "functions"])
+def test_admin_permission_makes_the_role_a_tenant_admin(ctx, root, admin):
+    relation = client_relation(permissions=["admin", "functions"])
     out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
     role = f"relation-{relation.id}"
     assert admin.calls == [
         ("ensure_tenant", "shop", ["pulsar"], [role]),
-        ("create_namespace", "shop/default"),
-        ("grant", "shop/default", role, ["functions"]),
+        ("create_namespace", "shop/orders"),
+        ("grant", "shop/orders", role, ["functions"]),
     ]
-    assert out.get_relation(relation.id).local_app_data["namespace"] == "shop/default"
+    assert out.get_relation(relation.id).local_app_data["namespace"] == "shop/orders"
+
+
+def test_no_namespace_yet_is_not_guessed(ctx, root, admin):
+    relation = client_relation(namespace=None)
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    assert admin.calls == []
+    assert out.get_relation(relation.id).local_app_data == {}
+    assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+
+
+def test_two_relations_of_one_application_get_two_namespaces_and_roles(ctx, root, admin):
+    orders = client_relation(namespace="shop/orders")
+    audit = client_relation(namespace="shop/audit", permissions=["consume"])
+    out = ctx.run(ctx.on.relation_changed(orders), running_state(root, orders, audit))
+    first, second = f"relation-{orders.id}", f"relation-{audit.id}"
+    assert ("grant", "shop/orders", first, ["consume", "produce"]) in admin.calls
+    assert ("grant", "shop/audit", second, ["consume"]) in admin.calls
+    assert json.loads(_peer(out).local_app_data[CLIENTS_KEY]) == {
+        first: "shop/orders",
+        second: "shop/audit",
+    }
+    tokens = {
+        out.get_secret(label=user_label(r.id)).tracked_content["token"] for r in (orders, audit)
+    }
+    assert {pulsar_tokens.token_role(SIGNING_KEY, t) for t in tokens} == {first, second}
+    assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar), 2 clients")
+
+
+def test_kafka_style_request_is_refused_on_the_relation_and_granted_nothing(ctx, root, admin):
+    relation = testing.Relation(
+        "pulsar",
+        remote_app_name="shop",
+        remote_app_data={"topic": "orders", "extra-user-roles": "producer"},
+    )
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    assert admin.calls == []
+    data = out.get_relation(relation.id).local_app_data
+    assert_valid("provider", data)
+    (status,) = json.loads(data["status"])
+    assert status["code"] == 5001
+    assert "topic" in status["message"]
+    assert set(data) == {"status"}
+    assert isinstance(out.unit_status, ops.ActiveStatus)
+    assert "shop: request fields not understood by pulsar_client: topic" in out.unit_status.message
+
+
+def test_a_served_relation_that_turns_invalid_loses_its_grant(ctx, root, admin):
+    relation = client_relation()
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    role = f"relation-{relation.id}"
+    admin.calls.clear()
+    served = out.get_relation(relation.id)
+    invalid = testing.Relation(
+        "pulsar",
+        id=relation.id,
+        remote_app_name="shop",
+        remote_app_data={"topic": "orders"},
+        local_app_data=served.local_app_data,
+    )
+    relations = [r for r in out.relations if r.id != relation.id] + [invalid]
+    out = ctx.run(ctx.on.relation_changed(invalid), dataclasses.replace(out, relations=relations))
+    assert ("revoke", "shop/orders", role) in admin.calls
+    assert CLIENTS_KEY not in _peer(out).local_app_data
+    assert all(s.label != user_label(relation.id) for s in out.secrets)
+    assert set(out.get_relation(relation.id).local_app_data) == {"status"}
 
 
 def test_token_is_never_reminted_while_the_key_is_unchanged(ctx, root, admin):
     relation = client_relation()
     out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
-    label = f"pulsar-client-{relation.id}"
+    label = user_label(relation.id)
     first = out.get_secret(label=label).tracked_content["token"]
     # Another event, and a leader change: same secret revision, same token.
     out = ctx.run(ctx.on.leader_elected(), out)
     out = ctx.run(ctx.on.update_status(), out)
     secret = out.get_secret(label=label)
     assert secret.tracked_content["token"] == first
-    assert secret.latest_content == {"token": first}
+    assert secret.latest_content == {"username": f"relation-{relation.id}", "token": first}
 
 
 def test_a_token_signed_with_an_old_key_is_reminted(ctx, root, admin):
@@ -273,7 +348,7 @@ def test_a_token_signed_with_an_old_key_is_reminted(ctx, root, admin):
     stale = testing.Secret(
         tracked_content={"token": pulsar_tokens.mint_token(pulsar_tokens.generate_key(), "x")},
         owner="app",
-        label=f"pulsar-client-{relation.id}",
+        label=user_label(relation.id),
     )
     out = ctx.run(
         ctx.on.relation_changed(relation), running_state(root, relation, secrets=[stale])
@@ -284,7 +359,7 @@ def test_a_token_signed_with_an_old_key_is_reminted(ctx, root, admin):
 
 def test_gone_relation_is_revoked_level_triggered_namespace_kept(ctx, root, admin):
     peer = peers(app_data={CLIENTS_KEY: json.dumps({"relation-42": "old/ns"})})
-    stale = testing.Secret(tracked_content={"token": "t"}, owner="app", label="pulsar-client-42")
+    stale = testing.Secret(tracked_content={"token": "t"}, owner="app", label=user_label(42))
     out = ctx.run(ctx.on.update_status(), running_state(root, peer=peer, secrets=[stale]))
     assert admin.calls == [
         ("revoke", "old/ns", "relation-42"),
@@ -292,8 +367,27 @@ def test_gone_relation_is_revoked_level_triggered_namespace_kept(ctx, root, admi
     ]
     assert "delete_namespace" not in admin.names()
     assert CLIENTS_KEY not in _peer(out).local_app_data
-    assert all(s.label != "pulsar-client-42" for s in out.secrets)
+    assert all(s.label != user_label(42) for s in out.secrets)
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+
+
+def test_a_relation_that_stops_asking_is_revoked_and_its_answer_withdrawn(ctx, root, admin):
+    relation = client_relation()
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    served = out.get_relation(relation.id)
+    silent = testing.Relation(
+        "pulsar",
+        id=relation.id,
+        remote_app_name="shop",
+        remote_app_data={},
+        local_app_data=served.local_app_data,
+    )
+    relations = [r for r in out.relations if r.id != relation.id] + [silent]
+    admin.calls.clear()
+    out = ctx.run(ctx.on.relation_changed(silent), dataclasses.replace(out, relations=relations))
+    assert ("revoke", "shop/orders", f"relation-{relation.id}") in admin.calls
+    assert out.get_relation(relation.id).local_app_data == {}
+    assert all(s.label != user_label(relation.id) for s in out.secrets)
 
 
 def test_failed_revocation_is_retried_and_reported(ctx, root, admin):
@@ -320,17 +414,25 @@ def test_invalid_request_is_reported_and_touches_nothing(ctx, root, admin):
     out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
     assert admin.calls == []
     data = out.get_relation(relation.id).local_app_data
-    assert "expected 'tenant/namespace'" in data["error"]
-    assert "secret-token" not in data
+    (status,) = json.loads(data["status"])
+    assert status["code"] == 5002
+    assert "expected 'tenant/namespace'" in status["message"]
+    assert "secret-user" not in data
     assert isinstance(out.unit_status, ops.ActiveStatus)
     assert "shop: namespace 'not a namespace'" in out.unit_status.message
 
 
-def test_admin_api_failure_is_a_note_nothing_published_no_raise(ctx, root, admin):
+def test_admin_api_failure_is_a_transient_status_no_credentials_no_raise(ctx, root, admin):
     admin.fail["create_namespace"] = 0
     relation = client_relation()
     out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
-    assert out.get_relation(relation.id).local_app_data == {}
+    data = out.get_relation(relation.id).local_app_data
+    assert_valid("provider", data)
+    (status,) = json.loads(data["status"])
+    assert status["code"] == 4001
+    assert "broker not reachable" in status["message"]
+    assert set(data) == {"status"}
+    assert out.secrets == running_state(root, relation).secrets
     assert CLIENTS_KEY not in _peer(out).local_app_data
     assert out.unit_status == ops.ActiveStatus(
         "broker ready (cluster pulsar); shop: namespace shop/orders: broker not reachable "
@@ -486,5 +588,5 @@ def test_relation_broken_revokes_that_role_and_withdraws_its_secret(ctx, root, a
     assert ("revoke", "shop/orders", role) in admin.calls
     assert "delete_namespace" not in admin.names()
     assert CLIENTS_KEY not in _peer(out).local_app_data
-    assert all(s.label != f"pulsar-client-{relation.id}" for s in out.secrets)
+    assert all(s.label != user_label(relation.id) for s in out.secrets)
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")

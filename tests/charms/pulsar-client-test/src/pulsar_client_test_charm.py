@@ -1,8 +1,8 @@
-"""The pulsar-client-test charm: asks for a namespace, then produces/consumes on demand.
+"""The pulsar-client-test charm: asks for namespaces, then produces/consumes on demand.
 
-Every observed event runs the same ``_reconcile``: validate config, write the request (leader),
-set the status from the relation's answer. The ``produce`` and ``consume`` actions use the
-connection the relation publishes (``PulsarClientRequirer.connection()``).
+Every observed event runs the same ``_reconcile``: validate config, write the request of each
+endpoint (leader), set the status from the relations' answers. The ``produce`` and ``consume``
+actions use the connection the chosen endpoint's relation publishes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pulsar_client_test_config import ClientTestConfig
 
 logger = logging.getLogger(__name__)
 
-RELATION = "pulsar"
+ENDPOINTS = ("pulsar", "pulsar-second")
 
 
 class PulsarClientTestCharm(ops.CharmBase):
@@ -24,24 +24,29 @@ class PulsarClientTestCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        # The library refuses an invalid namespace at construction: build it only from a valid
-        # config (a bad value blocks the charm and nothing is requested).
-        self.pulsar: PulsarClientRequirer | None = None
+        # The library refuses an invalid namespace at construction: build the requirers only
+        # from a valid config (a bad value blocks the charm and nothing is requested).
+        self.requirers: dict[str, PulsarClientRequirer] = {}
         config = self._config()
         if isinstance(config, ClientTestConfig):
-            self.pulsar = PulsarClientRequirer(
-                self,
-                RELATION,
-                namespace=config.requested_namespace,
-                permissions=config.permission_list(),
-            )
-            for event in (
-                self.pulsar.on.namespace_ready,
-                self.pulsar.on.endpoints_changed,
-                self.pulsar.on.token_rotated,
-            ):
-                framework.observe(event, self._reconcile)
-        for event in (
+            namespaces = config.namespaces(self.app.name)
+            for endpoint in ENDPOINTS:
+                requirer = PulsarClientRequirer(
+                    self,
+                    endpoint,
+                    namespace=namespaces[endpoint],
+                    extra_user_roles=config.permission_list(),
+                )
+                self.requirers[endpoint] = requirer
+                for event in (
+                    requirer.on.namespace_created,
+                    requirer.on.endpoints_changed,
+                    requirer.on.token_changed,
+                    requirer.on.status_raised,
+                    requirer.on.status_resolved,
+                ):
+                    framework.observe(event, self._reconcile)
+        observed = [
             self.on.install,
             self.on.start,
             self.on.config_changed,
@@ -49,12 +54,16 @@ class PulsarClientTestCharm(ops.CharmBase):
             self.on.leader_elected,
             self.on.update_status,
             self.on.secret_changed,
-            self.on[RELATION].relation_created,
-            self.on[RELATION].relation_joined,
-            self.on[RELATION].relation_changed,
-            self.on[RELATION].relation_departed,
-            self.on[RELATION].relation_broken,
-        ):
+        ]
+        for endpoint in ENDPOINTS:
+            observed += [
+                self.on[endpoint].relation_created,
+                self.on[endpoint].relation_joined,
+                self.on[endpoint].relation_changed,
+                self.on[endpoint].relation_departed,
+                self.on[endpoint].relation_broken,
+            ]
+        for event in observed:
             framework.observe(event, self._reconcile)
         framework.observe(self.on.produce_action, self._on_produce)
         framework.observe(self.on.consume_action, self._on_consume)
@@ -71,48 +80,57 @@ class PulsarClientTestCharm(ops.CharmBase):
 
     def _converge(self, event: ops.EventBase) -> ops.StatusBase:
         config = self._config()
-        if not isinstance(config, ClientTestConfig) or self.pulsar is None:
+        if not isinstance(config, ClientTestConfig) or not self.requirers:
             return ops.BlockedStatus(str(config))
-        self.pulsar.request()  # leader only, only when it differs
-        relation = self.pulsar.relation
-        if relation is None or (
-            isinstance(event, ops.RelationBrokenEvent) and event.relation.id == relation.id
-        ):
+        broken = event.relation.id if isinstance(event, ops.RelationBrokenEvent) else None
+        ready: list[str] = []
+        waiting: list[str] = []
+        for endpoint, requirer in self.requirers.items():
+            requirer.request()  # leader only, only when it differs
+            relation = requirer.relation
+            if relation is None or relation.id == broken:
+                continue
+            refused = [s for s in requirer.statuses(relation) if s.is_fatal]
+            if refused:
+                why = "; ".join(f"{s.message} ({s.resolution})" for s in refused)
+                return ops.BlockedStatus(f"pulsar refused the request on {endpoint}: {why}")
+            connection = requirer.connection(relation)
+            if connection is None or connection.namespace != requirer.namespace:
+                waiting.append(requirer.namespace)
+            else:
+                ready.append(f"namespace {connection.namespace} ready (role {connection.role})")
+        if waiting:
+            return ops.WaitingStatus(f"waiting for namespace {', '.join(waiting)}")
+        if not ready:
             return ops.WaitingStatus("waiting for pulsar relation")
-        error = self.pulsar.error()
-        if error:
-            return ops.BlockedStatus(f"pulsar refused the request: {error}")
-        connection = self.pulsar.connection()
-        wanted = self.pulsar.namespace
-        if connection is None or connection.namespace != wanted:
-            return ops.WaitingStatus(f"waiting for namespace {wanted}")
-        return ops.ActiveStatus(f"namespace {connection.namespace} ready (role {connection.role})")
+        return ops.ActiveStatus("; ".join(ready))
 
-    def _target(self) -> client_io.Target | None:
-        if self.pulsar is None:
-            return None
-        connection = self.pulsar.connection()
+    def _target(self, endpoint: str) -> client_io.Target | None:
+        requirer = self.requirers.get(endpoint)
+        connection = requirer.connection() if requirer else None
         if connection is None:
             return None
         return client_io.Target(
             connection.broker_service_url, connection.namespace, connection.role, connection.token
         )
 
-    def _not_connected(self, event: ops.ActionEvent) -> None:
+    def _not_connected(self, event: ops.ActionEvent, endpoint: str) -> None:
         config = self._config()
+        requirer = self.requirers.get(endpoint)
         if not isinstance(config, ClientTestConfig):
             event.fail(f"not connected: bad config ({config})")
-        elif self.pulsar is None or self.pulsar.relation is None:
-            event.fail("not connected: no pulsar relation")
+        elif requirer is None or requirer.relation is None:
+            event.fail(f"not connected: no {endpoint} relation")
         else:
-            error = self.pulsar.error()
+            error = requirer.error()
             reason = f"pulsar refused the request: {error}" if error else "no namespace yet"
             event.fail(f"not connected: {reason}")
 
     def _on_produce(self, event: ops.ActionEvent) -> None:
-        target = self._target()
+        endpoint = str(event.params.get("endpoint", "pulsar"))
+        target = self._target(endpoint)
         if target is None:
-            self._not_connected(event)
+            self._not_connected(event, endpoint)
             return
         topic = str(event.params.get("topic", "test"))
         count = int(event.params.get("count", 10))
@@ -129,9 +147,10 @@ class PulsarClientTestCharm(ops.CharmBase):
         event.set_results({"topic": url, "count": sent})
 
     def _on_consume(self, event: ops.ActionEvent) -> None:
-        target = self._target()
+        endpoint = str(event.params.get("endpoint", "pulsar"))
+        target = self._target(endpoint)
         if target is None:
-            self._not_connected(event)
+            self._not_connected(event, endpoint)
             return
         topic = str(event.params.get("topic", "test"))
         count = int(event.params.get("count", 10))

@@ -16,6 +16,7 @@ class ClientTestConfig:
     """The charm's options, one field per Juju option."""
 
     namespace: str = ""
+    second_namespace: str = ""
     permissions: str = "produce,consume"
 
     def __post_init__(self) -> None:
@@ -25,13 +26,17 @@ class ClientTestConfig:
 
     def first_error(self) -> str | None:
         """Return the first problem, as ``"<option>: <what it accepts>"``; None when valid."""
-        if not isinstance(self.namespace, str):
-            return "namespace: must be a string 'tenant/namespace' (empty: <app>/default)"
-        if self.namespace.strip() and validate_namespace(self.namespace.strip()):
-            return (
-                f"namespace: {self.namespace!r} is not 'tenant/namespace' (each part letters, "
-                "digits, '_', '.', '-'; empty: <app>/default)"
-            )
+        for option, value, default in (
+            ("namespace", self.namespace, "<app>/default"),
+            ("second-namespace", self.second_namespace, "<app>/second"),
+        ):
+            if not isinstance(value, str):
+                return f"{option}: must be a string 'tenant/namespace' (empty: {default})"
+            if value.strip() and validate_namespace(value.strip()):
+                return (
+                    f"{option}: {value!r} is not 'tenant/namespace' (each part letters, "
+                    f"digits, '_', '.', '-'; empty: {default})"
+                )
         if not isinstance(self.permissions, str):
             return f"permissions: must be a comma-separated subset of {', '.join(PERMISSIONS)}"
         items = self.permission_list()
@@ -44,10 +49,12 @@ class ClientTestConfig:
             )
         return None
 
-    @property
-    def requested_namespace(self) -> str | None:
-        """The namespace to ask for; None lets the library ask for ``<app>/default``."""
-        return self.namespace.strip() or None
+    def namespaces(self, app_name: str) -> dict[str, str]:
+        """The namespace to ask for on each endpoint (defaults named after the application)."""
+        return {
+            "pulsar": self.namespace.strip() or f"{app_name}/default",
+            "pulsar-second": self.second_namespace.strip() or f"{app_name}/second",
+        }
 
     def permission_list(self) -> list[str]:
         """The permissions in the order given, without blanks or duplicates."""

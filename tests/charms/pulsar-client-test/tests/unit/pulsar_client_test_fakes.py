@@ -97,35 +97,37 @@ class FakeConsumer:
         pass
 
 
-def token_secret(token: str = TOKEN) -> testing.Secret:
-    """The provider's per-relation secret, granted to this application."""
-    return testing.Secret(tracked_content={"token": token}, latest_content={"token": token})
+def token_secret(token: str = TOKEN, role: str = "relation-3") -> testing.Secret:
+    """The provider's per-relation user secret, granted to this application."""
+    content = {"username": role, "token": token}
+    return testing.Secret(tracked_content=content, latest_content=content)
 
 
 def answered_relation(
     secret: testing.Secret,
     namespace: str = "pulsar-client-test/default",
-    role: str = "relation-3",
+    endpoint: str = "pulsar",
     **local: str,
 ) -> testing.Relation:
-    """The pulsar relation once pulsar-k8s has answered."""
+    """A relation of ``endpoint`` once pulsar-k8s has answered (role: in the secret)."""
     return testing.Relation(
-        "pulsar",
+        endpoint,
         remote_app_name="pulsar-k8s",
         local_app_data=dict(local),
         remote_app_data={
             "broker-service-url": BROKER_URL,
             "web-service-url": "http://pulsar-k8s-0.pulsar-k8s-endpoints.m.svc.cluster.local:8080",
             "websocket-url": "ws://pulsar-k8s-0.pulsar-k8s-endpoints.m.svc.cluster.local:8080/ws/v2",
+            "endpoints": BROKER_URL.removeprefix("pulsar://"),
             "namespace": namespace,
-            "role": role,
-            "secret-token": secret.id,
+            "tls": "disabled",
+            "secret-user": secret.id,
         },
     )
 
 
 def request_of(relation: testing.RelationBase) -> dict[str, Any]:
-    data = dict(relation.local_app_data)
-    if "permissions" in data:
-        data["permissions"] = json.loads(data["permissions"])
+    data: dict[str, Any] = dict(relation.local_app_data)
+    if "requested-secrets" in data:
+        data["requested-secrets"] = json.loads(data["requested-secrets"])
     return data

@@ -133,3 +133,30 @@ def test_actions_with_bad_config_fail(ctx: testing.Context):
     with pytest.raises(testing.ActionFailed) as failure:
         ctx.run(ctx.on.action("produce"), connected_state(config={"permissions": "nope"}))
     assert failure.value.message.startswith("not connected: bad config (permissions: ")
+
+
+def test_actions_use_the_chosen_endpoint_namespace_and_token(
+    ctx: testing.Context, fake_pulsar: FakePulsar
+):
+    orders_secret = token_secret("tok-orders", "relation-3")
+    audit_secret = token_secret("tok-audit", "relation-4")
+    state = testing.State(
+        leader=True,
+        relations=[
+            answered_relation(orders_secret, "team/orders"),
+            answered_relation(audit_secret, "team/audit", endpoint="pulsar-second"),
+        ],
+        secrets=[orders_secret, audit_secret],
+        config={"namespace": "team/orders", "second-namespace": "team/audit"},
+    )
+    ctx.run(ctx.on.action("produce", params={"count": 1, "endpoint": "pulsar-second"}), state)
+    assert ctx.action_results == {"topic": "persistent://team/audit/test", "count": 1}
+    ctx.run(ctx.on.action("produce", params={"count": 1}), state)
+    assert ctx.action_results == {"topic": "persistent://team/orders/test", "count": 1}
+    assert [c["token"] for c in fake_pulsar.clients] == ["tok-audit", "tok-orders"]
+
+
+def test_action_on_an_unrelated_endpoint_fails(ctx: testing.Context):
+    with pytest.raises(testing.ActionFailed) as failure:
+        ctx.run(ctx.on.action("consume", params={"endpoint": "pulsar-second"}), connected_state())
+    assert failure.value.message == "not connected: no pulsar-second relation"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import pytest
 from ops import testing
 from pulsar_client_test_fakes import answered_relation, request_of, token_secret
+
+REQUIRER_SCHEMA = Path(__file__).resolve().parents[5] / "interfaces/pulsar_client/v0/requirer.json"
 
 
 def test_no_relation_waits(ctx: testing.Context):
@@ -21,7 +25,8 @@ def test_leader_writes_default_request(ctx: testing.Context):
     )
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "pulsar-client-test/default",
-        "permissions": ["produce", "consume"],
+        "extra-user-roles": "produce,consume",
+        "requested-secrets": ["username", "token"],
     }
     assert out.unit_status == testing.WaitingStatus(
         "waiting for namespace pulsar-client-test/default"
@@ -38,7 +43,8 @@ def test_leader_writes_configured_request(ctx: testing.Context):
     out = ctx.run(ctx.on.config_changed(), state)
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "orders/eu",
-        "permissions": ["consume", "produce"],
+        "extra-user-roles": "consume,produce",
+        "requested-secrets": ["username", "token"],
     }
 
 
@@ -46,13 +52,14 @@ def test_config_change_updates_request(ctx: testing.Context):
     relation = testing.Relation(
         "pulsar",
         remote_app_name="pulsar-k8s",
-        local_app_data={"namespace": "a/b", "permissions": json.dumps(["produce"])},
+        local_app_data={"namespace": "a/b", "extra-user-roles": "produce"},
     )
     state = testing.State(leader=True, relations=[relation], config={"namespace": "c/d"})
     out = ctx.run(ctx.on.config_changed(), state)
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "c/d",
-        "permissions": ["produce", "consume"],
+        "extra-user-roles": "produce,consume",
+        "requested-secrets": ["username", "token"],
     }
 
 
@@ -68,8 +75,8 @@ def test_non_leader_writes_nothing(ctx: testing.Context):
 
 
 def test_answered_relation_is_active(ctx: testing.Context):
-    secret = token_secret()
-    relation = answered_relation(secret, role="relation-7")
+    secret = token_secret(role="relation-7")
+    relation = answered_relation(secret)
     state = testing.State(leader=True, relations=[relation], secrets=[secret])
     out = ctx.run(ctx.on.relation_changed(relation), state)
     assert out.unit_status == testing.ActiveStatus(
@@ -108,14 +115,68 @@ def test_missing_secret_waits(ctx: testing.Context):
     )
 
 
-def test_provider_error_blocks(ctx: testing.Context):
+def test_provider_refusal_blocks_with_the_way_out(ctx: testing.Context):
+    status = {"code": 5002, "message": "namespace 'x': bad", "resolution": "ask for a/b"}
     relation = testing.Relation(
-        "pulsar", remote_app_name="pulsar-k8s", remote_app_data={"error": "tenant is reserved"}
+        "pulsar", remote_app_name="pulsar-k8s", remote_app_data={"status": json.dumps([status])}
     )
     out = ctx.run(ctx.on.relation_changed(relation), testing.State(relations=[relation]))
     assert out.unit_status == testing.BlockedStatus(
-        "pulsar refused the request: tenant is reserved"
+        "pulsar refused the request on pulsar: namespace 'x': bad (ask for a/b)"
     )
+
+
+def test_transient_provider_status_waits(ctx: testing.Context):
+    status = {"code": 4001, "message": "not served yet: HTTP 500", "resolution": "none"}
+    relation = testing.Relation(
+        "pulsar", remote_app_name="pulsar-k8s", remote_app_data={"status": json.dumps([status])}
+    )
+    out = ctx.run(ctx.on.relation_changed(relation), testing.State(relations=[relation]))
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for namespace pulsar-client-test/default"
+    )
+
+
+def test_two_endpoints_two_namespaces_both_requested_and_active(ctx: testing.Context):
+    first = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
+    second = testing.Relation("pulsar-second", remote_app_name="pulsar-k8s")
+    config = {"namespace": "team/orders", "second-namespace": "team/audit"}
+    out = ctx.run(
+        ctx.on.config_changed(),
+        testing.State(leader=True, relations=[first, second], config=config),
+    )
+    assert request_of(out.get_relation(first.id))["namespace"] == "team/orders"
+    assert request_of(out.get_relation(second.id))["namespace"] == "team/audit"
+    schema = json.loads(REQUIRER_SCHEMA.read_text())
+    for relation in out.relations:
+        jsonschema.validate({"app": dict(relation.local_app_data)}, schema)
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for namespace team/orders, team/audit"
+    )
+
+    orders_secret = token_secret("tok-a", "relation-3")
+    audit_secret = token_secret("tok-b", "relation-4")
+    orders = answered_relation(orders_secret, "team/orders")
+    audit = answered_relation(audit_secret, "team/audit", endpoint="pulsar-second")
+    state = testing.State(
+        leader=True,
+        relations=[orders, audit],
+        secrets=[orders_secret, audit_secret],
+        config=config,
+    )
+    out = ctx.run(ctx.on.update_status(), state)
+    assert out.unit_status == testing.ActiveStatus(
+        "namespace team/orders ready (role relation-3); "
+        "namespace team/audit ready (role relation-4)"
+    )
+
+
+def test_second_endpoint_alone_defaults_to_app_slash_second(ctx: testing.Context):
+    relation = testing.Relation("pulsar-second", remote_app_name="pulsar-k8s")
+    out = ctx.run(
+        ctx.on.relation_created(relation), testing.State(leader=True, relations=[relation])
+    )
+    assert request_of(out.get_relation(relation.id))["namespace"] == "pulsar-client-test/second"
 
 
 def test_relation_broken_waits(ctx: testing.Context):
@@ -132,6 +193,7 @@ def test_relation_broken_waits(ctx: testing.Context):
         ({"namespace": "no-slash"}, "namespace"),
         ({"namespace": "a/b/c"}, "namespace"),
         ({"namespace": "../x"}, "namespace"),
+        ({"second-namespace": "x"}, "second-namespace"),
         ({"permissions": "produce,delete"}, "permissions"),
         ({"permissions": " , "}, "permissions"),
         ({"permissions": ""}, "permissions"),
@@ -146,11 +208,11 @@ def test_bad_config_blocks_and_requests_nothing(ctx: testing.Context, config, op
     assert dict(out.get_relation(relation.id).local_app_data) == {}
 
 
-def test_namespace_ready_event_reaches_reconcile(ctx: testing.Context):
-    """The library's namespace_ready is observed: the status is active in that same hook."""
+def test_namespace_created_event_reaches_reconcile(ctx: testing.Context):
+    """The library's namespace_created is observed: the status is active in that same hook."""
     secret = token_secret()
     relation = answered_relation(secret)
     state = testing.State(leader=True, relations=[relation], secrets=[secret])
     ctx.run(ctx.on.relation_changed(relation), state)
     emitted = [type(e).__name__ for e in ctx.emitted_events]
-    assert "NamespaceReadyEvent" in emitted
+    assert "NamespaceCreatedEvent" in emitted

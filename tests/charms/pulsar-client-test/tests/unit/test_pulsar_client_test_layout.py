@@ -37,7 +37,10 @@ def test_charmcraft_yaml_valid_for_charmcraft():
 def test_charm_has_no_workload_container():
     raw = load_yaml(CHARM_ROOT / "charmcraft.yaml")
     assert not raw.get("containers") and not raw.get("resources")
-    assert raw["requires"] == {"pulsar": {"interface": "pulsar_client", "limit": 1}}
+    assert raw["requires"] == {
+        "pulsar": {"interface": "pulsar_client", "limit": 1},
+        "pulsar-second": {"interface": "pulsar_client", "limit": 1},
+    }
 
 
 def test_requirements_pinned():
