@@ -10,13 +10,12 @@ from pathlib import Path
 import jsonschema
 import ops
 from ops import testing
+from zookeeper_contract_schemas import strict_schema
 from zookeeper_render import SERVICE, unit_fqdn
 
-# The data-platform contract, copied into the repository (see tests/interface-schemas/README.md)
-SCHEMA_DIR = Path(__file__).resolve().parents[4] / "tests/interface-schemas/zookeeper/v0"
 REQUEST = {
     "database": "/pulsar",
-    "requested-secrets": json.dumps(["username", "password", "uris"]),
+    "requested-secrets": json.dumps(["username", "password", "tls", "tls-ca", "uris"]),
     "extra-user-roles": "cdrwa",
 }
 
@@ -90,7 +89,7 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
 
     # 1st: server starts; leader creates the password secret and the chroot ACL, publishes nothing
     out = running(ctx.run(ctx.on.relation_changed(client), state))
-    assert ("grant", "/pulsar", user, "cdrwa") in ensemble.calls
+    assert ("grant", "/pulsar", user, "cdrwa", False) in ensemble.calls
     clients = json.loads(out.get_relation(peer.id).local_app_data["clients"])
     assert clients == {user: "/pulsar"}
     assert "secret-user" not in out.get_relation(client.id).local_app_data
@@ -114,13 +113,14 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
     assert isinstance(out.unit_status, testing.ActiveStatus)
     assert out.unit_status.message == "3 members, quorum ok; clients: /pulsar"
 
-    # what the provider wrote validates against the interface schema
-    schema = json.loads((SCHEMA_DIR / "provider.json").read_text())
-    jsonschema.validate({"app": dict(app_data)}, schema)
+    tls_secret = next(s for s in out.secrets if s.id == app_data["secret-tls"])
+    assert tls_secret.latest_content == {"tls": "disabled"}
+
+    # what the provider wrote validates against the interface schema, no key beyond it
+    jsonschema.validate({"app": dict(app_data)}, strict_schema("provider"))
     # and the request we answered validates against the requirer schema (list field decoded)
-    requirer = json.loads((SCHEMA_DIR / "requirer.json").read_text())
     decoded = {**REQUEST, "requested-secrets": json.loads(REQUEST["requested-secrets"])}
-    jsonschema.validate({"app": decoded}, requirer)
+    jsonschema.validate({"app": decoded}, strict_schema("requirer"))
 
 
 def test_invalid_request_is_skipped_and_reported(ctx, tmp_path, ensemble):
@@ -151,7 +151,7 @@ def test_broken_relation_revokes_acl_withdraws_secret_and_leaves_jaas(ctx, tmp_p
         },
     )
     out = ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, secrets={old}))
-    assert ("revoke", "/old", "relation-9") in ensemble.calls
+    assert ("revoke", "/old", "relation-9", False) in ensemble.calls
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
     assert not [s for s in out.secrets if s.label == "zookeeper-client-9"]
     assert "relation-9" not in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
@@ -168,7 +168,7 @@ def test_relation_broken_event_revokes_that_client(ctx, tmp_path, ensemble):
         },
     )
     out = ctx.run(ctx.on.relation_broken(client), base_state(tmp_path, {peer, client}))
-    assert ("revoke", "/pulsar", user) in ensemble.calls
+    assert ("revoke", "/pulsar", user, False) in ensemble.calls
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
 
 
