@@ -190,3 +190,38 @@ def test_shared_chroot_is_named_once_while_members_load_credentials(
     message = out.unit_status.message
     assert "waiting for members to load credentials of /pulsar" in message
     assert "/pulsar, /pulsar" not in message
+
+
+def test_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroot(
+    ctx, tmp_path, ensemble
+):
+    members = json.dumps({"1": address(0)})
+    peer = testing.PeerRelation("cluster", local_app_data={"members": members})
+    bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
+    state = base_state(
+        tmp_path, {peer, bookies, brokers}, config={"acl-policy": "exclusive"}, planned_units=1
+    )
+    out = running(ctx.run(ctx.on.relation_changed(brokers), state))
+    grants = [c for c in ensemble.calls if c[0] == "grant"]
+    assert grants == [("grant", "/pulsar", f"relation-{bookies.id}", "cdrwa", True)]
+    assert f"/pulsar overlaps /pulsar held by bookkeeper (acl-policy=exclusive)" in (
+        out.unit_status.message
+    )
+    # the refused relation gets nothing; a second reconcile re-applies the subtree ACLs
+    assert out.get_relation(brokers.id).local_app_data == {}
+    ensemble.calls.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert [c for c in ensemble.calls if c[0] == "grant"] == grants
+
+
+def test_bad_acl_policy_blocks_naming_the_option_and_touches_nothing(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    peer = testing.PeerRelation("cluster", local_app_data={"members": json.dumps({"1": address(0)})})
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    state = base_state(tmp_path, {peer, client}, config={"acl-policy": "private"})
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.BlockedStatus("acl-policy: must be one of shared, exclusive")
+    assert ensemble.calls == []
+    assert (pebble_calls.pushes, pebble_calls.layers, pebble_calls.starts) == ([], 0, 0)
