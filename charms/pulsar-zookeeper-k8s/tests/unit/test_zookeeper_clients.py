@@ -205,7 +205,7 @@ def test_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroo
     out = running(ctx.run(ctx.on.relation_changed(brokers), state))
     grants = [c for c in ensemble.calls if c[0] == "grant"]
     assert grants == [("grant", "/pulsar", f"relation-{bookies.id}", "cdrwa", True)]
-    assert f"/pulsar overlaps /pulsar held by bookkeeper (acl-policy=exclusive)" in (
+    assert "/pulsar overlaps /pulsar held by bookkeeper (acl-policy=exclusive)" in (
         out.unit_status.message
     )
     # the refused relation gets nothing; a second reconcile re-applies the subtree ACLs
@@ -218,7 +218,9 @@ def test_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroo
 def test_bad_acl_policy_blocks_naming_the_option_and_touches_nothing(
     ctx, tmp_path, ensemble, pebble_calls
 ):
-    peer = testing.PeerRelation("cluster", local_app_data={"members": json.dumps({"1": address(0)})})
+    peer = testing.PeerRelation(
+        "cluster", local_app_data={"members": json.dumps({"1": address(0)})}
+    )
     client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
     state = base_state(tmp_path, {peer, client}, config={"acl-policy": "private"})
     out = ctx.run(ctx.on.config_changed(), state)

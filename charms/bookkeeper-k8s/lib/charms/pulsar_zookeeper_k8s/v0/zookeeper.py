@@ -102,7 +102,7 @@ def generate_password() -> str:
 
 
 def client_username(relation_id: int) -> str:
-    """The ZooKeeper user of one relation (the naming of Charmhub's ZooKeeper)."""
+    """Return the ZooKeeper user of one relation (the naming of Charmhub's ZooKeeper)."""
     return f"relation-{relation_id}"
 
 
@@ -125,7 +125,9 @@ class ClientRequest:
         return client_username(self.relation_id)
 
 
-def parse_request(relation_id: int, app_name: str, data: Mapping[str, str]) -> ClientRequest | None:
+def parse_request(
+    relation_id: int, app_name: str, data: Mapping[str, str]
+) -> ClientRequest | None:
     """Read a requirer's databag; None while it has not asked, ``error`` set when invalid."""
     raw_chroot = data.get("database") or data.get("chroot") or ""
     if not raw_chroot:
@@ -182,7 +184,7 @@ def render_answer(
     tls: bool = False,
     tls_ca: str = "",
 ) -> ProviderAnswer:
-    """The data-platform split of the answer to ``request``: secrets only for what it asked."""
+    """Split the answer to ``request`` as data-platform does: secrets only for what it asked."""
     joined = ",".join(endpoints)
     fields = {"uris": joined + request.chroot, "tls": "enabled" if tls else "disabled"}
     if tls_ca:
@@ -226,7 +228,7 @@ def read_answer(
     user_secret: Mapping[str, str],
     tls_secret: Mapping[str, str],
 ) -> ZooKeeperConnection | None:
-    """A provider's answer for ``chroot`` (None when incomplete or for another chroot).
+    """Read a provider's answer for ``chroot`` (None when incomplete or for another chroot).
 
     Requested fields are read from their secret first, then from the databag, as
     ``data_interfaces`` does; the credentials only from the secret.
@@ -376,7 +378,7 @@ class ZooKeeperRequirer:
         return self._charm.model.get_relation(self._relation_name)
 
     def request_data(self) -> dict[str, str]:
-        """The application databag this requirer writes (valid against the v0 schema)."""
+        """Return the application databag this requirer writes (valid against the v0 schema)."""
         return {
             "database": self._chroot,
             "requested-secrets": json.dumps(list(DEFAULT_REQUESTED_SECRETS)),
