@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -126,7 +126,7 @@ def test_every_pulsar_znode_is_the_pulsar_identity_alone(exclusive: Model):
         pending = ["/pulsar"]
         while pending:
             path = pending.pop()
-            acls, _ = client.get_acls(path)
+            acls, _ = cast("tuple[list[Any], Any]", client.get_acls(path))
             found[path] = sorted(f"{a.id.scheme}:{a.id.id.split(':')[0]}" for a in acls)
             pending += [f"{path}/{c}" for c in client.get_children(path) or []]
         return found
