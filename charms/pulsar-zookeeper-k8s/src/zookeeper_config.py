@@ -37,7 +37,7 @@ class ZooKeeperConfig:
     autopurge_purge_interval: int = 1
     heap_mb: int = 512
     log_level: str = "info"
-    acl_policy: str = "shared"
+    acl_policy: str = "exclusive"
 
     def __post_init__(self) -> None:
         """Reject values ZooKeeper or the JVM would refuse or misbehave with."""

@@ -89,7 +89,7 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
 
     # 1st: server starts; leader creates the password secret and the chroot ACL, publishes nothing
     out = running(ctx.run(ctx.on.relation_changed(client), state))
-    assert ("grant", "/pulsar", user, "cdrwa", False) in ensemble.calls
+    assert ("grant", "/pulsar", user, "cdrwa", True) in ensemble.calls  # exclusive: default
     clients = json.loads(out.get_relation(peer.id).local_app_data["clients"])
     assert clients == {user: "/pulsar"}
     assert "secret-user" not in out.get_relation(client.id).local_app_data
@@ -151,7 +151,7 @@ def test_broken_relation_revokes_acl_withdraws_secret_and_leaves_jaas(ctx, tmp_p
         },
     )
     out = ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, secrets={old}))
-    assert ("revoke", "/old", "relation-9", False) in ensemble.calls
+    assert ("revoke", "/old", "relation-9", True) in ensemble.calls  # the whole tree
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
     assert not [s for s in out.secrets if s.label == "zookeeper-client-9"]
     assert "relation-9" not in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
@@ -168,14 +168,14 @@ def test_relation_broken_event_revokes_that_client(ctx, tmp_path, ensemble):
         },
     )
     out = ctx.run(ctx.on.relation_broken(client), base_state(tmp_path, {peer, client}))
-    assert ("revoke", "/pulsar", user, False) in ensemble.calls
+    assert ("revoke", "/pulsar", user, True) in ensemble.calls
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
 
 
 def test_shared_chroot_is_named_once_while_members_load_credentials(
     ctx, tmp_path, ensemble, pebble_calls
 ):
-    # bookies and brokers both ask for /pulsar: the status names the chroot once
+    # acl-policy=shared: bookies and brokers both ask for /pulsar, the status names it once
     members = json.dumps({str(n + 1): address(n) for n in range(3)})
     peer = testing.PeerRelation(
         "cluster",
@@ -184,24 +184,27 @@ def test_shared_chroot_is_named_once_while_members_load_credentials(
     )
     bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
     brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
-    state = base_state(tmp_path, {peer, bookies, brokers}, planned_units=3)
+    state = base_state(
+        tmp_path, {peer, bookies, brokers}, planned_units=3, config={"acl-policy": "shared"}
+    )
     out = running(ctx.run(ctx.on.relation_changed(bookies), state))
+    grants = [c for c in ensemble.calls if c[0] == "grant"]
+    assert {c[2] for c in grants} == {f"relation-{bookies.id}", f"relation-{brokers.id}"}
+    assert all(c[4] is False for c in grants)  # entries on the chroot only
     out = running(ctx.run(ctx.on.update_status(), out))
     message = out.unit_status.message
     assert "waiting for members to load credentials of /pulsar" in message
     assert "/pulsar, /pulsar" not in message
 
 
-def test_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroot(
+def test_default_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroot(
     ctx, tmp_path, ensemble
 ):
     members = json.dumps({"1": address(0)})
     peer = testing.PeerRelation("cluster", local_app_data={"members": members})
     bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
     brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
-    state = base_state(
-        tmp_path, {peer, bookies, brokers}, config={"acl-policy": "exclusive"}, planned_units=1
-    )
+    state = base_state(tmp_path, {peer, bookies, brokers}, planned_units=1)  # the default
     out = running(ctx.run(ctx.on.relation_changed(brokers), state))
     grants = [c for c in ensemble.calls if c[0] == "grant"]
     assert grants == [("grant", "/pulsar", f"relation-{bookies.id}", "cdrwa", True)]
