@@ -29,7 +29,11 @@ from bookkeeper_render import (
     unit_fqdn,
 )
 from bookkeeper_workload import BookieWorkload
-from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
+from charms.bookkeeper_k8s.v0.bookkeeper import (
+    BookKeeperInfo,
+    BookKeeperProvider,
+    SharedZooKeeper,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 
@@ -37,9 +41,9 @@ logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
 PEER = "cluster"
-# Bookies share the brokers' chroot (each application with its own ZooKeeper user): brokers are
-# BookKeeper clients that write ledger metadata, and `initialize-cluster-metadata` writes under
-# the BookKeeper root too, so one tree granted to both is what Pulsar expects.
+# One tree and one ZooKeeper user per Pulsar cluster: brokers are BookKeeper clients that write
+# ledger metadata, and `initialize-cluster-metadata` writes under the BookKeeper root too, so the
+# bookies' identity is shared with the brokers over the `bookkeeper` relation.
 ZK_CHROOT = "/pulsar"
 INITIALISED_KEY = "bookkeeper-initialised"
 LAYER_LABEL = "bookkeeper"
@@ -104,6 +108,7 @@ class BookKeeperCharm(ops.CharmBase):
             return ops.BlockedStatus(str(exc))
 
         connection, waiting = self._zookeeper_connection()
+        self._share_zookeeper(connection)
         if connection is None:
             self._publish(None)
             return waiting
@@ -169,6 +174,18 @@ class BookKeeperCharm(ops.CharmBase):
         if not all(_ENDPOINT.match(endpoint) for endpoint in connection.endpoints):
             return None, ops.WaitingStatus("zookeeper relation data unusable: bad endpoints")
         return connection, ops.ActiveStatus()
+
+    def _share_zookeeper(self, connection: ZooKeeperConnection | None) -> None:
+        """Leader: hand the brokers this application's ZooKeeper identity (one per cluster)."""
+        if not self.unit.is_leader():
+            return
+        identity = connection and SharedZooKeeper(
+            connection.endpoints, connection.chroot, connection.username, connection.password
+        )
+        try:
+            self.bookkeeper.share_zookeeper(identity)
+        except ops.ModelError as exc:  # e.g. the relation is going away
+            logger.info("cannot share the zookeeper identity: %s", exc)
 
     def _push_changed(self, files: dict[str, tuple[str, int]]) -> None:
         for path, (content, mode) in files.items():

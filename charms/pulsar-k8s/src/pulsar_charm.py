@@ -29,6 +29,7 @@ from pulsar_render import (
     unit_fqdn,
 )
 from pulsar_workload import PulsarWorkload
+from pulsar_zookeeper_identity import broker_zookeeper
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +116,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.unit.status = status
 
     def _converge(self) -> ops.StatusBase:
+        # Lock and chroot bookkeeping come first: other units depend on them even while
+        # this unit is blocked.
+        zookeeper = broker_zookeeper(self, self.zookeeper, self.bookkeeper, ZOOKEEPER_CHROOT)
         if self.unit.is_leader():
-            # Lock and chroot bookkeeping come first: other units depend on them even while
-            # this unit is blocked.
-            self.zookeeper.request()
             self.restart_lock.arbitrate()
 
         try:
@@ -135,11 +136,8 @@ class PulsarBrokerCharm(ops.CharmBase):
 
         if not self.workload.can_connect():
             return ops.WaitingStatus("waiting for the pulsar container (Pebble)")
-        if self.model.get_relation(ZOOKEEPER_RELATION) is None:
-            return ops.WaitingStatus("waiting for a zookeeper relation")
-        zookeeper = self.zookeeper.connection()
-        if zookeeper is None:
-            return ops.WaitingStatus(f"waiting for zookeeper credentials for {ZOOKEEPER_CHROOT}")
+        if isinstance(zookeeper, ops.StatusBase):
+            return zookeeper
         if self.model.get_relation(BOOKKEEPER_RELATION) is None:
             return ops.WaitingStatus("waiting for a bookkeeper relation")
         bookkeeper = self.bookkeeper.info()

@@ -24,6 +24,7 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ZooKeeperProvider,
     generate_password,
 )
+from zookeeper_clients import EXCLUSIVE, assign_chroots
 from zookeeper_config import ZooKeeperConfig
 from zookeeper_ensemble import EnsembleError
 from zookeeper_render import (
@@ -194,7 +195,7 @@ class ZooKeeperCharm(ops.CharmBase):
         leader_status: ops.StatusBase | None = None
         notes: list[str] = []
         if self.unit.is_leader():
-            leader_status, notes = self._lead(relation, credentials)
+            leader_status, notes = self._lead(relation, credentials, config.acl_policy)
         return workload_status or leader_status or self._health(self._members(relation), notes)
 
     # ---- workload ----------------------------------------------------------------------
@@ -386,7 +387,7 @@ class ZooKeeperCharm(ops.CharmBase):
             relation.data[self.app]["clients"] = encoded
 
     def _lead(
-        self, relation: ops.Relation, credentials: Credentials
+        self, relation: ops.Relation, credentials: Credentials, acl_policy: str
     ) -> tuple[ops.StatusBase | None, list[str]]:
         """Apply membership changes, client ACLs, revocations and publications.
 
@@ -407,14 +408,17 @@ class ZooKeeperCharm(ops.CharmBase):
             for sid, p in sorted(peers.items())
             if sid not in members and p.started and p.unit_number < planned
         }
-        requests = self.provider.requests()
+        exclusive = acl_policy == EXCLUSIVE
+        requests = assign_chroots(self.provider.requests(), acl_policy)
         valid = [r for r in requests if r.error is None]
         notes = [f"invalid request from {r.app_name}: {r.error}" for r in requests if r.error]
         for r in requests:
             if r.error:
                 logger.warning("skipping relation %s (%s): %s", r.relation_id, r.app_name, r.error)
+                self.provider.unpublish(r.relation_id)
         clients = self._clients(relation)
-        to_grant = [r for r in valid if clients.get(r.username) != r.chroot]
+        # exclusive: znodes clients created since the last reconcile are made theirs alone
+        to_grant = [r for r in valid if exclusive or clients.get(r.username) != r.chroot]
         wanted_users = {r.username for r in valid}
         to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
 
@@ -423,7 +427,15 @@ class ZooKeeperCharm(ops.CharmBase):
                 return ops.WaitingStatus("waiting for quorum"), notes
             try:
                 members = self._change_ensemble(
-                    relation, credentials, members, leaving, joining, to_grant, to_revoke, clients
+                    relation,
+                    credentials,
+                    members,
+                    leaving,
+                    joining,
+                    to_grant,
+                    to_revoke,
+                    clients,
+                    exclusive=exclusive,
                 )
             except EnsembleError as exc:
                 logger.warning("ensemble operation failed: %s", exc)
@@ -447,6 +459,8 @@ class ZooKeeperCharm(ops.CharmBase):
         to_grant: list[ClientRequest],
         to_revoke: dict[str, str],
         clients: dict[str, str],
+        *,
+        exclusive: bool = False,
     ) -> dict[int, str]:
         hosts = [members[sid] for sid in sorted(members)]
         with zookeeper_ensemble.ZooKeeperEnsemble(hosts, credentials.super_password) as zk:
@@ -469,12 +483,16 @@ class ZooKeeperCharm(ops.CharmBase):
                     continue
                 old_chroot = clients.get(request.username)
                 if old_chroot and old_chroot != request.chroot:
-                    zk.revoke(old_chroot, request.username)
-                zk.grant(request.chroot, request.username, password, request.acl)
+                    zk.revoke(old_chroot, request.username, recursive=exclusive)
+                changed = zk.grant(
+                    request.chroot, request.username, password, request.acl, exclusive=exclusive
+                )
+                if changed:
+                    logger.info("ACL of %s znode(s) under %s set", changed, request.chroot)
                 clients[request.username] = request.chroot
                 self._write_clients(relation, clients)
             for username, chroot in to_revoke.items():
-                zk.revoke(chroot, username)
+                zk.revoke(chroot, username, recursive=exclusive)
                 relation_id = _relation_id_of(username)
                 if relation_id is not None:
                     self.provider.withdraw(relation_id)

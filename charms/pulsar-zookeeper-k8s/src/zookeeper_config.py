@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+# How client chroots are protected (see zookeeper_clients.py).
+ACL_POLICIES = ("shared", "exclusive")
 
 # option name -> (minimum, maximum) for the integer options
 _INT_RANGES: dict[str, tuple[int, int]] = {
@@ -35,6 +37,7 @@ class ZooKeeperConfig:
     autopurge_purge_interval: int = 1
     heap_mb: int = 512
     log_level: str = "info"
+    acl_policy: str = "exclusive"
 
     def __post_init__(self) -> None:
         """Reject values ZooKeeper or the JVM would refuse or misbehave with."""
@@ -45,3 +48,5 @@ class ZooKeeperConfig:
                 raise ValueError(f"{option}: must be an integer from {low} to {high}")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log-level: must be one of {', '.join(LOG_LEVELS)}")
+        if self.acl_policy not in ACL_POLICIES:
+            raise ValueError(f"acl-policy: must be one of {', '.join(ACL_POLICIES)}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, Id, Permissions
@@ -167,25 +167,66 @@ class ZooKeeperEnsemble:
             )
         return parse_members(data.decode())
 
-    def grant(self, chroot: str, username: str, password: str, letters: str) -> None:
-        """Create ``chroot`` if missing and make its ACL exactly the client's entries."""
+    def grant(
+        self, chroot: str, username: str, password: str, letters: str, *, exclusive: bool = False
+    ) -> int:
+        """Create ``chroot`` if missing and give ``username`` its ACL entries there.
+
+        Shared: the chroot znode's ACL keeps other users' entries. Exclusive: the chroot and
+        every znode under it get exactly the client's entries (clients such as Pulsar create
+        znodes world-open, so this is re-applied on every call). Returns the znodes changed.
+        """
         wanted = acl_entries(username, password, letters)
         with self._calling(f"grant {chroot} to {username}") as client:
             client.ensure_path(chroot, acl=wanted)
-            current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
-            others = [a for a in current if not _belongs_to(a, username)]
-            merged = others + wanted
-            if sorted(map(str, current)) != sorted(map(str, merged)):
-                client.set_acls(chroot, merged, version=stat.aversion)
+            if not exclusive:
+                current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
+                merged = [a for a in current if not _belongs_to(a, username)] + wanted
+                return int(self._set_if_different(client, chroot, current, stat, merged))
+            changed = 0
+            for path in self._subtree(client, chroot):
+                # a znode may vanish or change under us (ephemeral nodes): the next call fixes it
+                with suppress(NoNodeError, BadVersionError):
+                    current, stat = cast("tuple[list[ACL], Any]", client.get_acls(path))
+                    changed += self._set_if_different(client, path, current, stat, wanted)
+            return changed
 
-    def revoke(self, chroot: str, username: str) -> None:
-        """Remove ``username``'s ACL entries from ``chroot`` (data stays; super keeps access)."""
+    def revoke(self, chroot: str, username: str, *, recursive: bool = False) -> None:
+        """Remove ``username``'s ACL entries from ``chroot`` (and under it when ``recursive``).
+
+        Data stays; a znode left with no entry is handed to the super user alone.
+        """
         with self._calling(f"revoke {username} on {chroot}") as client:
             if client.exists(chroot) is None:
                 return
-            current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
-            remaining = [a for a in current if not _belongs_to(a, username)]
-            if remaining == current:
-                return
-            # an empty ACL is invalid: leave the znode to the super user alone
-            client.set_acls(chroot, remaining or self._super_acl, version=stat.aversion)
+            paths = self._subtree(client, chroot) if recursive else [chroot]
+            for path in paths:
+                with suppress(NoNodeError, BadVersionError):
+                    current, stat = cast("tuple[list[ACL], Any]", client.get_acls(path))
+                    remaining = [a for a in current if not _belongs_to(a, username)]
+                    # an empty ACL is invalid: leave the znode to the super user alone
+                    wanted = remaining or self._super_acl
+                    self._set_if_different(client, path, current, stat, wanted)
+
+    @staticmethod
+    def _set_if_different(
+        client: KazooClient, path: str, current: list[ACL], stat: Any, wanted: list[ACL]
+    ) -> bool:
+        if sorted(map(str, current)) == sorted(map(str, wanted)):
+            return False
+        client.set_acls(path, wanted, version=stat.aversion)
+        return True
+
+    @staticmethod
+    def _subtree(client: KazooClient, root: str) -> list[str]:
+        """``root`` and every znode under it, parents first (a vanished child is skipped)."""
+        found, pending = [], [root]
+        while pending:
+            path = pending.pop()
+            found.append(path)
+            try:
+                children = client.get_children(path) or []
+            except NoNodeError:
+                continue
+            pending.extend(f"{path.rstrip('/')}/{child}" for child in sorted(children))
+        return found

@@ -192,7 +192,13 @@ def test_leader_requests_chroot_and_waits_for_credentials(ctx, storage, tmp_path
     assert out.unit_status == ops.WaitingStatus("waiting for zookeeper credentials")
     sent = out.get_relation(relation.id).local_app_data
     assert sent["database"] == "/pulsar"
-    assert json.loads(sent["requested-secrets"]) == ["username", "password", "uris"]
+    assert json.loads(sent["requested-secrets"]) == [
+        "username",
+        "password",
+        "tls",
+        "tls-ca",
+        "uris",
+    ]
     assert calls.log == []
 
 

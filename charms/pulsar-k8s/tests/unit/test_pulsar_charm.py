@@ -211,12 +211,20 @@ def test_waits_for_a_zookeeper_relation(ctx, root):
 
 
 def test_requests_the_pulsar_chroot_and_waits_for_credentials(ctx, root):
+    # bookies of a revision that shares no ZooKeeper identity: the brokers ask for the tree
     relation = testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s")
-    out = ctx.run(ctx.on.relation_joined(relation), state(root, relations=[relation, peers()]))
+    relations = [relation, bk_relation(), peers()]
+    out = ctx.run(ctx.on.relation_joined(relation), state(root, relations=relations))
     assert out.unit_status == ops.WaitingStatus("waiting for zookeeper credentials for /pulsar")
     sent = out.get_relation(relation.id).local_app_data
     assert sent["database"] == "/pulsar"
-    assert json.loads(sent["requested-secrets"]) == ["username", "password", "uris"]
+    assert json.loads(sent["requested-secrets"]) == [
+        "username",
+        "password",
+        "tls",
+        "tls-ca",
+        "uris",
+    ]
 
 
 def test_missing_secret_reads_as_waiting_not_an_error(ctx, root):

@@ -83,11 +83,14 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
             recorder.view.update(parse_members("\n".join(lines)))
             return dict(recorder.view)
 
-        def grant(self, chroot: str, username: str, password: str, letters: str) -> None:
-            recorder.calls.append(("grant", chroot, username, letters))
+        def grant(
+            self, chroot: str, username: str, password: str, letters: str, *, exclusive=False
+        ) -> int:
+            recorder.calls.append(("grant", chroot, username, letters, exclusive))
+            return 0
 
-        def revoke(self, chroot: str, username: str) -> None:
-            recorder.calls.append(("revoke", chroot, username))
+        def revoke(self, chroot: str, username: str, *, recursive=False) -> None:
+            recorder.calls.append(("revoke", chroot, username, recursive))
 
     monkeypatch.setattr(zookeeper_ensemble, "ZooKeeperEnsemble", FakeEnsemble)
     monkeypatch.setattr(zookeeper_ensemble, "is_ok", lambda host: recorder.is_ok)

@@ -10,13 +10,12 @@ from pathlib import Path
 import jsonschema
 import ops
 from ops import testing
+from zookeeper_contract_schemas import strict_schema
 from zookeeper_render import SERVICE, unit_fqdn
 
-# The data-platform contract, copied into the repository (see tests/interface-schemas/README.md)
-SCHEMA_DIR = Path(__file__).resolve().parents[4] / "tests/interface-schemas/zookeeper/v0"
 REQUEST = {
     "database": "/pulsar",
-    "requested-secrets": json.dumps(["username", "password", "uris"]),
+    "requested-secrets": json.dumps(["username", "password", "tls", "tls-ca", "uris"]),
     "extra-user-roles": "cdrwa",
 }
 
@@ -90,7 +89,7 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
 
     # 1st: server starts; leader creates the password secret and the chroot ACL, publishes nothing
     out = running(ctx.run(ctx.on.relation_changed(client), state))
-    assert ("grant", "/pulsar", user, "cdrwa") in ensemble.calls
+    assert ("grant", "/pulsar", user, "cdrwa", True) in ensemble.calls  # exclusive: default
     clients = json.loads(out.get_relation(peer.id).local_app_data["clients"])
     assert clients == {user: "/pulsar"}
     assert "secret-user" not in out.get_relation(client.id).local_app_data
@@ -114,13 +113,14 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
     assert isinstance(out.unit_status, testing.ActiveStatus)
     assert out.unit_status.message == "3 members, quorum ok; clients: /pulsar"
 
-    # what the provider wrote validates against the interface schema
-    schema = json.loads((SCHEMA_DIR / "provider.json").read_text())
-    jsonschema.validate({"app": dict(app_data)}, schema)
+    tls_secret = next(s for s in out.secrets if s.id == app_data["secret-tls"])
+    assert tls_secret.latest_content == {"tls": "disabled"}
+
+    # what the provider wrote validates against the interface schema, no key beyond it
+    jsonschema.validate({"app": dict(app_data)}, strict_schema("provider"))
     # and the request we answered validates against the requirer schema (list field decoded)
-    requirer = json.loads((SCHEMA_DIR / "requirer.json").read_text())
     decoded = {**REQUEST, "requested-secrets": json.loads(REQUEST["requested-secrets"])}
-    jsonschema.validate({"app": decoded}, requirer)
+    jsonschema.validate({"app": decoded}, strict_schema("requirer"))
 
 
 def test_invalid_request_is_skipped_and_reported(ctx, tmp_path, ensemble):
@@ -151,7 +151,7 @@ def test_broken_relation_revokes_acl_withdraws_secret_and_leaves_jaas(ctx, tmp_p
         },
     )
     out = ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, secrets={old}))
-    assert ("revoke", "/old", "relation-9") in ensemble.calls
+    assert ("revoke", "/old", "relation-9", True) in ensemble.calls  # the whole tree
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
     assert not [s for s in out.secrets if s.label == "zookeeper-client-9"]
     assert "relation-9" not in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
@@ -168,14 +168,14 @@ def test_relation_broken_event_revokes_that_client(ctx, tmp_path, ensemble):
         },
     )
     out = ctx.run(ctx.on.relation_broken(client), base_state(tmp_path, {peer, client}))
-    assert ("revoke", "/pulsar", user) in ensemble.calls
+    assert ("revoke", "/pulsar", user, True) in ensemble.calls
     assert json.loads(out.get_relation(peer.id).local_app_data["clients"]) == {}
 
 
 def test_shared_chroot_is_named_once_while_members_load_credentials(
     ctx, tmp_path, ensemble, pebble_calls
 ):
-    # bookies and brokers both ask for /pulsar: the status names the chroot once
+    # acl-policy=shared: bookies and brokers both ask for /pulsar, the status names it once
     members = json.dumps({str(n + 1): address(n) for n in range(3)})
     peer = testing.PeerRelation(
         "cluster",
@@ -184,9 +184,49 @@ def test_shared_chroot_is_named_once_while_members_load_credentials(
     )
     bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
     brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
-    state = base_state(tmp_path, {peer, bookies, brokers}, planned_units=3)
+    state = base_state(
+        tmp_path, {peer, bookies, brokers}, planned_units=3, config={"acl-policy": "shared"}
+    )
     out = running(ctx.run(ctx.on.relation_changed(bookies), state))
+    grants = [c for c in ensemble.calls if c[0] == "grant"]
+    assert {c[2] for c in grants} == {f"relation-{bookies.id}", f"relation-{brokers.id}"}
+    assert all(c[4] is False for c in grants)  # entries on the chroot only
     out = running(ctx.run(ctx.on.update_status(), out))
     message = out.unit_status.message
     assert "waiting for members to load credentials of /pulsar" in message
     assert "/pulsar, /pulsar" not in message
+
+
+def test_default_exclusive_policy_serves_the_older_of_two_relations_asking_for_one_chroot(
+    ctx, tmp_path, ensemble
+):
+    members = json.dumps({"1": address(0)})
+    peer = testing.PeerRelation("cluster", local_app_data={"members": members})
+    bookies = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    brokers = testing.Relation("zookeeper", remote_app_name="pulsar", remote_app_data=REQUEST)
+    state = base_state(tmp_path, {peer, bookies, brokers}, planned_units=1)  # the default
+    out = running(ctx.run(ctx.on.relation_changed(brokers), state))
+    grants = [c for c in ensemble.calls if c[0] == "grant"]
+    assert grants == [("grant", "/pulsar", f"relation-{bookies.id}", "cdrwa", True)]
+    assert "/pulsar overlaps /pulsar held by bookkeeper (acl-policy=exclusive)" in (
+        out.unit_status.message
+    )
+    # the refused relation gets nothing; a second reconcile re-applies the subtree ACLs
+    assert out.get_relation(brokers.id).local_app_data == {}
+    ensemble.calls.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert [c for c in ensemble.calls if c[0] == "grant"] == grants
+
+
+def test_bad_acl_policy_blocks_naming_the_option_and_touches_nothing(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    peer = testing.PeerRelation(
+        "cluster", local_app_data={"members": json.dumps({"1": address(0)})}
+    )
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    state = base_state(tmp_path, {peer, client}, config={"acl-policy": "private"})
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.BlockedStatus("acl-policy: must be one of shared, exclusive")
+    assert ensemble.calls == []
+    assert (pebble_calls.pushes, pebble_calls.layers, pebble_calls.starts) == ([], 0, 0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import zookeeper_ensemble
-from kazoo.exceptions import SASLException
+from kazoo.exceptions import NoNodeError, SASLException
+from kazoo.security import ACL, Id, Permissions
 
 
 class _FakeKazoo:
@@ -60,3 +62,92 @@ def test_sasl_failure_is_an_ensemble_error(fake_kazoo):
     ensemble = zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw")
     with pytest.raises(zookeeper_ensemble.EnsembleError, match="cannot connect"):
         ensemble.__enter__()
+
+
+class _FakeTree(_FakeKazoo):
+    """A znode tree with ACLs: ``nodes`` maps path -> ACL list; ``vanish`` drop on listing."""
+
+    nodes: dict[str, list[ACL]] = {}
+    set_calls: list[str] = []
+    vanish: set[str] = set()
+
+    def ensure_path(self, path: str, acl: list[ACL]) -> None:
+        self.nodes.setdefault(path, list(acl))
+
+    def exists(self, path: str) -> object:
+        return True if path in self.nodes else None
+
+    def get_children(self, path: str) -> list[str]:
+        if path not in self.nodes:
+            raise NoNodeError(path)
+        prefix = path.rstrip("/") + "/"
+        children = [p[len(prefix) :] for p in self.nodes if p.startswith(prefix)]
+        for gone in self.vanish:
+            self.nodes.pop(gone, None)
+        return [c for c in children if "/" not in c]
+
+    def get_acls(self, path: str) -> tuple[list[ACL], Any]:
+        if path not in self.nodes:
+            raise NoNodeError(path)
+        return list(self.nodes[path]), SimpleNamespace(aversion=0)
+
+    def set_acls(self, path: str, acls: list[ACL], version: int) -> None:
+        self.set_calls.append(path)
+        self.nodes[path] = list(acls)
+
+
+WORLD = [ACL(Permissions.ALL, Id("world", "anyone"))]
+
+
+@pytest.fixture
+def tree(monkeypatch: pytest.MonkeyPatch) -> type[_FakeTree]:
+    other = zookeeper_ensemble.acl_entries("relation-2", "pw2", "cdrwa")
+    _FakeTree.nodes = {
+        "/pulsar": WORLD + other,
+        "/pulsar/ledgers": list(WORLD),
+        "/pulsar/ledgers/L1": list(other),
+        "/pulsar/admin": list(WORLD),
+        "/pulsarx": list(WORLD),
+    }
+    _FakeTree.set_calls = []
+    _FakeTree.vanish = set()
+    _FakeTree.fail_start = None
+    monkeypatch.setattr(zookeeper_ensemble, "KazooClient", _FakeTree)
+    return _FakeTree
+
+
+def test_exclusive_grant_makes_the_whole_subtree_the_clients_alone(tree):
+    mine = zookeeper_ensemble.acl_entries("relation-1", "pw1", "cdrwa")
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        changed = zk.grant("/pulsar", "relation-1", "pw1", "cdrwa", exclusive=True)
+        assert changed == 4
+        assert all(tree.nodes[p] == mine for p in tree.nodes if p.startswith("/pulsar/"))
+        assert tree.nodes["/pulsar"] == mine
+        assert tree.nodes["/pulsarx"] == WORLD  # a sibling with a common prefix is not under it
+        # level-triggered: nothing differs, nothing is written
+        tree.set_calls.clear()
+        assert zk.grant("/pulsar", "relation-1", "pw1", "cdrwa", exclusive=True) == 0
+        assert tree.set_calls == []
+
+
+def test_shared_grant_adds_entries_on_the_chroot_only(tree):
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        assert zk.grant("/pulsar", "relation-1", "pw1", "cdrwa") == 1
+    ids = {(a.id.scheme, a.id.id.split(":")[0]) for a in tree.nodes["/pulsar"]}
+    assert {("sasl", "relation-1"), ("sasl", "relation-2"), ("world", "anyone")} <= ids
+    assert tree.set_calls == ["/pulsar"]
+
+
+def test_recursive_revoke_leaves_no_entry_of_the_user_and_never_an_empty_acl(tree):
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        zk.revoke("/pulsar", "relation-2", recursive=True)
+    for path, acls in tree.nodes.items():
+        assert acls, path
+        assert not any(a.id.id.split(":")[0] == "relation-2" for a in acls), path
+    assert tree.nodes["/pulsar/ledgers/L1"][0].id.id.startswith("super:")
+
+
+def test_a_znode_vanishing_during_the_walk_is_skipped(tree):
+    tree.vanish = {"/pulsar/admin"}
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        assert zk.grant("/pulsar", "relation-1", "pw1", "cdrwa", exclusive=True) == 3

@@ -6,6 +6,14 @@ provider (bookkeeper-k8s) application databag
     ``metadata-service-uri``  e.g. ``zk+hierarchical://zk-0:2181;zk-1:2181/bookkeeper/ledgers``
     ``bookies``               JSON list of the ids (``host:3181``) of every bookie unit
     ``ready-bookies``         JSON list of the ids of the bookies that are writable now
+    ``zookeeper-secret``      ID of a Juju secret granted to the requirer application, holding
+                              the bookies' ZooKeeper identity: ``username``, ``password``,
+                              ``endpoints`` (``host:port,...``) and ``chroot``
+
+One ZooKeeper identity per Pulsar cluster: brokers write ledger metadata under the BookKeeper
+root, so they must be the same ZooKeeper user as the bookies against a ZooKeeper that gives each
+relation exclusive ACLs over its chroot (Charmhub's does). The bookies' relation to ZooKeeper
+owns the chroot; the brokers use the identity shared here.
 
 requirer (pulsar-k8s) application databag: nothing is required.
 
@@ -22,7 +30,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +40,37 @@ class BookKeeperInfo:
     metadata_service_uri: str
     bookies: tuple[str, ...]
     ready_bookies: tuple[str, ...]
+
+
+ZOOKEEPER_SECRET_KEY = "zookeeper-secret"
+ZOOKEEPER_SECRET_LABEL = "bookkeeper-zookeeper-identity"
+
+
+@dataclass(frozen=True)
+class SharedZooKeeper:
+    """The bookies' ZooKeeper identity, as handed to the brokers."""
+
+    endpoints: tuple[str, ...]
+    chroot: str
+    username: str
+    password: str
+
+    def content(self) -> dict[str, str]:
+        return {
+            "username": self.username,
+            "password": self.password,
+            "endpoints": ",".join(self.endpoints),
+            "chroot": self.chroot,
+        }
+
+    @classmethod
+    def from_content(cls, content: dict[str, str]) -> SharedZooKeeper | None:
+        endpoints = tuple(e for e in content.get("endpoints", "").split(",") if e)
+        fields = (content.get("chroot"), content.get("username"), content.get("password"))
+        if not endpoints or not all(fields):
+            return None
+        chroot, username, password = (str(f) for f in fields)
+        return cls(endpoints, chroot, username, password)
 
 
 class BookKeeperProvider:
@@ -61,14 +100,50 @@ class BookKeeperProvider:
                     else:
                         del databag[key]
 
+    def share_zookeeper(self, identity: SharedZooKeeper | None) -> None:
+        """Leader only: grant every related application the bookies' ZooKeeper identity.
+
+        ``None`` withdraws the databag key (the secret stays for a later share).
+        """
+        if not self._charm.unit.is_leader():
+            return
+        relations = self._charm.model.relations[self._relation_name]
+        secret_id = ""
+        if identity is not None and relations:
+            content = identity.content()
+            try:
+                secret = self._charm.model.get_secret(label=ZOOKEEPER_SECRET_LABEL)
+                if secret.get_content(refresh=True) != content:
+                    secret.set_content(content)
+            except ops.SecretNotFoundError:
+                secret = self._charm.app.add_secret(
+                    content,
+                    label=ZOOKEEPER_SECRET_LABEL,
+                    description="The bookies' ZooKeeper identity, shared with the brokers",
+                )
+            secret_id = secret.id or secret.get_info().id
+            for relation in relations:
+                secret.grant(relation)
+        for relation in relations:
+            databag = relation.data[self._charm.app]
+            if databag.get(ZOOKEEPER_SECRET_KEY, "") != secret_id:
+                if secret_id:
+                    databag[ZOOKEEPER_SECRET_KEY] = secret_id
+                else:
+                    del databag[ZOOKEEPER_SECRET_KEY]
+
 
 class BookKeeperRequirer:
     def __init__(self, charm: ops.CharmBase, relation_name: str = "bookkeeper"):
         self._charm = charm
         self._relation_name = relation_name
 
+    @property
+    def relation(self) -> ops.Relation | None:
+        return self._charm.model.get_relation(self._relation_name)
+
     def info(self) -> BookKeeperInfo | None:
-        relation = self._charm.model.get_relation(self._relation_name)
+        relation = self.relation
         if relation is None or relation.app is None:
             return None
         try:
@@ -82,6 +157,21 @@ class BookKeeperRequirer:
         if not uri or not _is_str_list(bookies) or not _is_str_list(ready):
             return None
         return BookKeeperInfo(uri, tuple(bookies), tuple(ready))
+
+    def shared_zookeeper(self) -> SharedZooKeeper | None:
+        """Return the bookies' ZooKeeper identity; None when not shared (yet) or not readable."""
+        relation = self._charm.model.get_relation(self._relation_name)
+        if relation is None or relation.app is None:
+            return None
+        try:
+            secret_id = relation.data[relation.app].get(ZOOKEEPER_SECRET_KEY, "")
+            if not secret_id:
+                return None
+            content = self._charm.model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError) as exc:
+            logger.info("bookies' zookeeper identity not readable: %s", exc)
+            return None
+        return SharedZooKeeper.from_content(content)
 
 
 def _is_str_list(value: object) -> bool:

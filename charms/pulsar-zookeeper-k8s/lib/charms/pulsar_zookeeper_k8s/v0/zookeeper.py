@@ -1,18 +1,27 @@
-"""The `zookeeper` interface: a ZooKeeper chroot and digest credentials for one application.
+"""The `zookeeper` interface: a ZooKeeper chroot and SASL credentials for one application.
 
-The databag contract is the one Charmhub's ZooKeeper charm and its clients already speak:
+The databag contract is the data-platform one that Charmhub's ZooKeeper charm and its clients
+(e.g. Kafka 3) speak (``charm-relation-interfaces``, ``interfaces/zookeeper/v0``):
 
 requirer application databag
-    ``database``          the chroot znode it wants, e.g. ``/pulsar``
-    ``requested-secrets`` JSON list of provider fields to hand over in a secret
-    ``extra-user-roles``  ZooKeeper ACL letters for the chroot (subset of ``cdrwa``)
+    ``database``          the chroot znode it wants, e.g. ``/pulsar`` (a missing leading ``/`` is
+                          added, as Charmhub's ZooKeeper does)
+    ``requested-secrets`` JSON list of provider fields to hand over in Juju secrets
+    ``extra-user-roles``  ZooKeeper ACL letters for the chroot (subset of ``cdrwa``; default all)
+    legacy ``chroot`` / ``chroot-acl``: read when ``database`` / ``extra-user-roles`` are absent
 
 provider application databag
-    ``database``     the chroot granted
+    ``database``     the chroot granted (with its leading ``/``)
     ``endpoints``    comma-separated ``host:port`` of every server
-    ``secret-user``  ID of a Juju secret holding ``username``, ``password`` and ``uris``
-                     (``uris`` = ``host:port,host:port/chroot``, a ready connection string)
-    ``tls``          ``"enabled"`` or ``"disabled"``
+    ``secret-user``  ID of a Juju secret holding ``username`` and ``password``, plus ``uris``
+                     (``host:port,host:port/chroot``) when requested as a secret
+    ``secret-tls``   ID of a Juju secret holding ``tls`` (``enabled``/``disabled``) and
+                     ``tls-ca``, when the requirer requested either as a secret
+    ``uris``, ``tls``, ``tls-ca``  plain, when the requirer did not request them as secrets
+    ``chroot``       echo of the granted chroot, only for a requirer that sent the legacy key
+
+The credentials (``username``, ``password``) always travel in ``secret-user``, whatever the
+requirer asked: a password is never written into a databag.
 
 Requirers use :class:`ZooKeeperRequirer`; the ZooKeeper charm uses :class:`ZooKeeperProvider`.
 Neither raises on bad data from the other side: bad or incomplete data reads as "not ready".
@@ -25,25 +34,51 @@ import json
 import logging
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REQUESTED_SECRETS = ("username", "password", "uris")
+# What data-platform requirers (Kafka 3, DatabaseRequirerData) ask for, in their order.
+DEFAULT_REQUESTED_SECRETS = ("username", "password", "tls", "tls-ca", "uris")
+# data_interfaces' secret groups: which secret a requested field travels in.
+SECRET_GROUP_OF = {
+    "username": "secret-user",
+    "password": "secret-user",
+    "uris": "secret-user",
+    "tls": "secret-tls",
+    "tls-ca": "secret-tls",
+}
+# Every key the provider may write into its application databag (others are left alone).
+PROVIDER_KEYS = (
+    "database",
+    "endpoints",
+    "chroot",
+    "uris",
+    "tls",
+    "tls-ca",
+    "secret-user",
+    "secret-tls",
+)
 _CHROOT = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _ACL_LETTERS = set("cdrwa")
+
+
+def normalise_chroot(raw: str) -> str:
+    """Add the leading ``/`` a requirer may omit (Charmhub's ZooKeeper does the same)."""
+    return raw if raw.startswith("/") else f"/{raw}"
 
 
 def validate_chroot(chroot: str) -> str | None:
     """Return why ``chroot`` is not an acceptable chroot znode, or None if it is."""
     if not _CHROOT.match(chroot):
-        return "must be an absolute znode path such as /pulsar (letters, digits, _ . -)"
+        return "must be a znode path such as /pulsar (letters, digits, _ . -)"
     if chroot.split("/")[1] == "zookeeper" or any(p in (".", "..") for p in chroot.split("/")):
         return "must not be /zookeeper or contain . or .. segments"
     return None
@@ -56,8 +91,19 @@ def validate_acl(letters: str) -> str | None:
     return None
 
 
+def chroots_overlap(a: str, b: str) -> bool:
+    """Whether one chroot is the other or lies under it (``/a`` and ``/a/b``, not ``/ab``)."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(24)
+
+
+def client_username(relation_id: int) -> str:
+    """Return the ZooKeeper user of one relation (the naming of Charmhub's ZooKeeper)."""
+    return f"relation-{relation_id}"
 
 
 @dataclass(frozen=True)
@@ -69,10 +115,93 @@ class ClientRequest:
     chroot: str
     acl: str
     error: str | None = None
+    requested_secrets: frozenset[str] = field(
+        default_factory=lambda: frozenset(DEFAULT_REQUESTED_SECRETS)
+    )
+    echo_chroot: bool = False
 
     @property
     def username(self) -> str:
-        return f"relation-{self.relation_id}"
+        return client_username(self.relation_id)
+
+
+def parse_request(
+    relation_id: int, app_name: str, data: Mapping[str, str]
+) -> ClientRequest | None:
+    """Read a requirer's databag; None while it has not asked, ``error`` set when invalid."""
+    raw_chroot = data.get("database") or data.get("chroot") or ""
+    if not raw_chroot:
+        return None
+    chroot = normalise_chroot(raw_chroot)
+    acl = data.get("extra-user-roles") or data.get("chroot-acl") or "cdrwa"
+    error = None
+    requested: frozenset[str] = frozenset()
+    raw_requested = data.get("requested-secrets")
+    if raw_requested is not None:
+        try:
+            decoded = json.loads(raw_requested)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list) and all(isinstance(item, str) for item in decoded):
+            requested = frozenset(decoded)
+        else:
+            error = "requested-secrets must be a JSON list of field names"
+    chroot_error = validate_chroot(chroot)
+    acl_error = validate_acl(acl)
+    if chroot_error:
+        error = f"database {raw_chroot!r} {chroot_error}"
+    elif acl_error:
+        error = f"extra-user-roles {acl!r} {acl_error}"
+    return ClientRequest(
+        relation_id,
+        app_name,
+        chroot,
+        acl,
+        error,
+        requested_secrets=requested,
+        echo_chroot="chroot" in data,
+    )
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    """What the provider hands one requirer: plain databag fields and two secrets' contents.
+
+    ``databag`` holds neither ``secret-user`` nor ``secret-tls``: their IDs exist only once the
+    secrets do, so the publisher adds them (``tls_secret`` empty means no ``secret-tls``).
+    """
+
+    databag: dict[str, str]
+    user_secret: dict[str, str]
+    tls_secret: dict[str, str]
+
+
+def render_answer(
+    request: ClientRequest,
+    *,
+    endpoints: list[str],
+    password: str,
+    tls: bool = False,
+    tls_ca: str = "",
+) -> ProviderAnswer:
+    """Split the answer to ``request`` as data-platform does: secrets only for what it asked."""
+    joined = ",".join(endpoints)
+    fields = {"uris": joined + request.chroot, "tls": "enabled" if tls else "disabled"}
+    if tls_ca:
+        fields["tls-ca"] = tls_ca
+    databag = {"database": request.chroot, "endpoints": joined}
+    if request.echo_chroot:
+        databag["chroot"] = request.chroot
+    user_secret = {"username": request.username, "password": password}
+    tls_secret: dict[str, str] = {}
+    for name, value in fields.items():
+        if name not in request.requested_secrets:
+            databag[name] = value
+        elif SECRET_GROUP_OF[name] == "secret-user":
+            user_secret[name] = value
+        else:
+            tls_secret[name] = value
+    return ProviderAnswer(databag, user_secret, tls_secret)
 
 
 @dataclass(frozen=True)
@@ -85,6 +214,7 @@ class ZooKeeperConnection:
     password: str
     uris: str
     tls: bool
+    tls_ca: str = ""
 
     @property
     def hosts(self) -> str:
@@ -92,8 +222,37 @@ class ZooKeeperConnection:
         return ",".join(self.endpoints)
 
 
+def read_answer(
+    chroot: str,
+    databag: Mapping[str, str],
+    user_secret: Mapping[str, str],
+    tls_secret: Mapping[str, str],
+) -> ZooKeeperConnection | None:
+    """Read a provider's answer for ``chroot`` (None when incomplete or for another chroot).
+
+    Requested fields are read from their secret first, then from the databag, as
+    ``data_interfaces`` does; the credentials only from the secret.
+    """
+    endpoints = tuple(e for e in databag.get("endpoints", "").split(",") if e)
+    granted = databag.get("database") or databag.get("chroot") or ""
+    if not endpoints or not granted or normalise_chroot(granted) != normalise_chroot(chroot):
+        return None
+    username, password = user_secret.get("username"), user_secret.get("password")
+    if not username or not password:
+        return None
+    granted = normalise_chroot(granted)
+    uris = user_secret.get("uris") or databag.get("uris") or ",".join(endpoints) + granted
+    tls = (tls_secret.get("tls") or databag.get("tls") or "disabled") == "enabled"
+    tls_ca = tls_secret.get("tls-ca") or databag.get("tls-ca") or ""
+    return ZooKeeperConnection(endpoints, granted, username, password, uris, tls, tls_ca)
+
+
 def client_secret_label(relation_id: int) -> str:
     return f"zookeeper-client-{relation_id}"
+
+
+def client_tls_secret_label(relation_id: int) -> str:
+    return f"zookeeper-client-{relation_id}-tls"
 
 
 class ZooKeeperProvider:
@@ -113,16 +272,13 @@ class ZooKeeperProvider:
         for relation in self.relations:
             assert relation.app is not None
             try:
-                data = relation.data[relation.app]
-                chroot = data.get("database", "")
-                acl = data.get("extra-user-roles") or "cdrwa"
+                data = dict(relation.data[relation.app])
             except ops.ModelError as exc:  # pragma: no cover - Juju access errors
                 logger.warning("cannot read relation %s: %s", relation.id, exc)
                 continue
-            if not chroot:
-                continue  # the requirer has not asked yet
-            error = validate_chroot(chroot) or validate_acl(acl)
-            found.append(ClientRequest(relation.id, relation.app.name, chroot, acl, error))
+            request = parse_request(relation.id, relation.app.name, data)
+            if request is not None:
+                found.append(request)
         return sorted(found, key=lambda r: r.relation_id)
 
     def password(self, relation_id: int) -> str | None:
@@ -144,7 +300,7 @@ class ZooKeeperProvider:
         if existing:
             return existing
         password = generate_password()
-        content = {"username": f"relation-{relation_id}", "password": password}
+        content = {"username": client_username(relation_id), "password": password}
         try:
             self._charm.app.add_secret(content, label=client_secret_label(relation_id))
         except ops.ModelError as exc:
@@ -159,14 +315,26 @@ class ZooKeeperProvider:
         endpoints: list[str],
         password: str,
         tls: bool = False,
+        tls_ca: str = "",
     ) -> None:
         """Leader only: hand ``request``'s application its credentials. Idempotent."""
         relation = self._charm.model.get_relation(self._relation_name, request.relation_id)
         if relation is None:
             return
-        uris = ",".join(endpoints) + request.chroot
-        content = {"username": request.username, "password": password, "uris": uris}
-        label = client_secret_label(request.relation_id)
+        answer = render_answer(
+            request, endpoints=endpoints, password=password, tls=tls, tls_ca=tls_ca
+        )
+        wanted = dict(answer.databag)
+        wanted["secret-user"] = self._granted_secret(
+            client_secret_label(request.relation_id), answer.user_secret, relation
+        )
+        if answer.tls_secret:
+            wanted["secret-tls"] = self._granted_secret(
+                client_tls_secret_label(request.relation_id), answer.tls_secret, relation
+            )
+        _converge_databag(relation.data[self._charm.app], wanted, PROVIDER_KEYS)
+
+    def _granted_secret(self, label: str, content: dict[str, str], relation: ops.Relation) -> str:
         try:
             secret = self._charm.model.get_secret(label=label)
             if secret.get_content(refresh=True) != content:
@@ -174,19 +342,19 @@ class ZooKeeperProvider:
         except ops.SecretNotFoundError:
             secret = self._charm.app.add_secret(content, label=label)
         secret.grant(relation)
-        wanted = {
-            "database": request.chroot,
-            "endpoints": ",".join(endpoints),
-            "secret-user": secret.id or "",
-            "tls": "enabled" if tls else "disabled",
-        }
-        _update(relation.data[self._charm.app], wanted)
+        return secret.id or secret.get_info().id
+
+    def unpublish(self, relation_id: int) -> None:
+        """Leader only: take back what was published to a request no longer served."""
+        relation = self._charm.model.get_relation(self._relation_name, relation_id)
+        if relation is not None:
+            _converge_databag(relation.data[self._charm.app], {}, PROVIDER_KEYS)
 
     def withdraw(self, relation_id: int) -> None:
-        """Leader only: forget a departed client's secret (its ACL is the charm's business)."""
-        label = client_secret_label(relation_id)
-        with contextlib.suppress(ops.SecretNotFoundError, ops.ModelError):
-            self._charm.model.get_secret(label=label).remove_all_revisions()
+        """Leader only: forget a departed client's secrets (its ACL is the charm's business)."""
+        for label in (client_secret_label(relation_id), client_tls_secret_label(relation_id)):
+            with contextlib.suppress(ops.SecretNotFoundError, ops.ModelError):
+                self._charm.model.get_secret(label=label).remove_all_revisions()
 
 
 class ZooKeeperRequirer:
@@ -209,19 +377,27 @@ class ZooKeeperRequirer:
     def relation(self) -> ops.Relation | None:
         return self._charm.model.get_relation(self._relation_name)
 
+    def request_data(self) -> dict[str, str]:
+        """Return the application databag this requirer writes (valid against the v0 schema)."""
+        return {
+            "database": self._chroot,
+            "requested-secrets": json.dumps(list(DEFAULT_REQUESTED_SECRETS)),
+            "extra-user-roles": self._acl,
+        }
+
     def request(self) -> None:
         """Leader only: ask for the chroot (writes only when the databag differs)."""
         relation = self.relation
         if relation is None or not self._charm.unit.is_leader():
             return
-        _update(
-            relation.data[self._charm.app],
-            {
-                "database": self._chroot,
-                "requested-secrets": json.dumps(list(DEFAULT_REQUESTED_SECRETS)),
-                "extra-user-roles": self._acl,
-            },
-        )
+        _converge_databag(relation.data[self._charm.app], self.request_data(), ())
+
+    def withdraw_request(self) -> None:
+        """Leader only: take the request back (the provider then revokes this user)."""
+        relation = self.relation
+        if relation is None or not self._charm.unit.is_leader():
+            return
+        _converge_databag(relation.data[self._charm.app], {}, tuple(self.request_data()))
 
     def connection(self) -> ZooKeeperConnection | None:
         """Return the granted connection; None until the provider answered (correctly)."""
@@ -229,26 +405,30 @@ class ZooKeeperRequirer:
         if relation is None or relation.app is None:
             return None
         try:
-            data = relation.data[relation.app]
-            endpoints = tuple(e for e in data.get("endpoints", "").split(",") if e)
-            chroot = data.get("database", "")
-            secret_id = data.get("secret-user", "")
-            tls = data.get("tls", "disabled") == "enabled"
-            if not endpoints or chroot != self._chroot or not secret_id:
-                return None
-            content = self._charm.model.get_secret(id=secret_id).get_content(refresh=True)
+            databag = dict(relation.data[relation.app])
+            user_secret = self._secret_content(databag.get("secret-user", ""))
+            tls_secret = self._secret_content(databag.get("secret-tls", ""))
         except (ops.SecretNotFoundError, ops.ModelError) as exc:
             logger.info("zookeeper credentials not readable yet: %s", exc)
             return None
-        username, password = content.get("username"), content.get("password")
-        if not username or not password:
-            return None
-        uris = content.get("uris") or ",".join(endpoints) + chroot
-        return ZooKeeperConnection(endpoints, chroot, username, password, uris, tls)
+        return read_answer(self._chroot, databag, user_secret, tls_secret)
+
+    def _secret_content(self, secret_id: str) -> dict[str, str]:
+        if not secret_id:
+            return {}
+        return self._charm.model.get_secret(id=secret_id).get_content(refresh=True)
 
 
-def _update(databag: ops.RelationDataContent, wanted: dict[str, str]) -> None:
-    """Write only the keys whose value differs, so an unchanged reconcile writes nothing."""
+def _converge_databag(
+    databag: ops.RelationDataContent, wanted: Mapping[str, str], owned: tuple[str, ...]
+) -> None:
+    """Write only the keys whose value differs and drop ``owned`` keys no longer wanted.
+
+    An unchanged reconcile writes nothing.
+    """
     for key, value in wanted.items():
         if databag.get(key) != value:
             databag[key] = value
+    for key in owned:
+        if key not in wanted and key in databag:
+            del databag[key]

@@ -1,0 +1,106 @@
+"""The brokers log in to ZooKeeper as the bookies do: the identity bookkeeper-k8s shares."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import ops
+import pytest
+from ops import testing
+from test_pulsar_charm import (
+    BK_URI,
+    PASSWORD,
+    SECRET,
+    ZK_HOSTS,
+    bk_relation,
+    peers,
+    state,
+    zk_relation,
+)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "pulsar"
+    path.mkdir()
+    return path
+
+
+BOOKIES_USER, BOOKIES_PASSWORD = "relation-1", "bookies-pw"
+
+
+def shared_secret(chroot: str = "/pulsar") -> testing.Secret:
+    return testing.Secret(
+        tracked_content={
+            "username": BOOKIES_USER,
+            "password": BOOKIES_PASSWORD,
+            "endpoints": ZK_HOSTS,
+            "chroot": chroot,
+        }
+    )
+
+
+def sharing_bookies(secret: testing.Secret) -> testing.Relation:
+    relation = bk_relation()
+    data = {**relation.remote_app_data, "zookeeper-secret": secret.id}
+    return dataclasses.replace(relation, remote_app_data=data)
+
+
+def test_brokers_use_the_shared_identity_without_a_zookeeper_relation(ctx, root):
+    secret = shared_secret()
+    relations = [sharing_bookies(secret), peers()]
+    before = state(root, relations=relations, secrets=[secret])
+    ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
+    jaas = (root / "conf" / "zookeeper-jaas.conf").read_text()
+    assert f'username="{BOOKIES_USER}"' in jaas
+    assert f'password="{BOOKIES_PASSWORD}"' in jaas
+    conf = (root / "conf" / "broker.conf").read_text()
+    assert f"metadataStoreUrl=zk:{ZK_HOSTS}/pulsar" in conf
+    assert BK_URI in conf
+
+
+def test_the_shared_identity_wins_and_the_leader_takes_back_its_own_request(ctx, root):
+    own = zk_relation(
+        SECRET, **{"database": "/pulsar", "endpoints": ZK_HOSTS, "secret-user": SECRET.id}
+    )
+    own = dataclasses.replace(
+        own,
+        local_app_data={
+            "database": "/pulsar",
+            "requested-secrets": json.dumps(["username", "password", "uris"]),
+            "extra-user-roles": "cdrwa",
+        },
+    )
+    secret = shared_secret()
+    relations = [own, sharing_bookies(secret), peers()]
+    before = state(root, relations=relations, secrets=[secret, SECRET])
+    out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
+    # no second relation competes for the tree: the request is gone
+    assert out.get_relation(own.id).local_app_data == {}
+    jaas = (root / "conf" / "zookeeper-jaas.conf").read_text()
+    assert f'password="{BOOKIES_PASSWORD}"' in jaas and PASSWORD not in jaas
+
+
+def test_bookies_on_another_chroot_block_with_the_way_out(ctx, root):
+    secret = shared_secret("/bookkeeper")
+    out = ctx.run(
+        ctx.on.update_status(),
+        state(root, relations=[sharing_bookies(secret), peers()], secrets=[secret]),
+    )
+    assert isinstance(out.unit_status, ops.BlockedStatus)
+    assert "/bookkeeper" in out.unit_status.message and "/pulsar" in out.unit_status.message
+
+
+def test_unreadable_shared_secret_waits_and_asks_for_nothing(ctx, root):
+    relation = bk_relation()
+    relation = dataclasses.replace(
+        relation, remote_app_data={"zookeeper-secret": "secret:doesnotexist0000000000"}
+    )
+    own = testing.Relation("zookeeper", remote_app_name="pulsar-zookeeper-k8s")
+    out = ctx.run(ctx.on.update_status(), state(root, relations=[relation, own, peers()]))
+    assert out.unit_status == ops.WaitingStatus(
+        "waiting for bookkeeper to publish its metadata service"
+    )
+    assert out.get_relation(own.id).local_app_data == {}
