@@ -26,6 +26,7 @@ import itertools
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import ops
@@ -237,12 +238,12 @@ def deliver(charm_type, meta, endpoint, n, kind, remote) -> None:
                 WORLD.push(WORLD.clock + HOOK_S, m, "relation_changed", n)
 
 
-def diff(before: dict, after: dict) -> int:
+def diff(before: Mapping[str, str], after: Mapping[str, str]) -> int:
     keys = set(before) | set(after)
     return sum(before.get(k) != after.get(k) for k in keys)
 
 
-def changed_bytes(before: dict, after: dict) -> int:
+def changed_bytes(before: Mapping[str, str], after: Mapping[str, str]) -> int:
     return sum(
         len(after.get(k, "")) for k in set(before) | set(after) if before.get(k) != after.get(k)
     )
