@@ -1,4 +1,4 @@
-"""The repository stands alone: nothing under tests/, charms/ or tools/ reads outside it.
+"""The repository stands alone: nothing under tests/, charms/, tools/ or .ci/ reads outside it.
 
 A fresh clone in an empty directory must pass its own tests, so no file may name the project's
 shared reference folder (the interface schemas are copied into ``tests/interface-schemas``),
@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("tests", "charms", "tools")
+SCANNED = ("tests", "charms", "tools", ".ci")
+ROOT_FILES = ("tox.ini", "pyproject.toml", "bundle.yaml")
 SKIPPED_DIRS = {".tox", "__pycache__", "build", ".pytest_cache", ".hypothesis", "venv"}
 
 # Written so that this file does not match itself.
@@ -46,7 +47,7 @@ def outside_references(rel_path: Path, text: str) -> list[str]:
 
 
 def scanned_files() -> list[Path]:
-    found = []
+    found = [ROOT / name for name in ROOT_FILES]
     for top in SCANNED:
         for path in sorted((ROOT / top).rglob("*")):
             rel = path.relative_to(ROOT)
