@@ -128,7 +128,9 @@ class PulsarActions(ops.Object):
         force = params.get("force", False)
         if not isinstance(force, bool):
             raise ActionError("force: true or false")
-        in_use = [r for r, ns in self._charm.served_clients().items() if ns == namespace]
+        in_use = [
+            r for r, ns in self._charm.client_serving.served_clients().items() if ns == namespace
+        ]
         if in_use:
             raise ActionError(
                 f"namespace {namespace} is served to related applications ({', '.join(in_use)});"

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import ops
 import pulsar_admin
 import pulsar_tokens
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
-from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, PulsarClientProvider
+from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from ops import pebble
 from pulsar_actions import PulsarActions
+from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
 from pulsar_render import (
-    BROKER_SERVICE_PORT,
     JAAS_CONF_PATH,
     WEB_SERVICE_PORT,
     ZOOKEEPER_CHROOT,
@@ -27,7 +26,6 @@ from pulsar_render import (
     inputs_token,
     pebble_layer,
     render_jaas,
-    service_fqdn,
     tool_environment,
     unit_fqdn,
 )
@@ -47,8 +45,6 @@ INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 SIGNING_KEY_FIELD = "signing-key"
 ADMIN_TOKEN_FIELD = "admin-token"
 BROKER_TOKEN_FIELD = "broker-token"
-# Peer app databag: {role: "tenant/namespace"} of every relation role the leader has served.
-CLIENTS_KEY = "clients"
 
 # Peer application databag, written by the leader once the cluster metadata exists.
 METADATA_INITIALISED_KEY = "cluster-metadata-initialised"
@@ -79,6 +75,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.restart_lock = RollingRestart(self, PEER_RELATION)
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
+        self.client_serving = PulsarClientServing(self)
         self.actions = PulsarActions(self)
 
         observed = [
@@ -170,7 +167,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
         if isinstance(status, ops.ActiveStatus):
-            status = self._with_clients(config, auth, status)
+            status = self.client_serving.with_clients(config, auth, status)
         return status
 
     # -- token authentication ------------------------------------------------------------
@@ -230,121 +227,6 @@ class PulsarBrokerCharm(ops.CharmBase):
         return pulsar_admin.PulsarAdmin(
             f"http://{self._unit_address}:{WEB_SERVICE_PORT}", auth.admin_token
         )
-
-    def client_endpoints(self) -> Endpoints:
-        service = service_fqdn(self.app.name, self.model.name)
-        return Endpoints(
-            broker_service_url=f"pulsar://{service}:{BROKER_SERVICE_PORT}",
-            web_service_url=f"http://{service}:{WEB_SERVICE_PORT}",
-            websocket_url=f"ws://{service}:{WEB_SERVICE_PORT}/ws/v2",
-        )
-
-    def served_clients(self) -> dict[str, str]:
-        data = self._peer_app_data()
-        try:
-            served = json.loads(data.get(CLIENTS_KEY, "{}")) if data is not None else {}
-        except ValueError:
-            served = {}
-        if not isinstance(served, dict):
-            return {}
-        return {str(k): str(v) for k, v in served.items()}
-
-    def _record_served(self, served: dict[str, str]) -> None:
-        data = self._peer_app_data()
-        if data is None:
-            return
-        value = json.dumps(served, sort_keys=True)
-        if served and data.get(CLIENTS_KEY) != value:
-            data[CLIENTS_KEY] = value
-        elif not served and CLIENTS_KEY in data:
-            del data[CLIENTS_KEY]
-
-    def _with_clients(
-        self, config: PulsarConfig, auth: AuthMaterial, status: ops.ActiveStatus
-    ) -> ops.StatusBase:
-        """Leader: serve every client relation; everyone: mention the clients served."""
-        problems: list[str] = []
-        if self.unit.is_leader():
-            problems = self._serve_clients(config, auth)
-        served = len(self.served_clients())
-        message = status.message
-        if served:
-            message += f", {served} client{'s' if served != 1 else ''}"
-        if problems:
-            message += f"; {problems[0]}"
-            if len(problems) > 1:
-                message += f" (+{len(problems) - 1} more)"
-        return ops.ActiveStatus(message)
-
-    def _serve_clients(self, config: PulsarConfig, auth: AuthMaterial) -> list[str]:
-        """Level-triggered: grant what every relation asks, revoke what no relation holds."""
-        admin = self.admin_client(auth)
-        served = self.served_clients()
-        problems: list[str] = []
-        relations = {r.id: r for r in self.clients.relations}
-        for request in self.clients.requests():
-            relation = relations[request.relation_id]
-            if request.error:
-                self.clients.publish_error(relation, request.error)
-                problems.append(f"{request.app_name}: {request.error}")
-                continue
-            problem = self._serve_client(config, auth, admin, request, served)
-            if problem:
-                logger.warning("client %s not served yet: %s", request.role, problem)
-                problems.append(f"{request.app_name}: {problem}")
-                continue
-            served[request.role] = request.namespace
-            token = self.clients.stored_token(request.relation_id)
-            if token is None or pulsar_tokens.token_role(auth.signing_key, token) != request.role:
-                token = pulsar_tokens.mint_token(auth.signing_key, request.role)
-            self.clients.publish(relation, self.client_endpoints(), request, token)
-        live_roles = {request.role for request in self.clients.requests()}
-        for role, namespace in sorted(served.items()):
-            if role in live_roles:
-                continue
-            result = admin.revoke(namespace, role)
-            if not result.ok:
-                problems.append(f"revoking {role} failed: {result.describe()}")
-                continue
-            admin.remove_tenant_admin(namespace.split("/", 1)[0], role)
-            relation_id = _relation_id(role)
-            if relation_id is not None:
-                self.clients.withdraw(relation_id)
-            logger.info("revoked %s on %s (namespace kept)", role, namespace)
-            del served[role]
-        self._record_served(served)
-        return problems
-
-    def _serve_client(
-        self,
-        config: PulsarConfig,
-        auth: AuthMaterial,
-        admin: pulsar_admin.PulsarAdmin,
-        request: ClientRequest,
-        served: dict[str, str],
-    ) -> str | None:
-        admins = [request.role] if request.tenant_admin else []
-        result = admin.ensure_tenant(request.tenant, [config.cluster_name], admins)
-        if not result.ok:
-            return f"tenant {request.tenant}: {result.describe()}"
-        if not request.tenant_admin:
-            admin.remove_tenant_admin(request.tenant, request.role)
-        result = admin.create_namespace(request.namespace)
-        if not result.ok:
-            return f"namespace {request.namespace}: {result.describe()}"
-        previous = served.get(request.role)
-        if previous and previous != request.namespace:
-            # The relation moved to another namespace: the old one keeps its data, not the role.
-            result = admin.revoke(previous, request.role)
-            if not result.ok:
-                return f"revoking on {previous}: {result.describe()}"
-        if request.actions:
-            result = admin.grant(request.namespace, request.role, request.actions)
-        else:
-            result = admin.revoke(request.namespace, request.role)
-        if not result.ok:
-            return f"permissions on {request.namespace}: {result.describe()}"
-        return None
 
     # -- cluster metadata ----------------------------------------------------------------
 
@@ -454,11 +336,6 @@ class PulsarBrokerCharm(ops.CharmBase):
 
 def _active(config: PulsarConfig) -> ops.ActiveStatus:
     return ops.ActiveStatus(f"broker ready (cluster {config.cluster_name})")
-
-
-def _relation_id(role: str) -> int | None:
-    prefix, _, number = role.partition("-")
-    return int(number) if prefix == "relation" and number.isdigit() else None
 
 
 def _bookie_problem(config: PulsarConfig, bookkeeper: BookKeeperInfo) -> ops.StatusBase | None:

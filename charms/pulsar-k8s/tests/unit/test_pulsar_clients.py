@@ -12,7 +12,8 @@ import pulsar_admin
 import pulsar_tokens
 import pytest
 from ops import testing
-from pulsar_charm import CLIENTS_KEY, INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
+from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
+from pulsar_client_serving import CLIENTS_KEY
 from pulsar_render import ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH, SECRET_KEY_PATH
 from test_pulsar_charm import (
     AUTH,
