@@ -6,14 +6,12 @@ Nothing here touches Juju or Pebble, so every function can be tested (and fuzzed
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from pulsar_config import PulsarConfig
 
 PULSAR_HOME = "/pulsar"
@@ -105,12 +103,6 @@ class BrokerInputs:
     unit_address: str
     zookeeper_hosts: str
     bookkeeper_metadata_service_uri: str
-
-
-def unit_fqdn(unit_name: str, app_name: str, model_name: str) -> str:
-    """Return the pod's stable DNS name, which every listener binds to and advertises."""
-    number = unit_name.rsplit("/", 1)[-1]
-    return f"{app_name}-{number}.{app_name}-endpoints.{model_name}.svc.cluster.local"
 
 
 def service_fqdn(app_name: str, model_name: str) -> str:
@@ -220,13 +212,6 @@ def auth_files(auth: AuthMaterial) -> dict[str, str | bytes]:
     }
 
 
-def render_properties(properties: Mapping[str, str], header: str) -> str:
-    """Render a Java properties file, keys sorted so equal inputs give identical bytes."""
-    lines = [f"# {line}" for line in header.splitlines()]
-    lines += [f"{_escape_key(k)}={_escape_value(v)}" for k, v in sorted(properties.items())]
-    return "\n".join(lines) + "\n"
-
-
 def render_broker_conf(inputs: BrokerInputs) -> str:
     return render_properties(
         broker_properties(inputs),
@@ -268,13 +253,7 @@ def render_functions_worker_yml(inputs: BrokerInputs) -> str:
 
 def render_jaas(username: str, password: str) -> str:
     """Render the JAAS ``Client`` section the broker and its tools log in to ZooKeeper with."""
-    return (
-        "Client {\n"
-        "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
-        f'  username="{_jaas_quote(username)}"\n'
-        f'  password="{_jaas_quote(password)}";\n'
-        "};\n"
-    )
+    return client_jaas(username, password)
 
 
 def broker_files(
@@ -438,53 +417,5 @@ def ready_check_command(unit_address: str) -> str:
     return shlex.join(["/bin/bash", "-c", script])
 
 
-def inputs_token(files: Mapping[str, str | bytes], layer: Mapping[str, Any]) -> str:
-    """Return a short digest naming one rendering (the rolling-restart request token)."""
-    items = [
-        (path, content if isinstance(content, str) else base64.b64encode(content).decode())
-        for path, content in sorted(files.items())
-    ]
-    digest = hashlib.sha256(json.dumps([items, layer], sort_keys=True).encode())
-    return digest.hexdigest()[:16]
-
-
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _jaas_quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _escape_value(value: str) -> str:
-    return _escape(value, specials="")
-
-
-def _escape_key(key: str) -> str:
-    # In a key, the separators and comment markers must be escaped too.
-    return _escape(key, specials="=: #!")
-
-
-def _escape(text: str, specials: str) -> str:
-    out = []
-    for i, char in enumerate(text):
-        if char == "\\":
-            out.append("\\\\")
-        elif char in _CONTROL_ESCAPES:
-            out.append(_CONTROL_ESCAPES[char])
-        elif char in specials or (char == " " and i == 0):
-            out.append("\\" + char)  # a leading blank would be stripped by the parser
-        elif not 0x20 <= ord(char) < 0x7F:
-            # Properties.load(InputStream) reads ISO-8859-1: keep the file pure ASCII.
-            out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
-
-
-def _utf16_units(char: str) -> list[int]:
-    data = char.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
