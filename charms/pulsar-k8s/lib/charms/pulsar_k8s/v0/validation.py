@@ -186,10 +186,14 @@ def parse_json_object(source: str, field: str, raw: str | None) -> dict[str, obj
 class ZooKeeperClientData(Protocol):
     """What a ``zookeeper`` requirer receives (the interface library's connection type)."""
 
-    endpoints: tuple[str, ...]
-    chroot: str
-    username: str
-    password: str
+    @property
+    def endpoints(self) -> tuple[str, ...]: ...
+    @property
+    def chroot(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
 
 
 def check_zookeeper_connection(source: str, connection: ZooKeeperClientData) -> None:
