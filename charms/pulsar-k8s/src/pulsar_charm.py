@@ -13,6 +13,7 @@ from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
+from charms.pulsar_k8s.v0.rendering import UnsafeValue
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -117,7 +118,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             # Pebble went away mid-hook (container restarting): the next event retries.
             logger.warning("pebble call failed: %s", exc)
             status = statuses.pebble_unreachable("retrying")
-        except InvalidField as exc:
+        except (InvalidField, UnsafeValue) as exc:
             status = statuses.invalid_data(exc)
         self.unit.status = status
 

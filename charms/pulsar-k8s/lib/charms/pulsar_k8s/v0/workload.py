@@ -145,30 +145,37 @@ class Workload:
         if self._call(f"cannot stat {path}", lambda: self._container.exists(path)):
             self._call(f"cannot remove {path}", lambda: self._container.remove_path(path))
 
-    def ensure_owned(self, path: str) -> None:
-        """Juju mounts storage root-owned: give it to the workload user (once)."""
-        info = []
+    def owner_uid(self, path: str) -> int | None:
+        """Return the uid owning ``path``, or None when it does not exist."""
         try:
             info = self._container.list_files(path, itself=True)
         except pebble.PathError:
-            pass
+            return None
         except pebble.APIError as exc:
-            if exc.code != 404:  # Pebble answers 404 for a path that does not exist
-                raise WorkloadError(f"cannot stat {path}: APIError {exc.code}") from exc
+            if exc.code == 404:  # Pebble answers 404 for a path that does not exist
+                return None
+            raise WorkloadError(f"cannot stat {path}: APIError {exc.code}") from exc
         except PEBBLE_ERRORS as exc:
             raise WorkloadError(f"cannot stat {path}: {type(exc).__name__}") from exc
-        if not info:
+        return info[0].user_id if info else None
+
+    def ensure_owned(self, path: str) -> None:
+        """Juju mounts storage root-owned: give it to the workload user (once)."""
+        owner = self.owner_uid(path)
+        if owner is None:
             self._call(
                 f"cannot create {path}",
                 lambda: self._container.make_dir(
                     path, make_parents=True, user_id=WORKLOAD_UID, group_id=WORKLOAD_GID
                 ),
             )
-        elif info[0].user_id != WORKLOAD_UID:
+        elif owner != WORKLOAD_UID:
             argv = ["chown", "-R", f"{WORKLOAD_UID}:{WORKLOAD_GID}", path]
             self._call(
                 f"cannot chown {path}",
-                lambda: self._container.exec(argv, timeout=120).wait_output(),
+                lambda: self._container.exec(
+                    argv, user_id=0, group_id=0, timeout=600
+                ).wait_output(),
             )
 
     # -- the layer and services -----------------------------------------------------------
