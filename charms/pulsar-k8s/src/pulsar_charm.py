@@ -26,7 +26,7 @@ from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
-from pulsar_config import PulsarConfig
+from pulsar_config import PulsarConfig, is_cluster_name
 from pulsar_render import (
     JAAS_CONF_PATH,
     WEB_SERVICE_PORT,
@@ -227,7 +227,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         data = self._peer_app_data()
         if data is None or data.get(METADATA_INITIALISED_KEY) != "true":
             return None
-        return data.get(METADATA_CLUSTER_NAME_KEY) or None
+        recorded = data.get(METADATA_CLUSTER_NAME_KEY) or None
+        if recorded is not None and not is_cluster_name(recorded):
+            raise InvalidField(PEER_RELATION, METADATA_CLUSTER_NAME_KEY, "is not a cluster name")
+        return recorded
 
     def _ensure_cluster_metadata(
         self,

@@ -25,6 +25,10 @@ MAX_BACKLOG_MB = JAVA_LONG_MAX // (1024 * 1024)
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def is_cluster_name(value: str) -> bool:
+    return bool(_CLUSTER_NAME.match(value)) and value != "global"
+
+
 @dataclass(frozen=True)
 class PulsarConfig:
     """The charm's options, one field per Juju option (dashes become underscores)."""
@@ -77,7 +81,7 @@ class PulsarConfig:
         return None
 
     def _check_cluster_name(self) -> str | None:
-        if not _CLUSTER_NAME.match(self.cluster_name) or self.cluster_name == "global":
+        if not is_cluster_name(self.cluster_name):
             return (
                 "cluster-name: 1-64 letters, digits, '_', '.', '-' starting with a letter or "
                 "digit (not 'global')"
