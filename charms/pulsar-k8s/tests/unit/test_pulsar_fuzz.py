@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import ops
 import pulsar_tokens
 from hypothesis import given
 from hypothesis import strategies as st
@@ -280,6 +279,6 @@ def test_no_input_breaks_a_hook_or_reaches_the_workload(case):
             status = state.unit_status
             assert refusal_problems(status, OPTIONS, SOURCES) == []
             if not config_is_valid(case["config"]):
-                assert isinstance(status, ops.BlockedStatus)
+                assert status.name == "blocked"
                 assert not recorder.touched()
     assert all(MARKER not in log.message for log in ctx.juju_log)
