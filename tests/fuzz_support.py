@@ -129,7 +129,7 @@ def refusal_problems(status: Any, options: set[str], sources: set[str]) -> list[
     """Why ``status`` is a refusal that does not name what was refused (empty when fine).
 
     Blocked must start with a config option name; a refusal of data ("...; waiting for valid
-    data") must start with ``<relation or secret> relation: <field>``.
+    data") must start with ``<relation> relation: <field>`` or ``<label> secret: <field>``.
     """
     message = status.message
     if MARKER in message:
@@ -137,7 +137,7 @@ def refusal_problems(status: Any, options: set[str], sources: set[str]) -> list[
     names_option = any(message.startswith((f"{o}:", f"{o}=")) for o in options)
     if status.name == "blocked" and not names_option:
         return [f"Blocked status names no option: {message!r}"]
-    names_source = any(message.startswith(f"{s} relation: ") for s in sources)
+    names_source = any(message.startswith((f"{s} relation: ", f"{s}: ")) for s in sources)
     if "waiting for valid data" in message and not names_source:
         return [f"refusal names no relation/field: {message!r}"]
     return []

@@ -464,7 +464,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 self._write_members(relation, members)
             for request in to_grant:
                 password = self.provider.ensure_password(request.relation_id)
-                if password is None:
+                if password is None or not is_credential(password):
                     continue
                 old_chroot = clients.get(request.username)
                 if old_chroot and old_chroot != request.chroot:
@@ -491,7 +491,11 @@ class ZooKeeperCharm(ops.CharmBase):
         waiting: list[str] = []
         for request in valid:
             password = self.provider.password(request.relation_id)
-            if password is None or clients.get(request.username) != request.chroot:
+            if (
+                password is None
+                or not is_credential(password)
+                or clients.get(request.username) != request.chroot
+            ):
                 waiting.append(request.chroot)
                 continue
             loaded = all(sid in peers and request.username in peers[sid].users for sid in members)

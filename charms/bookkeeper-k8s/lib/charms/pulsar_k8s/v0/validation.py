@@ -48,7 +48,8 @@ class InvalidField(ValueError):  # noqa: N818 (reads as "invalid field <source> 
     """Data from a relation, peer or secret the charm refuses to use."""
 
     def __init__(self, source: str, field: str, reason: str):
-        super().__init__(f"{source} relation: {field} {reason}")
+        where = source if source.endswith(" secret") else f"{source} relation"
+        super().__init__(f"{where}: {field} {reason}")
         self.source = source
         self.field = field
         self.reason = reason
