@@ -30,9 +30,12 @@ from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvid
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
-from charms.pulsar_k8s.v0.rendering import UnsafeValue
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
-from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, WorkloadError, restart_token, unit_fqdn
+from charms.pulsar_k8s.v0.workload import (
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 
@@ -61,25 +64,11 @@ class BookKeeperCharm(ops.CharmBase):
         self.bookkeeper = BookKeeperProvider(self, "bookkeeper")
         self.rolling_restart = RollingRestart(self, PEER)
         self.workload = BookieWorkload(self.unit.get_container(CONTAINER), self.address)
-        for event in (
-            self.on.install,
-            self.on.config_changed,
-            self.on.upgrade_charm,
-            self.on.update_status,
-            self.on.leader_elected,
-            self.on.secret_changed,
-            self.on[CONTAINER].pebble_ready,
-            self.on[CONTAINER].pebble_check_failed,
-            self.on[CONTAINER].pebble_check_recovered,
-            self.on.journal_storage_attached,
-            self.on.ledgers_storage_attached,
-            self.on[PEER].relation_changed,
-            self.on[PEER].relation_departed,
-            self.on.zookeeper_relation_created,
-            self.on.zookeeper_relation_changed,
-            self.on.zookeeper_relation_broken,
-            self.on.bookkeeper_relation_joined,
-            self.on.bookkeeper_relation_changed,
+        for event in reconcile_events(
+            self,
+            CONTAINER,
+            relations=(PEER, ZOOKEEPER_RELATION, "bookkeeper"),
+            storages=("journal", "ledgers"),
         ):
             framework.observe(event, self._reconcile)
 
@@ -92,15 +81,7 @@ class BookKeeperCharm(ops.CharmBase):
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
-        try:
-            status = self._converge()
-        except (WorkloadError, *PEBBLE_ERRORS) as exc:
-            # Pebble went away in the middle of the hook: the next event converges again.
-            logger.warning("pebble error during reconcile: %s", exc)
-            status = statuses.pebble_unreachable("retrying")
-        except (InvalidField, UnsafeValue) as exc:
-            self._publish(None)
-            status = statuses.invalid_data(exc)
+        status = statuses.guarded(self._converge)
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
         self.unit.status = status
@@ -155,7 +136,10 @@ class BookKeeperCharm(ops.CharmBase):
         connection = self.zookeeper.connection()
         if connection is None:
             return None, statuses.awaiting("zookeeper credentials")
-        check_zookeeper_connection(ZOOKEEPER_RELATION, connection)
+        try:
+            check_zookeeper_connection(ZOOKEEPER_RELATION, connection)
+        except InvalidField as exc:
+            return None, statuses.invalid_data(exc)
         return connection, ops.ActiveStatus()
 
     def _peer_app_data(self) -> ops.RelationDataContent | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bookkeeper_config import BookKeeperConfig
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
-from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 
 PULSAR_HOME = "/pulsar"
 CONF_PATH = f"{PULSAR_HOME}/conf/bookkeeper.conf"
@@ -170,37 +170,18 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "summary": "bookkeeper-k8s bookie",
         "services": {
-            SERVICE: {
-                "override": "replace",
-                "summary": "Apache BookKeeper bookie",
-                "command": f"{PULSAR_HOME}/bin/pulsar bookie",
-                "startup": "enabled",
-                "user-id": WORKLOAD_UID,
-                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
-                "group": "root",
-                "working-dir": PULSAR_HOME,
-                "environment": dict(env),
-                "on-check-failure": {"bookie-alive": "restart"},
-            }
+            SERVICE: workload_service(
+                "Apache BookKeeper bookie",
+                f"{PULSAR_HOME}/bin/pulsar bookie",
+                env,
+                "bookie-alive",
+                **{"working-dir": PULSAR_HOME},
+            )
         },
         "checks": {
             # A bookie replaying a large journal answers /state late: allow about a minute.
-            "bookie-alive": {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"{base}/state"},
-            },
-            "bookie-ready": {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "http": {"url": f"{base}/is_ready"},
-            },
+            "bookie-alive": pebble_check("alive", 6, http={"url": f"{base}/state"}),
+            "bookie-ready": pebble_check("ready", 3, http={"url": f"{base}/is_ready"}),
         },
     }
 

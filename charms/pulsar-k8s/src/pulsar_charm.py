@@ -13,7 +13,6 @@ from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
-from charms.pulsar_k8s.v0.rendering import UnsafeValue
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -21,7 +20,11 @@ from charms.pulsar_k8s.v0.validation import (
     parse_host_ports,
     parse_metadata_service_uri,
 )
-from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, WorkloadError, restart_token, unit_fqdn
+from charms.pulsar_k8s.v0.workload import (
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from pulsar_actions import PulsarActions
@@ -81,26 +84,12 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.client_serving = PulsarClientServing(self)
         self.actions = PulsarActions(self)
 
-        observed = [
-            self.on.install,
-            self.on.config_changed,
-            self.on.upgrade_charm,
-            self.on.update_status,
-            self.on.leader_elected,
-            self.on.secret_changed,
-            self.on[CONTAINER].pebble_ready,
-            self.on[CONTAINER].pebble_check_failed,
-            self.on[CONTAINER].pebble_check_recovered,
-            self.on["data"].storage_attached,
-        ]
-        for relation in (PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION):
-            observed += [
-                self.on[relation].relation_joined,
-                self.on[relation].relation_changed,
-                self.on[relation].relation_departed,
-                self.on[relation].relation_broken,
-            ]
-        for event in observed:
+        for event in reconcile_events(
+            self,
+            CONTAINER,
+            relations=(PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION),
+            storages=("data",),
+        ):
             framework.observe(event, self._on_event)
 
     def _on_event(self, _: ops.EventBase) -> None:
@@ -112,15 +101,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open).
         self.unit.set_ports(6650, 8080)
-        try:
-            status = self._converge()
-        except (WorkloadError, *PEBBLE_ERRORS) as exc:
-            # Pebble went away mid-hook (container restarting): the next event retries.
-            logger.warning("pebble call failed: %s", exc)
-            status = statuses.pebble_unreachable("retrying")
-        except (InvalidField, UnsafeValue) as exc:
-            status = statuses.invalid_data(exc)
-        self.unit.status = status
+        self.unit.status = statuses.guarded(self._converge)
 
     def _converge(self) -> ops.StatusBase:
         if self.unit.is_leader():

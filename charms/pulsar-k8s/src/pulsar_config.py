@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX
+from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX, ConfigError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 MIN_HEAP_MB = 128
@@ -26,7 +26,7 @@ _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def is_cluster_name(value: str) -> bool:
-    return bool(_CLUSTER_NAME.match(value)) and value != "global"
+    return bool(_CLUSTER_NAME.fullmatch(value)) and value != "global"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class PulsarConfig:
     def __post_init__(self) -> None:
         error = self.first_error()
         if error:
-            raise ValueError(error)
+            option, _, accepts = error.partition(": ")
+            raise ConfigError(option, accepts)
 
     def first_error(self) -> str | None:
         """Return the first problem, as ``"<option>: <what it accepts>"``; None when valid."""

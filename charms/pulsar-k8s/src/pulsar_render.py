@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from pulsar_config import PulsarConfig
 
 PULSAR_HOME = "/pulsar"
@@ -358,46 +359,29 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
     return {
         "summary": "Apache Pulsar broker",
         "services": {
-            SERVICE_NAME: {
-                "override": "replace",
-                "summary": "Pulsar broker",
-                "command": broker_command(config),
-                "startup": "enabled",
-                "user-id": 10000,
-                # Not "group-id": 0 -- ops' Service.to_dict drops falsy fields, so gid 0 never
-                # reaches Pebble, which then looks up uid 10000's primary group instead.
-                "group": "root",
-                "working-dir": PULSAR_HOME,
-                "environment": broker_environment(config),
-                "kill-delay": f"{KILL_DELAY_SECONDS}s",
-                "on-check-failure": {ALIVE_CHECK: "restart"},
-            }
+            SERVICE_NAME: workload_service(
+                "Pulsar broker",
+                broker_command(config),
+                broker_environment(config),
+                ALIVE_CHECK,
+                **{"working-dir": PULSAR_HOME, "kill-delay": f"{KILL_DELAY_SECONDS}s"},
+            )
         },
         "checks": {
             # status.html answers 200 only while the status file exists; threshold x period
             # leaves room for a cold start before Pebble restarts the broker.
-            ALIVE_CHECK: {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"{base}/status.html"},
-            },
+            ALIVE_CHECK: pebble_check("alive", 6, http={"url": f"{base}/status.html"}),
             # With authentication on, /admin/v2/brokers/ready answers 401 without a token. The
             # check reads the broker's token file when it runs, so no token is in the plan.
-            READY_CHECK: {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "exec": {
+            READY_CHECK: pebble_check(
+                "ready",
+                3,
+                exec={
                     "command": ready_check_command(unit_address),
                     "user-id": 10000,
                     "group": "root",
                 },
-            },
+            ),
         },
     }
 

@@ -21,14 +21,17 @@ import zookeeper_ensemble
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
-from charms.pulsar_k8s.v0.rendering import UnsafeValue
 from charms.pulsar_k8s.v0.validation import (
-    InvalidField,
     is_credential,
     parse_credential,
     parse_hostname,
 )
-from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, WorkloadError, restart_token, unit_fqdn
+from charms.pulsar_k8s.v0.workload import (
+    WorkloadError,
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ClientRequest,
@@ -117,28 +120,10 @@ class ZooKeeperCharm(ops.CharmBase):
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
-        events = self.on
-        for event in (
-            events.install,
-            events.start,
-            events.config_changed,
-            events.upgrade_charm,
-            events.update_status,
-            events.leader_elected,
-            events.secret_changed,
-            events[CONTAINER].pebble_ready,
-            events[CONTAINER].pebble_check_failed,
-            events[CONTAINER].pebble_check_recovered,
-            events.data_storage_attached,
-            events[PEER].relation_created,
-            events[PEER].relation_joined,
-            events[PEER].relation_changed,
-            events[PEER].relation_departed,
-            events[CLIENT_RELATION].relation_joined,
-            events[CLIENT_RELATION].relation_changed,
-            events[CLIENT_RELATION].relation_departed,
-            events[CLIENT_RELATION].relation_broken,
-        ):
+        events = reconcile_events(
+            self, CONTAINER, relations=(PEER, CLIENT_RELATION), storages=("data",)
+        )
+        for event in [self.on.start, *events]:
             framework.observe(event, self._on_event)
 
     # ---- identity -------------------------------------------------------------------------
@@ -169,13 +154,7 @@ class ZooKeeperCharm(ops.CharmBase):
             # nothing below runs: a running server keeps its last good configuration
             self.unit.status = statuses.bad_config(exc)
             return
-        try:
-            self.unit.status = self._converge(config)
-        except (InvalidField, UnsafeValue) as exc:
-            self.unit.status = statuses.invalid_data(exc)
-        except (WorkloadError, *PEBBLE_ERRORS) as exc:
-            logger.warning("workload: %s", exc)
-            self.unit.status = statuses.pebble_unreachable("retrying")
+        self.unit.status = statuses.guarded(lambda: self._converge(config))
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
         relation = self.model.get_relation(PEER)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from charms.pulsar_k8s.v0.rendering import render_jaas as render_jaas_sections
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from zookeeper_config import ZooKeeperConfig
 
 # Paths inside the `pulsar` container.
@@ -186,26 +187,16 @@ def render_layer(env: Mapping[str, str], address: str) -> dict[str, Any]:
     return {
         "summary": "ZooKeeper server",
         "services": {
-            SERVICE: {
-                "override": "replace",
-                "summary": "ZooKeeper server (bin/pulsar zookeeper)",
-                "command": "/pulsar/bin/pulsar zookeeper",
-                "startup": "enabled",
-                "user-id": 10000,
-                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
-                "group": "root",
-                "environment": dict(env),
-                "on-check-failure": {ALIVE_CHECK: "restart"},
-            }
+            SERVICE: workload_service(
+                "ZooKeeper server (bin/pulsar zookeeper)",
+                "/pulsar/bin/pulsar zookeeper",
+                env,
+                ALIVE_CHECK,
+            )
         },
         "checks": {
-            ALIVE_CHECK: {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"http://{address}:{ADMIN_PORT}/commands/ruok"},
-            }
+            ALIVE_CHECK: pebble_check(
+                "alive", 6, http={"url": f"http://{address}:{ADMIN_PORT}/commands/ruok"}
+            )
         },
     }

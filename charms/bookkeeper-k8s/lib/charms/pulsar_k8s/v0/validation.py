@@ -25,15 +25,16 @@ JAVA_INT_MAX = 2**31 - 1
 JAVA_LONG_MAX = 2**63 - 1
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _IPV4 = re.compile(
-    r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+    r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 )
-_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Patterns are used with fullmatch (a `$` would accept a trailing line break).
 # Printable ASCII without blanks and without the characters that change meaning in a JAAS file
 # (quotes, backslash, `$` of `${property}` expansion), a properties file or a shell.
-_CREDENTIAL = re.compile(r"^[!#%&(-\[\]-~]{1,512}$")
-_ZNODE_PATH = re.compile(r"^(?:/[A-Za-z0-9_.-]+)+$")
+_CREDENTIAL = re.compile(r"[!#%&(-\[\]-~]{1,512}")
+_ZNODE_PATH = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
 
 
 class ConfigError(ValueError):
@@ -88,7 +89,7 @@ def check_choice(option: str, value: object, choices: Iterable[str]) -> str:
 
 
 def is_hostname(value: str) -> bool:
-    return len(value) <= 253 and bool(_HOSTNAME.match(value) or _IPV4.match(value))
+    return len(value) <= 253 and bool(_HOSTNAME.fullmatch(value) or _IPV4.fullmatch(value))
 
 
 def parse_hostname(source: str, field: str, value: object) -> str:
@@ -116,26 +117,26 @@ def parse_host_ports(source: str, field: str, values: Iterable[object]) -> tuple
 
 
 def parse_username(source: str, field: str, value: object) -> str:
-    if not isinstance(value, str) or not _USERNAME.match(value):
+    if not isinstance(value, str) or not _USERNAME.fullmatch(value):
         raise InvalidField(source, field, "is not a user name ([A-Za-z0-9_.-], 1-64)")
     return value
 
 
 def parse_credential(source: str, field: str, value: object) -> str:
     """Parse a password or token safe in JAAS and properties files (never echoed)."""
-    if not isinstance(value, str) or not _CREDENTIAL.match(value):
+    if not isinstance(value, str) or not _CREDENTIAL.fullmatch(value):
         raise InvalidField(source, field, "has characters outside the accepted set")
     return value
 
 
 def is_credential(value: str) -> bool:
-    return bool(_CREDENTIAL.match(value))
+    return bool(_CREDENTIAL.fullmatch(value))
 
 
 def parse_znode_path(source: str, field: str, value: object) -> str:
     if (
         not isinstance(value, str)
-        or not _ZNODE_PATH.match(value)
+        or not _ZNODE_PATH.fullmatch(value)
         or any(part in (".", "..") for part in value.split("/"))
     ):
         raise InvalidField(source, field, "is not an absolute znode path")

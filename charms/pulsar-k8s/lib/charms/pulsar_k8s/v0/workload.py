@@ -76,6 +76,73 @@ def restart_token(files: Mapping[str, str | bytes], layer: Mapping[str, Any]) ->
     return digest.hexdigest()[:16]
 
 
+def workload_service(
+    summary: str,
+    command: str,
+    environment: Mapping[str, str],
+    alive_check: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build a Pebble service run as the image's user, restarted when ``alive_check`` fails."""
+    return {
+        "override": "replace",
+        "summary": summary,
+        "command": command,
+        "startup": "enabled",
+        "user-id": WORKLOAD_UID,
+        # Not "group-id": 0 -- ops drops falsy fields, so gid 0 would never reach Pebble,
+        # which then looks up the user's primary group instead: name the group.
+        "group": "root",
+        "environment": dict(environment),
+        "on-check-failure": {alive_check: "restart"},
+        **extra,
+    }
+
+
+def pebble_check(level: str, threshold: int, **probe: Any) -> dict[str, Any]:
+    """Build a Pebble check with every field spelled out (the plan reads back equal)."""
+    return {
+        "override": "replace",
+        "level": level,
+        "period": "10s",
+        "timeout": "3s",
+        "threshold": threshold,
+        **probe,
+    }
+
+
+def reconcile_events(
+    charm: ops.CharmBase,
+    container: str,
+    *,
+    relations: Sequence[str] = (),
+    storages: Sequence[str] = (),
+) -> list[ops.BoundEvent]:
+    """Every event a charm's one reconcile observes: lifecycle, Pebble, relations, storage."""
+    on = charm.on
+    events = [
+        on.install,
+        on.config_changed,
+        on.upgrade_charm,
+        on.update_status,
+        on.leader_elected,
+        on.secret_changed,
+        on[container].pebble_ready,
+        on[container].pebble_check_failed,
+        on[container].pebble_check_recovered,
+    ]
+    for relation in relations:
+        events += [
+            on[relation].relation_created,
+            on[relation].relation_joined,
+            on[relation].relation_changed,
+            on[relation].relation_departed,
+            on[relation].relation_broken,
+        ]
+    events += [on[storage].storage_attached for storage in storages]
+    return events
+
+
 def _as_bytes(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
