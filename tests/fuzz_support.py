@@ -35,6 +35,7 @@ FUZZ_SETTINGS = settings(
 # Each one breaks a properties file, a JAAS file, a ZooKeeper server line or an argv.
 INJECTIONS = (
     f"{MARKER}\nextra=1",
+    f"{MARKER}\n",  # a trailing line break: a `$`-anchored pattern would let it through
     f"a\r{MARKER}",
     f"${{{MARKER}}}",
     f'x"{MARKER}',
