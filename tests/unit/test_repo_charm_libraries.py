@@ -18,16 +18,25 @@ from tools.repo import CHARMS_DIR, ROOT
 
 LIB_VERSION_DIR = re.compile(r"^v(\d+)$")
 
-# The interface libraries CONTRIBUTING.md says each consumer carries.
+# The shared charm core (owned by pulsar-k8s): every charm carries every core library.
+CORE_LIBRARIES = [
+    f"pulsar_k8s/v0/{name}.py"
+    for name in ("workload", "validation", "rendering", "databags", "statuses", "log_hygiene")
+]
+
+# The interface libraries CONTRIBUTING.md says each consumer carries, and the core.
 REQUIRED_COPIES = {
     "bookkeeper-k8s": [
         "pulsar_zookeeper_k8s/v0/zookeeper.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",
+        *CORE_LIBRARIES,
     ],
+    "pulsar-zookeeper-k8s": CORE_LIBRARIES,
     "pulsar-k8s": [
         "pulsar_zookeeper_k8s/v0/zookeeper.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",
         "bookkeeper_k8s/v0/bookkeeper.py",
+        *CORE_LIBRARIES,
     ],
 }
 

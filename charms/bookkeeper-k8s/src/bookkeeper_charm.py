@@ -8,7 +8,6 @@ Peer relation ``cluster``:
 from __future__ import annotations
 
 import logging
-import re
 
 import ops
 from bookkeeper_config import BookKeeperConfig
@@ -20,19 +19,26 @@ from bookkeeper_render import (
     BookieInputs,
     bookie_env,
     bookie_id,
-    inputs_token,
     metadata_service_uri,
     pebble_layer,
     render_bookkeeper_conf,
     render_jaas,
     tool_env,
-    unit_fqdn,
 )
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import (
     BookKeeperInfo,
     BookKeeperProvider,
     SharedZooKeeper,
+)
+from charms.pulsar_k8s.v0 import statuses
+from charms.pulsar_k8s.v0.databags import write_if_different
+from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
+from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
+from charms.pulsar_k8s.v0.workload import (
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
 )
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
@@ -41,62 +47,45 @@ logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
 PEER = "cluster"
+ZOOKEEPER_RELATION = "zookeeper"
 # One tree and one ZooKeeper user per Pulsar cluster: brokers are BookKeeper clients that write
 # ledger metadata, and `initialize-cluster-metadata` writes under the BookKeeper root too, so the
 # bookies' identity is shared with the brokers over the `bookkeeper` relation.
 ZK_CHROOT = "/pulsar"
 INITIALISED_KEY = "bookkeeper-initialised"
 LAYER_LABEL = "bookkeeper"
+TOOL_TIMEOUT_S = 120.0
 # What `bin/bookkeeper shell whatisinstanceid` prints when the metadata does not exist yet
 # (as opposed to ZooKeeper being unreachable or refusing our credentials).
 _NO_CLUSTER_MARKERS = ("NoNode for BookKeeper metadata", "BookKeeper metadata doesn't exist")
-_ENDPOINT = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
 
 class BookKeeperCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self.zookeeper = ZooKeeperRequirer(self, "zookeeper", chroot=ZK_CHROOT)
+        quiet_credential_loggers()
+        self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZK_CHROOT)
         self.bookkeeper = BookKeeperProvider(self, "bookkeeper")
         self.rolling_restart = RollingRestart(self, PEER)
         self.workload = BookieWorkload(self.unit.get_container(CONTAINER), self.address)
-        for event in (
-            self.on.install,
-            self.on.config_changed,
-            self.on.upgrade_charm,
-            self.on.update_status,
-            self.on.leader_elected,
-            self.on.secret_changed,
-            self.on[CONTAINER].pebble_ready,
-            self.on[CONTAINER].pebble_check_failed,
-            self.on[CONTAINER].pebble_check_recovered,
-            self.on.journal_storage_attached,
-            self.on.ledgers_storage_attached,
-            self.on[PEER].relation_changed,
-            self.on[PEER].relation_departed,
-            self.on.zookeeper_relation_created,
-            self.on.zookeeper_relation_changed,
-            self.on.zookeeper_relation_broken,
-            self.on.bookkeeper_relation_joined,
-            self.on.bookkeeper_relation_changed,
+        for event in reconcile_events(
+            self,
+            CONTAINER,
+            relations=(PEER, ZOOKEEPER_RELATION, "bookkeeper"),
+            storages=("journal", "ledgers"),
         ):
             framework.observe(event, self._reconcile)
 
     @property
     def address(self) -> str:
-        return unit_fqdn(self.unit.name, self.model.name)
+        return unit_fqdn(self.unit.name, self.app.name, self.model.name)
 
     # --- the reconcile ---------------------------------------------------------------------
 
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
-        try:
-            status = self._converge()
-        except (ops.pebble.ConnectionError, ops.pebble.APIError, ops.pebble.ChangeError) as exc:
-            # Pebble went away in the middle of the hook: the next event converges again.
-            logger.warning("pebble error during reconcile: %s", exc)
-            status = ops.WaitingStatus("waiting for pebble")
+        status = statuses.guarded(self._converge)
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
         self.unit.status = status
@@ -104,65 +93,46 @@ class BookKeeperCharm(ops.CharmBase):
     def _converge(self) -> ops.StatusBase:
         try:
             config = self.load_config(BookKeeperConfig)
-        except ValueError as exc:
-            return ops.BlockedStatus(str(exc))
-
+        except (ValueError, TypeError) as exc:
+            return statuses.bad_config(exc)
         connection, waiting = self._zookeeper_connection()
         self._share_zookeeper(connection)
         if connection is None:
             self._publish(None)
             return waiting
         uri = metadata_service_uri(connection.endpoints, connection.chroot)
-        try:
-            conf = render_bookkeeper_conf(BookieInputs(self.address, uri, config))
-            jaas = render_jaas(connection.username, connection.password)
-        except ValueError as exc:
-            self._publish(None)
-            return ops.WaitingStatus(f"zookeeper relation data unusable: {exc}")
+        files = {
+            CONF_PATH: render_bookkeeper_conf(BookieInputs(self.address, uri, config)),
+            JAAS_PATH: render_jaas(connection.username, connection.password),
+        }
         if not self.workload.can_connect():
-            return ops.WaitingStatus("waiting for pebble")
-
-        files = {CONF_PATH: (conf, 0o644), JAAS_PATH: (jaas, 0o600)}
+            return statuses.pebble_unreachable()
         layer = pebble_layer(self.address, bookie_env(config))
-        running = self.workload.is_running()
+        running = self.workload.bookie_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.
-            self._push_changed(files)
-
-        if not self._initialised():
-            if not self.unit.is_leader():
-                self._publish(None)
-                return ops.WaitingStatus(
-                    "waiting for the leader to initialise bookkeeper metadata"
-                )
-            problem = self._initialise_metadata(config)
-            if problem:
-                self._publish(None)
-                return ops.WaitingStatus(problem)
-
+            self.workload.push(files)
+        waiting = self._ensure_initialised(config, connection)
+        if waiting:
+            self._publish(None)
+            return waiting
         for path in STORAGE_DIRS:
-            if not self.workload.owned_by_workload(path) and not self.workload.chown_to_workload(
-                path
-            ):
-                return ops.WaitingStatus(f"waiting to chown {path} to the workload user")
-
+            self.workload.ensure_owned(path)
         if not running:
-            if self.workload.layer_differs(layer):
-                self.workload.add_layer(LAYER_LABEL, layer)
-            self.workload.start()
+            self.workload.add_layer(LAYER_LABEL, layer)
+            self.workload.start_bookie()
             self.rolling_restart.release()
         else:
             waiting = self._apply_by_rolling_restart(files, layer)
             if waiting:
                 return waiting
-
         return self._health_status(uri)
 
     # --- steps -----------------------------------------------------------------------------
 
     def _zookeeper_connection(self) -> tuple[ZooKeeperConnection | None, ops.StatusBase]:
         if self.zookeeper.relation is None:
-            return None, ops.WaitingStatus("waiting for zookeeper relation")
+            return None, statuses.no_relation(ZOOKEEPER_RELATION)
         if self.unit.is_leader():
             try:
                 self.zookeeper.request()
@@ -170,9 +140,11 @@ class BookKeeperCharm(ops.CharmBase):
                 logger.info("cannot request the zookeeper chroot: %s", exc)
         connection = self.zookeeper.connection()
         if connection is None:
-            return None, ops.WaitingStatus("waiting for zookeeper credentials")
-        if not all(_ENDPOINT.match(endpoint) for endpoint in connection.endpoints):
-            return None, ops.WaitingStatus("zookeeper relation data unusable: bad endpoints")
+            return None, statuses.awaiting("zookeeper credentials")
+        try:
+            check_zookeeper_connection(ZOOKEEPER_RELATION, connection)
+        except InvalidField as exc:
+            return None, statuses.invalid_data(exc)
         return connection, ops.ActiveStatus()
 
     def _share_zookeeper(self, connection: ZooKeeperConnection | None) -> None:
@@ -187,56 +159,67 @@ class BookKeeperCharm(ops.CharmBase):
         except ops.ModelError as exc:  # e.g. the relation is going away
             logger.info("cannot share the zookeeper identity: %s", exc)
 
-    def _push_changed(self, files: dict[str, tuple[str, int]]) -> None:
-        for path, (content, mode) in files.items():
-            if self.workload.file_differs(path, content):
-                self.workload.push(path, content, mode=mode)
+    def _peer_app_data(self) -> ops.RelationDataContent | None:
+        relation = self.model.get_relation(PEER)
+        return relation.data[self.app] if relation else None
 
     def _initialised(self) -> bool:
-        relation = self.model.get_relation(PEER)
-        return relation is not None and relation.data[self.app].get(INITIALISED_KEY) == "true"
+        data = self._peer_app_data()
+        return data is not None and data.get(INITIALISED_KEY) == "true"
 
-    def _initialise_metadata(self, config: BookKeeperConfig) -> str | None:
+    def _ensure_initialised(
+        self, config: BookKeeperConfig, connection: ZooKeeperConnection
+    ) -> ops.StatusBase | None:
+        if self._initialised():
+            return None
+        if not self.unit.is_leader():
+            return statuses.awaiting("the leader to initialise bookkeeper metadata")
+        problem = self._initialise_metadata(config, connection)
+        return ops.WaitingStatus(problem) if problem else None
+
+    def _initialise_metadata(
+        self, config: BookKeeperConfig, connection: ZooKeeperConnection
+    ) -> str | None:
         """Leader: create the BookKeeper metadata unless it exists; return what blocks it."""
-        relation = self.model.get_relation(PEER)
-        if relation is None:
+        data = self._peer_app_data()
+        if data is None:
             return "waiting for the peer relation"
         env = tool_env(config)
         probe = self.workload.run(
-            [BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], environment=env
+            [BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], env, TOOL_TIMEOUT_S
         )
         if not probe.ok:
             if not any(marker in probe.output for marker in _NO_CLUSTER_MARKERS):
-                logger.warning("whatisinstanceid failed: %s", probe.output[-500:])
+                logger.warning(
+                    "whatisinstanceid failed: %s", redact(probe.output, [connection.password])
+                )
                 return "bookkeeper metadata check failed (zookeeper unreachable?), will retry"
             logger.info("no bookkeeper metadata yet: running initnewcluster")
             init = self.workload.run(
-                [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], environment=env
+                [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], env, TOOL_TIMEOUT_S
             )
             if not init.ok:
-                logger.warning("initnewcluster failed: %s", init.output[-500:])
+                logger.warning(
+                    "initnewcluster failed: %s", redact(init.output, [connection.password])
+                )
                 return "bookkeeper metadata init failed, will retry"
-        relation.data[self.app][INITIALISED_KEY] = "true"
+        write_if_different(data, {INITIALISED_KEY: "true"})
         return None
 
     def _apply_by_rolling_restart(
-        self, files: dict[str, tuple[str, int]], layer: dict
+        self, files: dict[str, str], layer: dict
     ) -> ops.StatusBase | None:
         """Restart a running bookie on changed inputs, one unit at a time; None when done."""
-        stale = any(self.workload.file_differs(p, c) for p, (c, _) in files.items())
-        if stale or self.workload.layer_differs(layer):
-            conf, _ = files[CONF_PATH]
-            jaas, _ = files[JAAS_PATH]
-            self.rolling_restart.request(inputs_token(conf, jaas, layer))
+        if self.workload.changed_files(files) or self.workload.layer_differs(layer):
+            self.rolling_restart.request(restart_token(files, layer))
             if self.unit.is_leader():
                 self.rolling_restart.arbitrate()
             if not self.rolling_restart.granted():
                 return ops.WaitingStatus("waiting for the rolling-restart lock to apply changes")
-            self._push_changed(files)
-            if self.workload.layer_differs(layer):
-                self.workload.add_layer(LAYER_LABEL, layer)
+            self.workload.push(files)
+            self.workload.add_layer(LAYER_LABEL, layer)
             logger.info("restarting the bookie to apply changed configuration")
-            self.workload.restart()
+            self.workload.restart_bookie()
             if not self.workload.wait_ready():
                 # Keep the lock: no other bookie restarts while this one is not back.
                 return ops.WaitingStatus("bookie restarted, not ready yet")
@@ -261,7 +244,7 @@ class BookKeeperCharm(ops.CharmBase):
         relation = self.model.get_relation(PEER)
         if relation is not None:
             names.update(unit.name for unit in relation.units)
-        return sorted(bookie_id(unit_fqdn(name, self.model.name)) for name in names)
+        return sorted(bookie_id(unit_fqdn(name, self.app.name, self.model.name)) for name in names)
 
     def _publish(self, info: BookKeeperInfo | None) -> None:
         if not self.unit.is_leader():

@@ -10,13 +10,13 @@ only while ``httpServerEnabled`` is false.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bookkeeper_config import BookKeeperConfig
+from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 
 PULSAR_HOME = "/pulsar"
 CONF_PATH = f"{PULSAR_HOME}/conf/bookkeeper.conf"
@@ -26,11 +26,10 @@ LEDGERS_DIR = f"{PULSAR_HOME}/data/bookkeeper/ledgers"
 STORAGE_DIRS = (JOURNAL_DIR, LEDGERS_DIR)
 BOOKKEEPER_SCRIPT = f"{PULSAR_HOME}/bin/bookkeeper"
 
+CONF_HEADER = "Managed by the bookkeeper-k8s charm: edits are overwritten."
 BOOKIE_PORT = 3181
 HTTP_PORT = 8000
 SERVICE = "bookie"
-WORKLOAD_UID = 10000
-WORKLOAD_GID = 0
 # Small heap for the one-off shell tools, so they fit next to a running bookie.
 TOOL_MEM = "-Xmx128m"
 # The bkenv.sh defaults that a non-empty BOOKIE_EXTRA_OPTS would otherwise drop.
@@ -40,15 +39,6 @@ _DEFAULT_EXTRA_OPTS = (
 )
 # Keys whose value is a socket bind address: never the wildcard.
 LISTENER_KEYS = ("advertisedAddress", "httpServerHost", "prometheusStatsHttpAddress")
-
-
-def unit_fqdn(unit_name: str, model_name: str) -> str:
-    """Return a unit's stable pod DNS name.
-
-    ``<app>-<n>.<app>-endpoints.<model>.svc.cluster.local``
-    """
-    app, number = unit_name.rsplit("/", 1)
-    return f"{app}-{number}.{app}-endpoints.{model_name}.svc.cluster.local"
 
 
 def bookie_id(address: str) -> str:
@@ -123,41 +113,13 @@ def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
     }
 
 
-def render_properties(properties: Mapping[str, str]) -> str:
-    """Render a Java properties file, one ``key=value`` line per key, sorted for stable diffs."""
-    lines = ["# Managed by the bookkeeper-k8s charm: edits are overwritten."]
-    for key, value in sorted(properties.items()):
-        if not key or any(ch in key for ch in "=:# \t\r\n\\!"):
-            raise ValueError(f"not a plain property key: {key!r}")
-        if any(ch in value for ch in "\r\n\\"):
-            # Backslashes and line breaks change meaning in a properties file; no owned key
-            # needs them.
-            raise ValueError(f"{key}: value must not contain a backslash or line break")
-        lines.append(f"{key}={value}")
-    return "\n".join(lines) + "\n"
-
-
 def render_bookkeeper_conf(inputs: BookieInputs) -> str:
-    return render_properties(bookkeeper_properties(inputs))
+    return render_properties(bookkeeper_properties(inputs), CONF_HEADER)
 
 
 def render_jaas(username: str, password: str) -> str:
     """JAAS ``Client`` section: how ZooKeeper clients in the bookie and tools authenticate."""
-    return (
-        "Client {\n"
-        "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
-        f'  username="{_jaas_quote(username)}"\n'
-        f'  password="{_jaas_quote(password)}";\n'
-        "};\n"
-    )
-
-
-def _jaas_quote(value: str) -> str:
-    # The JAAS ConfigFile parser (a StreamTokenizer) honours backslash escapes inside quotes but
-    # ends a quoted string at a line break.
-    if not value or any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
-        raise ValueError("JAAS credentials must be non-empty and free of control characters")
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    return client_jaas(username, password)
 
 
 def _common_env(log_level: str) -> dict[str, str]:
@@ -208,48 +170,20 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "summary": "bookkeeper-k8s bookie",
         "services": {
-            SERVICE: {
-                "override": "replace",
-                "summary": "Apache BookKeeper bookie",
-                "command": f"{PULSAR_HOME}/bin/pulsar bookie",
-                "startup": "enabled",
-                "user-id": WORKLOAD_UID,
-                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
-                "group": "root",
-                "working-dir": PULSAR_HOME,
-                "environment": dict(env),
-                "on-check-failure": {"bookie-alive": "restart"},
-            }
+            SERVICE: workload_service(
+                "Apache BookKeeper bookie",
+                f"{PULSAR_HOME}/bin/pulsar bookie",
+                env,
+                "bookie-alive",
+                **{"working-dir": PULSAR_HOME},
+            )
         },
         "checks": {
             # A bookie replaying a large journal answers /state late: allow about a minute.
-            "bookie-alive": {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"{base}/state"},
-            },
-            "bookie-ready": {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "http": {"url": f"{base}/is_ready"},
-            },
+            "bookie-alive": pebble_check("alive", 6, http={"url": f"{base}/state"}),
+            "bookie-ready": pebble_check("ready", 3, http={"url": f"{base}/is_ready"}),
         },
     }
-
-
-def inputs_token(conf: str, jaas: str, layer: Mapping[str, Any]) -> str:
-    """Name one set of bookie inputs with a short digest (the rolling-restart request token)."""
-    digest = hashlib.sha256()
-    for part in (conf, jaas, json.dumps(layer, sort_keys=True)):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
 
 
 def _bool(value: bool) -> str:

@@ -1,7 +1,7 @@
-"""The only module that talks to the bookie's container (Pebble) and to the bookie's HTTP API.
+"""The bookie's container (the core ``Workload``) and the bookie's own HTTP API.
 
-Every method turns transient failures (Pebble unreachable, exec failing, HTTP errors) into return
-values the reconcile can turn into a status; nothing here raises on them.
+Pebble failures raise ``WorkloadError`` (the reconcile waits); the HTTP API answers None when
+the bookie does not answer.
 """
 
 from __future__ import annotations
@@ -10,125 +10,31 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from time import monotonic, sleep
-from typing import Any
 
 import ops
-from bookkeeper_render import HTTP_PORT, SERVICE, WORKLOAD_GID, WORKLOAD_UID
+from bookkeeper_render import HTTP_PORT, JAAS_PATH, SERVICE
+from charms.pulsar_k8s.v0.workload import Workload
 
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 5.0
-_OUTPUT_TAIL = 2000
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    ok: bool
-    output: str  # stdout + stderr, trimmed to the tail (that is where the JVM puts the cause)
-
-
-class BookieWorkload:
+class BookieWorkload(Workload):
     def __init__(self, container: ops.Container, address: str):
-        self._container = container
+        super().__init__(container, private_paths=[JAAS_PATH])
         self._address = address
 
-    # --- Pebble ---------------------------------------------------------------------------
+    def bookie_running(self) -> bool:
+        return self.is_running(SERVICE)
 
-    def can_connect(self) -> bool:
-        return self._container.can_connect()
-
-    def file_differs(self, path: str, content: str) -> bool:
-        try:
-            return self._container.pull(path).read() != content
-        except (ops.pebble.PathError, ops.pebble.APIError):
-            return True
-
-    def push(self, path: str, content: str, *, mode: int) -> None:
-        self._container.push(
-            path,
-            content,
-            make_dirs=True,
-            permissions=mode,
-            user_id=WORKLOAD_UID,
-            group_id=WORKLOAD_GID,
-        )
-
-    def layer_differs(self, layer: Mapping[str, Any]) -> bool:
-        """Whether the plan lacks (or has another version of) any service or check of ``layer``."""
-        wanted = ops.pebble.Layer(dict(layer))  # type: ignore[arg-type]
-        plan = self._container.get_plan()
-        for name, service in wanted.services.items():
-            current = plan.services.get(name)
-            if current is None or current.to_dict() != service.to_dict():
-                return True
-        for name, check in wanted.checks.items():
-            current = plan.checks.get(name)
-            if current is None or _check_dict(current) != _check_dict(check):
-                return True
-        return False
-
-    def add_layer(self, label: str, layer: Mapping[str, Any]) -> None:
-        self._container.add_layer(label, dict(layer), combine=True)  # type: ignore[arg-type]
-
-    def is_running(self) -> bool:
-        try:
-            return self._container.get_service(SERVICE).is_running()
-        except ops.ModelError:  # no such service yet
-            return False
-
-    def start(self) -> None:
+    def start_bookie(self) -> None:
         # replan starts the service (startup: enabled) and (re)starts what changed in the plan.
-        self._container.replan()
+        self.replan()
 
-    def restart(self) -> None:
-        self._container.restart(SERVICE)
-
-    def owned_by_workload(self, path: str) -> bool:
-        try:
-            info = self._container.list_files(path, itself=True)[0]
-        except (ops.pebble.APIError, IndexError):
-            return False
-        return info.user_id == WORKLOAD_UID
-
-    def chown_to_workload(self, path: str) -> bool:
-        """``chown -R`` as root: Juju mounts storage root-owned, the bookie runs as 10000."""
-        command = ["chown", "-R", f"{WORKLOAD_UID}:{WORKLOAD_GID}", path]
-        return self.run(command, user_id=0, group_id=0, timeout=600).ok
-
-    def run(
-        self,
-        command: Sequence[str],
-        *,
-        environment: Mapping[str, str] | None = None,
-        user_id: int = WORKLOAD_UID,
-        group_id: int = WORKLOAD_GID,
-        timeout: float = 120,
-    ) -> ExecResult:
-        try:
-            process = self._container.exec(
-                list(command),
-                environment=dict(environment or {}),
-                user_id=user_id,
-                group_id=group_id,
-                working_dir="/pulsar",
-                timeout=timeout,
-                combine_stderr=True,
-            )
-            stdout, _ = process.wait_output()
-            return ExecResult(True, (stdout or "")[-_OUTPUT_TAIL:])
-        except ops.pebble.ExecError as exc:
-            output = exc.stdout if isinstance(exc.stdout, str) else ""
-            logger.info("%s exited %s", command[:3], exc.exit_code)
-            return ExecResult(False, output[-_OUTPUT_TAIL:])
-        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.ConnectionError) as exc:
-            logger.warning("cannot run %s: %s", command[:3], exc)
-            return ExecResult(False, str(exc)[-_OUTPUT_TAIL:])
-        except TimeoutError:
-            logger.warning("%s timed out after %ss", command[:3], timeout)
-            return ExecResult(False, f"timed out after {timeout}s")
+    def restart_bookie(self) -> None:
+        self.restart(SERVICE)
 
     # --- the bookie's own HTTP API ---------------------------------------------------------
 
@@ -169,8 +75,3 @@ class BookieWorkload:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.debug("GET %s failed: %s", url, exc)
             return None
-
-
-def _check_dict(check: ops.pebble.Check) -> dict[str, Any]:
-    # Pebble reports a check's threshold/period as given; drop empty fields both sides leave out.
-    return {k: v for k, v in check.to_dict().items() if v not in (None, "", {}, 0)}

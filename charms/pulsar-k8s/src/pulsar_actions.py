@@ -147,7 +147,7 @@ class PulsarActions(ops.Object):
 
 
 def _name(value: object, param: str) -> str:
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise ActionError(f"{param}: required; letters, digits, '_', '.', '-'")
     return value
 
@@ -175,7 +175,7 @@ def _operator_role(value: object) -> str:
         raise ActionError("role: required; letters, digits, '_', '.', '@', '-'")
     if value in pulsar_tokens.SUPER_USER_ROLES:
         raise ActionError(f"role: {value} is a super-user role; it needs no permissions")
-    if _RELATION_ROLE.match(value):
+    if _RELATION_ROLE.fullmatch(value):
         raise ActionError(
             f"role: {value} is managed by the pulsar relation; change the relation instead"
         )

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 
 import ops
 import pulsar_admin
 import pulsar_tokens
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
+from charms.pulsar_k8s.v0 import statuses
+from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
+from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
+from charms.pulsar_k8s.v0.validation import (
+    InvalidField,
+    check_zookeeper_connection,
+    parse_credential,
+    parse_host_ports,
+    parse_metadata_service_uri,
+)
+from charms.pulsar_k8s.v0.workload import (
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
-from ops import pebble
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
-from pulsar_config import PulsarConfig
+from pulsar_config import PulsarConfig, is_cluster_name
 from pulsar_render import (
     JAAS_CONF_PATH,
     ZOOKEEPER_CHROOT,
@@ -22,11 +37,9 @@ from pulsar_render import (
     BrokerInputs,
     broker_files,
     initialize_cluster_metadata_argv,
-    inputs_token,
     pebble_layer,
     render_jaas,
     tool_environment,
-    unit_fqdn,
 )
 from pulsar_workload import PulsarWorkload
 from pulsar_zookeeper_identity import broker_zookeeper
@@ -56,20 +69,13 @@ INIT_TIMEOUT_SECONDS = 120.0
 # A broker was ready 11-16 s after start on the real distribution (small heap, 2 CPUs).
 READY_WAIT_SECONDS = 60.0
 
-_PEBBLE_ERRORS = (
-    pebble.ConnectionError,
-    pebble.APIError,
-    pebble.ChangeError,
-    pebble.PathError,
-    pebble.TimeoutError,
-)
-
 
 class PulsarBrokerCharm(ops.CharmBase):
     """Apache Pulsar broker on Kubernetes."""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        quiet_credential_loggers()
         self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZOOKEEPER_CHROOT)
         self.bookkeeper = BookKeeperRequirer(self, BOOKKEEPER_RELATION)
         self.restart_lock = RollingRestart(self, PEER_RELATION)
@@ -78,24 +84,12 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.client_serving = PulsarClientServing(self)
         self.actions = PulsarActions(self)
 
-        observed = [
-            self.on.install,
-            self.on.config_changed,
-            self.on.upgrade_charm,
-            self.on.update_status,
-            self.on.leader_elected,
-            self.on.secret_changed,
-            self.on[CONTAINER].pebble_ready,
-            self.on["data"].storage_attached,
-        ]
-        for relation in (PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION):
-            observed += [
-                self.on[relation].relation_joined,
-                self.on[relation].relation_changed,
-                self.on[relation].relation_departed,
-                self.on[relation].relation_broken,
-            ]
-        for event in observed:
+        for event in reconcile_events(
+            self,
+            CONTAINER,
+            relations=(PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION),
+            storages=("data",),
+        ):
             framework.observe(event, self._on_event)
 
     def _on_event(self, _: ops.EventBase) -> None:
@@ -107,13 +101,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open).
         self.unit.set_ports(6650, 8080)
-        try:
-            status = self._converge()
-        except _PEBBLE_ERRORS as exc:
-            # Pebble went away mid-hook (container restarting): the next event retries.
-            logger.warning("pebble call failed: %s", exc)
-            status = ops.WaitingStatus("pulsar container not reachable, retrying")
-        self.unit.status = status
+        self.unit.status = statuses.guarded(self._converge)
 
     def _converge(self) -> ops.StatusBase:
         # Lock and chroot bookkeeping come first: other units depend on them even while
@@ -125,7 +113,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         try:
             config = self.load_config(PulsarConfig)
         except (ValueError, TypeError) as exc:
-            return ops.BlockedStatus(str(exc))
+            return statuses.bad_config(exc)
 
         recorded = self._recorded_cluster_name()
         if recorded is not None and recorded != config.cluster_name:
@@ -135,16 +123,17 @@ class PulsarBrokerCharm(ops.CharmBase):
             )
 
         if not self.workload.can_connect():
-            return ops.WaitingStatus("waiting for the pulsar container (Pebble)")
+            return statuses.pebble_unreachable()
         if isinstance(zookeeper, ops.StatusBase):
             return zookeeper
+        check_zookeeper_connection(ZOOKEEPER_RELATION, zookeeper)
         if self.model.get_relation(BOOKKEEPER_RELATION) is None:
-            return ops.WaitingStatus("waiting for a bookkeeper relation")
-        bookkeeper = self.bookkeeper.info()
+            return statuses.no_relation(BOOKKEEPER_RELATION)
+        bookkeeper = _checked_bookkeeper(self.bookkeeper.info())
         if bookkeeper is None:
-            return ops.WaitingStatus("waiting for bookkeeper to publish its metadata service")
+            return statuses.awaiting("bookkeeper to publish its metadata service")
         if self.model.get_relation(PEER_RELATION) is None:
-            return ops.WaitingStatus("waiting for the cluster peer relation")
+            return statuses.awaiting("the cluster peer relation")
         auth = self._ensure_auth()
         if auth is None:
             return ops.WaitingStatus(
@@ -173,50 +162,30 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     def _ensure_auth(self) -> AuthMaterial | None:
         """Every unit: the internal credentials; the leader creates them once."""
-        auth = self.auth_material()
-        if auth is not None or not self.unit.is_leader():
-            return auth
-        key = pulsar_tokens.generate_key()
-        content = {
-            SIGNING_KEY_FIELD: key,
-            ADMIN_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.ADMIN_ROLE),
-            BROKER_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.BROKER_ROLE),
-        }
-        secret = self.app.add_secret(
-            content,
-            label=INTERNAL_SECRET_LABEL,
-            description="Pulsar token signing key and the admin and broker tokens",
-        )
-        data = self._peer_app_data()
-        assert data is not None  # checked by the caller
-        data[INTERNAL_SECRET_ID_KEY] = secret.id or secret.get_info().id
-        logger.info("created the %s secret (token signing key)", INTERNAL_SECRET_LABEL)
-        return self.auth_material()
+        return self._read_auth(create=self.unit.is_leader())
 
     def auth_material(self) -> AuthMaterial | None:
         """Return the signing key and tokens from the ``pulsar-internal`` secret, or None."""
-        secret = None
-        data = self._peer_app_data()
-        secret_id = data.get(INTERNAL_SECRET_ID_KEY) if data is not None else None
-        try:
-            if secret_id:
-                secret = self.model.get_secret(id=secret_id)
-            elif self.unit.is_leader():
-                secret = self.model.get_secret(label=INTERNAL_SECRET_LABEL)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            secret = None
-        if secret is None:
+        return self._read_auth(create=False)
+
+    def _read_auth(self, create: bool) -> AuthMaterial | None:
+        content = find_app_secret(
+            self,
+            INTERNAL_SECRET_LABEL,
+            self._peer_app_data(),
+            INTERNAL_SECRET_ID_KEY,
+            _new_auth_content if create else None,
+        )
+        if content is None:
             return None
-        try:
-            content = secret.get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            return None
-        if self.unit.is_leader() and data is not None and not secret_id and secret.id:
-            data[INTERNAL_SECRET_ID_KEY] = secret.id
         fields = (SIGNING_KEY_FIELD, ADMIN_TOKEN_FIELD, BROKER_TOKEN_FIELD)
-        if not all(content.get(name) for name in fields):
-            return None
-        return AuthMaterial(*(content[name] for name in fields))
+        source = f"{INTERNAL_SECRET_LABEL} secret"
+        values = [parse_credential(source, name, content.get(name)) for name in fields]
+        try:
+            base64.b64decode(values[0], validate=True)
+        except ValueError:
+            raise InvalidField(source, SIGNING_KEY_FIELD, "is not base64") from None
+        return AuthMaterial(*values)
 
     # -- cluster metadata ----------------------------------------------------------------
 
@@ -229,7 +198,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         data = self._peer_app_data()
         if data is None or data.get(METADATA_INITIALISED_KEY) != "true":
             return None
-        return data.get(METADATA_CLUSTER_NAME_KEY) or None
+        recorded = data.get(METADATA_CLUSTER_NAME_KEY) or None
+        if recorded is not None and not is_cluster_name(recorded):
+            raise InvalidField(PEER_RELATION, METADATA_CLUSTER_NAME_KEY, "is not a cluster name")
+        return recorded
 
     def _ensure_cluster_metadata(
         self,
@@ -253,16 +225,23 @@ class PulsarBrokerCharm(ops.CharmBase):
         )
         result = self.workload.run(argv, tool_environment(), INIT_TIMEOUT_SECONDS)
         if not result.ok:
-            logger.warning("initialize-cluster-metadata failed: %s", result.output)
+            output = redact(result.output, [zookeeper.password, *self._secret_values()])
+            logger.warning("initialize-cluster-metadata failed: %s", output)
             return ops.WaitingStatus("cluster metadata initialisation failed; retrying")
         data = self._peer_app_data()
         assert data is not None  # checked by the caller
-        data[METADATA_INITIALISED_KEY] = "true"
-        data[METADATA_CLUSTER_NAME_KEY] = config.cluster_name
+        write_if_different(
+            data,
+            {METADATA_INITIALISED_KEY: "true", METADATA_CLUSTER_NAME_KEY: config.cluster_name},
+        )
         logger.info("cluster metadata initialised for cluster %s", config.cluster_name)
         return None
 
     # -- the broker service --------------------------------------------------------------
+
+    def _secret_values(self) -> list[str]:
+        auth = self._auth
+        return [auth.signing_key, auth.admin_token, auth.broker_token] if auth else []
 
     @property
     def _token(self) -> str | None:
@@ -280,7 +259,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self, config: PulsarConfig, files: dict[str, str | bytes], layer: dict
     ) -> ops.StatusBase:
         self.workload.ensure_data_dir_owned()
-        if not self.workload.is_running():
+        if not self.workload.broker_running():
             # Nothing is served from this unit yet, so starting disturbs no peer: no lock.
             self._apply_and_start(files, layer)
             self.restart_lock.release()
@@ -294,7 +273,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 self.restart_lock.release()
             return self._status(config)
 
-        self.restart_lock.request(inputs_token(files, layer))
+        self.restart_lock.request(restart_token(files, layer))
         if self.unit.is_leader():
             self.restart_lock.arbitrate()
         if not self.restart_lock.granted():
@@ -307,8 +286,8 @@ class PulsarBrokerCharm(ops.CharmBase):
     def _apply_and_start(self, files: dict[str, str | bytes], layer: dict) -> None:
         self.workload.push(files)
         if self.workload.layer_differs(layer):
-            self.workload.add_layer(layer)
-        self.workload.start()
+            self.workload.add_broker_layer(layer)
+        self.workload.start_broker()
 
     def _status_after_start(self, config: PulsarConfig) -> ops.StatusBase:
         if pulsar_admin.wait_broker_ready(
@@ -326,6 +305,33 @@ class PulsarBrokerCharm(ops.CharmBase):
 
 def _active(config: PulsarConfig) -> ops.ActiveStatus:
     return ops.ActiveStatus(f"broker ready (cluster {config.cluster_name})")
+
+
+def _new_auth_content() -> dict[str, str]:
+    key = pulsar_tokens.generate_key()
+    return {
+        SIGNING_KEY_FIELD: key,
+        ADMIN_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.ADMIN_ROLE),
+        BROKER_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.BROKER_ROLE),
+    }
+
+
+def _checked_bookkeeper(info: BookKeeperInfo | None) -> BookKeeperInfo | None:
+    """Refuse a bad metadata URI or bookie id; count each bookie once, ready only if listed."""
+    if info is None:
+        return None
+    uri = parse_metadata_service_uri(
+        BOOKKEEPER_RELATION, "metadata-service-uri", info.metadata_service_uri
+    )
+    bookies = (
+        parse_host_ports(BOOKKEEPER_RELATION, "bookies", info.bookies) if info.bookies else ()
+    )
+    ready = (
+        parse_host_ports(BOOKKEEPER_RELATION, "ready-bookies", info.ready_bookies)
+        if info.ready_bookies
+        else ()
+    )
+    return BookKeeperInfo(uri, bookies, tuple(b for b in ready if b in bookies))
 
 
 def _bookie_problem(config: PulsarConfig, bookkeeper: BookKeeperInfo) -> ops.StatusBase | None:

@@ -10,13 +10,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX, ConfigError
+
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 MIN_HEAP_MB = 128
 MIN_DIRECT_MEMORY_MB = 64
+# Largest heap / direct memory the charm passes to the JVM (1 TiB).
+MAX_MEMORY_MB = 1024 * 1024
+# backlogQuotaDefaultLimitBytes is a Java long: the limit in MiB times 2^20 must fit.
+MAX_BACKLOG_MB = JAVA_LONG_MAX // (1024 * 1024)
 
 # Pulsar accepts more characters in a cluster name, but the name also ends up in znode paths,
 # URLs and function-worker ids, so the charm keeps to a conservative subset.
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def is_cluster_name(value: str) -> bool:
+    return bool(_CLUSTER_NAME.fullmatch(value)) and value != "global"
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,8 @@ class PulsarConfig:
     def __post_init__(self) -> None:
         error = self.first_error()
         if error:
-            raise ValueError(error)
+            option, _, accepts = error.partition(": ")
+            raise ConfigError(option, accepts)
 
     def first_error(self) -> str | None:
         """Return the first problem, as ``"<option>: <what it accepts>"``; None when valid."""
@@ -71,7 +82,7 @@ class PulsarConfig:
         return None
 
     def _check_cluster_name(self) -> str | None:
-        if not _CLUSTER_NAME.match(self.cluster_name) or self.cluster_name == "global":
+        if not is_cluster_name(self.cluster_name):
             return (
                 "cluster-name: 1-64 letters, digits, '_', '.', '-' starting with a letter or "
                 "digit (not 'global')"
@@ -82,8 +93,8 @@ class PulsarConfig:
         ensemble = self.managed_ledger_ensemble_size
         write = self.managed_ledger_write_quorum
         ack = self.managed_ledger_ack_quorum
-        if ensemble < 1:
-            return "managed-ledger-ensemble-size: an integer >= 1"
+        if not 1 <= ensemble <= JAVA_INT_MAX:
+            return f"managed-ledger-ensemble-size: an integer from 1 to {JAVA_INT_MAX}"
         if not 1 <= write <= ensemble:
             return (
                 "managed-ledger-write-quorum: an integer between 1 and "
@@ -97,20 +108,25 @@ class PulsarConfig:
         return None
 
     def _check_retention(self) -> str | None:
-        for option, value in (
-            ("default-retention-time-minutes", self.default_retention_time_minutes),
-            ("default-retention-size-mb", self.default_retention_size_mb),
-            ("backlog-quota-default-limit-mb", self.backlog_quota_default_limit_mb),
+        # Pulsar keeps these in Java fields: retention as int, the backlog quota (bytes) as long.
+        for option, value, high in (
+            ("default-retention-time-minutes", self.default_retention_time_minutes, JAVA_INT_MAX),
+            ("default-retention-size-mb", self.default_retention_size_mb, JAVA_INT_MAX),
+            (
+                "backlog-quota-default-limit-mb",
+                self.backlog_quota_default_limit_mb,
+                MAX_BACKLOG_MB,
+            ),
         ):
-            if value < -1:
-                return f"{option}: an integer >= -1 (-1 means unlimited)"
+            if not -1 <= value <= high:
+                return f"{option}: an integer from -1 (unlimited) to {high}"
         return None
 
     def _check_memory(self) -> str | None:
-        if self.heap_mb < MIN_HEAP_MB:
-            return f"heap-mb: an integer >= {MIN_HEAP_MB}"
-        if self.direct_memory_mb < MIN_DIRECT_MEMORY_MB:
-            return f"direct-memory-mb: an integer >= {MIN_DIRECT_MEMORY_MB}"
+        if not MIN_HEAP_MB <= self.heap_mb <= MAX_MEMORY_MB:
+            return f"heap-mb: an integer from {MIN_HEAP_MB} to {MAX_MEMORY_MB}"
+        if not MIN_DIRECT_MEMORY_MB <= self.direct_memory_mb <= MAX_MEMORY_MB:
+            return f"direct-memory-mb: an integer from {MIN_DIRECT_MEMORY_MB} to {MAX_MEMORY_MB}"
         return None
 
     def _check_log_level(self) -> str | None:

@@ -6,14 +6,13 @@ Nothing here touches Juju or Pebble, so every function can be tested (and fuzzed
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from pulsar_config import PulsarConfig
 
 PULSAR_HOME = "/pulsar"
@@ -105,12 +104,6 @@ class BrokerInputs:
     unit_address: str
     zookeeper_hosts: str
     bookkeeper_metadata_service_uri: str
-
-
-def unit_fqdn(unit_name: str, app_name: str, model_name: str) -> str:
-    """Return the pod's stable DNS name, which every listener binds to and advertises."""
-    number = unit_name.rsplit("/", 1)[-1]
-    return f"{app_name}-{number}.{app_name}-endpoints.{model_name}.svc.cluster.local"
 
 
 def service_fqdn(app_name: str, model_name: str) -> str:
@@ -220,13 +213,6 @@ def auth_files(auth: AuthMaterial) -> dict[str, str | bytes]:
     }
 
 
-def render_properties(properties: Mapping[str, str], header: str) -> str:
-    """Render a Java properties file, keys sorted so equal inputs give identical bytes."""
-    lines = [f"# {line}" for line in header.splitlines()]
-    lines += [f"{_escape_key(k)}={_escape_value(v)}" for k, v in sorted(properties.items())]
-    return "\n".join(lines) + "\n"
-
-
 def render_broker_conf(inputs: BrokerInputs) -> str:
     return render_properties(
         broker_properties(inputs),
@@ -268,13 +254,7 @@ def render_functions_worker_yml(inputs: BrokerInputs) -> str:
 
 def render_jaas(username: str, password: str) -> str:
     """Render the JAAS ``Client`` section the broker and its tools log in to ZooKeeper with."""
-    return (
-        "Client {\n"
-        "  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
-        f'  username="{_jaas_quote(username)}"\n'
-        f'  password="{_jaas_quote(password)}";\n'
-        "};\n"
-    )
+    return client_jaas(username, password)
 
 
 def broker_files(
@@ -379,46 +359,29 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
     return {
         "summary": "Apache Pulsar broker",
         "services": {
-            SERVICE_NAME: {
-                "override": "replace",
-                "summary": "Pulsar broker",
-                "command": broker_command(config),
-                "startup": "enabled",
-                "user-id": 10000,
-                # Not "group-id": 0 -- ops' Service.to_dict drops falsy fields, so gid 0 never
-                # reaches Pebble, which then looks up uid 10000's primary group instead.
-                "group": "root",
-                "working-dir": PULSAR_HOME,
-                "environment": broker_environment(config),
-                "kill-delay": f"{KILL_DELAY_SECONDS}s",
-                "on-check-failure": {ALIVE_CHECK: "restart"},
-            }
+            SERVICE_NAME: workload_service(
+                "Pulsar broker",
+                broker_command(config),
+                broker_environment(config),
+                ALIVE_CHECK,
+                **{"working-dir": PULSAR_HOME, "kill-delay": f"{KILL_DELAY_SECONDS}s"},
+            )
         },
         "checks": {
             # status.html answers 200 only while the status file exists; threshold x period
             # leaves room for a cold start before Pebble restarts the broker.
-            ALIVE_CHECK: {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"{base}/status.html"},
-            },
+            ALIVE_CHECK: pebble_check("alive", 6, http={"url": f"{base}/status.html"}),
             # With authentication on, /admin/v2/brokers/ready answers 401 without a token. The
             # check reads the broker's token file when it runs, so no token is in the plan.
-            READY_CHECK: {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "exec": {
+            READY_CHECK: pebble_check(
+                "ready",
+                3,
+                exec={
                     "command": ready_check_command(unit_address),
                     "user-id": 10000,
                     "group": "root",
                 },
-            },
+            ),
         },
     }
 
@@ -438,53 +401,5 @@ def ready_check_command(unit_address: str) -> str:
     return shlex.join(["/bin/bash", "-c", script])
 
 
-def inputs_token(files: Mapping[str, str | bytes], layer: Mapping[str, Any]) -> str:
-    """Return a short digest naming one rendering (the rolling-restart request token)."""
-    items = [
-        (path, content if isinstance(content, str) else base64.b64encode(content).decode())
-        for path, content in sorted(files.items())
-    ]
-    digest = hashlib.sha256(json.dumps([items, layer], sort_keys=True).encode())
-    return digest.hexdigest()[:16]
-
-
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _jaas_quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _escape_value(value: str) -> str:
-    return _escape(value, specials="")
-
-
-def _escape_key(key: str) -> str:
-    # In a key, the separators and comment markers must be escaped too.
-    return _escape(key, specials="=: #!")
-
-
-def _escape(text: str, specials: str) -> str:
-    out = []
-    for i, char in enumerate(text):
-        if char == "\\":
-            out.append("\\\\")
-        elif char in _CONTROL_ESCAPES:
-            out.append(_CONTROL_ESCAPES[char])
-        elif char in specials or (char == " " and i == 0):
-            out.append("\\" + char)  # a leading blank would be stripped by the parser
-        elif not 0x20 <= ord(char) < 0x7F:
-            # Properties.load(InputStream) reads ISO-8859-1: keep the file pure ASCII.
-            out.append("".join(f"\\u{unit:04x}" for unit in _utf16_units(char)))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
-
-
-def _utf16_units(char: str) -> list[int]:
-    data = char.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]

@@ -33,7 +33,7 @@ def generate_key() -> str:
 
 def valid_role(role: str) -> bool:
     """Whether ``role`` is a role name the charm accepts (letters, digits, ``_.@-``)."""
-    return isinstance(role, str) and bool(_ROLE.match(role))
+    return isinstance(role, str) and bool(_ROLE.fullmatch(role))
 
 
 def mint_token(key_b64: str, role: str) -> str:

@@ -18,6 +18,20 @@ from dataclasses import dataclass
 
 import ops
 import zookeeper_ensemble
+from charms.pulsar_k8s.v0 import statuses
+from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
+from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
+from charms.pulsar_k8s.v0.validation import (
+    is_credential,
+    parse_credential,
+    parse_hostname,
+)
+from charms.pulsar_k8s.v0.workload import (
+    WorkloadError,
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ClientRequest,
@@ -38,18 +52,10 @@ from zookeeper_render import (
     render_layer,
     render_myid,
     render_static_config,
-    restart_token,
     server_id,
     server_line,
-    unit_fqdn,
 )
-from zookeeper_workload import (
-    SECRET_MODE,
-    DesiredWorkload,
-    File,
-    WorkloadError,
-    ZooKeeperWorkload,
-)
+from zookeeper_workload import DesiredWorkload, ZooKeeperWorkload
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ CONTAINER = "pulsar"
 PEER = "cluster"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
+INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 RUOK_WAIT_SECONDS = 60.0
 
 
@@ -110,31 +117,14 @@ class ZooKeeperCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        quiet_credential_loggers()
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
-        events = self.on
-        for event in (
-            events.install,
-            events.start,
-            events.config_changed,
-            events.upgrade_charm,
-            events.update_status,
-            events.leader_elected,
-            events.secret_changed,
-            events[CONTAINER].pebble_ready,
-            events[CONTAINER].pebble_check_failed,
-            events[CONTAINER].pebble_check_recovered,
-            events.data_storage_attached,
-            events[PEER].relation_created,
-            events[PEER].relation_joined,
-            events[PEER].relation_changed,
-            events[PEER].relation_departed,
-            events[CLIENT_RELATION].relation_joined,
-            events[CLIENT_RELATION].relation_changed,
-            events[CLIENT_RELATION].relation_departed,
-            events[CLIENT_RELATION].relation_broken,
-        ):
+        events = reconcile_events(
+            self, CONTAINER, relations=(PEER, CLIENT_RELATION), storages=("data",)
+        )
+        for event in [self.on.start, *events]:
             framework.observe(event, self._on_event)
 
     # ---- identity -------------------------------------------------------------------------
@@ -145,7 +135,7 @@ class ZooKeeperCharm(ops.CharmBase):
 
     @property
     def address(self) -> str:
-        return unit_fqdn(self.app.name, self.unit_number, self.model.name)
+        return unit_fqdn(self.unit.name, self.app.name, self.model.name)
 
     @property
     def server_id(self) -> int:
@@ -163,19 +153,17 @@ class ZooKeeperCharm(ops.CharmBase):
             config = self.load_config(ZooKeeperConfig, errors="raise")
         except (ValueError, TypeError) as exc:
             # nothing below runs: a running server keeps its last good configuration
-            self.unit.status = ops.BlockedStatus(str(exc))
+            self.unit.status = statuses.bad_config(exc)
             return
-        self.unit.status = self._converge(config)
+        self.unit.status = statuses.guarded(lambda: self._converge(config))
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
         relation = self.model.get_relation(PEER)
         if relation is None:
-            return ops.WaitingStatus("waiting for the peer relation")
+            return statuses.awaiting("the peer relation")
         self._publish_unit(relation, {"address": self.address, "server-id": str(self.server_id)})
 
-        if self.unit.is_leader():
-            self._ensure_internal_secret()
-        credentials = self._credentials()
+        credentials = self._credentials(relation)
         if credentials is None:
             return ops.WaitingStatus("waiting for the leader to generate credentials")
 
@@ -204,7 +192,7 @@ class ZooKeeperCharm(ops.CharmBase):
         self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
     ) -> ops.StatusBase | None:
         if not self.workload.can_connect():
-            return ops.WaitingStatus("waiting for Pebble")
+            return statuses.pebble_unreachable()
         try:
             self.workload.ensure_storage_owned()
             return self._converge_workload(config, credentials, members)
@@ -217,21 +205,17 @@ class ZooKeeperCharm(ops.CharmBase):
     ) -> DesiredWorkload:
         users = self._client_users()
         files = {
-            CONF_PATH: File(render_static_config(config, self.address)),
-            JAAS_PATH: File(
-                render_jaas(credentials.super_password, credentials.quorum_password, users),
-                SECRET_MODE,
-            ),
-            MYID_PATH: File(render_myid(self.server_id)),
+            CONF_PATH: render_static_config(config, self.address),
+            JAAS_PATH: render_jaas(credentials.super_password, credentials.quorum_password, users),
+            MYID_PATH: render_myid(self.server_id),
         }
         layer = render_layer(render_env(config, credentials.super_password), self.address)
-        contents = {path: f.content for path, f in files.items()}
         return DesiredWorkload(
             files=files,
             # a starting server joins with the committed ensemble plus itself
             dynamic_config=render_dynamic_config({**members, self.server_id: self.address}),
             layer=layer,
-            token=restart_token(contents, layer),
+            token=restart_token(files, layer),
             users=tuple(sorted(users)),
         )
 
@@ -243,13 +227,13 @@ class ZooKeeperCharm(ops.CharmBase):
         Returns a status when this unit waits (restart turn, ruok).
         """
         desired = self._desired(config, credentials, members)
-        running = self.workload.is_running()
+        running = self.workload.server_running()
         applied = self.workload.applied()
         status: ops.StatusBase | None = None
 
         if not running:
             # a stopped server costs the quorum nothing more: no lock needed
-            self.workload.start(desired)
+            self.workload.start_server(desired)
             if self._wait_ruok() and self.restarts.pending():
                 self.restarts.release()
         elif applied is None or applied.token != desired.token:
@@ -258,7 +242,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 self.restarts.arbitrate()
             if self.restarts.granted():
                 logger.info("restart lock granted: restarting to apply %s", desired.token)
-                self.workload.restart(desired)
+                self.workload.restart_server(desired)
                 if self._wait_ruok():
                     self.restarts.release()
             else:
@@ -269,7 +253,7 @@ class ZooKeeperCharm(ops.CharmBase):
         if self.unit.is_leader():
             self.restarts.arbitrate()
 
-        running = self.workload.is_running()
+        running = self.workload.server_running()
         started = running and zookeeper_ensemble.is_ok(self.address)
         applied = self.workload.applied()
         users = list(applied.users) if (started and applied) else []
@@ -296,10 +280,7 @@ class ZooKeeperCharm(ops.CharmBase):
     # ---- peer data ------------------------------------------------------------------------
 
     def _publish_unit(self, relation: ops.Relation, wanted: dict[str, str]) -> None:
-        databag = relation.data[self.unit]
-        for key, value in wanted.items():
-            if databag.get(key) != value:
-                databag[key] = value
+        write_if_different(relation.data[self.unit], wanted)
 
     def _peers(self, relation: ops.Relation) -> dict[int, Peer]:
         """Every unit (this one included) that published an address, by server id."""
@@ -318,6 +299,8 @@ class ZooKeeperCharm(ops.CharmBase):
                 logger.info("peer %s data unreadable: %s", unit.name, exc)
                 continue
             if peer.address:
+                # the address ends up in server.N= lines: never a newline or anything else
+                parse_hostname(PEER, f"{unit.name} address", peer.address)
                 found[peer.server_id] = peer
         return found
 
@@ -325,9 +308,11 @@ class ZooKeeperCharm(ops.CharmBase):
         members: dict[int, str] = {}
         for sid, address in _json_object(relation.data[self.app].get("members")).items():
             try:
-                members[int(sid)] = address
+                members[int(sid)] = parse_hostname(PEER, f"members[{sid}]", address)
             except ValueError:
-                continue
+                if not sid.isdigit():
+                    continue
+                raise
         return members
 
     def _clients(self, relation: ops.Relation) -> dict[str, str]:
@@ -342,28 +327,22 @@ class ZooKeeperCharm(ops.CharmBase):
 
     # ---- leader: secrets, bootstrap, membership, clients ----------------------------------
 
-    def _ensure_internal_secret(self) -> None:
-        try:
-            self.model.get_secret(label=INTERNAL_SECRET_LABEL)
-        except ops.SecretNotFoundError:
-            content = {
-                "super-password": generate_password(),
-                "quorum-password": generate_password(),
-            }
-            self.app.add_secret(content, label=INTERNAL_SECRET_LABEL)
-        except ops.ModelError as exc:
-            logger.warning("cannot read the internal secret: %s", exc)
-
-    def _credentials(self) -> Credentials | None:
-        try:
-            content = self.model.get_secret(label=INTERNAL_SECRET_LABEL).get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
+    def _credentials(self, relation: ops.Relation) -> Credentials | None:
+        """Server passwords; the leader creates the secret once and records its id."""
+        content = find_app_secret(
+            self,
+            INTERNAL_SECRET_LABEL,
+            relation.data[self.app],
+            INTERNAL_SECRET_ID_KEY,
+            _new_internal_content if self.unit.is_leader() else None,
+        )
+        if content is None:
             return None
-        super_password = content.get("super-password")
-        quorum_password = content.get("quorum-password")
-        if not super_password or not quorum_password:
-            return None
-        return Credentials(super_password, quorum_password)
+        source = f"{INTERNAL_SECRET_LABEL} secret"
+        return Credentials(
+            parse_credential(source, "super-password", content.get("super-password")),
+            parse_credential(source, "quorum-password", content.get("quorum-password")),
+        )
 
     def _commit_bootstrap_members(
         self, relation: ops.Relation, peers: dict[int, Peer]
@@ -378,13 +357,12 @@ class ZooKeeperCharm(ops.CharmBase):
 
     def _write_members(self, relation: ops.Relation, members: dict[int, str]) -> None:
         encoded = json.dumps({str(k): members[k] for k in sorted(members)})
-        if relation.data[self.app].get("members") != encoded:
-            relation.data[self.app]["members"] = encoded
+        write_if_different(relation.data[self.app], {"members": encoded})
 
     def _write_clients(self, relation: ops.Relation, clients: dict[str, str]) -> None:
         encoded = json.dumps(dict(sorted(clients.items())))
         if relation.data[self.app].get("clients", "{}") != encoded:
-            relation.data[self.app]["clients"] = encoded
+            write_if_different(relation.data[self.app], {"clients": encoded})
 
     def _lead(
         self, relation: ops.Relation, credentials: Credentials, acl_policy: str
@@ -479,7 +457,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 self._write_members(relation, members)
             for request in to_grant:
                 password = self.provider.ensure_password(request.relation_id)
-                if password is None:
+                if password is None or not is_credential(password):
                     continue
                 old_chroot = clients.get(request.username)
                 if old_chroot and old_chroot != request.chroot:
@@ -510,7 +488,11 @@ class ZooKeeperCharm(ops.CharmBase):
         waiting: list[str] = []
         for request in valid:
             password = self.provider.password(request.relation_id)
-            if password is None or clients.get(request.username) != request.chroot:
+            if (
+                password is None
+                or not is_credential(password)
+                or clients.get(request.username) != request.chroot
+            ):
                 waiting.append(request.chroot)
                 continue
             loaded = all(sid in peers and request.username in peers[sid].users for sid in members)
@@ -529,8 +511,11 @@ class ZooKeeperCharm(ops.CharmBase):
             if request.error is not None:
                 continue
             password = self.provider.password(request.relation_id)
-            if password:
+            if password and is_credential(password):
                 users[request.username] = password
+            elif password:
+                # never rendered: the user is left out until its secret holds a usable password
+                logger.warning("client secret of %s holds an unusable password", request.username)
         return users
 
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
@@ -547,6 +532,10 @@ class ZooKeeperCharm(ops.CharmBase):
         if notes:
             message += "; " + "; ".join(notes)
         return ops.ActiveStatus(message)
+
+
+def _new_internal_content() -> dict[str, str]:
+    return {"super-password": generate_password(), "quorum-password": generate_password()}
 
 
 def _relation_id_of(username: str) -> int | None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from charms.pulsar_k8s.v0.rendering import render_jaas as render_jaas_sections
+from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from zookeeper_config import ZooKeeperConfig
 
 # Paths inside the `pulsar` container.
@@ -40,14 +40,6 @@ METRICS_PORT = 8000
 
 SUPER_USER = "super"
 QUORUM_USER = "quorum"
-# JAAS option names and quoted values: keep both to characters that need no escaping.
-_JAAS_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_JAAS_VALUE = re.compile(r'^[^"\\\n\r]+$')
-
-
-def unit_fqdn(app: str, unit_number: int, model: str) -> str:
-    """Return the pod's stable DNS name: every listener binds to it."""
-    return f"{app}-{unit_number}.{app}-endpoints.{model}.svc.cluster.local"
 
 
 def server_id(unit_number: int) -> int:
@@ -145,26 +137,15 @@ def render_static_config(config: ZooKeeperConfig, address: str) -> str:
     return header + "".join(f"{key}={value}\n" for key, value in settings)
 
 
-def _check_jaas(name: str, value: str) -> None:
-    if not _JAAS_NAME.match(name):
-        raise ValueError(f"JAAS user name {name!r} has characters outside [A-Za-z0-9_.-]")
-    if not _JAAS_VALUE.match(value):
-        raise ValueError(f"password for {name!r} is empty or has quotes/backslashes/newlines")
-
-
 def render_jaas(super_password: str, quorum_password: str, users: Mapping[str, str]) -> str:
     """JAAS file: Server (super + every client user), QuorumServer and QuorumLearner."""
     server_users = {SUPER_USER: super_password, **{u: users[u] for u in sorted(users)}}
-    for name, password in [*server_users.items(), (QUORUM_USER, quorum_password)]:
-        _check_jaas(name, password)
-    module = "org.apache.zookeeper.server.auth.DigestLoginModule required"
-    server_lines = "".join(f'    user_{u}="{p}"\n' for u, p in server_users.items())
-    return (
-        f"Server {{\n    {module}\n{server_lines.rstrip()};\n}};\n"
-        f"QuorumServer {{\n    {module}\n"
-        f'    user_{QUORUM_USER}="{quorum_password}";\n}};\n'
-        f"QuorumLearner {{\n    {module}\n"
-        f'    username="{QUORUM_USER}"\n    password="{quorum_password}";\n}};\n'
+    return render_jaas_sections(
+        {
+            "Server": {f"user_{name}": password for name, password in server_users.items()},
+            "QuorumServer": {f"user_{QUORUM_USER}": quorum_password},
+            "QuorumLearner": {"username": QUORUM_USER, "password": quorum_password},
+        }
     )
 
 
@@ -206,32 +187,16 @@ def render_layer(env: Mapping[str, str], address: str) -> dict[str, Any]:
     return {
         "summary": "ZooKeeper server",
         "services": {
-            SERVICE: {
-                "override": "replace",
-                "summary": "ZooKeeper server (bin/pulsar zookeeper)",
-                "command": "/pulsar/bin/pulsar zookeeper",
-                "startup": "enabled",
-                "user-id": 10000,
-                # "group-id": 0 would be dropped by ops (it omits falsy fields): name the group.
-                "group": "root",
-                "environment": dict(env),
-                "on-check-failure": {ALIVE_CHECK: "restart"},
-            }
+            SERVICE: workload_service(
+                "ZooKeeper server (bin/pulsar zookeeper)",
+                "/pulsar/bin/pulsar zookeeper",
+                env,
+                ALIVE_CHECK,
+            )
         },
         "checks": {
-            ALIVE_CHECK: {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 6,
-                "http": {"url": f"http://{address}:{ADMIN_PORT}/commands/ruok"},
-            }
+            ALIVE_CHECK: pebble_check(
+                "alive", 6, http={"url": f"http://{address}:{ADMIN_PORT}/commands/ruok"}
+            )
         },
     }
-
-
-def restart_token(files: Mapping[str, str], layer: Mapping[str, Any]) -> str:
-    """Hash of everything a running server reads only at start (never the dynamic file)."""
-    payload = json.dumps({"files": dict(files), "layer": layer}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -78,5 +78,5 @@ def not_owned(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     owner, not the directory's: ownership is faked at the workload boundary instead.
     """
     paths: set[str] = set()
-    monkeypatch.setattr(BookieWorkload, "owned_by_workload", lambda _self, p: p not in paths)
+    monkeypatch.setattr(BookieWorkload, "owner_uid", lambda _self, p: 0 if p in paths else 10000)
     return paths

@@ -18,9 +18,9 @@ from bookkeeper_render import (
     pebble_layer,
     render_bookkeeper_conf,
     render_jaas,
-    unit_fqdn,
 )
 from bookkeeper_workload import BookieWorkload
+from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
 
 MODEL = "pulsar"
@@ -41,11 +41,11 @@ CONNECTION_LOSS_OUTPUT = (
     "KeeperErrorCode = ConnectionLoss\n"
 )
 USERNAME, PASSWORD = "relation-7", "s3cret-pw"
-ADDRESS = unit_fqdn(f"{APP}/0", MODEL)
+ADDRESS = unit_fqdn(f"{APP}/0", APP, MODEL)
 
 
 def unit_id(number: int) -> str:
-    return bookie_id(unit_fqdn(f"{APP}/{number}", MODEL))
+    return bookie_id(unit_fqdn(f"{APP}/{number}", APP, MODEL))
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Calls:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     recorded = Calls()
-    for name in ("push", "add_layer", "start", "restart", "run"):
+    for name in ("push", "add_layer", "start_bookie", "restart_bookie", "run"):
         original = getattr(BookieWorkload, name)
 
         def spy(self, *args, _name=name, _original=original, **kwargs):
@@ -180,7 +180,7 @@ def executed(ctx: testing.Context) -> list[tuple[str, ...]]:
 
 def test_waits_for_zookeeper_relation(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), zk=False))
-    assert out.unit_status == ops.WaitingStatus("waiting for zookeeper relation")
+    assert out.unit_status == ops.WaitingStatus("waiting for a zookeeper relation")
     assert calls.log == []
     assert out.opened_ports == {testing.TCPPort(3181), testing.TCPPort(8000)}
 
@@ -225,7 +225,8 @@ def test_secret_with_control_characters_waits(ctx, storage, tmp_path, calls):
     secret = testing.Secret(tracked_content={"username": "u", "password": "bad\npassword"})
     out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), secret=secret))
     assert out.unit_status.name == "waiting"
-    assert "unusable" in out.unit_status.message
+    assert "zookeeper relation: password" in out.unit_status.message
+    assert "bad" not in out.unit_status.message  # the value itself is never shown
     assert calls.log == []
 
 
@@ -272,7 +273,7 @@ def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
     )
     assert (args.user_id, args.group_id) == (10000, 0)
     assert args.timeout
-    assert "start" in calls.names()  # bookies start once the flag is set
+    assert "start_bookie" in calls.names()  # bookies start once the flag is set
 
 
 def test_init_without_cluster_runs_initnewcluster(ctx, storage, tmp_path):
@@ -305,7 +306,7 @@ def test_init_failure_waits_and_starts_nothing(ctx, storage, tmp_path, calls, ex
     assert "metadata" in out.unit_status.message
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert "bookkeeper-initialised" not in peer.local_app_data
-    assert not {"add_layer", "start", "restart"} & set(calls.names())
+    assert not {"add_layer", "start_bookie", "restart_bookie"} & set(calls.names())
     if len(execs) == 1:
         assert INITNEW not in executed(ctx)
     bk = testing.Relation("bookkeeper")
@@ -316,7 +317,7 @@ def test_init_failure_waits_and_starts_nothing(ctx, storage, tmp_path, calls, ex
 def test_new_leader_with_flag_runs_no_exec(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.leader_elected(), state(container(storage, tmp_path)))
     assert executed(ctx) == []
-    assert "start" in calls.names()
+    assert "start_bookie" in calls.names()
     assert (
         out.get_container("pulsar").plan.services["bookie"].command == "/pulsar/bin/pulsar bookie"
     )
@@ -329,7 +330,7 @@ def test_non_leader_waits_for_flag(ctx, storage, tmp_path, calls):
         "waiting for the leader to initialise bookkeeper metadata"
     )
     assert executed(ctx) == []
-    assert "start" not in calls.names()
+    assert "start_bookie" not in calls.names()
 
 
 def test_storage_chowned_only_when_not_owned(ctx, storage, tmp_path, calls, not_owned):
@@ -444,7 +445,7 @@ def test_changed_config_restarts_when_granted(ctx, storage, tmp_path, calls, fak
     cont = container(storage, tmp_path, running=True)
     st = state(cont, leader=False, peer=peer, config={"heap-mb": 1024})
     out = ctx.run(ctx.on.relation_changed(peer), st)
-    assert "restart" in calls.names()
+    assert "restart_bookie" in calls.names()
     env = out.get_container("pulsar").plan.services["bookie"].environment
     assert env["BOOKIE_MEM"].startswith("-Xms1024m -Xmx1024m")
     assert out.get_relation(peer.id).local_unit_data.get("restart-request", "") == ""
@@ -462,7 +463,7 @@ def test_restart_keeps_lock_while_not_ready(ctx, storage, tmp_path, calls, fake_
     cont = container(storage, tmp_path, running=True)
     st = state(cont, leader=False, peer=peer, config={"log-level": "debug"})
     out = ctx.run(ctx.on.config_changed(), st)
-    assert "restart" in calls.names()
+    assert "restart_bookie" in calls.names()
     assert out.get_relation(peer.id).local_unit_data["restart-request"]
     assert out.unit_status == ops.WaitingStatus("bookie restarted, not ready yet")
 
@@ -494,5 +495,5 @@ def test_unchanged_running_bookie_is_not_restarted_even_if_granted(
 def test_pebble_not_reachable_waits(ctx, storage, tmp_path, calls):
     cont = testing.Container("pulsar", can_connect=False)
     out = ctx.run(ctx.on.update_status(), state(cont))
-    assert out.unit_status == ops.WaitingStatus("waiting for pebble")
+    assert out.unit_status == ops.WaitingStatus("waiting for the pulsar container (Pebble)")
     assert calls.log == []

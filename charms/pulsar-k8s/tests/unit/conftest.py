@@ -57,7 +57,14 @@ class Calls:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     recorded = Calls()
-    for name in ("push", "add_layer", "start", "stop_draining", "run", "create_status_file"):
+    for name in (
+        "push",
+        "add_broker_layer",
+        "start_broker",
+        "stop_draining",
+        "run",
+        "create_status_file",
+    ):
         original = getattr(PulsarWorkload, name)
 
         def spy(self, *args, _name=name, _original=original, **kwargs):

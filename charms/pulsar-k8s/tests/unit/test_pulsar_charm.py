@@ -9,6 +9,7 @@ from typing import Any, cast
 import ops
 import pulsar_tokens
 import pytest
+from charms.pulsar_k8s.v0.workload import unit_fqdn
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import GRANTED_KEY, REQUEST_KEY
 from ops import pebble, testing
 from pulsar_charm import (
@@ -28,7 +29,6 @@ from pulsar_render import (
     BrokerInputs,
     broker_files,
     pebble_layer,
-    unit_fqdn,
 )
 from pulsar_workload import PulsarWorkload
 
@@ -361,7 +361,7 @@ def test_ensemble_larger_than_the_bookkeeper_cluster_blocks(ctx, root, calls):
     assert out.unit_status == ops.BlockedStatus(
         "managed-ledger-ensemble-size=3 needs 3 bookies; bookkeeper has 2"
     )
-    assert "start" not in calls.names()
+    assert "start_broker" not in calls.names()
 
 
 def test_too_few_writable_bookies_waits_with_numbers(ctx, root, calls):
@@ -370,7 +370,7 @@ def test_too_few_writable_bookies_waits_with_numbers(ctx, root, calls):
     config = {"managed-ledger-ensemble-size": 3}
     out = ctx.run(ctx.on.config_changed(), full_state(root, config=config, relations=relations))
     assert out.unit_status == ops.WaitingStatus("2/3 bookies writable, ensemble needs 3")
-    assert "start" not in calls.names()
+    assert "start_broker" not in calls.names()
 
 
 # -- bad config -----------------------------------------------------------------------------
@@ -489,7 +489,14 @@ def test_granted_unit_drains_then_restarts_and_releases(ctx, root, calls, monkey
 
     assert seen_status_file_at_stop == [False]  # removed before the broker was stopped
     assert 5.0 in no_sleep  # the bounded drain period
-    assert calls.names() == ["stop_draining", "push", "add_layer", "start", "create_status_file"]
+    assert calls.names() == [
+        "stop_draining",
+        "push",
+        "add_broker_layer",
+        "start_broker",
+        "create_status_file",
+        "push",
+    ]
     assert (root / "status").exists()  # recreated before the start
     env = out.get_container("pulsar").plan.services[SERVICE_NAME].environment
     assert env["PULSAR_LOG_LEVEL"] == "debug"
@@ -540,7 +547,9 @@ def test_pebble_unreachable_mid_hook_is_waiting(ctx, root, monkeypatch):
 
     monkeypatch.setattr(PulsarWorkload, "ensure_data_dir_owned", boom)
     out = ctx.run(ctx.on.update_status(), full_state(root))
-    assert out.unit_status == ops.WaitingStatus("pulsar container not reachable, retrying")
+    assert out.unit_status == ops.WaitingStatus(
+        "waiting for the pulsar container (Pebble) (retrying)"
+    )
 
 
 def test_status_file_path_is_outside_storage():

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import ops
 import pytest
+from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
-from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, unit_fqdn
+from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE
 
 APP = "pulsar-zookeeper-k8s"
 
 
 def address(unit_number: int) -> str:
-    return unit_fqdn(APP, unit_number, "testing")
+    return unit_fqdn(f"{APP}/{unit_number}", APP, "testing")
 
 
 def internal_secret() -> testing.Secret:
@@ -332,7 +333,7 @@ def test_pebble_unreachable_is_waiting(ctx, tmp_path, ensemble):
         model=testing.Model(name="testing"),
     )
     out = ctx.run(ctx.on.update_status(), state)
-    assert out.unit_status == testing.WaitingStatus("waiting for Pebble")
+    assert out.unit_status == testing.WaitingStatus("waiting for the pulsar container (Pebble)")
 
 
 def test_even_member_count_is_active_but_says_so(ctx, tmp_path, ensemble):

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import ops
+from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
 from zookeeper_contract_schemas import strict_schema
-from zookeeper_render import SERVICE, unit_fqdn
+from zookeeper_render import SERVICE
 
 REQUEST = {
     "database": "/pulsar",
@@ -21,7 +22,7 @@ REQUEST = {
 
 
 def address(n: int) -> str:
-    return unit_fqdn("pulsar-zookeeper-k8s", n, "testing")
+    return unit_fqdn(f"pulsar-zookeeper-k8s/{n}", "pulsar-zookeeper-k8s", "testing")
 
 
 def peer_unit(n: int, users: list[str]) -> dict[str, str]:
