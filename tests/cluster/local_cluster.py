@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 from tests.cluster import rig_net, rig_pods
-from tests.cluster.conftest import UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7
 from tests.cluster.rig_bundle import deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
 
@@ -48,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.add_app(app)
     rig_net.enter_rig_namespace(state, plan)
     rig_pods.kill_stale_processes()
-    env = RigEnv(state / "m", rig_pods.Image.from_cache(), plan)
-    model = Model(env, update_status_interval=UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7)
+    model = Model(RigEnv(state / "m", rig_pods.Image.from_cache(), plan))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         deploy_bundle(model, brokers=args.brokers)
