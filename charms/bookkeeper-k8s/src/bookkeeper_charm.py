@@ -2,6 +2,7 @@
 
 Peer relation ``cluster``:
     app  ``bookkeeper-initialised``  ``"true"`` once the leader created the BookKeeper metadata
+    unit ``bookie-state``  what this unit's bookie reports: writable, read-only or down
     unit ``restart-request`` / app ``restart-granted``  the rolling-restart lock (library)
 """
 
@@ -28,6 +29,7 @@ from bookkeeper_render import (
     tool_env,
     unit_fqdn,
 )
+from bookkeeper_view import DOWN, VIEW_PATH, WRITABLE, bookie_state, with_view_check
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
@@ -118,7 +120,7 @@ class BookKeeperCharm(ops.CharmBase):
             return ops.WaitingStatus("waiting for pebble")
 
         files = {CONF_PATH: (conf, 0o644), JAAS_PATH: (jaas, 0o600)}
-        layer = pebble_layer(self.address, bookie_env(config))
+        layer = with_view_check(pebble_layer(self.address, bookie_env(config)), self.address)
         running = self.workload.is_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.
@@ -220,24 +222,47 @@ class BookKeeperCharm(ops.CharmBase):
                 self.workload.add_layer(LAYER_LABEL, layer)
             logger.info("restarting the bookie to apply changed configuration")
             self.workload.restart()
-            if not self.workload.wait_ready():
-                # Keep the lock: no other bookie restarts while this one is not back.
-                return ops.WaitingStatus("bookie restarted, not ready yet")
-            self.rolling_restart.release()
-        elif self.rolling_restart.pending() and self.workload.is_ready():
+            # Keep the lock until the bookie answers again: the bookie-view check wakes this
+            # unit when it does (no hook waits for the JVM).
+            return ops.WaitingStatus("bookie restarted; waiting for it to answer")
+        elif self.rolling_restart.pending() and self._observe() != DOWN:
             self.rolling_restart.release()
         return None
 
+    def _observe(self) -> str:
+        """This bookie's live state, recorded where its view check compares it."""
+        state = bookie_state(self.workload.state_json())
+        if self.workload.file_differs(VIEW_PATH, state):
+            self.workload.push(VIEW_PATH, state, mode=0o644)
+        return state
+
     def _health_status(self, uri: str) -> ops.StatusBase:
+        own = self._observe()
+        own_id = bookie_id(self.address)
+        self.bookkeeper.report(own_id, own)
+        reports = self._peer_reports(own)
         everyone = self._all_bookie_ids()
-        listed = self.workload.writable_bookies()
-        writable = sorted(set(listed or ()) & set(everyone))
+        writable = sorted(b for b, state in reports.items() if state == WRITABLE and b in everyone)
         self._publish(BookKeeperInfo(uri, tuple(everyone), tuple(writable)))
-        if listed is None:
+        if own == DOWN:
             return ops.WaitingStatus("bookie not answering on its HTTP API yet")
-        if bookie_id(self.address) not in writable:
-            return ops.WaitingStatus("bookie not yet writable")
+        if own != WRITABLE:
+            return ops.WaitingStatus(f"bookie {own} ({len(writable)}/{len(everyone)} writable)")
         return ops.ActiveStatus(f"bookie writable ({len(writable)}/{len(everyone)} writable)")
+
+    def _peer_reports(self, own: str) -> dict[str, str]:
+        """Bookie id -> state, as each bookie reports itself (this unit: ``own``, just seen)."""
+        reports = {bookie_id(self.address): own}
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return reports
+        if relation.data[self.unit].get("bookie-state") != own:
+            relation.data[self.unit]["bookie-state"] = own
+        for unit in relation.units:
+            state = relation.data[unit].get("bookie-state")
+            if state:
+                reports[bookie_id(unit_fqdn(unit.name, self.model.name))] = state
+        return reports
 
     def _all_bookie_ids(self) -> list[str]:
         names = {self.unit.name}

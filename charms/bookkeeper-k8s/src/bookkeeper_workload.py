@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from time import monotonic, sleep
 from typing import Any
 
 import ops
@@ -152,14 +151,9 @@ class BookieWorkload:
             return None
         return sorted(str(bookie) for bookie in listed)
 
-    def wait_ready(self, timeout_s: float = 120, interval_s: float = 2) -> bool:
-        deadline = monotonic() + timeout_s
-        while True:
-            if self.is_ready():
-                return True
-            if monotonic() >= deadline:
-                return False
-            sleep(interval_s)
+    def state_json(self) -> str | None:
+        """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer)."""
+        return self._http_get("/api/v1/bookie/state")
 
     def _http_get(self, path: str) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"

@@ -1,0 +1,77 @@
+"""The bookie's "view" check: a Pebble check that fails while the charm's view is stale.
+
+Juju delivers ``pebble-check-failed`` when a check goes down and ``pebble-check-recovered`` when
+it comes back, and nothing for a check that never fails. A plain readiness check can therefore
+miss a bookie that comes up (or goes read-only and back) between two runs. This check compares
+the bookie's live state with the state the charm last recorded in ``VIEW_PATH``: it fails as soon
+as they differ, whatever the timing, so the charm is woken by a real event, records what it sees
+and publishes it. A frozen or dead bookie reads as ``down`` within the check's timeout (the reads
+have their own shorter timeout), so a fault that clears always produces a difference again.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from bookkeeper_render import HTTP_PORT, WORKLOAD_UID
+
+VIEW_CHECK = "bookie-view"
+# Per-pod and ephemeral (not storage): a new pod starts with no view, hence one event.
+VIEW_PATH = "/pulsar/logs/charm-view/bookie-state"
+WRITABLE, READ_ONLY, DOWN = "writable", "read-only", "down"
+# Below the check's 1 s timeout, so a frozen bookie yields "down" rather than a timed-out check.
+_READ_TIMEOUT_S = "0.5"
+
+
+def bookie_state(state_json: str | None) -> str:
+    """What GET /api/v1/bookie/state says about the bookie: writable, read-only or down."""
+    try:
+        state = json.loads(state_json or "")
+    except ValueError:
+        return DOWN
+    if not isinstance(state, dict) or state.get("running") is not True:
+        return DOWN
+    if state.get("shuttingDown") is True:
+        return DOWN
+    return READ_ONLY if state.get("readOnly") is True else WRITABLE
+
+
+def state_script(address: str) -> str:
+    """Bash that prints :func:`bookie_state` of the live bookie (no curl in the image)."""
+    return (
+        f"body=$( (exec 3<>/dev/tcp/{address}/{HTTP_PORT} && "
+        f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
+        f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; do printf '%s' \"$line\"; done) "
+        "2>/dev/null); "
+        f"state={DOWN}; "
+        'if [[ $body =~ \\"running\\"[[:space:]]*:[[:space:]]*true ]] && '
+        '! [[ $body =~ \\"shuttingDown\\"[[:space:]]*:[[:space:]]*true ]]; then '
+        f"state={WRITABLE}; "
+        'if [[ $body =~ \\"readOnly\\"[[:space:]]*:[[:space:]]*true ]]; then '
+        f"state={READ_ONLY}; fi; fi; "
+        'printf "%s" "$state"'
+    )
+
+
+def view_check(address: str) -> dict[str, Any]:
+    """The check: up while the recorded view equals the live state; every field spelled out."""
+    script = f'[ "$({state_script(address)})" = "$(cat {VIEW_PATH} 2>/dev/null)" ]'
+    return {
+        "override": "replace",
+        "period": "2s",
+        "timeout": "1s",
+        # One failure is a change of state: that is the event the charm waits for.
+        "threshold": 1,
+        "exec": {
+            "command": shlex.join(["/bin/bash", "-c", script]),
+            "user-id": WORKLOAD_UID,
+            "group": "root",
+        },
+    }
+
+
+def with_view_check(layer: dict[str, Any], address: str) -> dict[str, Any]:
+    """The bookie's layer plus its view check (no level: it says nothing about health)."""
+    return {**layer, "checks": {**layer.get("checks", {}), VIEW_CHECK: view_check(address)}}
