@@ -230,7 +230,7 @@ class BookKeeperCharm(ops.CharmBase):
         return None
 
     def _observe(self) -> str:
-        """This bookie's live state, recorded where its view check compares it."""
+        """Read the bookie's live state and record it where the view check compares it."""
         state = bookie_state(self.workload.state_json())
         if self.workload.file_differs(VIEW_PATH, state):
             self.workload.push(VIEW_PATH, state, mode=0o644)

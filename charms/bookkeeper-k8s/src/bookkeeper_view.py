@@ -26,7 +26,7 @@ _READ_TIMEOUT_S = "0.5"
 
 
 def bookie_state(state_json: str | None) -> str:
-    """What GET /api/v1/bookie/state says about the bookie: writable, read-only or down."""
+    """Classify GET /api/v1/bookie/state's answer: writable, read-only or down."""
     try:
         state = json.loads(state_json or "")
     except ValueError:
@@ -38,12 +38,13 @@ def bookie_state(state_json: str | None) -> str:
     return READ_ONLY if state.get("readOnly") is True else WRITABLE
 
 
-def state_script(address: str) -> str:
+def state_script(address: str, port: int = HTTP_PORT) -> str:
     """Bash that prints :func:`bookie_state` of the live bookie (no curl in the image)."""
     return (
-        f"body=$( (exec 3<>/dev/tcp/{address}/{HTTP_PORT} && "
+        f"body=$( (exec 3<>/dev/tcp/{address}/{port} && "
         f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
-        f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; do printf '%s' \"$line\"; done) "
+        f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; "
+        "do printf '%s' \"$line\"; done) "
         "2>/dev/null); "
         f"state={DOWN}; "
         'if [[ $body =~ \\"running\\"[[:space:]]*:[[:space:]]*true ]] && '
@@ -56,7 +57,7 @@ def state_script(address: str) -> str:
 
 
 def view_check(address: str) -> dict[str, Any]:
-    """The check: up while the recorded view equals the live state; every field spelled out."""
+    """Return the check: up while the recorded view equals the live state (fields spelled out)."""
     script = f'[ "$({state_script(address)})" = "$(cat {VIEW_PATH} 2>/dev/null)" ]'
     return {
         "override": "replace",
@@ -73,5 +74,5 @@ def view_check(address: str) -> dict[str, Any]:
 
 
 def with_view_check(layer: dict[str, Any], address: str) -> dict[str, Any]:
-    """The bookie's layer plus its view check (no level: it says nothing about health)."""
+    """Return the bookie's layer plus its view check (no level: it says nothing of health)."""
     return {**layer, "checks": {**layer.get("checks", {}), VIEW_CHECK: view_check(address)}}

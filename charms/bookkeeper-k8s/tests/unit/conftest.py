@@ -55,7 +55,7 @@ def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeBookieHttp:
     return fake
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """No hook may sleep: a hook that waits for the JVM fails the test."""
 
@@ -66,7 +66,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def ctx() -> testing.Context:
+def ctx(no_sleep: None) -> testing.Context:
     return testing.Context(BookKeeperCharm, charm_root=CHARM_ROOT)
 
 
