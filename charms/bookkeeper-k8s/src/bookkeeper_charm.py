@@ -29,7 +29,7 @@ from bookkeeper_render import (
     tool_env,
     unit_fqdn,
 )
-from bookkeeper_view import DOWN, VIEW_PATH, WRITABLE, bookie_state, with_view_check
+from bookkeeper_view import DOWN, VIEW_LAYER_LABEL, VIEW_PATH, WRITABLE, bookie_state, view_layer
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
@@ -120,7 +120,7 @@ class BookKeeperCharm(ops.CharmBase):
             return ops.WaitingStatus("waiting for pebble")
 
         files = {CONF_PATH: (conf, 0o644), JAAS_PATH: (jaas, 0o600)}
-        layer = with_view_check(pebble_layer(self.address, bookie_env(config)), self.address)
+        layer = pebble_layer(self.address, bookie_env(config))
         running = self.workload.is_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.
@@ -153,6 +153,10 @@ class BookKeeperCharm(ops.CharmBase):
             if waiting:
                 return waiting
 
+        # Its own layer, outside the restart inputs: adding or changing it restarts nothing.
+        view = view_layer(self.address)
+        if self.workload.layer_differs(view):
+            self.workload.add_layer(VIEW_LAYER_LABEL, view)
         return self._health_status(uri)
 
     # --- steps -----------------------------------------------------------------------------

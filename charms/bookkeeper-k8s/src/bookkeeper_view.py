@@ -18,6 +18,7 @@ from typing import Any
 from bookkeeper_render import HTTP_PORT, WORKLOAD_UID
 
 VIEW_CHECK = "bookie-view"
+VIEW_LAYER_LABEL = "bookie-view"
 # Per-pod and ephemeral (not storage): a new pod starts with no view, hence one event.
 VIEW_PATH = "/pulsar/logs/charm-view/bookie-state"
 WRITABLE, READ_ONLY, DOWN = "writable", "read-only", "down"
@@ -73,6 +74,6 @@ def view_check(address: str) -> dict[str, Any]:
     }
 
 
-def with_view_check(layer: dict[str, Any], address: str) -> dict[str, Any]:
-    """Return the bookie's layer plus its view check (no level: it says nothing of health)."""
-    return {**layer, "checks": {**layer.get("checks", {}), VIEW_CHECK: view_check(address)}}
+def view_layer(address: str) -> dict[str, Any]:
+    """Return the layer holding only the view check (no level: it says nothing of health)."""
+    return {"summary": "bookkeeper-k8s view check", "checks": {VIEW_CHECK: view_check(address)}}

@@ -20,7 +20,7 @@ from bookkeeper_render import (
     render_jaas,
     unit_fqdn,
 )
-from bookkeeper_view import VIEW_CHECK, VIEW_PATH, with_view_check
+from bookkeeper_view import VIEW_CHECK, VIEW_PATH
 from bookkeeper_workload import BookieWorkload
 from ops import testing
 
@@ -118,8 +118,7 @@ def desired(config: BookKeeperConfig | None = None) -> tuple[str, str, dict]:
     config = config or BookKeeperConfig()
     uri = metadata_service_uri([ZK_ENDPOINTS], "/pulsar")
     conf = render_bookkeeper_conf(BookieInputs(ADDRESS, uri, config))
-    layer = with_view_check(pebble_layer(ADDRESS, bookie_env(config)), ADDRESS)
-    return conf, render_jaas(USERNAME, PASSWORD), layer
+    return conf, render_jaas(USERNAME, PASSWORD), pebble_layer(ADDRESS, bookie_env(config))
 
 
 def container(
