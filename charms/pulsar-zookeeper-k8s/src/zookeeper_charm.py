@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 
 import ops
@@ -42,6 +41,7 @@ from zookeeper_render import (
     server_line,
     unit_fqdn,
 )
+from zookeeper_view import DOWN, SERVING, VIEW_LAYER_LABEL, VIEW_PATH, server_state, view_layer
 from zookeeper_workload import (
     SECRET_MODE,
     DesiredWorkload,
@@ -56,7 +56,6 @@ CONTAINER = "pulsar"
 PEER = "cluster"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
-RUOK_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +105,9 @@ def _unit_number(unit: ops.Unit) -> int:
 
 class ZooKeeperCharm(ops.CharmBase):
     """One ZooKeeper server per unit; the leader manages membership and client credentials."""
+
+    # What this hook saw of the server (None: not looked at).
+    _observed: str | None = None
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -246,11 +248,10 @@ class ZooKeeperCharm(ops.CharmBase):
         applied = self.workload.applied()
         status: ops.StatusBase | None = None
 
+        # No hook waits for the JVM: the view check wakes this unit when the server answers.
         if not running:
             # a stopped server costs the quorum nothing more: no lock needed
             self.workload.start(desired)
-            if self._wait_ruok() and self.restarts.pending():
-                self.restarts.release()
         elif applied is None or applied.token != desired.token:
             self.restarts.request(desired.token)
             if self.unit.is_leader():
@@ -258,19 +259,21 @@ class ZooKeeperCharm(ops.CharmBase):
             if self.restarts.granted():
                 logger.info("restart lock granted: restarting to apply %s", desired.token)
                 self.workload.restart(desired)
-                if self._wait_ruok():
-                    self.restarts.release()
             else:
                 status = ops.WaitingStatus("waiting for the rolling-restart lock")
-        elif self.restarts.pending() and zookeeper_ensemble.is_ok(self.address):
-            # applied earlier but ruok was late: give the lock back once healthy
+        self.workload.ensure_checks(VIEW_LAYER_LABEL, view_layer(self.address))
+
+        running = self.workload.is_running()
+        observed = self._observe() if running else DOWN
+        started = observed != DOWN
+        applied = self.workload.applied()
+        current = applied is not None and applied.token == desired.token
+        if started and current and self.restarts.pending():
+            # restarted (or started) with what is wanted and answering: hand the lock on
             self.restarts.release()
         if self.unit.is_leader():
             self.restarts.arbitrate()
 
-        running = self.workload.is_running()
-        started = running and zookeeper_ensemble.is_ok(self.address)
-        applied = self.workload.applied()
         users = list(applied.users) if (started and applied) else []
         relation = self.model.get_relation(PEER)
         if relation is not None:
@@ -282,15 +285,14 @@ class ZooKeeperCharm(ops.CharmBase):
             status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
         return status
 
-    def _wait_ruok(self) -> bool:
-        deadline = time.monotonic() + RUOK_WAIT_SECONDS
-        while True:
-            if zookeeper_ensemble.is_ok(self.address):
-                return True
-            if time.monotonic() >= deadline:
-                logger.warning("ZooKeeper did not answer ruok within %ss", RUOK_WAIT_SECONDS)
-                return False
-            time.sleep(2)
+    def _observe(self) -> str:
+        """Read the server's live state and record it where the view check compares it."""
+        ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok")
+        srvr = zookeeper_ensemble.four_letter_word(self.address, "srvr") if ruok else ""
+        observed = server_state(ruok, srvr)
+        self.workload.record(VIEW_PATH, observed)
+        self._observed = observed
+        return observed
 
     # ---- peer data ------------------------------------------------------------------------
 
@@ -518,7 +520,7 @@ class ZooKeeperCharm(ops.CharmBase):
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
         if self.server_id not in members:
             return ops.WaitingStatus("waiting to be added to the ensemble")
-        if not zookeeper_ensemble.is_serving(self.address):
+        if self._observed != SERVING and not zookeeper_ensemble.is_serving(self.address):
             return ops.WaitingStatus("waiting for quorum")
         relation = self.model.get_relation(PEER)
         chroots = sorted(set(self._clients(relation).values())) if relation else []

@@ -137,6 +137,27 @@ class ZooKeeperWorkload:
         except _PEBBLE_ERRORS as exc:
             raise WorkloadError(f"cannot restart {SERVICE}: {exc}") from exc
 
+    def record(self, path: str, content: str) -> None:
+        """Write a small file the workload's checks read, only when it differs."""
+        try:
+            self._push_if_changed(path, File(content))
+        except _PEBBLE_ERRORS as exc:
+            raise WorkloadError(f"cannot write {path}: {exc}") from exc
+
+    def ensure_checks(self, label: str, layer: Mapping[str, Any]) -> None:
+        """Add a checks-only layer unless the plan already has these checks as they are."""
+        wanted = pebble.Layer(dict(layer))  # type: ignore[arg-type]
+        try:
+            plan = self._container.get_plan()
+            if all(
+                name in plan.checks and plan.checks[name].to_dict() == check.to_dict()
+                for name, check in wanted.checks.items()
+            ):
+                return
+            self._container.add_layer(label, wanted, combine=True)
+        except _PEBBLE_ERRORS as exc:
+            raise WorkloadError(f"cannot add the {label} layer: {exc}") from exc
+
     def _apply(self, desired: DesiredWorkload) -> None:
         files = {**desired.files, DYNAMIC_CONF_PATH: File(desired.dynamic_config)}
         state = json.dumps({"token": desired.token, "users": list(desired.users)})

@@ -20,7 +20,7 @@ ANSWERS = [*BOOKIE_STATES.values(), '{"running":true,"readOnly":false}', "not js
 @contextmanager
 def serving(body: str) -> Iterator[int]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             payload = body.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))

@@ -35,7 +35,7 @@ def peer_unit(n: int, users: list[str]) -> dict[str, str]:
 
 
 def base_state(tmp_path: Path, relations: set, **kwargs) -> testing.State:
-    for sub in ("data", "conf"):
+    for sub in ("data", "conf", "logs"):
         (tmp_path / sub).mkdir(exist_ok=True)
     container = testing.Container(
         "pulsar",
@@ -43,6 +43,8 @@ def base_state(tmp_path: Path, relations: set, **kwargs) -> testing.State:
         mounts={
             "data": testing.Mount(location="/pulsar/data", source=tmp_path / "data"),
             "conf": testing.Mount(location="/pulsar/conf", source=tmp_path / "conf"),
+            # the view file; ops.testing wipes unmounted paths between runs
+            "logs": testing.Mount(location="/pulsar/logs", source=tmp_path / "logs"),
         },
         execs={testing.Exec(["chown"])},
     )
