@@ -31,6 +31,7 @@ from pulsar_render import (
     tool_environment,
     unit_fqdn,
 )
+from pulsar_view import READY, VIEW_PATH, broker_state, view_layer
 from pulsar_workload import PulsarWorkload
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
 INIT_TIMEOUT_SECONDS = 120.0
-# A broker was ready 11-16 s after start on the real distribution (small heap, 2 CPUs).
-READY_WAIT_SECONDS = 60.0
 
 _PEBBLE_ERRORS = (
     pebble.ConnectionError,
@@ -89,6 +88,9 @@ class PulsarBrokerCharm(ops.CharmBase):
             self.on.leader_elected,
             self.on.secret_changed,
             self.on[CONTAINER].pebble_ready,
+            # The broker-view check wakes the unit whenever readiness changes (pulsar_view).
+            self.on[CONTAINER].pebble_check_failed,
+            self.on[CONTAINER].pebble_check_recovered,
             self.on["data"].storage_attached,
         ]
         for relation in (PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION):
@@ -417,7 +419,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         if not (self.workload.changed_files(files) or self.workload.layer_differs(layer)):
             if self.restart_lock.pending():
                 # Applied already (or reverted): hand the lock on once this broker serves.
-                if not pulsar_admin.broker_ready(self._unit_address, token=self._token):
+                if self._observe() != READY:
                     return ops.WaitingStatus("restarted; waiting for the broker to be ready")
                 self.restart_lock.release()
             return self._status(config)
@@ -439,17 +441,29 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.workload.start()
 
     def _status_after_start(self, config: PulsarConfig) -> ops.StatusBase:
-        if pulsar_admin.wait_broker_ready(
-            self._unit_address, READY_WAIT_SECONDS, token=self._token
-        ):
+        # No hook waits for the JVM: the broker-view check wakes this unit once it is ready,
+        # and that reconcile releases the restart lock.
+        if self._observe() == READY:
             self.restart_lock.release()
             return _active(config)
         return ops.WaitingStatus("broker started; waiting for /admin/v2/brokers/ready")
 
     def _status(self, config: PulsarConfig) -> ops.StatusBase:
-        if pulsar_admin.broker_ready(self._unit_address, token=self._token):
+        if self._observe() == READY:
             return _active(config)
         return ops.WaitingStatus("broker running; waiting for /admin/v2/brokers/ready")
+
+    def _observe(self) -> str:
+        """Read the broker's readiness and record it where the view check compares it."""
+        view = view_layer(self._unit_address)
+        if self.workload.layer_differs(view):
+            # Merged into the broker's layer; a check change restarts no service.
+            self.workload.add_layer(view)
+        ready = pulsar_admin.broker_ready(self._unit_address, token=self._token)
+        observed = broker_state(ready)
+        if self.workload.changed_files({VIEW_PATH: observed}):
+            self.workload.push({VIEW_PATH: observed})
+        return observed
 
 
 def _active(config: PulsarConfig) -> ops.ActiveStatus:
