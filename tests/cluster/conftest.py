@@ -21,6 +21,11 @@ _SKIP_REASON: str | None = None
 _MODELS: list[Model] = []
 _counter = itertools.count()
 
+UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7 = 5.0
+"""The update-status cadence the charms still lean on (issue 7): Juju's is 300 s (the rig's
+default, :data:`tests.cluster.rig_juju.UPDATE_STATUS_INTERVAL`). Set this to ``None`` once the
+charms are woken by Pebble check events and custom notices instead."""
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Enter the rig's mount namespace before anything starts a thread."""
@@ -81,6 +86,7 @@ def rig_env() -> Iterator[RigEnv]:
 def new_model(env: RigEnv, **kwargs: object) -> Model:
     """A fresh model with its own state directory (short path: AF_UNIX socket limit)."""
     sub = RigEnv(state_dir=env.state_dir / f"m{next(_counter)}", image=env.image, plan=env.plan)
+    kwargs.setdefault("update_status_interval", UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7)
     model = Model(sub, **kwargs)  # type: ignore[arg-type]
     _MODELS.append(model)
     return model

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import random
 import shutil
 import time
 import traceback
@@ -50,6 +52,13 @@ POD_CHURN_EVENTS = ("upgrade_charm", "config_changed", "start", "pebble_ready")
 """What a unit sees when Kubernetes recreates its pod (charm container included)."""
 MAX_EVENTS_PER_DRAIN = 2000
 OUTPUT_TAIL = 4000
+UPDATE_STATUS_INTERVAL = 300.0
+"""Juju's model default ``update-status-hook-interval`` (5m)."""
+UPDATE_STATUS_INTERVAL_ENV = "PULSAR_RIG_UPDATE_STATUS_INTERVAL"
+"""Seconds; overrides the interval of every model (for experiments only)."""
+UPDATE_STATUS_JITTER = 0.2
+"""Juju waits a random 80-120% of the interval each time (``uniter.NewUpdateStatusTimer``)."""
+CHECK_CHANGE_KINDS = ("perform-check", "recover-check")
 
 JsonDict = dict[str, str]
 
@@ -280,6 +289,20 @@ class RigRelation:
 
 
 @dataclass
+class WorkloadWatch:
+    """What Juju's Pebble notice watcher of one unit has already turned into events."""
+
+    generation: int
+    """The pod generation watched: a new pod is a new Pebble (IDs start again)."""
+    notice_repeated: dict[str, Any] = field(default_factory=dict)
+    """custom notice ID -> last-repeated time already delivered."""
+    check_change: dict[str, str] = field(default_factory=dict)
+    """check name -> the change ID Pebble last reported for it."""
+    check_change_done: dict[str, int] = field(default_factory=dict)
+    """check name -> highest finished perform-/recover-check change already judged."""
+
+
+@dataclass
 class RigUnit:
     app: RigApp
     number: int
@@ -293,7 +316,11 @@ class RigUnit:
     deferred: tuple[Any, ...] = ()
     dying: bool = False
     last_event: str = ""
-    check_status: dict[str, str] = field(default_factory=dict)
+    agent_started: float = 0.0
+    """``time.time()`` when the unit agent last started (with the unit, or a new pod)."""
+    next_update_status: float = 0.0
+    """``time.monotonic()`` at which the unit agent's update-status timer fires next."""
+    watch: WorkloadWatch = field(default_factory=lambda: WorkloadWatch(-1))
 
     @property
     def name(self) -> str:
@@ -340,6 +367,12 @@ class QueuedEvent:
     storage: str | None = None
     check: str | None = None
     action: str | None = None
+    change_id: str | None = None
+    """For check events: the Pebble change that ended (each transition is its own hook)."""
+    notice_id: str | None = None
+    notice_key: str | None = None
+    notice_repeated: str | None = None
+    """The occurrence (last-repeated time): each repeat is its own hook, never coalesced."""
 
     def __str__(self) -> str:
         parts = [self.kind]
@@ -348,6 +381,8 @@ class QueuedEvent:
         for name in ("remote_unit", "departing_unit", "secret_id", "storage", "check", "action"):
             if getattr(self, name):
                 parts.append(f"{name.split('_')[0]}={getattr(self, name)}")
+        if self.notice_key:
+            parts.append(f"key={self.notice_key} id={self.notice_id}")
         return " ".join(parts)
 
 
@@ -395,8 +430,24 @@ def _charm_spec(charm_type: type[ops.CharmBase]) -> Any:
 class Model:
     """A Juju model named "rig" whose units are real Pebble pods driven by real charm code."""
 
-    def __init__(self, env: RigEnv, name: str = MODEL_NAME, raise_on_hook_error: bool = True):
+    def __init__(
+        self,
+        env: RigEnv,
+        name: str = MODEL_NAME,
+        raise_on_hook_error: bool = True,
+        update_status_interval: float | None = None,
+    ):
+        """``update_status_interval``: the model's ``update-status-hook-interval`` in seconds
+        (default :data:`UPDATE_STATUS_INTERVAL`, as Juju; ``$PULSAR_RIG_UPDATE_STATUS_INTERVAL``
+        overrides it for experiments)."""
         self.env = env
+        override = os.environ.get(UPDATE_STATUS_INTERVAL_ENV)
+        if override:
+            update_status_interval = float(override)
+        self.update_status_interval = (
+            UPDATE_STATUS_INTERVAL if update_status_interval is None else update_status_interval
+        )
+        self._update_status_random = random.Random(0)  # reproducible phases
         self.name = name
         self.apps: dict[str, RigApp] = {}
         self.relations: dict[int, RigRelation] = {}
@@ -617,7 +668,12 @@ class Model:
         if unit.dying or unit.number not in unit.app.units:
             self._rolling_replace(rest)
             return
-        self._push(RigAction(unit.name, "recreate pod", unit.pod.recreate))
+
+        def recreate() -> None:
+            unit.pod.recreate()
+            self._start_agent_timer(unit)
+
+        self._push(RigAction(unit.name, "recreate pod", recreate))
         for kind in POD_CHURN_EVENTS:
             self._push(QueuedEvent(unit.name, kind))
         self.gates.append(
@@ -652,6 +708,7 @@ class Model:
     def restore_pod(self, unit_name: str) -> None:
         unit = self.unit(unit_name)
         unit.pod.start()
+        self._start_agent_timer(unit)
         for kind in POD_CHURN_EVENTS:
             self._push(QueuedEvent(unit.name, kind))
 
@@ -689,30 +746,49 @@ class Model:
         self,
         until: Callable[[], bool] | None = None,
         timeout: float = 300.0,
-        tick: float = 5.0,
+        tick: float | None = None,
         poll: float = 0.25,
     ) -> float:
-        """Deliver events, and update-status on every unit every ``tick`` seconds, until
-        ``until()`` holds with an empty queue (default: every unit active). Returns the time
-        taken; raises :class:`SettleTimeoutError` with the status table and Pebble logs."""
+        """Deliver events until ``until()`` holds with an empty queue (default: every unit
+        active), as Juju would meanwhile: update-status per unit on its own timer
+        (:attr:`update_status_interval`; ``tick``, kept for old callers, replaces it for this
+        call), Pebble check events and custom notices as the pods' Pebble reports them.
+        Returns the time taken; raises :class:`SettleTimeoutError` with the status table and
+        Pebble logs."""
         until = until or self.all_active
+        interval = self.update_status_interval if tick is None else tick
         started = time.monotonic()
         deadline = started + timeout
-        last_tick = started
         while True:
             self.run_queue()
-            self._poll_checks()
+            self._poll_workloads()
             self._open_gates()
             if not self.queue and not self.gates and until():
                 return time.monotonic() - started
             now = time.monotonic()
             if now > deadline:
                 raise SettleTimeoutError(f"not settled after {timeout:.0f}s\n{self.report()}")
-            if now - last_tick >= tick:
-                self.update_status()
-                last_tick = now
-            elif not self.queue:
+            self._fire_due_update_status(now, interval)
+            if not self.queue:
                 time.sleep(poll)
+
+    def _update_status_wait(self, interval: float) -> float:
+        spread = UPDATE_STATUS_JITTER * interval
+        return interval - spread + self._update_status_random.random() * 2 * spread
+
+    def _start_agent_timer(self, unit: RigUnit) -> None:
+        """The unit agent (re)started: its update-status timer starts now, as Juju's does."""
+        unit.agent_started = time.time()
+        unit.next_update_status = time.monotonic() + self._update_status_wait(
+            self.update_status_interval
+        )
+
+    def _fire_due_update_status(self, now: float, interval: float) -> None:
+        for unit in self.units():
+            # No pod, no unit agent (it runs in the pod's charm container): no timer either.
+            if unit.pod.running and now >= unit.next_update_status:
+                self._push(QueuedEvent(unit.name, "update_status"))
+                unit.next_update_status = now + self._update_status_wait(interval)
 
     def _open_gates(self) -> None:
         for gate in list(self.gates):
@@ -724,8 +800,8 @@ class Model:
         units = self.units()
         return bool(units) and all(u.unit_status.name == "active" for u in units)
 
-    def run_for(self, seconds: float, tick: float = 5.0) -> None:
-        """Let time pass: deliver events and update-status ticks for ``seconds``."""
+    def run_for(self, seconds: float, tick: float | None = None) -> None:
+        """Let time pass for ``seconds``: deliver what Juju would (see :meth:`settle`)."""
         deadline = time.monotonic() + seconds
         self.settle(until=lambda: time.monotonic() >= deadline, timeout=seconds + 600, tick=tick)
 
@@ -828,6 +904,7 @@ class Model:
             fqdn=plan.fqdn(app.name, number),
             leader=app.leader is None,
         )
+        self._start_agent_timer(unit)
         app.units[number] = unit
         for storage in app.storage_mounts:
             self._push(QueuedEvent(unit.name, "storage_attached", storage=storage))
@@ -981,6 +1058,9 @@ class Model:
             return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
 
         state_in, secret_views = self._build_state(unit, item)
+        if not self._workload_event_possible(state_in, item):
+            # The pod (or the check) went away while the event was queued.
+            return EventRecord(-1, unit.name, str(item), time.monotonic(), status="skipped")
         app = unit.app
         ctx = testing.Context(
             app.charm_type,
@@ -1071,6 +1151,10 @@ class Model:
             container = state.get_container(CONTAINER)
             info = next(c for c in container.check_infos if c.name == item.check)
             return getattr(on, kind)(container, info)
+        if kind == "pebble_custom_notice":
+            container = state.get_container(CONTAINER)
+            notice = next(n for n in container.notices if n.id == item.notice_id)
+            return on.pebble_custom_notice(container, notice)
         if kind == "secret_changed":
             return on.secret_changed(state.get_secret(id=item.secret_id))
         if kind in ("storage_attached", "storage_detaching"):
@@ -1127,12 +1211,14 @@ class Model:
                 )
         secrets, views = self._secret_views(unit)
         check_infos, plan = self._check_infos(unit)
+        notices = self._notices(unit) if item.kind == "pebble_custom_notice" else []
         container = testing.Container(
             CONTAINER,
             can_connect=unit.pod.running,
             # The charm talks to the real Pebble; these only keep scenario's checks coherent.
             layers={"rig-real-plan": ops.pebble.Layer(cast(Any, plan))} if check_infos else {},
             check_infos=check_infos,
+            notices=notices,
         )
         networks = [
             testing.Network(
@@ -1219,23 +1305,113 @@ class Model:
         ]
         return infos, plan
 
-    def _poll_checks(self) -> None:
-        """Juju 3.6 turns Pebble check transitions into pebble-check-failed/-recovered."""
+    def _notices(self, unit: RigUnit) -> list[testing.Notice]:
+        """The pod's custom notices (every user's), as the charm's Pebble would list them."""
+        try:
+            found = unit.pod.client().get_notices(
+                users=ops.pebble.NoticesUsers.ALL, types=[ops.pebble.NoticeType.CUSTOM]
+            )
+        except (ops.pebble.Error, OSError):
+            return []
+        return [
+            testing.Notice(
+                n.key,
+                id=n.id,
+                user_id=n.user_id,
+                type=n.type,
+                first_occurred=n.first_occurred,
+                last_occurred=n.last_occurred,
+                last_repeated=n.last_repeated,
+                occurrences=n.occurrences,
+                last_data=dict(n.last_data),
+                repeat_after=n.repeat_after,
+                expire_after=n.expire_after,
+            )
+            for n in found
+        ]
+
+    @staticmethod
+    def _workload_event_possible(state: testing.State, item: QueuedEvent) -> bool:
+        if item.kind in ("pebble_check_failed", "pebble_check_recovered"):
+            infos = state.get_container(CONTAINER).check_infos
+            return any(c.name == item.check for c in infos)
+        if item.kind == "pebble_custom_notice":
+            notices = state.get_container(CONTAINER).notices
+            return any(n.id == item.notice_id for n in notices)
+        return True
+
+    def _poll_workloads(self) -> None:
+        """What Juju's Pebble notice watcher does for each unit: custom notices become
+        pebble-custom-notice, check changes becoming Error/Done become check events."""
         for unit in self.units():
-            if not unit.pod.running:
+            if not unit.pod.running or CONTAINER not in (unit.app.meta.get("containers") or {}):
                 continue
+            if unit.watch.generation != unit.pod.generation:
+                unit.watch = WorkloadWatch(unit.pod.generation)
             try:
-                checks = unit.pod.client().get_checks()
+                client = unit.pod.client()
+                self._poll_custom_notices(unit, client)
+                self._poll_check_changes(unit, client)
             except (ops.pebble.Error, OSError):
+                continue  # the pod is going away; its next generation starts afresh
+
+    def _poll_custom_notices(self, unit: RigUnit, client: ops.pebble.Client) -> None:
+        """One event per observed repeat of a custom notice (``pebble notify``), as Juju's
+        watcher does: it waits for notices repeated after the last one it saw. A notice
+        re-recorded within its ``--repeat-after`` does not repeat, so it raises no event."""
+        notices = client.get_notices(
+            users=ops.pebble.NoticesUsers.ALL, types=[ops.pebble.NoticeType.CUSTOM]
+        )
+        for notice in sorted(notices, key=lambda n: n.last_repeated):
+            if unit.watch.notice_repeated.get(notice.id) == notice.last_repeated:
                 continue
-            for check in checks:
-                status = str(getattr(check.status, "value", check.status))
-                before = unit.check_status.get(check.name, "up")
-                unit.check_status[check.name] = status
-                if before == "up" and status == "down":
-                    self._push(QueuedEvent(unit.name, "pebble_check_failed", check=check.name))
-                elif before == "down" and status == "up":
-                    self._push(QueuedEvent(unit.name, "pebble_check_recovered", check=check.name))
+            unit.watch.notice_repeated[notice.id] = notice.last_repeated
+            self._push(
+                QueuedEvent(
+                    unit.name,
+                    "pebble_custom_notice",
+                    notice_id=notice.id,
+                    notice_key=notice.key,
+                    notice_repeated=notice.last_repeated.isoformat(),
+                )
+            )
+
+    def _poll_check_changes(self, unit: RigUnit, client: ops.pebble.Client) -> None:
+        """Juju 3.6 sends pebble-check-failed when a check's ``perform-check`` change ends in
+        Error (failures reached the threshold) and pebble-check-recovered when its
+        ``recover-check`` change ends Done (it passed again). A check's change ID moves on
+        each such transition; only then are the change-update notices read (they name every
+        change of the check, so transitions between two polls are not lost)."""
+        moved = set()
+        for check in client.get_checks():
+            if check.change_id and unit.watch.check_change.get(check.name) != check.change_id:
+                unit.watch.check_change[check.name] = check.change_id
+                moved.add(check.name)
+        if not moved:
+            return
+        updates = client.get_notices(
+            users=ops.pebble.NoticesUsers.ALL, types=[ops.pebble.NoticeType.CHANGE_UPDATE]
+        )
+        check_changes = sorted(
+            (int(n.key), n.last_data.get("kind", ""), n.last_data.get("check-name", ""))
+            for n in updates
+            if n.last_data.get("kind") in CHECK_CHANGE_KINDS
+            and n.last_data.get("check-name") in moved
+        )
+        for change_id, kind, check_name in check_changes:
+            if change_id <= unit.watch.check_change_done.get(check_name, 0):
+                continue
+            change = client.get_change(ops.pebble.ChangeID(str(change_id)))
+            if not change.ready:
+                continue  # the check's current change
+            unit.watch.check_change_done[check_name] = change_id
+            if kind == "perform-check" and change.status == "Error":
+                event = "pebble_check_failed"
+            elif kind == "recover-check" and change.status == "Done":
+                event = "pebble_check_recovered"
+            else:
+                continue  # stopped or replaced by a new plan: Juju says nothing
+            self._push(QueuedEvent(unit.name, event, check=check_name, change_id=str(change_id)))
 
     # -- internals: merging an output state --------------------------------------------------
 

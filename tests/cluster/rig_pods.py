@@ -12,7 +12,13 @@ A :class:`Pod` is what Kubernetes gives a sidecar charm's workload container: a 
   storage locations (root-owned, as Kubernetes volumes arrive);
 - ``/etc/passwd`` gains the image's ``pulsar`` user (uid 10000, gid 0) through a bind-mounted
   copy; the host's file is never edited;
-- the hostname is the pod's short name (``<app>-<n>``), like a StatefulSet pod.
+- the hostname is the pod's short name (``<app>-<n>``), like a StatefulSet pod;
+- ``/charm`` as Juju's sidecar pod has it in the workload container: ``/charm/bin/pebble`` (the
+  Pebble binary, read-only) and ``/charm/container`` (this container's share of the charm
+  volume: the Pebble directory ``pebble`` and socket ``pebble.socket``); Pebble runs with
+  ``PEBBLE=/charm/container/pebble`` and ``PEBBLE_SOCKET=/charm/container/pebble.socket``,
+  the environment Juju gives the container, so ``/charm/bin/pebble notify <key>`` works from
+  any service or exec of the pod.
 
 Every process a pod starts carries ``RIG_POD=<pod dir>`` in its environment (Pebble passes its
 own environment to services and execs), so teardown finds and kills them all, including ones
@@ -41,6 +47,12 @@ WORKLOAD_GID = 0
 PASSWD_LINE = f"pulsar:x:{WORKLOAD_UID}:{WORKLOAD_GID}::/pulsar/data:/bin/sh"
 """The image's user (``adduser pulsar -u 10000 -G root -H -h /pulsar/data``)."""
 MAX_SOCKET_PATH = 107
+CHARM_MOUNT = "/charm"
+CONTAINER_PEBBLE = "/charm/bin/pebble"
+CONTAINER_PEBBLE_DIR = "/charm/container/pebble"
+CONTAINER_PEBBLE_SOCKET = "/charm/container/pebble.socket"
+"""Where Juju (3.5+) puts Pebble and its socket in a sidecar workload container, and the
+``PEBBLE``/``PEBBLE_SOCKET`` environment it sets there (Juju's Kubernetes application spec)."""
 POD_MARKER = "RIG_POD"
 OWNER_MARKER = "RIG_OWNER_PID"
 
@@ -132,12 +144,18 @@ class Pod:
     # -- paths -------------------------------------------------------------------------------
 
     @property
+    def charm_dir(self) -> Path:
+        """What the pod sees at /charm (Juju's charm volume, as the workload container has it)."""
+        return self.pod_dir / "charm"
+
+    @property
     def pebble_dir(self) -> Path:
-        return self.pod_dir / "pebble"
+        return self.charm_dir / "container" / "pebble"
 
     @property
     def socket_path(self) -> Path:
-        return self.pebble_dir / ".pebble.socket"
+        """The socket the charm talks to (``/charm/containers/<name>/pebble.socket`` in Juju)."""
+        return self.charm_dir / "container" / "pebble.socket"
 
     @property
     def rootfs(self) -> Path:
@@ -191,10 +209,15 @@ class Pod:
         passwd = self.pod_dir / "passwd"
         host_passwd = Path("/etc/passwd").read_text()
         passwd.write_text(host_passwd.rstrip("\n") + "\n" + PASSWD_LINE + "\n")
-        Path(WORKLOAD_ROOT).mkdir(exist_ok=True)  # the empty mount point on the host
+        (self.charm_dir / "container").mkdir(parents=True, exist_ok=True)
+        (self.charm_dir / "bin").mkdir(exist_ok=True)
+        (self.charm_dir / "bin" / "pebble").touch()  # mount point of the binary
+        for mount_point in (WORKLOAD_ROOT, CHARM_MOUNT):  # empty mount points on the host
+            Path(mount_point).mkdir(exist_ok=True)
         env = {
             **self.image.env,
-            "PEBBLE": str(self.pebble_dir),
+            "PEBBLE": CONTAINER_PEBBLE_DIR,
+            "PEBBLE_SOCKET": CONTAINER_PEBBLE_SOCKET,
             POD_MARKER: str(self.pod_dir),
             OWNER_MARKER: str(os.getpid()),
         }
@@ -233,9 +256,12 @@ class Pod:
             lines.append(f"mkdir -p {q(location)}")
             lines.append(f"mount --bind {q(str(self.storage_path(name)))} {q(location)}")
         lines.append(f"mount --bind {q(str(self.pod_dir / 'passwd'))} /etc/passwd")
+        lines.append(f"mount --bind {q(str(self.charm_dir))} {CHARM_MOUNT}")
+        lines.append(f"mount --bind -o ro {q(str(self.image.pebble))} {CONTAINER_PEBBLE}")
         lines.append(f"hostname {q(self.hostname)}")
         lines.append(f"cd {WORKLOAD_ROOT}")
-        lines.append(f"exec {q(str(self.image.pebble))} run --create-dirs")
+        # Juju's entrypoint (minus ``--http``: the pods share the host's ports).
+        lines.append(f"exec {CONTAINER_PEBBLE} run --create-dirs --hold")
         return "\n".join(lines)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -283,7 +309,7 @@ class Pod:
     def lose(self) -> None:
         """Pod loss: every process dies at once, everything but the storage is gone."""
         self.stop(graceful=False)
-        for path in (self.rootfs, self.pebble_dir, self.pod_dir / "instances-deps"):
+        for path in (self.rootfs, self.charm_dir, self.pod_dir / "instances-deps"):
             shutil.rmtree(path, ignore_errors=True)
 
     def recreate(self, timeout: float = 30.0) -> None:
@@ -375,7 +401,11 @@ class Pod:
             try:
                 return subprocess.run(
                     [str(self.image.pebble), "logs", "-n", str(lines)],
-                    env={**os.environ, "PEBBLE": str(self.pebble_dir)},
+                    env={
+                        **os.environ,
+                        "PEBBLE": str(self.pebble_dir),
+                        "PEBBLE_SOCKET": str(self.socket_path),
+                    },
                     capture_output=True,
                     text=True,
                     timeout=15,

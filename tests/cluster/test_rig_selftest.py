@@ -8,6 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import ops
 import pytest
 
 from tests.cluster import rig_pods
@@ -186,3 +187,75 @@ def test_refresh_replaces_pods_one_by_one(alpha: Model):
     assert [alpha.pod(f"{ALPHA}/{n}").generation for n in (0, 1)] == [2, 2]
     upgrades = [e.unit for e in alpha.recorder.events[seen:] if e.event == "upgrade_charm"]
     assert upgrades == [f"{ALPHA}/1", f"{ALPHA}/0"]  # highest ordinal first
+
+
+NOTICE_KEY = "rig.example.com/selftest"
+
+
+def test_pebble_notify_in_a_pod_is_one_custom_notice_event_per_repeat(alpha: Model):
+    unit = f"{ALPHA}/0"
+    pod = alpha.pod(unit)
+    # What Juju gives the workload container: its Pebble on a fixed path, the socket in the env.
+    stdout, _ = pod.run(["sh", "-c", 'echo "$PEBBLE_SOCKET $PEBBLE"; ls /charm/bin'])
+    assert stdout.split() == [
+        "/charm/container/pebble.socket",
+        "/charm/container/pebble",
+        "pebble",
+    ]
+
+    def notices() -> list[str]:
+        return [e.event for e in alpha.events(kind="pebble_custom_notice")]
+
+    assert notices() == []
+    pod.run(["/charm/bin/pebble", "notify", NOTICE_KEY, "step=1"])  # as uid 10000
+    alpha.settle(until=lambda: len(notices()) >= 1, timeout=30)
+    alpha.run_for(3)
+    (first,) = alpha.events(kind="pebble_custom_notice")
+    assert first.unit == unit and f"key={NOTICE_KEY}" in first.event
+    assert first.error is None
+    # A repeat is one more event; a notify within --repeat-after is no repeat, so no event.
+    pod.run(["/charm/bin/pebble", "notify", NOTICE_KEY, "step=2"])
+    alpha.settle(until=lambda: len(notices()) >= 2, timeout=30)
+    pod.run(["/charm/bin/pebble", "notify", "--repeat-after=1h", NOTICE_KEY, "step=3"])
+    alpha.run_for(3)
+    assert len(notices()) == 2
+    assert [e.unit for e in alpha.events(kind="pebble_custom_notice")] == [unit, unit]
+    # The charm reads the notice from the real Pebble: it has seen all three occurrences.
+    (notice,) = pod.client().get_notices(
+        users=ops.pebble.NoticesUsers.ALL, keys=[NOTICE_KEY], types=["custom"]
+    )
+    assert notice.occurrences == 3 and notice.last_data == {"step": "3"}
+
+
+def test_check_failing_past_its_threshold_then_recovering(alpha: Model):
+    unit = f"{ALPHA}/0"
+    checks = alpha.events(kind="pebble_check")
+    assert checks == []  # a check that passes from the start raises no event
+    # The web server stops (Pebble does not restart a stopped service): web-ready fails
+    # twice (its threshold), the charm hears it and replans, the check passes again.
+    alpha.pod(unit).client().stop_services(["web"])
+    alpha.settle(
+        until=lambda: bool(alpha.events(unit=unit, kind="pebble_check_recovered")), timeout=60
+    )
+    alpha.run_for(3)
+    kinds = [(e.unit, e.event.split()[0]) for e in alpha.events(kind="pebble_check")]
+    assert kinds == [(unit, "pebble_check_failed"), (unit, "pebble_check_recovered")]
+    assert all("check=web-ready" in e.event for e in alpha.events(kind="pebble_check"))
+    assert alpha.pod(unit).service_pid("web") is not None
+
+
+def test_update_status_fires_per_unit_at_the_interval(model: Model):
+    interval = 2.0
+    model.update_status_interval = interval
+    model.deploy(ALPHA, RigSelftestCharm, units=1)
+    model.settle(timeout=60, tick=None)
+    time.sleep(0.7)  # the second unit's agent starts later: its own phase
+    model.add_unit(ALPHA)
+    model.run_for(12)
+    low = (1 - 0.2) * interval - 0.05  # Juju waits 80-120% of the interval
+    for unit in model.units(ALPHA):
+        times = [e.started for e in model.events(unit=unit.name, kind="update_status")]
+        assert len(times) >= 3, (unit.name, times)
+        gaps = [b - a for a, b in zip([unit.agent_started, *times], times, strict=False)]
+        assert min(gaps) >= low, (unit.name, gaps)  # never more often than Juju would
+        assert max(gaps) <= 1.2 * interval + 2.0, (unit.name, gaps)
