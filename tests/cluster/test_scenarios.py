@@ -16,6 +16,7 @@ import pytest
 
 from tests.cluster import workload
 from tests.cluster.figures import record
+from tests.cluster.hook_figures import longest_hooks, update_status_count
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
 
@@ -53,6 +54,9 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     workload.round_trip([b"first message"])
     record("bundle.settle_s", settled)
     record("bundle.first_message_s", time.monotonic() - started)
+    record("bundle.update_status_interval_s", cluster.update_status_interval)
+    record("bundle.update_status_hooks", update_status_count(cluster))
+    record("bundle.longest_hook", longest_hooks(cluster))
 
     assert cluster.all_active(), cluster.status_table()
     assert [len(cluster.units(a)) for a in (ZOOKEEPER, BOOKKEEPER, BROKER)] == [3, 3, 1]
