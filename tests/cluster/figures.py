@@ -337,7 +337,8 @@ The charms are proven at three levels, each answering a different question.
 
 {SCENARIOS}
 `tox` (the README's test command, which CI runs) runs all of them: `tox -e cluster` (`pytest
-tests/cluster -m "not slow"`: 1, 2, 4, security and a baseline) and `tox -e cluster-slow` (the
+tests/cluster -m "not slow"`: 1, 4, 2, F, R, security and a baseline, at Juju's
+update-status cadence of 300 s) and `tox -e cluster-slow` (the
 scenarios marked `slow`), so either half can also be run alone. Each figure below is printed by the
 scenario that measured it and recorded in the figures file; `python -m tests.cluster.figures`
 reruns the scenarios and rewrites this page.
