@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import ops
 from bookkeeper_config import BookKeeperConfig
@@ -29,7 +30,17 @@ from bookkeeper_render import (
     tool_env,
     unit_fqdn,
 )
-from bookkeeper_view import DOWN, VIEW_LAYER_LABEL, VIEW_PATH, WRITABLE, bookie_state, view_layer
+from bookkeeper_view import (
+    DOWN,
+    VIEW_CHECK,
+    VIEW_LAYER_LABEL,
+    VIEW_PATH,
+    WRITABLE,
+    bookie_state,
+    record_content,
+    recorded_state,
+    view_layer,
+)
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperProvider
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
@@ -52,6 +63,8 @@ _ENDPOINT = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
 
 class BookKeeperCharm(ops.CharmBase):
+    _view_stale = False
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.zookeeper = ZooKeeperRequirer(self, "zookeeper", chroot=ZK_CHROOT)
@@ -86,7 +99,11 @@ class BookKeeperCharm(ops.CharmBase):
 
     # --- the reconcile ---------------------------------------------------------------------
 
-    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+    def _reconcile(self, event: ops.EventBase | None = None) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        self._view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
         try:
@@ -236,8 +253,9 @@ class BookKeeperCharm(ops.CharmBase):
     def _observe(self) -> str:
         """Read the bookie's live state and record it where the view check compares it."""
         state = bookie_state(self.workload.state_json())
-        if self.workload.file_differs(VIEW_PATH, state):
-            self.workload.push(VIEW_PATH, state, mode=0o644)
+        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != state:
+            self.workload.push(VIEW_PATH, record_content(state, time.time()), mode=0o644)
+            self._view_stale = False
         return state
 
     def _health_status(self, uri: str) -> ops.StatusBase:

@@ -45,6 +45,12 @@ class BookieWorkload:
         except (ops.pebble.PathError, ops.pebble.APIError):
             return True
 
+    def read_text(self, path: str) -> str | None:
+        try:
+            return self._container.pull(path).read()
+        except (ops.pebble.PathError, ops.pebble.APIError):
+            return None
+
     def push(self, path: str, content: str, *, mode: int) -> None:
         self._container.push(
             path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import ops
 import pulsar_admin
@@ -31,7 +32,15 @@ from pulsar_render import (
     tool_environment,
     unit_fqdn,
 )
-from pulsar_view import READY, VIEW_PATH, broker_state, view_layer
+from pulsar_view import (
+    READY,
+    VIEW_CHECK,
+    VIEW_PATH,
+    broker_state,
+    record_content,
+    recorded_state,
+    view_layer,
+)
 from pulsar_workload import PulsarWorkload
 
 logger = logging.getLogger(__name__)
@@ -71,6 +80,8 @@ _PEBBLE_ERRORS = (
 class PulsarBrokerCharm(ops.CharmBase):
     """Apache Pulsar broker on Kubernetes."""
 
+    _view_stale = False
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZOOKEEPER_CHROOT)
@@ -103,7 +114,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         for event in observed:
             framework.observe(event, self._on_event)
 
-    def _on_event(self, _: ops.EventBase) -> None:
+    def _on_event(self, event: ops.EventBase) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        self._view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
         self._reconcile()
 
     # -- the reconcile -------------------------------------------------------------------
@@ -461,8 +476,9 @@ class PulsarBrokerCharm(ops.CharmBase):
             self.workload.add_layer(view)
         ready = pulsar_admin.broker_ready(self._unit_address, token=self._token)
         observed = broker_state(ready)
-        if self.workload.changed_files({VIEW_PATH: observed}):
-            self.workload.push({VIEW_PATH: observed})
+        if self._view_stale or recorded_state(self.workload.read(VIEW_PATH)) != observed:
+            self.workload.push({VIEW_PATH: record_content(observed, time.time())})
+            self._view_stale = False
         return observed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import ops
@@ -41,7 +42,17 @@ from zookeeper_render import (
     server_line,
     unit_fqdn,
 )
-from zookeeper_view import DOWN, SERVING, VIEW_LAYER_LABEL, VIEW_PATH, server_state, view_layer
+from zookeeper_view import (
+    DOWN,
+    SERVING,
+    VIEW_CHECK,
+    VIEW_LAYER_LABEL,
+    VIEW_PATH,
+    record_content,
+    recorded_state,
+    server_state,
+    view_layer,
+)
 from zookeeper_workload import (
     SECRET_MODE,
     DesiredWorkload,
@@ -108,6 +119,7 @@ class ZooKeeperCharm(ops.CharmBase):
 
     # What this hook saw of the server (None: not looked at).
     _observed: str | None = None
+    _view_stale = False
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -154,7 +166,11 @@ class ZooKeeperCharm(ops.CharmBase):
 
     # ---- the reconcile --------------------------------------------------------------------
 
-    def _on_event(self, _: ops.EventBase) -> None:
+    def _on_event(self, event: ops.EventBase) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        self._view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -290,7 +306,9 @@ class ZooKeeperCharm(ops.CharmBase):
         ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok")
         srvr = zookeeper_ensemble.four_letter_word(self.address, "srvr") if ruok else ""
         observed = server_state(ruok, srvr)
-        self.workload.record(VIEW_PATH, observed)
+        if self._view_stale or recorded_state(self.workload.read(VIEW_PATH)) != observed:
+            self.workload.record(VIEW_PATH, record_content(observed, time.time()))
+            self._view_stale = False
         self._observed = observed
         return observed
 

@@ -23,6 +23,30 @@ VIEW_LAYER_LABEL = "zookeeper-view"
 VIEW_PATH = "/pulsar/logs/charm-view/zookeeper-state"
 DOWN, UP, SERVING = "down", "up", "serving"
 _READ_TIMEOUT_S = "0.4"
+# A view recorded this recently passes: after every record the check passes once (so a later
+# difference is a new failure, hence a new event) even if the state moved again meanwhile. Longer
+# than two check periods, so at least one run falls inside it.
+GRACE_S = 5
+
+
+def record_content(state: str, now: float) -> str:
+    """Return what the charm writes in VIEW_PATH: the state it saw and when (epoch s)."""
+    return f"{state} {int(now)}"
+
+
+def recorded_state(content: str | None) -> str | None:
+    """Return the state a VIEW_PATH content records (None: nothing recorded)."""
+    return content.split()[0] if content and content.split() else None
+
+
+def check_script(live_state_script: str, path: str = VIEW_PATH) -> str:
+    """Bash: pass while the live state is the recorded one, or the record is fresh."""
+    return (
+        f"read -r seen stamp < {path} 2>/dev/null; "
+        f'live="$({live_state_script})"; '
+        '[ "$live" = "$seen" ] || '
+        f"[ $(( $(printf '%(%s)T' -1) - ${{stamp:-0}} )) -lt {GRACE_S} ]"
+    )
 
 
 def server_state(ruok_answer: str, srvr_answer: str) -> str:
@@ -52,7 +76,7 @@ def state_script(address: str, port: int = CLIENT_PORT) -> str:
 
 def view_layer(address: str) -> dict[str, Any]:
     """Return the layer holding only the view check (no level: it says nothing of health)."""
-    script = f'[ "$({state_script(address)})" = "$(cat {VIEW_PATH} 2>/dev/null)" ]'
+    script = check_script(state_script(address))
     check = {
         "override": "replace",
         "period": "2s",

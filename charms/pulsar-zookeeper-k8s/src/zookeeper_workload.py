@@ -137,6 +137,15 @@ class ZooKeeperWorkload:
         except _PEBBLE_ERRORS as exc:
             raise WorkloadError(f"cannot restart {SERVICE}: {exc}") from exc
 
+    def read(self, path: str) -> str | None:
+        """Return a small file's content (None when missing)."""
+        try:
+            return self._container.pull(path).read()
+        except pebble.PathError:
+            return None
+        except _PEBBLE_ERRORS as exc:
+            raise WorkloadError(f"cannot read {path}: {exc}") from exc
+
     def record(self, path: str, content: str) -> None:
         """Write a small file the workload's checks read, only when it differs."""
         try:

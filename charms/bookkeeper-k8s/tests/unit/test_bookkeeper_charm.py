@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from bookkeeper_render import (
     render_jaas,
     unit_fqdn,
 )
-from bookkeeper_view import VIEW_CHECK, VIEW_PATH
+from bookkeeper_view import VIEW_CHECK, VIEW_PATH, view_layer
 from bookkeeper_workload import BookieWorkload
 from ops import testing
 
@@ -147,6 +148,7 @@ def container(
         (conf_dir / "bookkeeper.conf").write_text(conf)
         (conf_dir / "bookkeeper-jaas.conf").write_text(jaas)
         layers["bookkeeper"] = ops.pebble.Layer(layer)  # type: ignore[arg-type]
+        layers["bookie-view"] = ops.pebble.Layer(view_layer(ADDRESS))  # type: ignore[arg-type]
         statuses["bookie"] = ops.pebble.ServiceStatus.ACTIVE
     return testing.Container(
         "pulsar",
@@ -467,13 +469,11 @@ def test_check_failed_records_and_publishes_the_new_state(ctx, storage, tmp_path
         service_statuses=cont_out.service_statuses,
         check_infos={check},
     )
-    import dataclasses
-
     failed_state = dataclasses.replace(out, containers={cont_failed})
     after = ctx.run(ctx.on.pebble_check_failed(cont_failed, check), failed_state)
     assert after.get_relation(bk.id).local_unit_data["bookie-state"] == "writable"
     assert after.unit_status.name == "active"
-    assert (tmp_path / "logs/charm-view/bookie-state").read_text() == "writable"
+    assert (tmp_path / "logs/charm-view/bookie-state").read_text().split()[0] == "writable"
 
 
 # --- rolling restart ------------------------------------------------------------------------
@@ -556,3 +556,23 @@ def test_pebble_not_reachable_waits(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.update_status(), state(cont))
     assert out.unit_status == ops.WaitingStatus("waiting for pebble")
     assert calls.log == []
+
+
+def test_view_check_failed_refreshes_an_unchanged_record(ctx, storage, tmp_path, calls):
+    """The state moved and came back before the hook ran: the record is refreshed anyway, so
+    the check passes once and the next difference raises a new event (no check stuck down)."""
+    cont = container(storage, tmp_path, running=True)
+    view = tmp_path / "logs/charm-view/bookie-state"
+    view.parent.mkdir(parents=True, exist_ok=True)
+    view.write_text("writable 1000")
+    check = testing.CheckInfo(
+        VIEW_CHECK, status=ops.pebble.CheckStatus.DOWN, failures=3, threshold=1
+    )
+    cont = dataclasses.replace(cont, check_infos={check})
+    ctx.run(ctx.on.pebble_check_failed(cont, check), state(cont))
+    seen, stamp = view.read_text().split()
+    assert seen == "writable" and int(stamp) > 1000
+    # any other event with the same state writes nothing
+    calls.log.clear()
+    ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True)))
+    assert ("push", (VIEW_PATH,)) not in [(n, a[:1]) for n, a in calls.log]

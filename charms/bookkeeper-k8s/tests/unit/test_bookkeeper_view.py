@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from bookkeeper_view import DOWN, bookie_state, state_script
+from bookkeeper_view import DOWN, bookie_state, check_script, record_content, state_script
 from conftest import BOOKIE_STATES
 
 ANSWERS = [*BOOKIE_STATES.values(), '{"running":true,"readOnly":false}', "not json", ""]
@@ -75,3 +75,21 @@ def test_frozen_bookie_is_down_within_the_check_timeout() -> None:
         printed, took = run_script(sock.getsockname()[1])
     assert printed == DOWN
     assert took < 1.0
+
+
+@pytest.mark.parametrize(
+    ("recorded", "age_s", "passes"),
+    [
+        ("writable", 60, True),  # the charm's view is current
+        ("down", 60, False),  # stale: the check fails, Juju raises pebble-check-failed
+        ("down", 0, True),  # just recorded: passes once, so the next difference is an event
+        (None, 0, False),  # nothing recorded (new pod)
+    ],
+)
+def test_check_passes_on_a_current_or_fresh_view(tmp_path, recorded, age_s, passes) -> None:
+    view = tmp_path / "view"
+    if recorded is not None:
+        view.write_text(record_content(recorded, time.time() - age_s))
+    script = check_script("printf writable", str(view))
+    done = subprocess.run(["/bin/bash", "-c", script], check=False, timeout=10)
+    assert (done.returncode == 0) is passes
