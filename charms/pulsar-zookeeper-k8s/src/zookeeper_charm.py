@@ -192,6 +192,7 @@ class ZooKeeperCharm(ops.CharmBase):
 
         if self.unit.is_leader():
             self._ensure_internal_secret()
+            self._ensure_client_passwords()
         credentials = self._credentials()
         if credentials is None:
             return ops.WaitingStatus("waiting for the leader to generate credentials")
@@ -372,6 +373,17 @@ class ZooKeeperCharm(ops.CharmBase):
             self.app.add_secret(content, label=INTERNAL_SECRET_LABEL)
         except ops.ModelError as exc:
             logger.warning("cannot read the internal secret: %s", exc)
+
+    def _ensure_client_passwords(self) -> None:
+        """Create every asking client's password now, before the ACL grant needs a quorum.
+
+        Members load client users from their JAAS file at start only: a user known before the
+        first start is in every member from the beginning, which saves a rolling restart of
+        the whole ensemble per client on a fresh deploy.
+        """
+        for request in self.provider.requests():
+            if request.error is None:
+                self.provider.ensure_password(request.relation_id)
 
     def _credentials(self) -> Credentials | None:
         try:

@@ -97,9 +97,10 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
     assert clients == {user: "/pulsar"}
     assert "secret-user" not in out.get_relation(client.id).local_app_data
 
-    # 2nd: the user enters the JAAS: the leader takes the restart lock and restarts itself
+    # 2nd: the password existed before the server's first start, so the user was in its JAAS
+    # from the beginning: no restart; the other members have not reported it yet
     out = running(ctx.run(ctx.on.update_status(), out))
-    assert pebble_calls.restarts == 1
+    assert pebble_calls.restarts == 0
     assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
     assert "secret-user" not in out.get_relation(client.id).local_app_data
     assert "waiting for members to load credentials of /pulsar" in out.unit_status.message
@@ -192,3 +193,25 @@ def test_shared_chroot_is_named_once_while_members_load_credentials(
     message = out.unit_status.message
     assert "waiting for members to load credentials of /pulsar" in message
     assert "/pulsar, /pulsar" not in message
+
+
+def test_a_client_arriving_after_the_first_start_restarts_the_member_to_load_it(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    booted = running(
+        ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, planned_units=3))
+    )
+    assert pebble_calls.starts == 1 and pebble_calls.restarts == 0
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    state = dataclasses.replace(booted, relations={*booted.relations, client})
+    out = running(ctx.run(ctx.on.relation_changed(client), state))
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert pebble_calls.restarts == 1
+    user = f"relation-{client.id}"
+    assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
