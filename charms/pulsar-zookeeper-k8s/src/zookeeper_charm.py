@@ -143,6 +143,8 @@ class ZooKeeperCharm(ops.CharmBase):
             events[PEER].relation_joined,
             events[PEER].relation_changed,
             events[PEER].relation_departed,
+            # created: the leader makes the client's user before the ensemble's first start
+            events[CLIENT_RELATION].relation_created,
             events[CLIENT_RELATION].relation_joined,
             events[CLIENT_RELATION].relation_changed,
             events[CLIENT_RELATION].relation_departed,
@@ -375,15 +377,16 @@ class ZooKeeperCharm(ops.CharmBase):
             logger.warning("cannot read the internal secret: %s", exc)
 
     def _ensure_client_passwords(self) -> None:
-        """Create every asking client's password now, before the ACL grant needs a quorum.
+        """Create every related client's password now, before it asks and before the ACL
+        grant needs a quorum.
 
         Members load client users from their JAAS file at start only: a user known before the
         first start is in every member from the beginning, which saves a rolling restart of
-        the whole ensemble per client on a fresh deploy.
+        the whole ensemble per client on a fresh deploy. The password is handed out only once
+        the request is granted and every member loaded the user.
         """
-        for request in self.provider.requests():
-            if request.error is None:
-                self.provider.ensure_password(request.relation_id)
+        for relation_id in self._client_relation_ids():
+            self.provider.ensure_password(relation_id)
 
     def _credentials(self) -> Credentials | None:
         try:
@@ -537,15 +540,20 @@ class ZooKeeperCharm(ops.CharmBase):
     # ---- what the units see ---------------------------------------------------------------
 
     def _client_users(self) -> dict[str, str]:
-        """Client users for the JAAS Server section: every valid request with a password."""
+        """Client users for the JAAS Server section: every related application with a
+        password, unless its request is invalid (the user of a relation that has not asked yet
+        exists with no ACL and an unpublished password, so its request needs no restart)."""
         users: dict[str, str] = {}
-        for request in self.provider.requests():
-            if request.error is not None:
-                continue
-            password = self.provider.password(request.relation_id)
+        for relation_id in self._client_relation_ids():
+            password = self.provider.password(relation_id)
             if password:
-                users[request.username] = password
+                users[f"relation-{relation_id}"] = password
         return users
+
+    def _client_relation_ids(self) -> list[int]:
+        """Every client relation but those whose request is invalid."""
+        invalid = {r.relation_id for r in self.provider.requests() if r.error is not None}
+        return [r.id for r in self.provider.relations if r.id not in invalid]
 
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
         if self.server_id not in members:

@@ -215,3 +215,33 @@ def test_a_client_arriving_after_the_first_start_restarts_the_member_to_load_it(
     assert pebble_calls.restarts == 1
     user = f"relation-{client.id}"
     assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
+
+
+def test_a_related_application_that_asks_after_the_first_start_needs_no_restart(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    """The relation exists before the ensemble starts, the request comes later (a bundle):
+    the user was in every member's JAAS from the start, unusable until granted."""
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data={})
+    user = f"relation-{client.id}"
+    booted = running(
+        ctx.run(
+            ctx.on.relation_created(client), base_state(tmp_path, {peer, client}, planned_units=3)
+        )
+    )
+    assert f'user_{user}="' in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
+    assert "secret-user" not in booted.get_relation(client.id).local_app_data
+    asked = dataclasses.replace(client, remote_app_data=REQUEST)
+    state = dataclasses.replace(
+        booted, relations={*(r for r in booted.relations if r.id != client.id), asked}
+    )
+    out = running(ctx.run(ctx.on.relation_changed(asked), state))
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert pebble_calls.starts == 1 and pebble_calls.restarts == 0
+    assert ("grant", "/pulsar", user, "cdrwa") in ensemble.calls
