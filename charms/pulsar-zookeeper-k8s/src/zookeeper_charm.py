@@ -377,8 +377,7 @@ class ZooKeeperCharm(ops.CharmBase):
             logger.warning("cannot read the internal secret: %s", exc)
 
     def _ensure_client_passwords(self) -> None:
-        """Create every related client's password now, before it asks and before the ACL
-        grant needs a quorum.
+        """Create every related client's password now, before it asks or a quorum exists.
 
         Members load client users from their JAAS file at start only: a user known before the
         first start is in every member from the beginning, which saves a rolling restart of
