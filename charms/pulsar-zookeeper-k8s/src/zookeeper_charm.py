@@ -539,9 +539,10 @@ class ZooKeeperCharm(ops.CharmBase):
     # ---- what the units see ---------------------------------------------------------------
 
     def _client_users(self) -> dict[str, str]:
-        """Client users for the JAAS Server section: every related application with a
-        password, unless its request is invalid (the user of a relation that has not asked yet
-        exists with no ACL and an unpublished password, so its request needs no restart).
+        """Return the JAAS Server section's client users: every related application's.
+
+        Only invalid requests are left out. The user of a relation that has not asked yet
+        exists with no ACL and an unpublished password, so its request needs no restart.
         """
         users: dict[str, str] = {}
         for relation_id in self._client_relation_ids():
