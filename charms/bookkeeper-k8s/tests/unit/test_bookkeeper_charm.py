@@ -274,7 +274,7 @@ def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert peer.local_app_data["bookkeeper-initialised"] == "true"
     (args,) = ctx.exec_history["pulsar"]
-    assert args.environment["BOOKIE_MEM"] == "-Xmx128m"
+    assert args.environment["BOOKIE_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
     assert (
         "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf"
         in (args.environment["BOOKIE_EXTRA_OPTS"])

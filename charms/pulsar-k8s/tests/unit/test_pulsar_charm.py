@@ -302,7 +302,7 @@ def test_leader_initialises_the_metadata_once_then_starts(ctx, root, calls):
     exec_env = next(
         e.environment for e in ctx.exec_history["pulsar"] if tuple(e.command[:2]) == INIT_ARGV
     )
-    assert exec_env["PULSAR_MEM"] == "-Xmx128m"
+    assert exec_env["PULSAR_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
     assert f"-Djava.security.auth.login.config={JAAS_CONF_PATH}" in exec_env["PULSAR_EXTRA_OPTS"]
     app_data = out.get_relation(peer.id).local_app_data
     assert app_data[METADATA_INITIALISED_KEY] == "true"
