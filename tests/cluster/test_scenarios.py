@@ -210,7 +210,7 @@ def test_one_off_initialisation_exactly_once(cluster: Model):
 def zookeeper_leader(model: Model) -> str:
     for unit in model.units(ZOOKEEPER):
         address = model.env.plan.address(ZOOKEEPER, unit.number)
-        if "Mode: leader" in four_letter_word(address, "srvr"):
+        if "Mode: leader" in four_letter_word(address, 2181, "srvr"):
             return unit.name
     raise AssertionError("no ZooKeeper member leads")
 
