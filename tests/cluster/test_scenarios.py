@@ -20,7 +20,7 @@ from tests.cluster.figures import record
 from tests.cluster.hook_figures import longest_hooks, update_status_count
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
-from tests.cluster.timeline import TimelineRecorder, four_letter_word
+from tests.cluster.timeline import LOST, TimelineRecorder, four_letter_word
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 BULK = 10_000
@@ -319,7 +319,7 @@ def test_full_cluster_restart_serves_every_acknowledged_message(cluster: Model):
     )
     timeline = TimelineRecorder(cluster, "full-restart").start()
     lost_at = time.monotonic()
-    timeline.mark("every pod lost")
+    timeline.mark(LOST)
     for unit in cluster.units():
         cluster.lose_pod(unit.name, restart=False)
     for unit in cluster.units():

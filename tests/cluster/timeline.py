@@ -31,6 +31,14 @@ SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 # JVM states, worst to best; "serving" stands for quorum member / writable bookie / ready broker.
 NONE, STARTED, UP, READ_ONLY, SERVING = "none", "started", "up", "read-only", "serving"
 _PROBE_TIMEOUT_S = 0.3
+LOST = "every pod lost"
+DERIVED = (
+    "ZooKeeper quorum",
+    "BookKeeper metadata",
+    "writable bookies (ensemble)",
+    "cluster metadata",
+    "broker ready",
+)
 
 
 @dataclass
@@ -51,15 +59,44 @@ class Timeline:
     def load(cls, path: Path) -> Timeline:
         return cls(**json.loads(path.read_text()))
 
-    def first(self, app: str, state: str, count: int) -> float | None:
-        """First time at least ``count`` units of ``app`` were in ``state``."""
+    def first(self, app: str, state: str, count: int, after: float) -> float | None:
+        """First time after ``after`` that at least ``count`` units of ``app`` were in
+        ``state`` (every unit counts as down at ``after``: a pod loss, a deploy)."""
         now: dict[str, str] = {}
+        went_down: set[str] = set()  # a unit counts once seen down after ``after``, not before
         for t, unit, jvm in self.samples:
-            if unit.startswith(app + "/"):
-                now[unit] = jvm
-                if sum(1 for s in now.values() if s == state) >= count:
-                    return t
+            if t < after or not unit.startswith(app + "/"):
+                continue
+            if jvm != state:
+                went_down.add(unit)
+            if unit not in went_down:
+                continue
+            now[unit] = jvm
+            if sum(1 for s in now.values() if s == state) >= count:
+                return t
         return None
+
+    def critical_path(self) -> dict[str, float]:
+        """The explicit marks plus, from the samples and hooks, when each step of a cold
+        start was reached after the scenario's first mark (or its start)."""
+        after = self.marks.get(LOST, self.t0)
+        marks = {k: v for k, v in self.marks.items() if k not in DERIVED}
+        quorum = self.first(ZOOKEEPER, SERVING, 2, after)
+        if quorum:
+            marks["ZooKeeper quorum"] = quorum
+        for start, duration, unit, event, _ in self.hooks:
+            if "[one-off init]" in event and start >= after:
+                label = (
+                    "BookKeeper metadata" if unit.startswith(BOOKKEEPER) else "cluster metadata"
+                )
+                marks.setdefault(label, start + duration)
+        writable = self.first(BOOKKEEPER, SERVING, 2, after)
+        if writable:
+            marks["writable bookies (ensemble)"] = writable
+        ready = self.first(BROKER, SERVING, 1, after)
+        if ready:
+            marks["broker ready"] = ready
+        return marks
 
 
 class TimelineRecorder:
@@ -89,27 +126,8 @@ class TimelineRecorder:
                 self.timeline.hooks.append(
                     (record.started, record.duration, record.unit, event, record.status)
                 )
-        self._mark_critical_path()
         self.timeline.save()
         return self.timeline
-
-    def _mark_critical_path(self) -> None:
-        tl = self.timeline
-        quorum = tl.first(ZOOKEEPER, SERVING, 2)
-        if quorum:
-            tl.marks.setdefault("ZooKeeper quorum", quorum)
-        for start, duration, unit, event, _ in tl.hooks:
-            if "[one-off init]" in event:
-                label = (
-                    "BookKeeper metadata" if unit.startswith(BOOKKEEPER) else "cluster metadata"
-                )
-                tl.marks.setdefault(label, start + duration)
-        writable = tl.first(BOOKKEEPER, SERVING, 2)
-        if writable:
-            tl.marks.setdefault("writable bookies (ensemble)", writable)
-        ready = tl.first(BROKER, SERVING, 1)
-        if ready:
-            tl.marks.setdefault("broker ready", ready)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -205,7 +223,7 @@ def render_png(timeline: Timeline, path: Path, title: str) -> Path:
     end = max(
         [t for t, _, _ in timeline.samples]
         + [s + d for s, d, *_ in timeline.hooks]
-        + list(timeline.marks.values())
+        + list(timeline.critical_path().values())
         + [t0 + 1]
     )
     fig, ax = plt.subplots(figsize=(13, 1.8 + 0.55 * len(units)))
@@ -222,7 +240,7 @@ def render_png(timeline: Timeline, path: Path, title: str) -> Path:
             if colour:
                 ax.broken_barh([(t - t0, t_next - t)], (y - 0.3, 0.2), color=colour)
         ax.vlines([s - t0 for s, *_ in hooks], y - 0.35, y - 0.05, color="#555555", linewidth=0.6)
-    marks = sorted(timeline.marks.items(), key=lambda item: item[1])
+    marks = sorted(timeline.critical_path().items(), key=lambda item: item[1])
     for i, (label, t) in enumerate(marks):
         ax.axvline(t - t0, color="#b30000", linestyle="--", linewidth=1)
         ax.text(
