@@ -20,6 +20,7 @@ from bookkeeper_render import HTTP_PORT, SERVICE, WORKLOAD_GID, WORKLOAD_UID
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 5.0
+STATE_TIMEOUT_S = 1.0
 _OUTPUT_TAIL = 2000
 
 
@@ -158,13 +159,17 @@ class BookieWorkload:
         return sorted(str(bookie) for bookie in listed)
 
     def state_json(self) -> str | None:
-        """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer)."""
-        return self._http_get("/api/v1/bookie/state")
+        """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer).
 
-    def _http_get(self, path: str) -> str | None:
+        A local call a live bookie answers in milliseconds: a short timeout keeps a hook on a
+        frozen or starting bookie short (the view check wakes the unit when it answers).
+        """
+        return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S)
+
+    def _http_get(self, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.debug("GET %s failed: %s", url, exc)

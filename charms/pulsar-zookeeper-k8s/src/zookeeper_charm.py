@@ -306,8 +306,12 @@ class ZooKeeperCharm(ops.CharmBase):
 
     def _observe(self) -> str:
         """Read the server's live state and record it where the view check compares it."""
-        ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok")
-        srvr = zookeeper_ensemble.four_letter_word(self.address, "srvr") if ruok else ""
+        # Local calls a live server answers at once: a short timeout keeps a hook on a frozen
+        # or starting server short (the view check wakes the unit when it answers).
+        ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok", timeout=1.0)
+        srvr = (
+            zookeeper_ensemble.four_letter_word(self.address, "srvr", timeout=1.0) if ruok else ""
+        )
         observed = server_state(ruok, srvr)
         if self._view_stale or recorded_state(self.workload.read(VIEW_PATH)) != observed:
             self.workload.record(VIEW_PATH, record_content(observed, time.time()))

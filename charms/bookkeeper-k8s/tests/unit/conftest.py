@@ -51,7 +51,7 @@ class FakeBookieHttp:
 @pytest.fixture(autouse=True)
 def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeBookieHttp:
     fake = FakeBookieHttp()
-    monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path: fake.get(path))
+    monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path, **_: fake.get(path))
     return fake
 
 
