@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from tests.cluster.rig_charm_spec import load_charm_spec
 from tests.cluster.rig_juju import Model, RigApp
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,7 @@ def charm_classes() -> dict[str, type]:
 
 def small_config(app: str, charm_type: type, extra: Mapping[str, Any] | None = None) -> dict:
     """The small-JVM settings the charm understands, plus ``extra``."""
-    from tests.cluster.rig_juju import _charm_spec
-
-    options = (_charm_spec(charm_type).config or {}).get("options", {})
+    options = (load_charm_spec(charm_type).config or {}).get("options", {})
     config = {k: v for k, v in SMALL_JVMS.get(app, {}).items() if k in options}
     missing = set(SMALL_JVMS.get(app, {})) - set(config)
     if missing:

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import ops
 
+from tests.cluster.rig_ops_private import pebble_get
+
 WORKLOAD_ROOT = "/pulsar"
 WORKLOAD_UID = 10000
 WORKLOAD_GID = 0
@@ -342,7 +344,7 @@ class Pod:
         if not self.running:
             return None
         assert self.process is not None
-        info = self.client()._request("GET", "/v1/services", {"names": service})["result"]
+        info = pebble_get(self.client(), "/v1/services", {"names": service})
         if not info or info[0].get("current") != "active":
             return None
         since = _parse_pebble_time(info[0].get("current-since", ""))
@@ -480,6 +482,16 @@ def _parse_pebble_time(text: str) -> float:
         tz = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{tz}"
     return datetime.fromisoformat(text).timestamp()
+
+
+def pod_ready(pod: Pod) -> bool:
+    """Kubernetes' readiness probe on a Juju sidecar pod: Pebble's ready checks."""
+    if not pod.running:
+        return False
+    try:
+        return bool(pebble_get(pod.client(), "/v1/health", {"level": "ready"})["healthy"])
+    except (ops.pebble.Error, OSError):
+        return False
 
 
 def stale_processes(owner_pid_alive: bool = False) -> list[int]:
