@@ -21,7 +21,7 @@ _SKIP_REASON: str | None = None
 _MODELS: list[Model] = []
 _counter = itertools.count()
 
-UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7 = 5.0
+UPDATE_STATUS_INTERVAL_UNTIL_ISSUE_7 = None
 """The update-status cadence the charms still lean on (issue 7): Juju's is 300 s (the rig's
 default, :data:`tests.cluster.rig_juju.UPDATE_STATUS_INTERVAL`). Set this to ``None`` once the
 charms are woken by Pebble check events and custom notices instead."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import pytest
 
 from tests.cluster import workload
 from tests.cluster.figures import record
+from tests.cluster.hook_figures import longest_hooks, update_status_count
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
+from tests.cluster.timeline import LOST, TimelineRecorder, four_letter_word
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 BULK = 10_000
@@ -43,16 +46,23 @@ def cluster(module_model: Model) -> Model:
 def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     """Scenario 1: empty model -> bundle shape -> active, metadata, bookies -> 10,000 messages."""
     started = time.monotonic()
+    timeline = TimelineRecorder(cluster, "cold-deploy").start()
     deploy_bundle(cluster)
     try:
         settled = cluster.settle(timeout=SETTLE)
     except Exception:
+        timeline.stop()
         print(cluster.report())
         raise
     workload.Operator.of(cluster)
     workload.round_trip([b"first message"])
+    timeline.mark("first consumed message")
+    timeline.stop()
     record("bundle.settle_s", settled)
     record("bundle.first_message_s", time.monotonic() - started)
+    record("bundle.update_status_interval_s", cluster.update_status_interval)
+    record("bundle.update_status_hooks", update_status_count(cluster))
+    record("bundle.longest_hook", longest_hooks(cluster))
 
     assert cluster.all_active(), cluster.status_table()
     assert [len(cluster.units(a)) for a in (ZOOKEEPER, BOOKKEEPER, BROKER)] == [3, 3, 1]
@@ -192,3 +202,157 @@ def test_one_off_initialisation_exactly_once(cluster: Model):
     assert inits[0].exit_code == 0, str(inits[0])
     assert len(metadata) == 1, [str(c) for c in metadata]
     assert metadata[0].exit_code == 0, str(metadata[0])
+
+
+# -- issue 7: converging at Juju's pace (update-status every 300 s) -----------------------------
+
+
+def zookeeper_leader(model: Model) -> str:
+    for unit in model.units(ZOOKEEPER):
+        address = model.env.plan.address(ZOOKEEPER, unit.number)
+        if "Mode: leader" in four_letter_word(address, 2181, "srvr"):
+            return unit.name
+    raise AssertionError("no ZooKeeper member leads")
+
+
+def not_active(model: Model) -> set[str]:
+    return {u.name for u in model.units() if u.unit_status.name != "active"}
+
+
+def hooks_that_made_active(model: Model, since: float, units: set[str]) -> dict[str, str]:
+    """For each of ``units`` (not active at ``since``): the event of the hook that made it
+    active again."""
+    made: dict[str, str] = {}
+    for hook in model.events():
+        if (
+            hook.started >= since
+            and hook.unit in units
+            and hook.unit not in made
+            and hook.status.startswith("active")
+        ):
+            made[hook.unit] = hook.event
+    return made
+
+
+def no_update_status_for(model: Model, seconds: float) -> None:
+    """Every unit agent's update-status timer happens not to fire for ``seconds`` (Juju's next
+    tick is up to 360 s away anyway): whatever converges meanwhile did so on real events."""
+    for unit in model.units():
+        unit.next_update_status = max(unit.next_update_status, time.monotonic() + seconds)
+
+
+def freeze_then_resume(model: Model, unit: str, service: str, seconds: float = 30) -> float:
+    """SIGSTOP the unit's JVM for ``seconds`` (events flowing), SIGCONT; return the resume time."""
+    model.kill_service(unit, service, signal.SIGSTOP)
+    try:
+        model.run_for(seconds)
+    finally:
+        model.kill_service(unit, service, signal.SIGCONT)
+    return time.time()
+
+
+def test_statuses_true_again_after_frozen_members_without_update_status(cluster: Model):
+    """A frozen ZooKeeper leader, then the bookkeeper leader's bookie: once each resumes, every
+    status is true again through check and relation events; while the bookie is frozen, the
+    broker still counts the two writable bookies (each bookie reports itself)."""
+    assert cluster.all_active(), cluster.status_table()
+    no_update_status_for(cluster, 900)
+    update_status_before = update_status_count(cluster)
+    zk_leader = zookeeper_leader(cluster)
+    resumed = freeze_then_resume(cluster, zk_leader, "zookeeper")
+    stale = not_active(cluster)
+    took = cluster.settle(timeout=120)
+    record("faults.zookeeper_leader_frozen_30s.back_to_true_s", took)
+    record("faults.zookeeper_leader_frozen_30s.units_not_active_at_resume", len(stale))
+    made = hooks_that_made_active(cluster, resumed, stale)
+    late = {u: e for u, e in made.items() if "update_status" in e}
+
+    bk_leader = cluster.app(BOOKKEEPER).leader
+    assert bk_leader is not None
+    rel = cluster.relations_of(BROKER, "bookkeeper")[0]
+    cluster.kill_service(bk_leader.name, "bookie", signal.SIGSTOP)
+    try:
+        # the frozen bookie's own unit reports it down; the others stay writable
+        cluster.settle(
+            until=lambda: cluster.unit_data(rel.id, bk_leader.name).get("bookie-state") == "down",
+            timeout=60,
+        )
+        ready = json.loads(cluster.app_data(rel.id, BOOKKEEPER).get("ready-bookies", "[]"))
+        reports = [
+            cluster.unit_data(rel.id, u.name).get("bookie-state")
+            for u in cluster.units(BOOKKEEPER)
+        ]
+        record("faults.bookkeeper_leader_frozen.ready_bookies", len(ready))
+        record("faults.bookkeeper_leader_frozen.reports", sorted(str(r) for r in reports))
+        cluster.run_for(20)
+    finally:
+        cluster.kill_service(bk_leader.name, "bookie", signal.SIGCONT)
+    resumed_bookie = time.time()
+    stale = not_active(cluster)
+    took = cluster.settle(timeout=120)
+    record("faults.bookkeeper_leader_bookie_frozen.back_to_true_s", took)
+    made = hooks_that_made_active(cluster, resumed_bookie, stale)
+    late.update({u: e for u, e in made.items() if "update_status" in e})
+    assert update_status_count(cluster) == update_status_before
+    assert len(ready) == 2, ready
+    assert sorted(str(r) for r in reports) == ["down", "writable", "writable"], reports
+    assert late == {}, late  # no status waited for update-status to become true again
+    workload.round_trip([b"after the frozen members"])
+
+
+def test_full_cluster_restart_serves_every_acknowledged_message(cluster: Model):
+    """Every pod lost at once, then all restored: back to serving, every acknowledged message
+    readable, no one-off initialisation run again, no hook waiting for update-status."""
+    assert cluster.all_active(), cluster.status_table()
+    topic = workload.new_topic("restart")
+    client = workload.client()
+    payloads = [i.to_bytes(4, "big") + os.urandom(60) for i in range(500)]
+    try:
+        producer = client.create_producer(topic)
+        for p in payloads:
+            producer.send(p)  # synchronous: each one acknowledged
+    finally:
+        client.close()
+    inits_before = (
+        len(cluster.execs(contains="initnewcluster")),
+        len(cluster.execs(contains="initialize-cluster-metadata")),
+    )
+    timeline = TimelineRecorder(cluster, "full-restart").start()
+    lost_at = time.monotonic()
+    timeline.mark(LOST)
+    for unit in cluster.units():
+        cluster.lose_pod(unit.name, restart=False)
+    for unit in cluster.units():
+        cluster.restore_pod(unit.name)
+    no_update_status_for(cluster, 900)
+    update_status_before = update_status_count(cluster)
+    since = time.time()
+    everyone = {u.name for u in cluster.units()}
+    try:
+        settled = cluster.settle(timeout=SETTLE)
+    except Exception:
+        timeline.stop()
+        print(cluster.report())
+        raise
+    workload.round_trip([b"after the full restart"])
+    back = time.monotonic() - lost_at
+    timeline.mark("first consumed message")
+    timeline.stop()
+    got = workload.read_all(topic, expected=len(payloads))
+    inits_after = (
+        len(cluster.execs(contains="initnewcluster")),
+        len(cluster.execs(contains="initialize-cluster-metadata")),
+    )
+    record("restart.settle_s", settled)
+    record("restart.first_message_s", back)
+    record("restart.read_back", len(got))
+    record("restart.longest_hook", longest_hooks(cluster))
+    made_by_update_status = {
+        u: e
+        for u, e in hooks_that_made_active(cluster, since, everyone).items()
+        if "update_status" in e
+    }
+    assert got == payloads
+    assert inits_after == inits_before
+    assert update_status_count(cluster) == update_status_before
+    assert made_by_update_status == {}, made_by_update_status

@@ -2,12 +2,14 @@
 
 Peer relation ``cluster``:
     app  ``bookkeeper-initialised``  ``"true"`` once the leader created the BookKeeper metadata
+    unit ``bookie-state``  what this unit's bookie reports: writable, read-only or down
     unit ``restart-request`` / app ``restart-granted``  the rolling-restart lock (library)
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import ops
 from bookkeeper_config import BookKeeperConfig
@@ -24,6 +26,17 @@ from bookkeeper_render import (
     render_bookkeeper_conf,
     render_jaas,
     tool_env,
+)
+from bookkeeper_view import (
+    DOWN,
+    VIEW_CHECK,
+    VIEW_LAYER_LABEL,
+    VIEW_PATH,
+    WRITABLE,
+    bookie_state,
+    record_content,
+    recorded_state,
+    view_layer,
 )
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import (
@@ -61,6 +74,8 @@ _NO_CLUSTER_MARKERS = ("NoNode for BookKeeper metadata", "BookKeeper metadata do
 
 
 class BookKeeperCharm(ops.CharmBase):
+    _view_stale = False
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         quiet_credential_loggers()
@@ -82,7 +97,10 @@ class BookKeeperCharm(ops.CharmBase):
 
     # --- the reconcile ---------------------------------------------------------------------
 
-    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+    def _reconcile(self, event: ops.EventBase | None = None) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
+        self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
         status = statuses.guarded(self._converge)
@@ -126,6 +144,11 @@ class BookKeeperCharm(ops.CharmBase):
             waiting = self._apply_by_rolling_restart(files, layer)
             if waiting:
                 return waiting
+
+        # Its own layer, outside the restart inputs: adding or changing it restarts nothing.
+        view = view_layer(self.address)
+        if self.workload.layer_differs(view):
+            self.workload.add_layer(VIEW_LAYER_LABEL, view)
         return self._health_status(uri)
 
     # --- steps -----------------------------------------------------------------------------
@@ -220,24 +243,48 @@ class BookKeeperCharm(ops.CharmBase):
             self.workload.add_layer(LAYER_LABEL, layer)
             logger.info("restarting the bookie to apply changed configuration")
             self.workload.restart_bookie()
-            if not self.workload.wait_ready():
-                # Keep the lock: no other bookie restarts while this one is not back.
-                return ops.WaitingStatus("bookie restarted, not ready yet")
-            self.rolling_restart.release()
-        elif self.rolling_restart.pending() and self.workload.is_ready():
+            # Keep the lock until the bookie answers again: the bookie-view check wakes this
+            # unit when it does (no hook waits for the JVM).
+            return ops.WaitingStatus("bookie restarted; waiting for it to answer")
+        elif self.rolling_restart.pending() and self._observe() != DOWN:
             self.rolling_restart.release()
         return None
 
+    def _observe(self) -> str:
+        """Read the bookie's live state and record it where the view check compares it."""
+        state = bookie_state(self.workload.state_json())
+        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != state:
+            self.workload.push({VIEW_PATH: record_content(state, time.time())})
+            self._view_stale = False
+        return state
+
     def _health_status(self, uri: str) -> ops.StatusBase:
+        own = self._observe()
+        own_id = bookie_id(self.address)
+        self.bookkeeper.report(own_id, own)
+        reports = self._peer_reports(own)
         everyone = self._all_bookie_ids()
-        listed = self.workload.writable_bookies()
-        writable = sorted(set(listed or ()) & set(everyone))
+        writable = sorted(b for b, state in reports.items() if state == WRITABLE and b in everyone)
         self._publish(BookKeeperInfo(uri, tuple(everyone), tuple(writable)))
-        if listed is None:
+        if own == DOWN:
             return ops.WaitingStatus("bookie not answering on its HTTP API yet")
-        if bookie_id(self.address) not in writable:
-            return ops.WaitingStatus("bookie not yet writable")
+        if own != WRITABLE:
+            return ops.WaitingStatus(f"bookie {own} ({len(writable)}/{len(everyone)} writable)")
         return ops.ActiveStatus(f"bookie writable ({len(writable)}/{len(everyone)} writable)")
+
+    def _peer_reports(self, own: str) -> dict[str, str]:
+        """Bookie id -> state, as each bookie reports itself (this unit: ``own``, just seen)."""
+        reports = {bookie_id(self.address): own}
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return reports
+        if relation.data[self.unit].get("bookie-state") != own:
+            relation.data[self.unit]["bookie-state"] = own
+        for unit in relation.units:
+            state = relation.data[unit].get("bookie-state")
+            if state:
+                reports[bookie_id(unit_fqdn(unit.name, self.app.name, self.model.name))] = state
+        return reports
 
     def _all_bookie_ids(self) -> list[str]:
         names = {self.unit.name}

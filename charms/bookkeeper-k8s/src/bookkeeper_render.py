@@ -30,8 +30,9 @@ CONF_HEADER = "Managed by the bookkeeper-k8s charm: edits are overwritten."
 BOOKIE_PORT = 3181
 HTTP_PORT = 8000
 SERVICE = "bookie"
-# Small heap for the one-off shell tools, so they fit next to a running bookie.
-TOOL_MEM = "-Xmx128m"
+# Small heap for the one-off shell tools, so they fit next to a running bookie; C1 only, as they
+# run for seconds on the cold-start critical path (1.4 s -> 1.0 s measured for a shell run).
+TOOL_MEM = "-Xmx128m -XX:TieredStopAtLevel=1"
 # The bkenv.sh defaults that a non-empty BOOKIE_EXTRA_OPTS would otherwise drop.
 _DEFAULT_EXTRA_OPTS = (
     "-Dio.netty.leakDetection.level=disabled",
@@ -71,7 +72,10 @@ def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
         # Identity and metadata: a stable hostname id survives pod IP changes (no cookie mismatch).
         "metadataServiceUri": inputs.metadata_service_uri,
         "zkServers": "",  # the file default localhost:2181 would win over nothing; keep it blank
-        "zkTimeout": "30000",
+        # BookKeeper's own default (Pulsar's file says 30 s). A bookie replaced after a crash or a
+        # pod loss re-registers only once its old session expires: 30 s kept every bookie of a
+        # full-cluster restart unwritable ~30 s after quorum (measured in the rig), 10 s does not.
+        "zkTimeout": "10000",
         # Ledgers znodes inherit the chroot's world-readable defaults so brokers (another ZooKeeper
         # user) can read bookie registrations; CREATOR_ALL ACLs would lock them out.
         "zkEnableSecurity": "false",

@@ -10,7 +10,6 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from time import monotonic, sleep
 
 import ops
 from bookkeeper_render import HTTP_PORT, JAAS_PATH, SERVICE
@@ -19,6 +18,7 @@ from charms.pulsar_k8s.v0.workload import Workload
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 5.0
+STATE_TIMEOUT_S = 1.0
 
 
 class BookieWorkload(Workload):
@@ -28,6 +28,11 @@ class BookieWorkload(Workload):
 
     def bookie_running(self) -> bool:
         return self.is_running(SERVICE)
+
+    def read_text(self, path: str) -> str | None:
+        """Return the file's text, or None when it does not exist (yet)."""
+        content = self.read(path)
+        return None if content is None else content.decode("utf-8", "replace")
 
     def start_bookie(self) -> None:
         # replan starts the service (startup: enabled) and (re)starts what changed in the plan.
@@ -58,19 +63,18 @@ class BookieWorkload(Workload):
             return None
         return sorted(str(bookie) for bookie in listed)
 
-    def wait_ready(self, timeout_s: float = 120, interval_s: float = 2) -> bool:
-        deadline = monotonic() + timeout_s
-        while True:
-            if self.is_ready():
-                return True
-            if monotonic() >= deadline:
-                return False
-            sleep(interval_s)
+    def state_json(self) -> str | None:
+        """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer).
 
-    def _http_get(self, path: str) -> str | None:
+        A local call a live bookie answers in milliseconds: a short timeout keeps a hook on a
+        frozen or starting bookie short (the view check wakes the unit when it answers).
+        """
+        return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S)
+
+    def _http_get(self, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.debug("GET %s failed: %s", url, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 
 import ops
 import pulsar_admin
@@ -41,6 +42,15 @@ from pulsar_render import (
     render_jaas,
     tool_environment,
 )
+from pulsar_view import (
+    READY,
+    VIEW_CHECK,
+    VIEW_PATH,
+    broker_state,
+    record_content,
+    recorded_state,
+    view_layer,
+)
 from pulsar_workload import PulsarWorkload
 from pulsar_zookeeper_identity import broker_zookeeper
 
@@ -66,12 +76,12 @@ METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
 INIT_TIMEOUT_SECONDS = 120.0
-# A broker was ready 11-16 s after start on the real distribution (small heap, 2 CPUs).
-READY_WAIT_SECONDS = 60.0
 
 
 class PulsarBrokerCharm(ops.CharmBase):
     """Apache Pulsar broker on Kubernetes."""
+
+    _view_stale = False
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -92,7 +102,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         ):
             framework.observe(event, self._on_event)
 
-    def _on_event(self, _: ops.EventBase) -> None:
+    def _on_event(self, event: ops.EventBase) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        self._view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
         self._reconcile()
 
     # -- the reconcile -------------------------------------------------------------------
@@ -268,7 +282,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         if not (self.workload.changed_files(files) or self.workload.layer_differs(layer)):
             if self.restart_lock.pending():
                 # Applied already (or reverted): hand the lock on once this broker serves.
-                if not pulsar_admin.broker_ready(self._unit_address, token=self._token):
+                if self._observe() != READY:
                     return ops.WaitingStatus("restarted; waiting for the broker to be ready")
                 self.restart_lock.release()
             return self._status(config)
@@ -290,17 +304,34 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.workload.start_broker()
 
     def _status_after_start(self, config: PulsarConfig) -> ops.StatusBase:
-        if pulsar_admin.wait_broker_ready(
-            self._unit_address, READY_WAIT_SECONDS, token=self._token
-        ):
+        # No hook waits for the JVM: the broker-view check wakes this unit once it is ready,
+        # and that reconcile releases the restart lock.
+        if self._observe() == READY:
             self.restart_lock.release()
             return _active(config)
         return ops.WaitingStatus("broker started; waiting for /admin/v2/brokers/ready")
 
     def _status(self, config: PulsarConfig) -> ops.StatusBase:
-        if pulsar_admin.broker_ready(self._unit_address, token=self._token):
+        if self._observe() == READY:
             return _active(config)
         return ops.WaitingStatus("broker running; waiting for /admin/v2/brokers/ready")
+
+    def _observe(self) -> str:
+        """Read the broker's readiness and record it where the view check compares it."""
+        view = view_layer(self._unit_address)
+        if self.workload.layer_differs(view):
+            # Merged into the broker's layer; a check change restarts no service.
+            self.workload.add_broker_layer(view)
+        ready = pulsar_admin.broker_ready(self._unit_address, token=self._token)
+        observed = broker_state(ready)
+        if self._view_stale or recorded_state(_text(self.workload.read(VIEW_PATH))) != observed:
+            self.workload.push({VIEW_PATH: record_content(observed, time.time())})
+            self._view_stale = False
+        return observed
+
+
+def _text(content: bytes | None) -> str | None:
+    return None if content is None else content.decode("utf-8", "replace")
 
 
 def _active(config: PulsarConfig) -> ops.ActiveStatus:

@@ -54,7 +54,9 @@ _PULSAR_ENV_EXTRA_OPTS = (
     "-Dpulsar.allocator.exit_on_oom=true",
     "-Dio.netty.recycler.maxCapacityPerThread=4096",
 )
-TOOL_HEAP = "-Xmx128m"
+# One-off tools run for seconds: C1 only starts them ~30% faster (measured 1.4 s -> 1.0 s for
+# `bookkeeper shell help` on 2 shared CPUs); they sit on the cold-start critical path.
+TOOL_HEAP = "-Xmx128m -XX:TieredStopAtLevel=1"
 
 # WorkerConfig's Java defaults are not the image's functions_worker.yml values: left out, the
 # namespace and topic names are null and the periods 0, and the broker dies at start

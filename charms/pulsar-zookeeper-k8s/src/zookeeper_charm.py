@@ -36,6 +36,7 @@ from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ClientRequest,
     ZooKeeperProvider,
+    client_username,
     generate_password,
 )
 from zookeeper_clients import EXCLUSIVE, assign_chroots
@@ -55,6 +56,17 @@ from zookeeper_render import (
     server_id,
     server_line,
 )
+from zookeeper_view import (
+    DOWN,
+    SERVING,
+    VIEW_CHECK,
+    VIEW_LAYER_LABEL,
+    VIEW_PATH,
+    record_content,
+    recorded_state,
+    server_state,
+    view_layer,
+)
 from zookeeper_workload import DesiredWorkload, ZooKeeperWorkload
 
 logger = logging.getLogger(__name__)
@@ -64,7 +76,6 @@ PEER = "cluster"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
 INTERNAL_SECRET_ID_KEY = "internal-secret-id"
-RUOK_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,10 @@ def _unit_number(unit: ops.Unit) -> int:
 class ZooKeeperCharm(ops.CharmBase):
     """One ZooKeeper server per unit; the leader manages membership and client credentials."""
 
+    # What this hook saw of the server (None: not looked at).
+    _observed: str | None = None
+    _view_stale = False
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         quiet_credential_loggers()
@@ -143,7 +158,11 @@ class ZooKeeperCharm(ops.CharmBase):
 
     # ---- the reconcile --------------------------------------------------------------------
 
-    def _on_event(self, _: ops.EventBase) -> None:
+    def _on_event(self, event: ops.EventBase) -> None:
+        # The view check failed: the view is stale; record it afresh even if unchanged.
+        self._view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -163,6 +182,8 @@ class ZooKeeperCharm(ops.CharmBase):
             return statuses.awaiting("the peer relation")
         self._publish_unit(relation, {"address": self.address, "server-id": str(self.server_id)})
 
+        if self.unit.is_leader():
+            self._ensure_client_passwords()
         credentials = self._credentials(relation)
         if credentials is None:
             return ops.WaitingStatus("waiting for the leader to generate credentials")
@@ -231,11 +252,10 @@ class ZooKeeperCharm(ops.CharmBase):
         applied = self.workload.applied()
         status: ops.StatusBase | None = None
 
+        # No hook waits for the JVM: the view check wakes this unit when the server answers.
         if not running:
             # a stopped server costs the quorum nothing more: no lock needed
             self.workload.start_server(desired)
-            if self._wait_ruok() and self.restarts.pending():
-                self.restarts.release()
         elif applied is None or applied.token != desired.token:
             self.restarts.request(desired.token)
             if self.unit.is_leader():
@@ -243,19 +263,21 @@ class ZooKeeperCharm(ops.CharmBase):
             if self.restarts.granted():
                 logger.info("restart lock granted: restarting to apply %s", desired.token)
                 self.workload.restart_server(desired)
-                if self._wait_ruok():
-                    self.restarts.release()
             else:
                 status = ops.WaitingStatus("waiting for the rolling-restart lock")
-        elif self.restarts.pending() and zookeeper_ensemble.is_ok(self.address):
-            # applied earlier but ruok was late: give the lock back once healthy
+        self.workload.ensure_checks(VIEW_LAYER_LABEL, view_layer(self.address))
+
+        running = self.workload.server_running()
+        observed = self._observe() if running else DOWN
+        started = observed != DOWN
+        applied = self.workload.applied()
+        current = applied is not None and applied.token == desired.token
+        if started and current and self.restarts.pending():
+            # restarted (or started) with what is wanted and answering: hand the lock on
             self.restarts.release()
         if self.unit.is_leader():
             self.restarts.arbitrate()
 
-        running = self.workload.server_running()
-        started = running and zookeeper_ensemble.is_ok(self.address)
-        applied = self.workload.applied()
         users = list(applied.users) if (started and applied) else []
         relation = self.model.get_relation(PEER)
         if relation is not None:
@@ -267,15 +289,20 @@ class ZooKeeperCharm(ops.CharmBase):
             status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
         return status
 
-    def _wait_ruok(self) -> bool:
-        deadline = time.monotonic() + RUOK_WAIT_SECONDS
-        while True:
-            if zookeeper_ensemble.is_ok(self.address):
-                return True
-            if time.monotonic() >= deadline:
-                logger.warning("ZooKeeper did not answer ruok within %ss", RUOK_WAIT_SECONDS)
-                return False
-            time.sleep(2)
+    def _observe(self) -> str:
+        """Read the server's live state and record it where the view check compares it."""
+        # Local calls a live server answers at once: a short timeout keeps a hook on a frozen
+        # or starting server short (the view check wakes the unit when it answers).
+        ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok", timeout=1.0)
+        srvr = (
+            zookeeper_ensemble.four_letter_word(self.address, "srvr", timeout=1.0) if ruok else ""
+        )
+        observed = server_state(ruok, srvr)
+        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != observed:
+            self.workload.record(VIEW_PATH, record_content(observed, time.time()))
+            self._view_stale = False
+        self._observed = observed
+        return observed
 
     # ---- peer data ------------------------------------------------------------------------
 
@@ -326,6 +353,17 @@ class ZooKeeperCharm(ops.CharmBase):
             return 1 + (len(relation.units) if relation else 0)
 
     # ---- leader: secrets, bootstrap, membership, clients ----------------------------------
+
+    def _ensure_client_passwords(self) -> None:
+        """Create every related client's password now, before it asks or a quorum exists.
+
+        Members load client users from their JAAS file at start only: a user known before the
+        first start is in every member from the beginning, which saves a rolling restart of
+        the whole ensemble per client on a fresh deploy. The password is handed out only once
+        the request is granted and every member loaded the user.
+        """
+        for relation_id in self._client_relation_ids():
+            self.provider.ensure_password(relation_id)
 
     def _credentials(self, relation: ops.Relation) -> Credentials | None:
         """Server passwords; the leader creates the secret once and records its id."""
@@ -505,23 +543,30 @@ class ZooKeeperCharm(ops.CharmBase):
     # ---- what the units see ---------------------------------------------------------------
 
     def _client_users(self) -> dict[str, str]:
-        """Client users for the JAAS Server section: every valid request with a password."""
+        """Return the JAAS Server section's client users: every related application's.
+
+        Only invalid requests are left out. The user of a relation that has not asked yet
+        exists with no ACL and an unpublished password, so its request needs no restart.
+        """
         users: dict[str, str] = {}
-        for request in self.provider.requests():
-            if request.error is not None:
-                continue
-            password = self.provider.password(request.relation_id)
+        for relation_id in self._client_relation_ids():
+            password = self.provider.password(relation_id)
             if password and is_credential(password):
-                users[request.username] = password
+                users[client_username(relation_id)] = password
             elif password:
                 # never rendered: the user is left out until its secret holds a usable password
-                logger.warning("client secret of %s holds an unusable password", request.username)
+                logger.warning("client secret of relation %s: unusable password", relation_id)
         return users
+
+    def _client_relation_ids(self) -> list[int]:
+        """Every client relation but those whose request is invalid."""
+        invalid = {r.relation_id for r in self.provider.requests() if r.error is not None}
+        return [r.id for r in self.provider.relations if r.id not in invalid]
 
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
         if self.server_id not in members:
             return ops.WaitingStatus("waiting to be added to the ensemble")
-        if not zookeeper_ensemble.is_serving(self.address):
+        if self._observed != SERVING and not zookeeper_ensemble.is_serving(self.address):
             return ops.WaitingStatus("waiting for quorum")
         relation = self.model.get_relation(PEER)
         chroots = sorted(set(self._clients(relation).values())) if relation else []

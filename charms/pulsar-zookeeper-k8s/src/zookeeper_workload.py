@@ -77,6 +77,20 @@ class ZooKeeperWorkload(Workload):
         self._apply(desired)
         self.restart(SERVICE)
 
+    def read_text(self, path: str) -> str | None:
+        """Return a small file's text (None when missing)."""
+        content = self.read(path)
+        return None if content is None else content.decode("utf-8", "replace")
+
+    def record(self, path: str, content: str) -> None:
+        """Write a small file the workload's checks read (the core pushes only a change)."""
+        self.push({path: content})
+
+    def ensure_checks(self, label: str, layer: Mapping[str, Any]) -> None:
+        """Add a checks-only layer unless the plan already has these checks as they are."""
+        if self.layer_differs(layer):
+            self.add_layer(label, layer)
+
     def _apply(self, desired: DesiredWorkload) -> None:
         state = json.dumps({"token": desired.token, "users": list(desired.users)})
         self.push({**desired.files, DYNAMIC_CONF_PATH: desired.dynamic_config})

@@ -15,18 +15,32 @@ from ops import testing
 CHARM_ROOT = Path(__file__).resolve().parents[2]
 
 
+# What GET /api/v1/bookie/state answers (BookKeeper 4.17 pretty-prints it).
+BOOKIE_STATES = {
+    "writable": '{\n  "running" : true,\n  "readOnly" : false,\n  "shuttingDown" : false\n}',
+    "read-only": '{\n  "running" : true,\n  "readOnly" : true,\n  "shuttingDown" : false\n}',
+    "starting": '{\n  "running" : false,\n  "readOnly" : false,\n  "shuttingDown" : false\n}',
+}
+
+
 @dataclass
 class FakeBookieHttp:
-    """Stands in for every bookie's HTTP API; ``writable`` = None makes every request fail."""
+    """Stands in for the bookie's HTTP API; ``writable`` = None makes every request fail.
+
+    ``own``: what this unit's bookie says of itself (a key of BOOKIE_STATES).
+    """
 
     writable: list[str] | None = field(default_factory=list)
     ready: bool = True
+    own: str = "writable"
     requests: list[str] = field(default_factory=list)
 
     def get(self, path: str) -> str | None:
         self.requests.append(path)
         if self.writable is None:
             return None
+        if path == "/api/v1/bookie/state":
+            return BOOKIE_STATES[self.own]
         if path.startswith("/api/v1/bookie/list_bookies"):
             return json.dumps({bookie: bookie.rsplit(":", 1)[0] for bookie in self.writable})
         if path == "/api/v1/bookie/is_ready":
@@ -37,25 +51,22 @@ class FakeBookieHttp:
 @pytest.fixture(autouse=True)
 def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeBookieHttp:
     fake = FakeBookieHttp()
-    monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path: fake.get(path))
+    monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path, **_: fake.get(path))
     return fake
 
 
-@pytest.fixture(autouse=True)
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """time.sleep in the workload advances a fake clock instead of waiting."""
-    now = [1000.0]
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hook may sleep: a hook that waits for the JVM fails the test."""
 
-    def sleep(seconds: float) -> None:
-        now[0] += seconds
+    def forbidden(seconds: float) -> None:
+        raise AssertionError(f"a hook slept {seconds}s")
 
-    monkeypatch.setattr("bookkeeper_workload.sleep", sleep)
-    monkeypatch.setattr("bookkeeper_workload.monotonic", lambda: now[0])
-    return now
+    monkeypatch.setattr("time.sleep", forbidden)
 
 
 @pytest.fixture
-def ctx() -> testing.Context:
+def ctx(no_sleep: None) -> testing.Context:
     return testing.Context(BookKeeperCharm, charm_root=CHARM_ROOT)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from bookkeeper_render import (
     render_bookkeeper_conf,
     render_jaas,
 )
+from bookkeeper_view import VIEW_CHECK, VIEW_PATH, view_layer
 from bookkeeper_workload import BookieWorkload
 from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
@@ -100,11 +102,16 @@ def peers(
     initialised: bool = True,
     others: tuple[int, ...] = (1, 2),
     app_data: dict[str, str] | None = None,
+    reports: dict[int, str] | None = None,
 ) -> testing.PeerRelation:
+    """The peer relation; ``reports``: unit number -> the state that bookie reported."""
     local_app_data = {"bookkeeper-initialised": "true"} if initialised else {}
     local_app_data.update(app_data or {})
+    reported = reports or {}
     return testing.PeerRelation(
-        "cluster", local_app_data=local_app_data, peers_data={n: {} for n in others}
+        "cluster",
+        local_app_data=local_app_data,
+        peers_data={n: {"bookie-state": reported[n]} if n in reported else {} for n in others},
     )
 
 
@@ -126,7 +133,14 @@ def container(
     """Build the pulsar container; ``running``: a bookie started with ``files_from``'s files."""
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir(exist_ok=True)
-    mounts = {**storage, "conf": testing.Mount(location="/pulsar/conf", source=conf_dir)}
+    logs_dir = tmp_path / "logs"
+    logs_dir.mkdir(exist_ok=True)
+    mounts = {
+        **storage,
+        "conf": testing.Mount(location="/pulsar/conf", source=conf_dir),
+        # the view file lives here, and ops.testing wipes unmounted paths between runs
+        "logs": testing.Mount(location="/pulsar/logs", source=logs_dir),
+    }
     layers: dict[str, ops.pebble.Layer] = {}
     statuses: dict[str, ops.pebble.ServiceStatus] = {}
     if running:
@@ -134,6 +148,7 @@ def container(
         (conf_dir / "bookkeeper.conf").write_text(conf)
         (conf_dir / "bookkeeper-jaas.conf").write_text(jaas)
         layers["bookkeeper"] = ops.pebble.Layer(layer)  # type: ignore[arg-type]
+        layers["bookie-view"] = ops.pebble.Layer(view_layer(ADDRESS))  # type: ignore[arg-type]
         statuses["bookie"] = ops.pebble.ServiceStatus.ACTIVE
     return testing.Container(
         "pulsar",
@@ -266,7 +281,7 @@ def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert peer.local_app_data["bookkeeper-initialised"] == "true"
     (args,) = ctx.exec_history["pulsar"]
-    assert args.environment["BOOKIE_MEM"] == "-Xmx128m"
+    assert args.environment["BOOKIE_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
     assert (
         "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf"
         in (args.environment["BOOKIE_EXTRA_OPTS"])
@@ -361,11 +376,11 @@ def test_first_start_pushes_files_and_layer(ctx, storage, tmp_path):
     }
 
 
-def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls, fake_http):
-    fake_http.writable = [unit_id(0), unit_id(1), unit_id(2)]
+def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls):
     cont = container(storage, tmp_path, running=True)
     bk = testing.Relation("bookkeeper")
-    out = ctx.run(ctx.on.update_status(), state(cont, extra=(bk,)))
+    peer = peers(reports={1: "writable", 2: "writable"})
+    out = ctx.run(ctx.on.update_status(), state(cont, peer=peer, extra=(bk,)))
     assert out.unit_status == ops.ActiveStatus("bookie writable (3/3 writable)")
     # a second, identical reconcile on the output state
     calls.log.clear()
@@ -374,54 +389,104 @@ def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls, fake
     assert calls.log == []
     assert executed(ctx) == []
     assert again.get_relation(bk.id).local_app_data == out.get_relation(bk.id).local_app_data
-    assert calls.log == []
 
 
 # --- provider data ------------------------------------------------------------------------
 
 
-def test_publishes_bookies_and_ready_bookies(ctx, storage, tmp_path, fake_http):
-    fake_http.writable = [unit_id(0), unit_id(2), "stranger.example:3181"]
+def test_publishes_bookies_and_what_each_bookie_reports(ctx, storage, tmp_path):
     bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    peer = peers(reports={1: "read-only", 2: "writable"})
     out = ctx.run(
-        ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,))
+        ctx.on.update_status(),
+        state(container(storage, tmp_path, running=True), peer=peer, extra=(bk,)),
     )
     data = out.get_relation(bk.id).local_app_data
     assert data["metadata-service-uri"] == (f"zk+hierarchical://{ZK_ENDPOINTS}/pulsar/ledgers")
     assert json.loads(data["bookies"]) == [unit_id(0), unit_id(1), unit_id(2)]
     assert json.loads(data["ready-bookies"]) == [unit_id(0), unit_id(2)]
+    unit_data = out.get_relation(bk.id).local_unit_data
+    assert (unit_data["bookie-id"], unit_data["bookie-state"]) == (unit_id(0), "writable")
+    assert out.get_relation(peer.id).local_unit_data["bookie-state"] == "writable"
     assert out.unit_status == ops.ActiveStatus("bookie writable (2/3 writable)")
 
 
-def test_http_errors_mean_zero_ready(ctx, storage, tmp_path, fake_http):
-    fake_http.writable = None
+def test_leader_whose_bookie_is_frozen_still_publishes_the_others(
+    ctx, storage, tmp_path, fake_http
+):
+    """The leader's own trouble is not the application's truth."""
+    fake_http.writable = None  # the leader's bookie does not answer
     bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    peer = peers(reports={1: "writable", 2: "writable"})
     out = ctx.run(
-        ctx.on.update_status(), state(container(storage, tmp_path, running=True), extra=(bk,))
+        ctx.on.update_status(),
+        state(container(storage, tmp_path, running=True), peer=peer, extra=(bk,)),
     )
-    assert out.unit_status.name == "waiting"
-    assert json.loads(out.get_relation(bk.id).local_app_data["ready-bookies"]) == []
+    assert out.unit_status == ops.WaitingStatus("bookie not answering on its HTTP API yet")
+    data = out.get_relation(bk.id).local_app_data
+    assert json.loads(data["ready-bookies"]) == [unit_id(1), unit_id(2)]
+    assert out.get_relation(bk.id).local_unit_data["bookie-state"] == "down"
 
 
-def test_not_writable_own_bookie_waits(ctx, storage, tmp_path, fake_http):
-    fake_http.writable = [unit_id(1)]
-    out = ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True)))
-    assert out.unit_status == ops.WaitingStatus("bookie not yet writable")
+def test_read_only_own_bookie_waits_and_says_so(ctx, storage, tmp_path, fake_http):
+    fake_http.own = "read-only"
+    peer = peers(reports={1: "writable"})
+    out = ctx.run(
+        ctx.on.update_status(), state(container(storage, tmp_path, running=True), peer=peer)
+    )
+    assert out.unit_status == ops.WaitingStatus("bookie read-only (1/3 writable)")
 
 
-def test_non_leader_publishes_nothing(ctx, storage, tmp_path, fake_http):
-    fake_http.writable = [unit_id(0)]
+def test_non_leader_reports_only_its_own_bookie(ctx, storage, tmp_path):
     bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
     st = state(container(storage, tmp_path, running=True), leader=False, extra=(bk,))
     out = ctx.run(ctx.on.update_status(), st)
     assert out.get_relation(bk.id).local_app_data == {}
+    assert out.get_relation(bk.id).local_unit_data["bookie-state"] == "writable"
+
+
+# --- waking up: the view check ----------------------------------------------------------------
+
+
+def test_layer_carries_a_threshold_one_view_check_without_level(ctx, storage, tmp_path):
+    out = ctx.run(ctx.on.pebble_ready(cont := container(storage, tmp_path)), state(cont))
+    check = out.get_container("pulsar").plan.checks[VIEW_CHECK]
+    assert check.threshold == 1
+    assert not check.level or check.level == ops.pebble.CheckLevel.UNSET
+    assert VIEW_PATH in check.exec["command"]  # type: ignore[index]
+
+
+def test_check_failed_records_and_publishes_the_new_state(ctx, storage, tmp_path, fake_http):
+    """The view check fails when the bookie becomes writable: that event publishes it."""
+    bk = testing.Relation("bookkeeper", remote_app_name="pulsar-k8s")
+    cont = container(storage, tmp_path, running=True)
+    fake_http.own = "starting"
+    out = ctx.run(ctx.on.update_status(), state(cont, leader=False, extra=(bk,)))
+    assert out.get_relation(bk.id).local_unit_data["bookie-state"] == "down"
+    fake_http.own = "writable"
+    cont_out = out.get_container("pulsar")
+    check = testing.CheckInfo(
+        VIEW_CHECK, status=ops.pebble.CheckStatus.DOWN, failures=1, threshold=1
+    )
+    cont_failed = testing.Container(
+        cont_out.name,
+        can_connect=True,
+        mounts=cont_out.mounts,
+        layers=cont_out.layers,
+        service_statuses=cont_out.service_statuses,
+        check_infos={check},
+    )
+    failed_state = dataclasses.replace(out, containers={cont_failed})
+    after = ctx.run(ctx.on.pebble_check_failed(cont_failed, check), failed_state)
+    assert after.get_relation(bk.id).local_unit_data["bookie-state"] == "writable"
+    assert after.unit_status.name == "active"
+    assert (tmp_path / "logs/charm-view/bookie-state").read_text().split()[0] == "writable"
 
 
 # --- rolling restart ------------------------------------------------------------------------
 
 
-def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls, fake_http):
-    fake_http.writable = [unit_id(0)]
+def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls):
     peer = peers(app_data={"restart-granted": f"{APP}/1"})
     cont = container(storage, tmp_path, running=True)
     st = state(cont, leader=False, peer=peer, config={"heap-mb": 1024})
@@ -433,8 +498,7 @@ def test_changed_config_waits_for_lock(ctx, storage, tmp_path, calls, fake_http)
     assert calls.log == []  # the running bookie's files are left alone
 
 
-def test_changed_config_restarts_when_granted(ctx, storage, tmp_path, calls, fake_http):
-    fake_http.writable = [unit_id(0)]
+def test_changed_config_restarts_without_waiting_and_keeps_the_lock(ctx, storage, tmp_path, calls):
     peer = peers(app_data={"restart-granted": f"{APP}/0"})
     peer = testing.PeerRelation(
         "cluster",
@@ -448,12 +512,16 @@ def test_changed_config_restarts_when_granted(ctx, storage, tmp_path, calls, fak
     assert "restart_bookie" in calls.names()
     env = out.get_container("pulsar").plan.services["bookie"].environment
     assert env["BOOKIE_MEM"].startswith("-Xms1024m -Xmx1024m")
-    assert out.get_relation(peer.id).local_unit_data.get("restart-request", "") == ""
-    assert out.unit_status == ops.ActiveStatus("bookie writable (1/3 writable)")
+    # The hook returns at once; the lock is held until the view check reports the bookie back.
+    assert out.get_relation(peer.id).local_unit_data["restart-request"]
+    assert out.unit_status == ops.WaitingStatus("bookie restarted; waiting for it to answer")
+    again = ctx.run(ctx.on.update_status(), out)
+    assert again.get_relation(peer.id).local_unit_data.get("restart-request", "") == ""
+    assert again.unit_status == ops.ActiveStatus("bookie writable (1/3 writable)")
 
 
-def test_restart_keeps_lock_while_not_ready(ctx, storage, tmp_path, calls, fake_http):
-    fake_http.ready = False
+def test_restart_keeps_lock_while_down(ctx, storage, tmp_path, calls, fake_http):
+    fake_http.own = "starting"
     peer = testing.PeerRelation(
         "cluster",
         local_app_data={"bookkeeper-initialised": "true", "restart-granted": f"{APP}/0"},
@@ -465,11 +533,12 @@ def test_restart_keeps_lock_while_not_ready(ctx, storage, tmp_path, calls, fake_
     out = ctx.run(ctx.on.config_changed(), st)
     assert "restart_bookie" in calls.names()
     assert out.get_relation(peer.id).local_unit_data["restart-request"]
-    assert out.unit_status == ops.WaitingStatus("bookie restarted, not ready yet")
+    assert out.unit_status == ops.WaitingStatus("bookie restarted; waiting for it to answer")
+    held = ctx.run(ctx.on.update_status(), out)
+    assert held.get_relation(peer.id).local_unit_data["restart-request"]
 
 
-def test_leader_grants_lock_to_lowest_requester(ctx, storage, tmp_path, fake_http):
-    fake_http.writable = [unit_id(0)]
+def test_leader_grants_lock_to_lowest_requester(ctx, storage, tmp_path):
     peer = testing.PeerRelation(
         "cluster",
         local_app_data={"bookkeeper-initialised": "true"},
@@ -482,10 +551,7 @@ def test_leader_grants_lock_to_lowest_requester(ctx, storage, tmp_path, fake_htt
     assert out.get_relation(peer.id).local_app_data["restart-granted"] == f"{APP}/2"
 
 
-def test_unchanged_running_bookie_is_not_restarted_even_if_granted(
-    ctx, storage, tmp_path, calls, fake_http
-):
-    fake_http.writable = [unit_id(0)]
+def test_unchanged_running_bookie_is_not_restarted_even_if_granted(ctx, storage, tmp_path, calls):
     peer = peers(app_data={"restart-granted": f"{APP}/0"})
     st = state(container(storage, tmp_path, running=True), leader=False, peer=peer)
     ctx.run(ctx.on.update_status(), st)
@@ -497,3 +563,23 @@ def test_pebble_not_reachable_waits(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.update_status(), state(cont))
     assert out.unit_status == ops.WaitingStatus("waiting for the pulsar container (Pebble)")
     assert calls.log == []
+
+
+def test_view_check_failed_refreshes_an_unchanged_record(ctx, storage, tmp_path, calls):
+    """The state moved and came back before the hook ran: the record is refreshed anyway, so
+    the check passes once and the next difference raises a new event (no check stuck down)."""
+    cont = container(storage, tmp_path, running=True)
+    view = tmp_path / "logs/charm-view/bookie-state"
+    view.parent.mkdir(parents=True, exist_ok=True)
+    view.write_text("writable 1000")
+    check = testing.CheckInfo(
+        VIEW_CHECK, status=ops.pebble.CheckStatus.DOWN, failures=3, threshold=1
+    )
+    cont = dataclasses.replace(cont, check_infos={check})
+    ctx.run(ctx.on.pebble_check_failed(cont, check), state(cont))
+    seen, stamp = view.read_text().split()
+    assert seen == "writable" and int(stamp) > 1000
+    # any other event with the same state writes nothing
+    calls.log.clear()
+    ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True)))
+    assert ("push", (VIEW_PATH,)) not in [(n, a[:1]) for n, a in calls.log]

@@ -101,7 +101,7 @@ def test_env_carries_memory_and_jaas(config):
     for opts in (env["BOOKIE_EXTRA_OPTS"], env["PULSAR_EXTRA_OPTS"]):
         assert f"-Djava.security.auth.login.config={JAAS_PATH}" in opts
         assert "-Dzookeeper.fips-mode=false" in opts
-    assert tool_env(config)["BOOKIE_MEM"] == "-Xmx128m"
+    assert tool_env(config)["BOOKIE_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
 
 
 @given(password=st.text(min_size=1, max_size=40))

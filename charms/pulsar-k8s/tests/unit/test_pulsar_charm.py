@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +31,7 @@ from pulsar_render import (
     broker_files,
     pebble_layer,
 )
+from pulsar_view import VIEW_CHECK, VIEW_PATH, view_layer
 from pulsar_workload import PulsarWorkload
 
 MODEL = "pulsar"
@@ -122,6 +124,7 @@ def container(
     files: dict[str, str | bytes] | None = None,
     init_rc: int = 0,
     can_connect: bool = True,
+    view_state: str = "ready",
 ) -> testing.Container:
     """The pulsar container, its whole /pulsar tree backed by ``root``."""
     for path, content in (files or {}).items():
@@ -134,9 +137,14 @@ def container(
     layers = {}
     statuses = {}
     if running:
-        layer = cast("pebble.LayerDict", pebble_layer(PulsarConfig(), UNIT_ADDRESS))
-        layers = {LAYER_NAME: pebble.Layer(layer)}
+        # a running broker, converged: its layer with the view check, its view recorded
+        layer = pebble_layer(PulsarConfig(), UNIT_ADDRESS)
+        layer["checks"].update(view_layer(UNIT_ADDRESS)["checks"])
+        layers = {LAYER_NAME: pebble.Layer(cast("pebble.LayerDict", layer))}
         statuses = {SERVICE_NAME: pebble.ServiceStatus.ACTIVE}
+        view = root / Path(VIEW_PATH).relative_to("/pulsar")
+        view.parent.mkdir(parents=True, exist_ok=True)
+        view.write_text(view_state)
     return testing.Container(
         "pulsar",
         can_connect=can_connect,
@@ -302,7 +310,7 @@ def test_leader_initialises_the_metadata_once_then_starts(ctx, root, calls):
     exec_env = next(
         e.environment for e in ctx.exec_history["pulsar"] if tuple(e.command[:2]) == INIT_ARGV
     )
-    assert exec_env["PULSAR_MEM"] == "-Xmx128m"
+    assert exec_env["PULSAR_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
     assert f"-Djava.security.auth.login.config={JAAS_CONF_PATH}" in exec_env["PULSAR_EXTRA_OPTS"]
     app_data = out.get_relation(peer.id).local_app_data
     assert app_data[METADATA_INITIALISED_KEY] == "true"
@@ -554,3 +562,78 @@ def test_pebble_unreachable_mid_hook_is_waiting(ctx, root, monkeypatch):
 
 def test_status_file_path_is_outside_storage():
     assert not STATUS_FILE_PATH.startswith("/pulsar/data")
+
+
+# -- waking up: the broker-view check and every bookie's own report ---------------------------
+
+
+def test_start_returns_at_once_and_the_view_check_event_reports_ready(
+    ctx, root, fake_broker, no_sleep
+):
+    """No hook waits for the JVM; the check that fails when readiness changes wakes the unit."""
+    fake_broker.ready = False
+    started = ctx.run(
+        ctx.on.pebble_ready((before := full_state(root)).get_container("pulsar")), before
+    )
+    assert started.unit_status == ops.WaitingStatus(
+        "broker started; waiting for /admin/v2/brokers/ready"
+    )
+    assert no_sleep == [] and fake_broker.polls == 1
+    assert (root / "logs/charm-view/broker-state").read_text().split()[0] == "down"
+    assert VIEW_CHECK in started.get_container("pulsar").plan.checks
+
+    fake_broker.ready = True  # the view check now fails: live "ready", recorded "down"
+    check = testing.CheckInfo(VIEW_CHECK, status=pebble.CheckStatus.DOWN, failures=1, threshold=1)
+    running = dataclasses.replace(
+        started.get_container("pulsar"),
+        service_statuses={SERVICE_NAME: pebble.ServiceStatus.ACTIVE},
+        check_infos={check},
+    )
+    woken = ctx.run(
+        ctx.on.pebble_check_failed(running, check),
+        dataclasses.replace(started, containers={running}),
+    )
+    assert woken.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+    assert (root / "logs/charm-view/broker-state").read_text().split()[0] == "ready"
+
+
+def test_bookie_reports_outvote_a_stale_leader_aggregate(ctx, root):
+    """The bookkeeper leader's ready-bookies said 0 (its own bookie frozen); two bookies say
+    writable themselves: the broker counts what each bookie reports."""
+    bk = testing.Relation(
+        "bookkeeper",
+        remote_app_name="bookkeeper-k8s",
+        remote_app_data={
+            "metadata-service-uri": BK_URI,
+            "bookies": json.dumps([bookie(n) for n in range(3)]),
+            "ready-bookies": "[]",
+        },
+        remote_units_data={
+            0: {"bookie-id": bookie(0), "bookie-state": "down"},
+            1: {"bookie-id": bookie(1), "bookie-state": "writable"},
+            2: {"bookie-id": bookie(2), "bookie-state": "writable"},
+        },
+    )
+    relations = [zk_relation(SECRET), bk, peers()]
+    out = ctx.run(
+        ctx.on.relation_changed(bk, remote_unit=1), full_state(root, relations=relations)
+    )
+    assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+
+
+def test_a_bookie_reporting_read_only_is_not_counted(ctx, root):
+    bk = testing.Relation(
+        "bookkeeper",
+        remote_app_name="bookkeeper-k8s",
+        remote_app_data={
+            "metadata-service-uri": BK_URI,
+            "bookies": json.dumps([bookie(n) for n in range(2)]),
+            "ready-bookies": json.dumps([bookie(0), bookie(1)]),  # stale aggregate
+        },
+        remote_units_data={1: {"bookie-id": bookie(1), "bookie-state": "read-only"}},
+    )
+    relations = [zk_relation(SECRET), bk, peers()]
+    out = ctx.run(
+        ctx.on.relation_changed(bk, remote_unit=1), full_state(root, relations=relations)
+    )
+    assert out.unit_status == ops.WaitingStatus("1/2 bookies writable, ensemble needs 2")

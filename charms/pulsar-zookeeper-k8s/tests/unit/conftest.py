@@ -10,7 +10,6 @@ from typing import Any
 import ops
 import pytest
 import yaml
-import zookeeper_charm
 import zookeeper_ensemble
 from ops import testing
 from zookeeper_charm import ZooKeeperCharm
@@ -95,8 +94,15 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
     monkeypatch.setattr(zookeeper_ensemble, "ZooKeeperEnsemble", FakeEnsemble)
     monkeypatch.setattr(zookeeper_ensemble, "is_ok", lambda host: recorder.is_ok)
     monkeypatch.setattr(zookeeper_ensemble, "is_serving", lambda host: recorder.is_serving)
-    monkeypatch.setattr(zookeeper_charm, "RUOK_WAIT_SECONDS", 0.0)
-    monkeypatch.setattr(zookeeper_charm.time, "sleep", lambda _: None)
+
+    def four_letter_word(host: str, word: str, **_: object) -> str:
+        if not recorder.is_ok:
+            return ""
+        if word == "ruok":
+            return "imok"
+        return "Mode: follower\n" if recorder.is_serving else "not currently serving\n"
+
+    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", four_letter_word)
     yield recorder
 
 

@@ -11,6 +11,7 @@ import pytest
 from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
 from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE
+from zookeeper_view import VIEW_CHECK
 
 APP = "pulsar-zookeeper-k8s"
 
@@ -28,7 +29,7 @@ def internal_secret() -> testing.Secret:
 
 
 def container(tmp_path: Path) -> testing.Container:
-    for sub in ("data", "conf"):
+    for sub in ("data", "conf", "logs"):
         (tmp_path / sub).mkdir(exist_ok=True)
     return testing.Container(
         "pulsar",
@@ -36,6 +37,8 @@ def container(tmp_path: Path) -> testing.Container:
         mounts={
             "data": testing.Mount(location="/pulsar/data", source=tmp_path / "data"),
             "conf": testing.Mount(location="/pulsar/conf", source=tmp_path / "conf"),
+            # the view file; ops.testing wipes unmounted paths between runs
+            "logs": testing.Mount(location="/pulsar/logs", source=tmp_path / "logs"),
         },
         execs={testing.Exec(["chown"])},
     )
@@ -193,12 +196,12 @@ def test_unchanged_reconcile_pushes_nothing_adds_no_layer_restarts_nothing(
     ctx, tmp_path, ensemble, pebble_calls
 ):
     first = _started_single(ctx, tmp_path, ensemble)
-    assert pebble_calls.starts == 1 and pebble_calls.layers == 1
+    assert pebble_calls.starts == 1 and pebble_calls.layers == 2  # service + view check
     before = dataclasses.replace(pebble_calls)
     ensemble.calls.clear()
     out = ctx.run(ctx.on.update_status(), first)
     assert pebble_calls.pushes == before.pushes
-    assert (pebble_calls.layers, pebble_calls.starts, pebble_calls.restarts) == (1, 1, 0)
+    assert (pebble_calls.layers, pebble_calls.starts, pebble_calls.restarts) == (2, 1, 0)
     assert ensemble.calls == []
     assert out.unit_status == testing.ActiveStatus("1 members, quorum ok; clients: none")
 
@@ -353,3 +356,51 @@ def test_dynamic_file_written_only_at_start(ctx, tmp_path, ensemble, pebble_call
     assert DYNAMIC_CONF_PATH in pebble_calls.pushes
     assert _fs(tmp_path, JAAS_PATH).stat().st_mode & 0o777 == 0o600
     json.loads(_fs(tmp_path, "/pulsar/conf/zookeeper-charm-state.json").read_text())
+
+
+# ---- waking up: the view check --------------------------------------------------------------
+
+
+def test_frozen_then_resumed_server_is_published_on_the_view_check_event(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    """No update-status: the check event that follows a resume makes every fact true again."""
+    running = _started_single(ctx, tmp_path, ensemble)
+    view_file = tmp_path / "logs" / "charm-view" / "zookeeper-state"
+    assert view_file.read_text().split()[0] == "serving"
+
+    ensemble.is_ok = False  # frozen: no answer to ruok
+    check = testing.CheckInfo(
+        VIEW_CHECK, status=ops.pebble.CheckStatus.DOWN, failures=1, threshold=1
+    )
+    c = dataclasses.replace(running.get_container("pulsar"), check_infos={check})
+    frozen = ctx.run(
+        ctx.on.pebble_check_failed(c, check), dataclasses.replace(running, containers={c})
+    )
+    peer = frozen.get_relation(next(iter(frozen.relations)).id)
+    assert peer.local_unit_data["started"] == "false"
+    assert view_file.read_text().split()[0] == "down"
+    assert frozen.unit_status == testing.WaitingStatus("waiting for ZooKeeper to answer ruok")
+
+    ensemble.is_ok = True  # resumed: the check fails again (view "down", live "serving")
+    c = dataclasses.replace(frozen.get_container("pulsar"), check_infos={check})
+    resumed = ctx.run(
+        ctx.on.pebble_check_failed(c, check), dataclasses.replace(frozen, containers={c})
+    )
+    peer = resumed.get_relation(next(iter(resumed.relations)).id)
+    assert peer.local_unit_data["started"] == "true"
+    assert view_file.read_text().split()[0] == "serving"
+    assert resumed.unit_status.name == "active"
+    assert pebble_calls.restarts == 0
+
+
+def test_no_hook_sleeps(ctx, tmp_path, ensemble, monkeypatch):
+    """A server that does not answer yet leaves the hook at once (the view check wakes it)."""
+    ensemble.is_ok = False
+
+    def forbidden(seconds: float) -> None:
+        raise AssertionError(f"a hook slept {seconds}s")
+
+    monkeypatch.setattr("time.sleep", forbidden)
+    out = _started_single(ctx, tmp_path, ensemble)
+    assert out.unit_status == testing.WaitingStatus("waiting for ZooKeeper to answer ruok")

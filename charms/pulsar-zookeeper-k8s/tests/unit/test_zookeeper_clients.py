@@ -35,7 +35,7 @@ def peer_unit(n: int, users: list[str]) -> dict[str, str]:
 
 
 def base_state(tmp_path: Path, relations: set, **kwargs) -> testing.State:
-    for sub in ("data", "conf"):
+    for sub in ("data", "conf", "logs"):
         (tmp_path / sub).mkdir(exist_ok=True)
     container = testing.Container(
         "pulsar",
@@ -43,6 +43,8 @@ def base_state(tmp_path: Path, relations: set, **kwargs) -> testing.State:
         mounts={
             "data": testing.Mount(location="/pulsar/data", source=tmp_path / "data"),
             "conf": testing.Mount(location="/pulsar/conf", source=tmp_path / "conf"),
+            # the view file; ops.testing wipes unmounted paths between runs
+            "logs": testing.Mount(location="/pulsar/logs", source=tmp_path / "logs"),
         },
         execs={testing.Exec(["chown"])},
     )
@@ -95,9 +97,10 @@ def test_credentials_published_only_after_every_member_loaded_the_user(
     assert clients == {user: "/pulsar"}
     assert "secret-user" not in out.get_relation(client.id).local_app_data
 
-    # 2nd: the user enters the JAAS: the leader takes the restart lock and restarts itself
+    # 2nd: the password existed before the server's first start, so the user was in its JAAS
+    # from the beginning: no restart; the other members have not reported it yet
     out = running(ctx.run(ctx.on.update_status(), out))
-    assert pebble_calls.restarts == 1
+    assert pebble_calls.restarts == 0
     assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
     assert "secret-user" not in out.get_relation(client.id).local_app_data
     assert "waiting for members to load credentials of /pulsar" in out.unit_status.message
@@ -231,3 +234,55 @@ def test_bad_acl_policy_blocks_naming_the_option_and_touches_nothing(
     assert out.unit_status == testing.BlockedStatus("acl-policy: must be one of shared, exclusive")
     assert ensemble.calls == []
     assert (pebble_calls.pushes, pebble_calls.layers, pebble_calls.starts) == ([], 0, 0)
+
+
+def test_a_client_arriving_after_the_first_start_restarts_the_member_to_load_it(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    booted = running(
+        ctx.run(ctx.on.update_status(), base_state(tmp_path, {peer}, planned_units=3))
+    )
+    assert pebble_calls.starts == 1 and pebble_calls.restarts == 0
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data=REQUEST)
+    state = dataclasses.replace(booted, relations={*booted.relations, client})
+    out = running(ctx.run(ctx.on.relation_changed(client), state))
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert pebble_calls.restarts == 1
+    user = f"relation-{client.id}"
+    assert json.loads(out.get_relation(peer.id).local_unit_data["users"]) == [user]
+
+
+def test_a_related_application_that_asks_after_the_first_start_needs_no_restart(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    """The relation exists before the ensemble starts, the request comes later (a bundle):
+    the user was in every member's JAAS from the start, unusable until granted."""
+    members = json.dumps({str(n + 1): address(n) for n in range(3)})
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members},
+        peers_data={n: peer_unit(n, []) for n in (1, 2)},
+    )
+    client = testing.Relation("zookeeper", remote_app_name="bookkeeper", remote_app_data={})
+    user = f"relation-{client.id}"
+    booted = running(
+        ctx.run(
+            ctx.on.relation_created(client), base_state(tmp_path, {peer, client}, planned_units=3)
+        )
+    )
+    assert f'user_{user}="' in (tmp_path / "conf" / "zookeeper-jaas.conf").read_text()
+    assert "secret-user" not in booted.get_relation(client.id).local_app_data
+    asked = dataclasses.replace(client, remote_app_data=REQUEST)
+    state = dataclasses.replace(
+        booted, relations={*(r for r in booted.relations if r.id != client.id), asked}
+    )
+    out = running(ctx.run(ctx.on.relation_changed(asked), state))
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert pebble_calls.starts == 1 and pebble_calls.restarts == 0
+    assert ("grant", "/pulsar", user, "cdrwa", True) in ensemble.calls

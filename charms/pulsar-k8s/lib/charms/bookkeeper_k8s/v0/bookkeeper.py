@@ -15,7 +15,17 @@ root, so they must be the same ZooKeeper user as the bookies against a ZooKeeper
 relation exclusive ACLs over its chroot (Charmhub's does). The bookies' relation to ZooKeeper
 owns the chroot; the brokers use the identity shared here.
 
+provider (bookkeeper-k8s) unit databag, written by every bookie about itself (LIBPATCH 3)
+    ``bookie-id``             this unit's bookie id
+    ``bookie-state``          what the bookie itself reports now: ``writable``, ``read-only`` or
+                              ``down``
+
 requirer (pulsar-k8s) application databag: nothing is required.
+
+A requirer counts a bookie as ready from the bookie's own unit report when there is one, and
+from the leader's ``ready-bookies`` only for bookies that report nothing (older providers): the
+leader's aggregate lags behind its hooks and must not hide what each bookie says. A bookie
+publishes its report as soon as its state changes, so requirers are woken by relation-changed.
 
 Neither side raises on bad data: a malformed databag reads as "not ready".
 """
@@ -30,7 +40,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +142,22 @@ class BookKeeperProvider:
                 else:
                     del databag[ZOOKEEPER_SECRET_KEY]
 
+    def report(self, bookie_id: str, state: str | None) -> None:
+        """Every unit: publish this bookie's own state (``None`` withdraws the report)."""
+        wanted = {"bookie-id": bookie_id, "bookie-state": state} if state else {}
+        for relation in self._charm.model.relations[self._relation_name]:
+            databag = relation.data[self._charm.unit]
+            for key in ("bookie-id", "bookie-state"):
+                value = wanted.get(key, "")
+                if databag.get(key, "") != value:
+                    if value:
+                        databag[key] = value
+                    else:
+                        del databag[key]
+
+
+WRITABLE = "writable"
+
 
 class BookKeeperRequirer:
     def __init__(self, charm: ops.CharmBase, relation_name: str = "bookkeeper"):
@@ -156,7 +182,11 @@ class BookKeeperRequirer:
             return None
         if not uri or not _is_str_list(bookies) or not _is_str_list(ready):
             return None
-        return BookKeeperInfo(uri, tuple(bookies), tuple(ready))
+        reports = _unit_reports(relation)
+        merged = {b for b in ready if b not in reports}
+        merged.update(b for b, state in reports.items() if state == WRITABLE)
+        # Only bookies the provider lists count (a report may precede the leader's listing).
+        return BookKeeperInfo(uri, tuple(bookies), tuple(sorted(merged & set(bookies))))
 
     def shared_zookeeper(self) -> SharedZooKeeper | None:
         """Return the bookies' ZooKeeper identity; None when not shared (yet) or not readable."""
@@ -172,6 +202,20 @@ class BookKeeperRequirer:
             logger.info("bookies' zookeeper identity not readable: %s", exc)
             return None
         return SharedZooKeeper.from_content(content)
+
+
+def _unit_reports(relation: ops.Relation) -> dict[str, str]:
+    """Bookie id -> the state that bookie's unit reports about itself."""
+    reports: dict[str, str] = {}
+    for unit in relation.units:
+        try:
+            data = relation.data[unit]
+            bookie, state = data.get("bookie-id", ""), data.get("bookie-state", "")
+        except ops.ModelError:
+            continue
+        if bookie and state:
+            reports[bookie] = state
+    return reports
 
 
 def _is_str_list(value: object) -> bool:
