@@ -21,7 +21,15 @@ LIB_VERSION_DIR = re.compile(r"^v(\d+)$")
 # The shared charm core (owned by pulsar-k8s): every charm carries every core library.
 CORE_LIBRARIES = [
     f"pulsar_k8s/v0/{name}.py"
-    for name in ("workload", "validation", "rendering", "databags", "statuses", "log_hygiene")
+    for name in (
+        "workload",
+        "validation",
+        "rendering",
+        "databags",
+        "statuses",
+        "log_hygiene",
+        "view_check",
+    )
 ]
 
 # The interface libraries CONTRIBUTING.md says each consumer carries, and the core.

@@ -12,43 +12,18 @@ have their own shorter timeout), so a fault that clears always produces a differ
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from bookkeeper_render import HTTP_PORT
-from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
+from charms.pulsar_k8s.v0 import view_check
+from charms.pulsar_k8s.v0.view_check import check_script, record_content, recorded_state
 
 VIEW_CHECK = "bookie-view"
 VIEW_LAYER_LABEL = "bookie-view"
-# Per-pod and ephemeral (not storage): a new pod starts with no view, hence one event.
-VIEW_PATH = "/pulsar/logs/charm-view/bookie-state"
+VIEW_PATH = f"{view_check.VIEW_DIR}/bookie-state"
 WRITABLE, READ_ONLY, DOWN = "writable", "read-only", "down"
 # Below the check's 1 s timeout, so a frozen bookie yields "down" rather than a timed-out check.
 _READ_TIMEOUT_S = "0.5"
-# A view recorded this recently passes: after every record the check passes once (so a later
-# difference is a new failure, hence a new event) even if the state moved again meanwhile. Longer
-# than two check periods, so at least one run falls inside it.
-GRACE_S = 5
-
-
-def record_content(state: str, now: float) -> str:
-    """Return what the charm writes in VIEW_PATH: the state it saw and when (epoch s)."""
-    return f"{state} {int(now)}"
-
-
-def recorded_state(content: str | None) -> str | None:
-    """Return the state a VIEW_PATH content records (None: nothing recorded)."""
-    return content.split()[0] if content and content.split() else None
-
-
-def check_script(live_state_script: str, path: str = VIEW_PATH) -> str:
-    """Bash: pass while the live state is the recorded one, or the record is fresh."""
-    return (
-        f"read -r seen stamp < {path} 2>/dev/null; "
-        f'live="$({live_state_script})"; '
-        '[ "$live" = "$seen" ] || '
-        f"[ $(( $(printf '%(%s)T' -1) - ${{stamp:-0}} )) -lt {GRACE_S} ]"
-    )
 
 
 def bookie_state(state_json: str | None) -> str:
@@ -82,23 +57,20 @@ def state_script(address: str, port: int = HTTP_PORT) -> str:
     )
 
 
-def view_check(address: str) -> dict[str, Any]:
-    """Return the check: up while the recorded view equals the live state (fields spelled out)."""
-    script = check_script(state_script(address))
-    return {
-        "override": "replace",
-        "period": "2s",
-        "timeout": "1s",
-        # One failure is a change of state: that is the event the charm waits for.
-        "threshold": 1,
-        "exec": {
-            "command": shlex.join(["/bin/bash", "-c", script]),
-            "user-id": WORKLOAD_UID,
-            "group": "root",
-        },
-    }
-
-
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the view check (no level: it says nothing of health)."""
-    return {"summary": "bookkeeper-k8s view check", "checks": {VIEW_CHECK: view_check(address)}}
+    """Return the layer holding only the bookie's view check."""
+    return view_check.view_layer(
+        "bookkeeper-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
+    )
+
+
+__all__ = [
+    "DOWN",
+    "READ_ONLY",
+    "VIEW_CHECK",
+    "VIEW_PATH",
+    "WRITABLE",
+    "check_script",
+    "record_content",
+    "recorded_state",
+]

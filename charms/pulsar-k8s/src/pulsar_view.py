@@ -11,40 +11,16 @@ reads as ``down`` within the check's timeout, so a fault that clears makes a dif
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
+from charms.pulsar_k8s.v0 import view_check
+from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
 from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
-# Per-pod and ephemeral (not storage): a new pod starts with no view, hence one event.
-VIEW_PATH = "/pulsar/logs/charm-view/broker-state"
+VIEW_PATH = f"{view_check.VIEW_DIR}/broker-state"
 READY, DOWN = "ready", "down"
 _READ_TIMEOUT_S = "0.7"
-# A view recorded this recently passes: after every record the check passes once (so a later
-# difference is a new failure, hence a new event) even if the state moved again meanwhile. Longer
-# than two check periods, so at least one run falls inside it.
-GRACE_S = 5
-
-
-def record_content(state: str, now: float) -> str:
-    """Return what the charm writes in VIEW_PATH: the state it saw and when (epoch s)."""
-    return f"{state} {int(now)}"
-
-
-def recorded_state(content: str | None) -> str | None:
-    """Return the state a VIEW_PATH content records (None: nothing recorded)."""
-    return content.split()[0] if content and content.split() else None
-
-
-def check_script(live_state_script: str, path: str = VIEW_PATH) -> str:
-    """Bash: pass while the live state is the recorded one, or the record is fresh."""
-    return (
-        f"read -r seen stamp < {path} 2>/dev/null; "
-        f'live="$({live_state_script})"; '
-        '[ "$live" = "$seen" ] || '
-        f"[ $(( $(printf '%(%s)T' -1) - ${{stamp:-0}} )) -lt {GRACE_S} ]"
-    )
 
 
 def broker_state(ready: bool) -> str:
@@ -64,18 +40,10 @@ def state_script(address: str, port: int = WEB_SERVICE_PORT) -> str:
 
 
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the view check (no level: it says nothing of health)."""
-    script = check_script(state_script(address))
-    check = {
-        "override": "replace",
-        "period": "2s",
-        "timeout": "1s",
-        # One failure is a change of state: that is the event the charm waits for.
-        "threshold": 1,
-        "exec": {
-            "command": shlex.join(["/bin/bash", "-c", script]),
-            "user-id": 10000,
-            "group": "root",
-        },
-    }
-    return {"summary": "pulsar-k8s view check", "checks": {VIEW_CHECK: check}}
+    """Return the layer holding only the broker's view check."""
+    return view_check.view_layer(
+        "pulsar-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
+    )
+
+
+__all__ = ["DOWN", "READY", "VIEW_CHECK", "VIEW_PATH", "record_content", "recorded_state"]

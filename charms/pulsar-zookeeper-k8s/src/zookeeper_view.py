@@ -12,41 +12,17 @@ timeout of its own), so a fault that clears always makes a difference again.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
+from charms.pulsar_k8s.v0 import view_check
+from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
 from zookeeper_render import CLIENT_PORT
 
 VIEW_CHECK = "zookeeper-view"
 VIEW_LAYER_LABEL = "zookeeper-view"
-# Per-pod and ephemeral (not storage): a new pod starts with no view, hence one event.
-VIEW_PATH = "/pulsar/logs/charm-view/zookeeper-state"
+VIEW_PATH = f"{view_check.VIEW_DIR}/zookeeper-state"
 DOWN, UP, SERVING = "down", "up", "serving"
 _READ_TIMEOUT_S = "0.4"
-# A view recorded this recently passes: after every record the check passes once (so a later
-# difference is a new failure, hence a new event) even if the state moved again meanwhile. Longer
-# than two check periods, so at least one run falls inside it.
-GRACE_S = 5
-
-
-def record_content(state: str, now: float) -> str:
-    """Return what the charm writes in VIEW_PATH: the state it saw and when (epoch s)."""
-    return f"{state} {int(now)}"
-
-
-def recorded_state(content: str | None) -> str | None:
-    """Return the state a VIEW_PATH content records (None: nothing recorded)."""
-    return content.split()[0] if content and content.split() else None
-
-
-def check_script(live_state_script: str, path: str = VIEW_PATH) -> str:
-    """Bash: pass while the live state is the recorded one, or the record is fresh."""
-    return (
-        f"read -r seen stamp < {path} 2>/dev/null; "
-        f'live="$({live_state_script})"; '
-        '[ "$live" = "$seen" ] || '
-        f"[ $(( $(printf '%(%s)T' -1) - ${{stamp:-0}} )) -lt {GRACE_S} ]"
-    )
 
 
 def server_state(ruok_answer: str, srvr_answer: str) -> str:
@@ -75,18 +51,10 @@ def state_script(address: str, port: int = CLIENT_PORT) -> str:
 
 
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the view check (no level: it says nothing of health)."""
-    script = check_script(state_script(address))
-    check = {
-        "override": "replace",
-        "period": "2s",
-        "timeout": "1s",
-        # One failure is a change of state: that is the event the charm waits for.
-        "threshold": 1,
-        "exec": {
-            "command": shlex.join(["/bin/bash", "-c", script]),
-            "user-id": 10000,
-            "group": "root",
-        },
-    }
-    return {"summary": "ZooKeeper view check", "checks": {VIEW_CHECK: check}}
+    """Return the layer holding only the server's view check."""
+    return view_check.view_layer(
+        "ZooKeeper view check", VIEW_CHECK, state_script(address), VIEW_PATH
+    )
+
+
+__all__ = ["DOWN", "SERVING", "UP", "VIEW_CHECK", "VIEW_PATH", "record_content", "recorded_state"]
