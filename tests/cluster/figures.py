@@ -349,6 +349,8 @@ Measured {data.get("updated", "?")} on {data.get("machine", "?")}; every JVM sma
 (ZooKeeper heap 128 MB, bookies 256 MB heap + 256 MB direct, brokers 384 MB + 256 MB; the
 standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`).
 
+{data.get("note", "")}
+
 | scenario | figure | value |
 |---|---|---|
 {table}
