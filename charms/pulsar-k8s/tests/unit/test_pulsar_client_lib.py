@@ -543,3 +543,11 @@ def test_provider_clears_what_the_previous_library_published():
     assert_valid("provider", data)
     assert not {"role", "secret-token", "error"} & set(data)
     assert [s.label for s in out.secrets] == [f"pulsar.{relation.id}.user.secret"]
+
+
+@pytest.mark.parametrize("namespace", ["team-a/orders\n", "team-a\n/orders", "team-a/orders\r"])
+def test_a_namespace_with_a_line_break_is_refused(namespace):
+    from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
+
+    assert validate_namespace(namespace) is not None
+    assert validate_namespace("team-a/orders") is None

@@ -246,3 +246,11 @@ def test_exclusive_policy_serves_no_overlapping_chroots_and_the_oldest_wins(aske
 )
 def test_chroots_overlap(a, b, overlap):
     assert chroots_overlap(a, b) is overlap
+
+
+@pytest.mark.parametrize("chroot", ["/pulsar\n", "/pulsar\n/x", "/pul\nsar"])
+def test_a_chroot_with_a_line_break_is_refused(chroot):
+    from charms.pulsar_zookeeper_k8s.v0.zookeeper import validate_chroot
+
+    assert validate_chroot(chroot) is not None
+    assert validate_chroot("/pulsar") is None

@@ -41,7 +41,7 @@ import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def normalise_chroot(raw: str) -> str:
 
 def validate_chroot(chroot: str) -> str | None:
     """Return why ``chroot`` is not an acceptable chroot znode, or None if it is."""
-    if not _CHROOT.match(chroot):
+    if not _CHROOT.fullmatch(chroot):
         return "must be a znode path such as /pulsar (letters, digits, _ . -)"
     if chroot.split("/")[1] == "zookeeper" or any(p in (".", "..") for p in chroot.split("/")):
         return "must not be /zookeeper or contain . or .. segments"

@@ -56,7 +56,7 @@ LIBID = "006328e74cc343f89608d2e0243e920c"
 LIBAPI = 0
 # Increment this PATCH version before using `charmcraft publish-lib` or reset to 0 if you are
 # raising the major API version.
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def validate_namespace(namespace: object) -> str | None:
     if not isinstance(namespace, str):
         return "namespace must be a string 'tenant/namespace'"
     parts = namespace.split("/")
-    if len(parts) != 2 or not all(NAME_PATTERN.match(part) for part in parts):
+    if len(parts) != 2 or not all(NAME_PATTERN.fullmatch(part) for part in parts):
         return (
             f"namespace {namespace!r}: expected 'tenant/namespace', each part letters, digits, "
             "'_', '.', '-' (not only dots)"
