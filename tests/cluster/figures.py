@@ -268,6 +268,11 @@ TIMELINE_DIR = ROOT / "docs" / "explanation" / "figures"
 
 def render_timelines() -> list[str]:
     """Draw every saved timeline (matplotlib); return the names drawn."""
+    # timeline.py reads the charms' own modules, which pytest finds through its pythonpath; a
+    # plain `python -m tests.cluster.figures --no-run` needs them on sys.path as well.
+    for folder in sorted(ROOT.glob("charms/*/src")) + sorted(ROOT.glob("charms/*/lib")):
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
     from tests.cluster.timeline import Timeline, render_png
 
     drawn = []
