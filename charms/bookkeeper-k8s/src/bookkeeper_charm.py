@@ -1,8 +1,6 @@
 """bookkeeper-k8s: one BookKeeper bookie per unit, converged by a single reconcile.
 
-Peer relation ``cluster``:
-    app  ``bookkeeper-initialised``  ``"true"`` once the leader created the BookKeeper metadata
-    unit ``bookie-state``  what this unit's bookie reports: writable, read-only or down
+Peer relation ``cluster``: read through ``bookkeeper_peer_state`` (its keys are listed there);
     unit ``restart-request`` / app ``restart-granted``  the rolling-restart lock (library)
 """
 
@@ -13,6 +11,13 @@ import time
 
 import ops
 from bookkeeper_config import BookKeeperConfig
+from bookkeeper_peer_state import (
+    BOOKIE_STATE_KEY,
+    INITIALISED_KEY,
+    PEER,
+    BookKeeperPeerState,
+)
+from bookkeeper_peer_state import parse as parse_peer_state
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
     CONF_PATH,
@@ -59,13 +64,11 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKee
 logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
-PEER = "cluster"
 ZOOKEEPER_RELATION = "zookeeper"
 # One tree and one ZooKeeper user per Pulsar cluster: brokers are BookKeeper clients that write
 # ledger metadata, and `initialize-cluster-metadata` writes under the BookKeeper root too, so the
 # bookies' identity is shared with the brokers over the `bookkeeper` relation.
 ZK_CHROOT = "/pulsar"
-INITIALISED_KEY = "bookkeeper-initialised"
 LAYER_LABEL = "bookkeeper"
 TOOL_TIMEOUT_S = 120.0
 # What `bin/bookkeeper shell whatisinstanceid` prints when the metadata does not exist yet
@@ -186,9 +189,15 @@ class BookKeeperCharm(ops.CharmBase):
         relation = self.model.get_relation(PEER)
         return relation.data[self.app] if relation else None
 
+    def _peer_state(self) -> BookKeeperPeerState:
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return BookKeeperPeerState()
+        units = {unit.name: relation.data[unit] for unit in relation.units}
+        return parse_peer_state(relation.data[self.app], units)
+
     def _initialised(self) -> bool:
-        data = self._peer_app_data()
-        return data is not None and data.get(INITIALISED_KEY) == "true"
+        return self._peer_state().initialised
 
     def _ensure_initialised(
         self, config: BookKeeperConfig, connection: ZooKeeperConnection
@@ -278,12 +287,9 @@ class BookKeeperCharm(ops.CharmBase):
         relation = self.model.get_relation(PEER)
         if relation is None:
             return reports
-        if relation.data[self.unit].get("bookie-state") != own:
-            relation.data[self.unit]["bookie-state"] = own
-        for unit in relation.units:
-            state = relation.data[unit].get("bookie-state")
-            if state:
-                reports[bookie_id(unit_fqdn(unit.name, self.app.name, self.model.name))] = state
+        write_if_different(relation.data[self.unit], {BOOKIE_STATE_KEY: own})
+        for name, state in self._peer_state().bookie_states.items():
+            reports[bookie_id(unit_fqdn(name, self.app.name, self.model.name))] = state
         return reports
 
     def _all_bookie_ids(self) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import ops
 import pulsar_tokens
 from charms.pulsar_k8s.v0.pulsar_client import NAME_PATTERN, NAMESPACE_ACTIONS, validate_namespace
+from charms.pulsar_k8s.v0.validation import InvalidField
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -46,7 +47,8 @@ class PulsarActions(ops.Object):
         handler = self._handlers[event.handle.kind.removesuffix("_action")]
         try:
             result = handler(dict(event.params))
-        except ActionError as exc:
+        except (ActionError, InvalidField) as exc:
+            # Refused data (a corrupt peer record, a bad secret) fails the action, not the hook.
             event.fail(str(exc))
             return
         if result:

@@ -30,7 +30,15 @@ from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
-from pulsar_config import PulsarConfig, is_cluster_name
+from pulsar_config import PulsarConfig
+from pulsar_peer_state import (
+    INTERNAL_SECRET_ID_KEY,
+    METADATA_CLUSTER_NAME_KEY,
+    METADATA_INITIALISED_KEY,
+    PEER_RELATION,
+    PulsarPeerState,
+)
+from pulsar_peer_state import parse as parse_peer_state
 from pulsar_render import (
     JAAS_CONF_PATH,
     ZOOKEEPER_CHROOT,
@@ -57,21 +65,15 @@ from pulsar_zookeeper_identity import broker_zookeeper
 logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
-PEER_RELATION = "cluster"
 ZOOKEEPER_RELATION = "zookeeper"
 BOOKKEEPER_RELATION = "bookkeeper"
 CLIENT_RELATION = "pulsar"
 
 # The app secret holding the token signing key and the charm's own tokens.
 INTERNAL_SECRET_LABEL = "pulsar-internal"
-INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 SIGNING_KEY_FIELD = "signing-key"
 ADMIN_TOKEN_FIELD = "admin-token"
 BROKER_TOKEN_FIELD = "broker-token"
-
-# Peer application databag, written by the leader once the cluster metadata exists.
-METADATA_INITIALISED_KEY = "cluster-metadata-initialised"
-METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
 
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
@@ -207,15 +209,14 @@ class PulsarBrokerCharm(ops.CharmBase):
         relation = self.model.get_relation(PEER_RELATION)
         return relation.data[self.app] if relation else None
 
+    def peer_state(self) -> PulsarPeerState:
+        """Parse the peer state (InvalidField when a value is refused)."""
+        data = self._peer_app_data()
+        return PulsarPeerState() if data is None else parse_peer_state(data)
+
     def _recorded_cluster_name(self) -> str | None:
         """Return the cluster name the metadata was created with, once it exists."""
-        data = self._peer_app_data()
-        if data is None or data.get(METADATA_INITIALISED_KEY) != "true":
-            return None
-        recorded = data.get(METADATA_CLUSTER_NAME_KEY) or None
-        if recorded is not None and not is_cluster_name(recorded):
-            raise InvalidField(PEER_RELATION, METADATA_CLUSTER_NAME_KEY, "is not a cluster name")
-        return recorded
+        return self.peer_state().metadata_cluster_name
 
     def _ensure_cluster_metadata(
         self,

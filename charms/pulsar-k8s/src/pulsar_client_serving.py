@@ -8,24 +8,22 @@ library does not understand is refused on the relation and its role holds no gra
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING
 
 import ops
 import pulsar_admin
 import pulsar_tokens
+from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, not_served_yet
 from pulsar_config import PulsarConfig
+from pulsar_peer_state import CLIENTS_KEY, encode_served_clients
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
 
 logger = logging.getLogger(__name__)
-
-# Peer app databag: {role: "tenant/namespace"} of every relation role the leader has served.
-CLIENTS_KEY = "clients"
 
 
 class PulsarClientServing:
@@ -52,24 +50,13 @@ class PulsarClientServing:
         )
 
     def served_clients(self) -> dict[str, str]:
-        data = self._charm._peer_app_data()
-        try:
-            served = json.loads(data.get(CLIENTS_KEY, "{}")) if data is not None else {}
-        except ValueError:
-            served = {}
-        if not isinstance(served, dict):
-            return {}
-        return {str(k): str(v) for k, v in served.items()}
+        """Role -> namespace the leader has served (InvalidField when the record is refused)."""
+        return dict(self._charm.peer_state().served_clients)
 
     def _record_served(self, served: dict[str, str]) -> None:
         data = self._charm._peer_app_data()
-        if data is None:
-            return
-        value = json.dumps(served, sort_keys=True)
-        if served and data.get(CLIENTS_KEY) != value:
-            data[CLIENTS_KEY] = value
-        elif not served and CLIENTS_KEY in data:
-            del data[CLIENTS_KEY]
+        if data is not None:
+            write_if_different(data, {CLIENTS_KEY: encode_served_clients(served)})
 
     def with_clients(
         self, config: PulsarConfig, auth: AuthMaterial, status: ops.ActiveStatus

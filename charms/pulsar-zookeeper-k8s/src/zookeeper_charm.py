@@ -1,12 +1,6 @@
 """The pulsar-zookeeper-k8s charm: every event runs the same level-triggered ``_reconcile``.
 
-Peer relation ``cluster``
-    unit databag: ``address``, ``server-id``, ``started`` ("true" when the service runs and answers
-    ``ruok``), ``users`` (JSON list of the client users the running server's JAAS holds), plus the
-    rolling-restart library's ``restart-request``.
-    app databag (leader): ``members`` (JSON {server-id: address} of the committed ensemble),
-    ``clients`` (JSON {username: chroot} of the client ACLs in place, for revocation), plus the
-    rolling-restart library's ``restart-granted``.
+Peer relation ``cluster``: read through ``zookeeper_peer_state`` (its keys are listed there).
 """
 
 from __future__ import annotations
@@ -21,11 +15,7 @@ import zookeeper_ensemble
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
-from charms.pulsar_k8s.v0.validation import (
-    is_credential,
-    parse_credential,
-    parse_hostname,
-)
+from charms.pulsar_k8s.v0.validation import is_credential, parse_credential
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
     reconcile_events,
@@ -42,6 +32,19 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
 from zookeeper_clients import EXCLUSIVE, assign_chroots
 from zookeeper_config import ZooKeeperConfig
 from zookeeper_ensemble import EnsembleError
+from zookeeper_peer_state import (
+    ADDRESS_KEY,
+    CLIENTS_KEY,
+    INTERNAL_SECRET_ID_KEY,
+    MEMBERS_KEY,
+    PEER,
+    SERVER_ID_KEY,
+    STARTED_KEY,
+    USERS_KEY,
+    Peer,
+    ZooKeeperPeerState,
+)
+from zookeeper_peer_state import parse as parse_peer_state
 from zookeeper_render import (
     CLIENT_PORT,
     CONF_PATH,
@@ -72,10 +75,8 @@ from zookeeper_workload import DesiredWorkload, ZooKeeperWorkload
 logger = logging.getLogger(__name__)
 
 CONTAINER = "pulsar"
-PEER = "cluster"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
-INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 
 
 @dataclass(frozen=True)
@@ -84,39 +85,6 @@ class Credentials:
 
     super_password: str
     quorum_password: str
-
-
-@dataclass(frozen=True)
-class Peer:
-    """What one unit (this one included) published in the peer relation."""
-
-    unit_number: int
-    address: str
-    started: bool
-    users: frozenset[str]
-
-    @property
-    def server_id(self) -> int:
-        return server_id(self.unit_number)
-
-
-def _json_object(raw: str | None) -> dict[str, str]:
-    """Decode a JSON object of strings; anything malformed reads as empty."""
-    try:
-        value = json.loads(raw or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _json_list(raw: str | None) -> list[str]:
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _unit_number(unit: ops.Unit) -> int:
@@ -180,7 +148,9 @@ class ZooKeeperCharm(ops.CharmBase):
         relation = self.model.get_relation(PEER)
         if relation is None:
             return statuses.awaiting("the peer relation")
-        self._publish_unit(relation, {"address": self.address, "server-id": str(self.server_id)})
+        self._publish_unit(
+            relation, {ADDRESS_KEY: self.address, SERVER_ID_KEY: str(self.server_id)}
+        )
 
         if self.unit.is_leader():
             self._ensure_client_passwords()
@@ -283,7 +253,7 @@ class ZooKeeperCharm(ops.CharmBase):
         if relation is not None:
             self._publish_unit(
                 relation,
-                {"started": "true" if started else "false", "users": json.dumps(users)},
+                {STARTED_KEY: "true" if started else "false", USERS_KEY: json.dumps(users)},
             )
         if status is None and not started:
             status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
@@ -309,41 +279,25 @@ class ZooKeeperCharm(ops.CharmBase):
     def _publish_unit(self, relation: ops.Relation, wanted: dict[str, str]) -> None:
         write_if_different(relation.data[self.unit], wanted)
 
-    def _peers(self, relation: ops.Relation) -> dict[int, Peer]:
-        """Every unit (this one included) that published an address, by server id."""
-        found: dict[int, Peer] = {}
+    def _peer_state(self, relation: ops.Relation) -> ZooKeeperPeerState:
+        """Parse the peer databags (InvalidField when a value is refused)."""
+        units: dict[str, dict[str, str]] = {}
         for unit in [self.unit, *relation.units]:
             try:
-                data = relation.data[unit]
-                address = data.get("address", "")
-                peer = Peer(
-                    unit_number=_unit_number(unit),
-                    address=address,
-                    started=data.get("started") == "true",
-                    users=frozenset(_json_list(data.get("users"))),
-                )
-            except (ops.ModelError, ValueError, IndexError) as exc:
+                units[unit.name] = dict(relation.data[unit])
+            except ops.ModelError as exc:  # e.g. a unit departing mid-hook
                 logger.info("peer %s data unreadable: %s", unit.name, exc)
-                continue
-            if peer.address:
-                # the address ends up in server.N= lines: never a newline or anything else
-                parse_hostname(PEER, f"{unit.name} address", peer.address)
-                found[peer.server_id] = peer
-        return found
+        return parse_peer_state(relation.data[self.app], units)
+
+    def _peers(self, relation: ops.Relation) -> dict[int, Peer]:
+        """Every unit (this one included) that published an address, by server id."""
+        return dict(self._peer_state(relation).peers)
 
     def _members(self, relation: ops.Relation) -> dict[int, str]:
-        members: dict[int, str] = {}
-        for sid, address in _json_object(relation.data[self.app].get("members")).items():
-            try:
-                members[int(sid)] = parse_hostname(PEER, f"members[{sid}]", address)
-            except ValueError:
-                if not sid.isdigit():
-                    continue
-                raise
-        return members
+        return dict(self._peer_state(relation).members)
 
     def _clients(self, relation: ops.Relation) -> dict[str, str]:
-        return _json_object(relation.data[self.app].get("clients"))
+        return dict(self._peer_state(relation).clients)
 
     def _planned_units(self) -> int:
         try:
@@ -395,12 +349,12 @@ class ZooKeeperCharm(ops.CharmBase):
 
     def _write_members(self, relation: ops.Relation, members: dict[int, str]) -> None:
         encoded = json.dumps({str(k): members[k] for k in sorted(members)})
-        write_if_different(relation.data[self.app], {"members": encoded})
+        write_if_different(relation.data[self.app], {MEMBERS_KEY: encoded})
 
     def _write_clients(self, relation: ops.Relation, clients: dict[str, str]) -> None:
         encoded = json.dumps(dict(sorted(clients.items())))
-        if relation.data[self.app].get("clients", "{}") != encoded:
-            write_if_different(relation.data[self.app], {"clients": encoded})
+        if relation.data[self.app].get(CLIENTS_KEY, "{}") != encoded:
+            write_if_different(relation.data[self.app], {CLIENTS_KEY: encoded})
 
     def _lead(
         self, relation: ops.Relation, credentials: Credentials, acl_policy: str

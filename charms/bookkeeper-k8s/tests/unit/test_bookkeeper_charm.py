@@ -583,3 +583,15 @@ def test_view_check_failed_refreshes_an_unchanged_record(ctx, storage, tmp_path,
     calls.log.clear()
     ctx.run(ctx.on.update_status(), state(container(storage, tmp_path, running=True)))
     assert ("push", (VIEW_PATH,)) not in [(n, a[:1]) for n, a in calls.log]
+
+
+# --- the peer state ------------------------------------------------------------------------
+
+
+def test_corrupt_peer_flag_waits_naming_cluster_and_field(ctx, storage, tmp_path, calls):
+    peer = peers(initialised=False, app_data={"bookkeeper-initialised": "yes"})
+    out = ctx.run(ctx.on.config_changed(), state(container(storage, tmp_path), peer=peer))
+    assert out.unit_status == ops.WaitingStatus(
+        'cluster relation: bookkeeper-initialised is not "true"; waiting for valid data'
+    )
+    assert executed(ctx) == []

@@ -590,3 +590,22 @@ def test_relation_broken_revokes_that_role_and_withdraws_its_secret(ctx, root, a
     assert CLIENTS_KEY not in _peer(out).local_app_data
     assert all(s.label != user_label(relation.id) for s in out.secrets)
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+
+
+# -- the peer state ------------------------------------------------------------------------------
+
+
+def test_a_corrupt_clients_record_waits_naming_cluster_and_field(ctx, root, admin):
+    peer = peers(app_data={CLIENTS_KEY: json.dumps({"relation-5": "../../admin"})})
+    out = ctx.run(ctx.on.update_status(), running_state(root, peer=peer))
+    assert out.unit_status == ops.WaitingStatus(
+        "cluster relation: clients holds a value that is not a namespace; waiting for valid data"
+    )
+    assert admin.calls == []
+
+
+def test_a_corrupt_clients_record_fails_delete_namespace_not_the_hook(ctx, root, admin):
+    peer = peers(app_data={CLIENTS_KEY: "not json"})
+    with pytest.raises(testing.ActionFailed, match="cluster relation: clients is not JSON"):
+        run_action(ctx, root, "delete-namespace", {"namespace": "shop/orders"}, peer=peer)
+    assert admin.calls == []

@@ -404,3 +404,24 @@ def test_no_hook_sleeps(ctx, tmp_path, ensemble, monkeypatch):
     monkeypatch.setattr("time.sleep", forbidden)
     out = _started_single(ctx, tmp_path, ensemble)
     assert out.unit_status == testing.WaitingStatus("waiting for ZooKeeper to answer ruok")
+
+
+# ---- the peer state ------------------------------------------------------------------------
+
+
+def test_corrupt_members_waits_naming_cluster_and_field(ctx, tmp_path, ensemble, pebble_calls):
+    # Read as empty, a corrupt record would make the leader bootstrap a second ensemble.
+    peer = testing.PeerRelation("cluster", local_app_data={"members": "{not json"})
+    state = testing.State(
+        leader=True,
+        relations={peer},
+        secrets={internal_secret()},
+        containers={container(tmp_path)},
+        model=testing.Model(name="testing"),
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.WaitingStatus(
+        "cluster relation: members is not JSON; waiting for valid data"
+    )
+    assert out.get_relation(peer.id).local_app_data["members"] == "{not json"
+    assert pebble_calls.starts == 0 and ensemble.calls == []

@@ -1,0 +1,67 @@
+"""The typed view of the ``cluster`` peer relation: the only place its databags are read.
+
+Application databag (written by the leader):
+    ``cluster-metadata-initialised`` ``"true"`` once the cluster metadata exists, and
+    ``cluster-metadata-cluster-name`` the cluster name it was created with;
+    ``internal-secret-id`` the id of the ``pulsar-internal`` secret (read by ``find_app_secret``);
+    ``clients`` JSON {role: "tenant/namespace"} of every client relation role the leader served.
+The brokers keep nothing of their own in the unit databags (only the rolling-restart library's
+lock, which that library reads), so the state has no unit part.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
+from charms.pulsar_k8s.v0.validation import InvalidField, parse_json_object, parse_username
+from pulsar_config import is_cluster_name
+
+PEER_RELATION = "cluster"
+METADATA_INITIALISED_KEY = "cluster-metadata-initialised"
+METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
+INTERNAL_SECRET_ID_KEY = "internal-secret-id"
+CLIENTS_KEY = "clients"
+
+
+@dataclass(frozen=True)
+class PulsarPeerState:
+    # The cluster name the metadata was created with; None until the metadata exists.
+    metadata_cluster_name: str | None = None
+    # role -> "tenant/namespace" of every client relation role the leader has served.
+    served_clients: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse(app: Mapping[str, str]) -> PulsarPeerState:
+    """Read the peer application databag; InvalidField when a value is refused."""
+    return PulsarPeerState(_metadata_cluster_name(app), _served_clients(app))
+
+
+def encode_served_clients(served: Mapping[str, str]) -> str | None:
+    """Encode the ``clients`` value for ``write_if_different`` (None, deleting it, when empty)."""
+    return json.dumps(dict(served), sort_keys=True) if served else None
+
+
+def _metadata_cluster_name(app: Mapping[str, str]) -> str | None:
+    # A flag other than "true" (or a missing name) reads as "not initialised": the leader then
+    # runs initialize-cluster-metadata again, which is idempotent, and records both afresh.
+    if app.get(METADATA_INITIALISED_KEY) != "true":
+        return None
+    recorded = app.get(METADATA_CLUSTER_NAME_KEY) or None
+    # A bad name is refused: it would be compared with, and shown beside, the configured one.
+    if recorded is not None and not is_cluster_name(recorded):
+        raise InvalidField(PEER_RELATION, METADATA_CLUSTER_NAME_KEY, "is not a cluster name")
+    return recorded
+
+
+def _served_clients(app: Mapping[str, str]) -> dict[str, str]:
+    # Refused, never read as empty: the record is how the leader revokes the grants of gone
+    # relations and refuses to delete a served namespace, so forgetting it would leak grants.
+    served = parse_json_object(PEER_RELATION, CLIENTS_KEY, app.get(CLIENTS_KEY) or None)
+    for role, namespace in served.items():
+        parse_username(PEER_RELATION, CLIENTS_KEY, role)
+        if validate_namespace(namespace) is not None:
+            raise InvalidField(PEER_RELATION, CLIENTS_KEY, "holds a value that is not a namespace")
+    return {role: str(namespace) for role, namespace in served.items()}

@@ -1,0 +1,129 @@
+"""The typed view of the ``cluster`` peer relation: the only place its databags are read.
+
+Unit databags (every unit, this one included):
+    ``address`` its stable name; ``server-id`` its server id (for people reading the databag:
+    the charm derives the id from the unit number and never reads it back); ``started`` "true"
+    when its server runs and answers ``ruok``; ``users`` JSON list of the client users its
+    running server's JAAS holds.
+Application databag (leader):
+    ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
+    {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
+    id of the ``zookeeper-internal`` secret (read by ``find_app_secret``).
+The rolling-restart library keeps its own keys in both and reads them itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from charms.pulsar_k8s.v0.validation import (
+    InvalidField,
+    parse_count,
+    parse_hostname,
+    parse_json_list,
+    parse_json_object,
+    parse_username,
+    parse_znode_path,
+)
+from zookeeper_render import server_id
+
+PEER = "cluster"
+ADDRESS_KEY = "address"
+SERVER_ID_KEY = "server-id"
+STARTED_KEY = "started"
+USERS_KEY = "users"
+MEMBERS_KEY = "members"
+CLIENTS_KEY = "clients"
+INTERNAL_SECRET_ID_KEY = "internal-secret-id"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What one unit (this one included) published in the peer relation."""
+
+    unit_number: int
+    address: str
+    started: bool
+    users: frozenset[str]
+
+    @property
+    def server_id(self) -> int:
+        return server_id(self.unit_number)
+
+
+@dataclass(frozen=True)
+class ZooKeeperPeerState:
+    # server id -> address of the committed ensemble (empty until the leader commits one)
+    members: Mapping[int, str] = field(default_factory=dict)
+    # username -> chroot of every client ACL the leader has set
+    clients: Mapping[str, str] = field(default_factory=dict)
+    # server id -> every unit that published an address
+    peers: Mapping[int, Peer] = field(default_factory=dict)
+
+
+def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> ZooKeeperPeerState:
+    """Read the peer databags (``units``: unit name -> unit databag); InvalidField if refused."""
+    peers = (_peer(name, data) for name, data in units.items())
+    return ZooKeeperPeerState(
+        members=_members(app),
+        clients=_clients(app),
+        peers={peer.server_id: peer for peer in peers if peer is not None},
+    )
+
+
+def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
+    number = unit_name.rpartition("/")[2]
+    address = data.get(ADDRESS_KEY, "")
+    if not (number.isascii() and number.isdigit()) or not address:
+        return None  # not a unit name, or the unit has not published its address yet
+    # The address ends up in server.N= lines: refused, never a newline or anything else.
+    parse_hostname(PEER, f"{unit_name} {ADDRESS_KEY}", address)
+    return Peer(
+        unit_number=int(number),
+        address=address,
+        # Anything but "true" reads as not started: such a unit is never added to the
+        # ensemble nor counted for quorum.
+        started=data.get(STARTED_KEY) == "true",
+        users=_users(data.get(USERS_KEY)),
+    )
+
+
+def _users(raw: str | None) -> frozenset[str]:
+    # A bad list (or entry) reads as no user loaded: the leader then only waits longer before
+    # handing out a password, which is the safe side.
+    try:
+        values = parse_json_list(PEER, USERS_KEY, raw or None)
+    except InvalidField:
+        return frozenset()
+    return frozenset(v for v in values if isinstance(v, str) and _is_username(v))
+
+
+def _is_username(value: str) -> bool:
+    try:
+        parse_username(PEER, USERS_KEY, value)
+    except InvalidField:
+        return False
+    return True
+
+
+def _members(app: Mapping[str, str]) -> dict[int, str]:
+    # Refused, never read as empty: no members would make the leader bootstrap a new ensemble.
+    raw = parse_json_object(PEER, MEMBERS_KEY, app.get(MEMBERS_KEY) or None)
+    members: dict[int, str] = {}
+    for sid, address in raw.items():
+        if not (sid.isascii() and sid.isdigit()):
+            continue  # not a server id: the leader never writes one, nothing can join as it
+        where = f"{MEMBERS_KEY}[{sid}]"
+        members[parse_count(PEER, where, sid)] = parse_hostname(PEER, where, address)
+    return members
+
+
+def _clients(app: Mapping[str, str]) -> dict[str, str]:
+    # Refused, never read as empty: the record is how the leader revokes the ACLs of gone
+    # relations, so forgetting it would leave their access in place.
+    raw = parse_json_object(PEER, CLIENTS_KEY, app.get(CLIENTS_KEY) or None)
+    return {
+        parse_username(PEER, CLIENTS_KEY, username): parse_znode_path(PEER, CLIENTS_KEY, chroot)
+        for username, chroot in raw.items()
+    }
