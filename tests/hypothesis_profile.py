@@ -1,4 +1,4 @@
-"""Repository-wide pytest setup: Hypothesis is derandomised under CI.
+"""A pytest plugin (loaded by `-p` in pyproject) that derandomises Hypothesis under CI.
 
 Property tests explore new examples on every local run; CI (``CI`` set, as `.ci/run` is invoked)
 replays a fixed sequence so that a red run is always reproducible and never a roll of the dice.
