@@ -77,10 +77,10 @@ _NO_CLUSTER_MARKERS = ("NoNode for BookKeeper metadata", "BookKeeper metadata do
 
 
 class BookKeeperCharm(ops.CharmBase):
-    _view_stale = False
-
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        # Set by each reconcile: the bookie-view check failed, so record the view afresh.
+        self._view_stale = False
         quiet_credential_loggers()
         self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZK_CHROOT)
         self.bookkeeper = BookKeeperProvider(self, "bookkeeper")
