@@ -8,7 +8,6 @@ import time
 
 import ops
 import pulsar_admin
-import pulsar_tokens
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
@@ -31,6 +30,15 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKee
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
+from pulsar_key_rotation import (
+    ADMIN_TOKEN_FIELD,
+    BROKER_TOKEN_FIELD,
+    PREVIOUS_ADMIN_TOKEN_FIELD,
+    PREVIOUS_SIGNING_KEY_FIELD,
+    SIGNING_KEY_FIELD,
+    SigningKeyRotation,
+    new_auth_content,
+)
 from pulsar_peer_state import (
     INTERNAL_SECRET_ID_KEY,
     METADATA_CLUSTER_NAME_KEY,
@@ -69,11 +77,9 @@ ZOOKEEPER_RELATION = "zookeeper"
 BOOKKEEPER_RELATION = "bookkeeper"
 CLIENT_RELATION = "pulsar"
 
-# The app secret holding the token signing key and the charm's own tokens.
+# The app secret holding the token signing key and the charm's own tokens (its fields, and the
+# previous key kept while a rotation rolls, are named in pulsar_key_rotation).
 INTERNAL_SECRET_LABEL = "pulsar-internal"
-SIGNING_KEY_FIELD = "signing-key"
-ADMIN_TOKEN_FIELD = "admin-token"
-BROKER_TOKEN_FIELD = "broker-token"
 
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
@@ -94,6 +100,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
+        self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
 
         for event in reconcile_events(
@@ -103,6 +110,12 @@ class PulsarBrokerCharm(ops.CharmBase):
             storages=("data",),
         ):
             framework.observe(event, self._on_event)
+        framework.observe(self.on.secret_remove, self._on_secret_remove)
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        # Nobody tracks that revision any more (e.g. the one holding a rotated-out key).
+        if event.secret.label == INTERNAL_SECRET_LABEL:
+            event.remove_revision()
 
     def _on_event(self, event: ops.EventBase) -> None:
         # The view check failed: the view is stale; record it afresh even if unchanged.
@@ -169,12 +182,22 @@ class PulsarBrokerCharm(ops.CharmBase):
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
         if isinstance(status, ops.ActiveStatus):
+            self.key_rotation.report_serving(auth)
+            rotation = None
+            if self.unit.is_leader():
+                auth, rotation = self.key_rotation.progress(auth)
+                self._auth = auth
             status = self.client_serving.with_clients(config, auth, status)
+            if rotation:
+                status = ops.ActiveStatus(f"{status.message}; {rotation}")
         return status
 
     # -- token authentication ------------------------------------------------------------
 
     _auth: AuthMaterial | None = None
+    # The secret's content the rotate-signing-key action just set (read back in the same hook,
+    # a secret may still show its previous revision).
+    _internal_content: dict[str, str] | None = None
 
     def _ensure_auth(self) -> AuthMaterial | None:
         """Every unit: the internal credentials; the leader creates them once."""
@@ -185,23 +208,50 @@ class PulsarBrokerCharm(ops.CharmBase):
         return self._read_auth(create=False)
 
     def _read_auth(self, create: bool) -> AuthMaterial | None:
-        content = find_app_secret(
+        content = self._internal_content or find_app_secret(
             self,
             INTERNAL_SECRET_LABEL,
             self._peer_app_data(),
             INTERNAL_SECRET_ID_KEY,
-            _new_auth_content if create else None,
+            new_auth_content if create else None,
         )
         if content is None:
             return None
         fields = (SIGNING_KEY_FIELD, ADMIN_TOKEN_FIELD, BROKER_TOKEN_FIELD)
         source = f"{INTERNAL_SECRET_LABEL} secret"
         values = [parse_credential(source, name, content.get(name)) for name in fields]
+        _check_key(source, SIGNING_KEY_FIELD, values[0])
+        previous = (PREVIOUS_SIGNING_KEY_FIELD, PREVIOUS_ADMIN_TOKEN_FIELD)
+        present = [name for name in previous if content.get(name)]
+        if not present:
+            return AuthMaterial(*values)
+        if len(present) != len(previous):
+            missing = next(name for name in previous if name not in present)
+            raise InvalidField(source, missing, "is missing while a rotation is under way")
+        old = [parse_credential(source, name, content.get(name)) for name in previous]
+        _check_key(source, PREVIOUS_SIGNING_KEY_FIELD, old[0])
+        return AuthMaterial(*values, *old)
+
+    def internal_secret(self) -> ops.Secret | None:
+        """The ``pulsar-internal`` secret object (leader: to change its content), or None."""
+        data = self._peer_app_data()
+        secret_id = data.get(INTERNAL_SECRET_ID_KEY) if data is not None else None
         try:
-            base64.b64decode(values[0], validate=True)
-        except ValueError:
-            raise InvalidField(source, SIGNING_KEY_FIELD, "is not base64") from None
-        return AuthMaterial(*values)
+            if secret_id:
+                return self.model.get_secret(id=secret_id)
+            return self.model.get_secret(label=INTERNAL_SECRET_LABEL)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+
+    def set_internal_content(self, content: dict[str, str]) -> bool:
+        """Leader: replace the ``pulsar-internal`` content and reconcile with it at once."""
+        secret = self.internal_secret()
+        if secret is None:
+            return False
+        secret.set_content(content)
+        self._internal_content = content
+        self._reconcile()
+        return True
 
     # -- cluster metadata ----------------------------------------------------------------
 
@@ -256,11 +306,14 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     def _secret_values(self) -> list[str]:
         auth = self._auth
-        return [auth.signing_key, auth.admin_token, auth.broker_token] if auth else []
+        if auth is None:
+            return []
+        previous = [auth.previous_signing_key or "", auth.previous_admin_token or ""]
+        return [auth.signing_key, auth.admin_token, auth.broker_token, *filter(None, previous)]
 
     @property
     def _token(self) -> str | None:
-        return self._auth.admin_token if self._auth else None
+        return self.key_rotation.local_admin_token(self._auth) if self._auth else None
 
     @property
     def unit_address(self) -> str:
@@ -339,13 +392,11 @@ def _active(config: PulsarConfig) -> ops.ActiveStatus:
     return ops.ActiveStatus(f"broker ready (cluster {config.cluster_name})")
 
 
-def _new_auth_content() -> dict[str, str]:
-    key = pulsar_tokens.generate_key()
-    return {
-        SIGNING_KEY_FIELD: key,
-        ADMIN_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.ADMIN_ROLE),
-        BROKER_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.BROKER_ROLE),
-    }
+def _check_key(source: str, field: str, key: str) -> None:
+    try:
+        base64.b64decode(key, validate=True)
+    except ValueError:
+        raise InvalidField(source, field, "is not base64") from None
 
 
 def _checked_bookkeeper(info: BookKeeperInfo | None) -> BookKeeperInfo | None:
