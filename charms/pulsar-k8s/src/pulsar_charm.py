@@ -233,7 +233,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         return AuthMaterial(*values, *old)
 
     def internal_secret(self) -> ops.Secret | None:
-        """The ``pulsar-internal`` secret object (leader: to change its content), or None."""
+        """Return the ``pulsar-internal`` secret (the leader changes its content), or None."""
         data = self._peer_app_data()
         secret_id = data.get(INTERNAL_SECRET_ID_KEY) if data is not None else None
         try:

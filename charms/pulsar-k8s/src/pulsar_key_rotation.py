@@ -48,7 +48,7 @@ PREVIOUS_ADMIN_TOKEN_FIELD = "previous-admin-token"
 
 
 def new_auth_content() -> dict[str, str]:
-    """The ``pulsar-internal`` secret's content for a fresh key (no rotation under way)."""
+    """Return the ``pulsar-internal`` content for a fresh key (no rotation under way)."""
     return auth_content(pulsar_tokens.generate_key())
 
 
@@ -61,7 +61,7 @@ def auth_content(key: str) -> dict[str, str]:
 
 
 def rotated_content(current: AuthMaterial, new_key: str) -> dict[str, str]:
-    """The secret's content while ``new_key`` rolls out: new key and tokens, the old beside."""
+    """Return the content while ``new_key`` rolls out: new key and tokens, the old beside."""
     return {
         **auth_content(new_key),
         PREVIOUS_SIGNING_KEY_FIELD: current.signing_key,
@@ -70,7 +70,7 @@ def rotated_content(current: AuthMaterial, new_key: str) -> dict[str, str]:
 
 
 def finished(auth: AuthMaterial) -> AuthMaterial:
-    """The material once the rotation is done: the previous key forgotten."""
+    """Return the material once the rotation is done: the previous key forgotten."""
     return AuthMaterial(auth.signing_key, auth.admin_token, auth.broker_token)
 
 
@@ -83,7 +83,7 @@ class SigningKeyRotation:
     # -- every unit --------------------------------------------------------------------------
 
     def local_admin_token(self, auth: AuthMaterial) -> str:
-        """The admin token the broker of THIS unit accepts (its key file says which key)."""
+        """Return the admin token the broker of THIS unit accepts (its key file says which)."""
         if not auth.rotating or auth.previous_admin_token is None:
             return auth.admin_token
         try:
@@ -94,7 +94,7 @@ class SigningKeyRotation:
         return auth.previous_admin_token if loaded == previous else auth.admin_token
 
     def report_serving(self, auth: AuthMaterial) -> None:
-        """The broker serves with the current files: say which key it runs with."""
+        """Report which key this unit's broker runs with (it serves with the current files)."""
         relation = self._charm.model.get_relation(PEER_RELATION)
         if relation is not None:
             write_if_different(
@@ -165,4 +165,3 @@ def auth_content_of(auth: AuthMaterial) -> dict[str, str]:
         content[PREVIOUS_SIGNING_KEY_FIELD] = auth.previous_signing_key
         content[PREVIOUS_ADMIN_TOKEN_FIELD] = auth.previous_admin_token
     return content
-
