@@ -219,18 +219,18 @@ class PulsarBrokerCharm(ops.CharmBase):
             return None
         fields = (SIGNING_KEY_FIELD, ADMIN_TOKEN_FIELD, BROKER_TOKEN_FIELD)
         source = f"{INTERNAL_SECRET_LABEL} secret"
-        values = [parse_credential(source, name, content.get(name)) for name in fields]
-        _check_key(source, SIGNING_KEY_FIELD, values[0])
+        key, admin, broker = (parse_credential(source, n, content.get(n)) for n in fields)
+        _check_key(source, SIGNING_KEY_FIELD, key)
         previous = (PREVIOUS_SIGNING_KEY_FIELD, PREVIOUS_ADMIN_TOKEN_FIELD)
         present = [name for name in previous if content.get(name)]
         if not present:
-            return AuthMaterial(*values)
+            return AuthMaterial(key, admin, broker)
         if len(present) != len(previous):
             missing = next(name for name in previous if name not in present)
             raise InvalidField(source, missing, "is missing while a rotation is under way")
-        old = [parse_credential(source, name, content.get(name)) for name in previous]
-        _check_key(source, PREVIOUS_SIGNING_KEY_FIELD, old[0])
-        return AuthMaterial(*values, *old)
+        old_key, old_admin = (parse_credential(source, n, content.get(n)) for n in previous)
+        _check_key(source, PREVIOUS_SIGNING_KEY_FIELD, old_key)
+        return AuthMaterial(key, admin, broker, old_key, old_admin)
 
     def internal_secret(self) -> ops.Secret | None:
         """Return the ``pulsar-internal`` secret (the leader changes its content), or None."""

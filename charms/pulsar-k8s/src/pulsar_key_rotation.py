@@ -17,21 +17,24 @@ issuer only. A broker cannot accept the old and the new key at once, so the rota
    rolling-restart lock, one at a time; once it serves again it reports the id of the key it
    runs with (``signing-key-id`` in its peer unit databag: a relation-changed for the leader).
 3. While brokers differ, each unit's own admin calls use the admin token of the key its local
-   broker runs with, and relation tokens stay signed with the old key.
-4. When every broker reports the new key, the leader drops the ``previous-*`` fields; the same
-   reconcile re-mints every relation's token with the new key and publishes it through the
-   relation's secret (the clients get secret-changed). The old key is then accepted nowhere.
+   broker runs with. Relation tokens stay signed with the old key until the only brokers left
+   on it hold the restart lock (about to stop: their topics move to switched brokers); then
+   the leader re-mints them with the new key and publishes them (clients get secret-changed).
+4. When every broker reports the new key, the leader drops the ``previous-*`` fields (and
+   re-mints any relation token still on the old key). The old key is then accepted nowhere.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
 import pulsar_tokens
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.workload import WorkloadError
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import GRANTED_KEY
 from pulsar_peer_state import PEER_RELATION, SIGNING_KEY_ID_KEY
 from pulsar_render import SECRET_KEY_PATH, AuthMaterial
 
@@ -105,11 +108,18 @@ class SigningKeyRotation:
     # -- the leader ----------------------------------------------------------------------------
 
     def progress(self, auth: AuthMaterial) -> tuple[AuthMaterial, str | None]:
-        """Leader: finish a rotation every broker has applied; else say how far it is."""
+        """Leader: finish a rotation every broker has applied; else say how far it is.
+
+        Relation tokens move to the new key as soon as the only brokers still on the old key
+        hold the restart lock (they are about to stop, and their topics move to brokers that
+        run the new key), so clients are not refused for a whole broker restart.
+        """
         if not auth.rotating:
             return auth, None
         switched, total = self.brokers_switched(auth)
         if switched < total:
+            if set(self.brokers_on_old_key(auth)) <= {self._lock_holder()}:
+                auth = dataclasses.replace(auth, clients_on_new_key=True)
             return auth, f"rotating the signing key: {switched}/{total} brokers switched"
         secret = self._charm.internal_secret()
         if secret is None:
@@ -121,6 +131,19 @@ class SigningKeyRotation:
             pulsar_tokens.key_id(done.signing_key),
         )
         return done, None
+
+    def brokers_on_old_key(self, auth: AuthMaterial) -> list[str]:
+        """Units whose broker has not reported the new key."""
+        relation = self._charm.model.get_relation(PEER_RELATION)
+        if relation is None:
+            return [self._charm.unit.name]
+        wanted = pulsar_tokens.key_id(auth.signing_key)
+        units = [self._charm.unit, *relation.units]
+        return [u.name for u in units if relation.data[u].get(SIGNING_KEY_ID_KEY) != wanted]
+
+    def _lock_holder(self) -> str:
+        relation = self._charm.model.get_relation(PEER_RELATION)
+        return relation.data[self._charm.app].get(GRANTED_KEY, "") if relation else ""
 
     def brokers_switched(self, auth: AuthMaterial) -> tuple[int, int]:
         """(units whose broker runs the new key, all units) from the peer unit databags."""

@@ -102,6 +102,8 @@ class AuthMaterial:
     broker_token: str = field(repr=False)
     previous_signing_key: str | None = field(default=None, repr=False)
     previous_admin_token: str | None = field(default=None, repr=False)
+    # Set by the leader once no serving broker runs the previous key any more.
+    clients_on_new_key: bool = False
 
     @property
     def rotating(self) -> bool:
@@ -110,7 +112,9 @@ class AuthMaterial:
 
     @property
     def client_signing_key(self) -> str:
-        """The key relation tokens are signed with: the old one until every broker switched."""
+        """The key relation tokens are signed with: the old one while brokers serve with it."""
+        if self.clients_on_new_key:
+            return self.signing_key
         return self.previous_signing_key or self.signing_key
 
 

@@ -25,7 +25,7 @@ from pulsar_key_rotation import (
     rotated_content,
 )
 from pulsar_peer_state import SIGNING_KEY_ID_KEY
-from pulsar_render import SECRET_KEY_PATH, AuthMaterial
+from pulsar_render import SECRET_KEY_PATH, AuthMaterial, auth_files
 from test_pulsar_charm import AUTH, INTERNAL, SIGNING_KEY, expected_files
 from test_pulsar_clients import FakeAdmin, client_relation, running_state, user_label
 
@@ -86,6 +86,16 @@ def internal_content(out: testing.State) -> dict[str, str]:
 
 def key_file(root: Path) -> bytes:
     return (root / Path(SECRET_KEY_PATH).relative_to("/pulsar")).read_bytes()
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for path, content in files.items():
+        target = root / Path(path).relative_to("/pulsar")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
 
 
 def unit_key_id(out: testing.State) -> str | None:
@@ -204,13 +214,10 @@ def test_granted_broker_restarts_with_the_new_key_and_reports_it(ctx, root, admi
 def test_leader_finishes_when_the_last_broker_reports_the_new_key(ctx, root, admin):
     relation = client_relation()
     peer_rel = peer({1: {SIGNING_KEY_ID_KEY: NEW_ID}}, unit_data={SIGNING_KEY_ID_KEY: NEW_ID})
-    files = expected_files()
     rotating_auth = AuthMaterial(
         NEW_KEY, ROTATING["admin-token"], ROTATING["broker-token"], SIGNING_KEY, AUTH.admin_token
     )
-    from pulsar_render import auth_files
-
-    files.update(auth_files(rotating_auth))
+    files = {**expected_files(), **auth_files(rotating_auth)}
     old_token = pulsar_tokens.mint_token(SIGNING_KEY, f"relation-{relation.id}")
     user = testing.Secret(
         tracked_content={"username": f"relation-{relation.id}", "token": old_token},
@@ -220,18 +227,40 @@ def test_leader_finishes_when_the_last_broker_reports_the_new_key(ctx, root, adm
     st = running_state(root, relation, peer=peer_rel, secrets=[user])
     st = with_internal(dataclasses.replace(st), ROTATING)
     # The broker already runs the new key (its files are the rotated ones).
-    for path, content in files.items():
-        target = root / Path(path).relative_to("/pulsar")
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content)
+    write_files(root, files)
     out = ctx.run(ctx.on.relation_changed(peer_rel, remote_unit=1), st)
 
     assert internal_content(out) == auth_content(NEW_KEY)  # the old key is dropped
     token = out.get_secret(label=user_label(relation.id)).latest_content["token"]  # type: ignore[index]
     assert pulsar_tokens.token_role(NEW_KEY, token) == f"relation-{relation.id}"
     assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar), 1 client")
+
+
+def test_client_tokens_move_when_the_last_old_broker_holds_the_lock(ctx, root, admin):
+    relation = client_relation()
+    peer_rel = peer(
+        {1: {SIGNING_KEY_ID_KEY: OLD_ID, REQUEST_KEY: "restart"}},
+        app_data={GRANTED_KEY: f"{APP}/1"},
+        unit_data={SIGNING_KEY_ID_KEY: NEW_ID},
+    )
+    rotating_auth = AuthMaterial(
+        NEW_KEY, ROTATING["admin-token"], ROTATING["broker-token"], SIGNING_KEY, AUTH.admin_token
+    )
+    files = {**expected_files(), **auth_files(rotating_auth)}
+    old_token = pulsar_tokens.mint_token(SIGNING_KEY, f"relation-{relation.id}")
+    user = testing.Secret(
+        tracked_content={"username": f"relation-{relation.id}", "token": old_token},
+        owner="app",
+        label=user_label(relation.id),
+    )
+    st = with_internal(running_state(root, relation, peer=peer_rel, secrets=[user]), ROTATING)
+    write_files(root, files)  # this broker already runs the new key
+    out = ctx.run(ctx.on.relation_changed(peer_rel, remote_unit=1), st)
+
+    # The other broker is about to restart: its topics move to this one, on the new key.
+    token = out.get_secret(label=user_label(relation.id)).latest_content["token"]  # type: ignore[index]
+    assert pulsar_tokens.token_role(NEW_KEY, token) == f"relation-{relation.id}"
+    assert internal_content(out) == ROTATING  # not finished: unit 1 still runs the old key
 
 
 def test_a_new_leader_finishes_an_interrupted_rotation(ctx, root, admin):
