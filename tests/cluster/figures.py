@@ -170,6 +170,12 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("security.client_b_consume_refused_s", "S", "client-b's consume refused after", "s"),
     ("security.revocation_latency_s", "S", "relation removed to the old token refused", "s"),
     ("security.reintegrated_working_s", "S", "integrate again to working produce", "s"),
+    ("rotation.roll_s", "K", "rotate-signing-key to the old key dropped (2 brokers)", "s"),
+    ("rotation.clients_updated_s", "K", "rotate-signing-key to both clients on new tokens", "s"),
+    ("rotation.publish_gap_s", "K", "longest publish gap under the producer", "s"),
+    ("rotation.producer_failed_sends", "K", "producer sends failed (then retried)", ""),
+    ("rotation.probe_failures", "K", "new-connection probes failed (any reason)", ""),
+    ("rotation.broker_token_refusals", "K", "tokens refused by a broker during the roll", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -252,6 +258,15 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "once, integrating again restores it",
         "`test_security.py`",
         "default",
+    ),
+    (
+        "K",
+        "signing-key rotation (2 brokers, two client applications) under a producer: "
+        "`rotate-signing-key` rolls the brokers one at a time, re-minted tokens reach both "
+        "clients through their relation secrets, their actions work with them, old tokens are "
+        "refused afterwards, nothing acknowledged is lost",
+        "`test_key_rotation.py`",
+        "slow",
     ),
 ]
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
@@ -396,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         tests = ["tests/cluster/test_scenarios.py"]
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
+            tests.append("tests/cluster/test_key_rotation.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,
