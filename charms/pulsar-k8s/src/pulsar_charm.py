@@ -114,7 +114,7 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
         # Nobody tracks that revision any more (e.g. the one holding a rotated-out key).
-        if event.secret.label == INTERNAL_SECRET_LABEL:
+        if event.secret.label == INTERNAL_SECRET_LABEL and self.unit.is_leader():
             event.remove_revision()
 
     def _on_event(self, event: ops.EventBase) -> None:
