@@ -14,7 +14,7 @@ The bundle with two brokers and the test client charm twice (``client-a`` on ``t
 
 Asserted: 0 acknowledged messages lost; both clients' actions produce and consume with their new
 tokens; the old tokens (and the old admin token) are refused by the brokers afterwards; the new
-tokens verify with the new key only. Pulsar 4.0.8 verifies against one key per broker (see
+tokens verify with the new key only. Pulsar 4.0 verifies against one key per broker (see
 docs/how-to/rotate-credentials.md), so the probes' refusals are MEASURED, not asserted away:
 figures ``rotation.*``.
 """

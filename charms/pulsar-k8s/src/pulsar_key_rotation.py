@@ -1,6 +1,6 @@
 """Rotating the token signing key: a roll through the brokers, finished by the leader.
 
-Pulsar 4.0.8 verifies tokens against ONE key per broker, read when the broker starts:
+Pulsar 4.0 verifies tokens against ONE key per broker, read when the broker starts:
 ``AuthenticationService`` instantiates each class named in ``authenticationProviders`` once (the
 setting is a set), and every provider reads the same ``ServiceConfiguration``, so a second
 ``AuthenticationProviderToken`` with another ``tokenSettingPrefix`` cannot exist; the only other
