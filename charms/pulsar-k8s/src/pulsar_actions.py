@@ -159,9 +159,11 @@ class PulsarActions(ops.Object):
             )
         results, content = self._charm.key_rotation.start(self._auth())
         if content is not None:
-            if not self._charm.set_internal_content(content):
+            if not self._charm.store_internal_content(content):
                 raise ActionError("the pulsar-internal secret cannot be read; try again later")
             logger.info("signing-key rotation started: new key %s", results["key-id"])
+            # This unit's broker takes its turn now; the others get secret-changed.
+            self._charm.reconcile()
         return results
 
 

@@ -126,6 +126,10 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     # -- the reconcile -------------------------------------------------------------------
 
+    def reconcile(self) -> None:
+        """Run the reconcile from an action (it changed what the reconcile reads)."""
+        self._reconcile()
+
     def _reconcile(self) -> None:
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open).
@@ -243,14 +247,13 @@ class PulsarBrokerCharm(ops.CharmBase):
         except (ops.SecretNotFoundError, ops.ModelError):
             return None
 
-    def set_internal_content(self, content: dict[str, str]) -> bool:
-        """Leader: replace the ``pulsar-internal`` content and reconcile with it at once."""
+    def store_internal_content(self, content: dict[str, str]) -> bool:
+        """Leader: replace the ``pulsar-internal`` content (this hook reads it back as set)."""
         secret = self.internal_secret()
         if secret is None:
             return False
         secret.set_content(content)
         self._internal_content = content
-        self._reconcile()
         return True
 
     # -- cluster metadata ----------------------------------------------------------------

@@ -121,11 +121,9 @@ class SigningKeyRotation:
             if set(self.brokers_on_old_key(auth)) <= {self._lock_holder()}:
                 auth = dataclasses.replace(auth, clients_on_new_key=True)
             return auth, f"rotating the signing key: {switched}/{total} brokers switched"
-        secret = self._charm.internal_secret()
-        if secret is None:
-            return auth, "rotating the signing key: the pulsar-internal secret is unreadable"
         done = finished(auth)
-        secret.set_content(auth_content_of(done))
+        if not self._charm.store_internal_content(auth_content_of(done)):
+            return auth, "rotating the signing key: the pulsar-internal secret is unreadable"
         logger.info(
             "signing-key rotation finished: every broker runs key %s; old key dropped",
             pulsar_tokens.key_id(done.signing_key),
