@@ -229,9 +229,11 @@ def test_signing_key_rotation_under_a_producer_with_two_clients(two_clients: Mod
     assert produce_direct(new_a, topic_a, b"new") == "ok"
     assert produce_direct(new_b, topic_b, b"new") == "ok"
 
-    # The old tokens are refused by every broker now.
+    # The old tokens are refused by every broker now, and the brokers' logs say so (which also
+    # shows that the refusal count taken above can see refusals).
     for old, topic in ((old_a, topic_a), (old_b, topic_b), (old_internal["admin-token"], topic_a)):
         assert produce_direct(old, topic, b"old") != "ok"
+    assert len(broker_auth_refusals(model)) > len(auth_lines), "old tokens refused, not logged"
 
     workload.Operator.of(model)  # the operator re-reads the admin token
     read = producer.check_nothing_lost()
