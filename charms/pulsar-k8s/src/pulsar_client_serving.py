@@ -99,10 +99,14 @@ class PulsarClientServing:
                 continue
             served[request.role] = request.namespace
             # Signed with the key every broker accepts: the old one while a rotation rolls.
-            key = auth.client_signing_key
             token = self.clients.stored_token(request.relation_id)
-            if token is None or pulsar_tokens.token_role(key, token) != request.role:
-                token = pulsar_tokens.mint_token(key, request.role)
+            roles = (
+                {pulsar_tokens.token_role(k, token) for k in auth.client_keys_kept}
+                if token
+                else set()
+            )
+            if token is None or request.role not in roles:
+                token = pulsar_tokens.mint_token(auth.client_signing_key, request.role)
             self.clients.publish(relation, self.client_endpoints(), request, token)
         # A refused request holds no grant: its role is revoked like a gone relation's.
         live_roles = {r.role for r in requests if r.error is None}

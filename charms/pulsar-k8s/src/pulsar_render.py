@@ -117,6 +117,17 @@ class AuthMaterial:
             return self.signing_key
         return self.previous_signing_key or self.signing_key
 
+    @property
+    def client_keys_kept(self) -> tuple[str, ...]:
+        """Keys a relation's existing token may be signed with and still be kept.
+
+        Before the clients switch, a token already on the new key is kept too: the switch
+        never goes back to the old key.
+        """
+        if self.previous_signing_key and not self.clients_on_new_key:
+            return (self.previous_signing_key, self.signing_key)
+        return (self.signing_key,)
+
 
 @dataclass(frozen=True)
 class BrokerInputs:

@@ -263,6 +263,30 @@ def test_client_tokens_move_when_the_last_old_broker_holds_the_lock(ctx, root, a
     assert internal_content(out) == ROTATING  # not finished: unit 1 still runs the old key
 
 
+def test_a_token_already_on_the_new_key_is_never_minted_back(ctx, root, admin):
+    # The clients switched, then the lock moved on before the last old broker reported: the
+    # condition no longer holds, but the relation keeps its new-key token.
+    relation = client_relation()
+    peer_rel = peer(
+        {1: {SIGNING_KEY_ID_KEY: OLD_ID}},
+        app_data={GRANTED_KEY: f"{APP}/0"},
+        unit_data={SIGNING_KEY_ID_KEY: NEW_ID},
+    )
+    rotating_auth = AuthMaterial(
+        NEW_KEY, ROTATING["admin-token"], ROTATING["broker-token"], SIGNING_KEY, AUTH.admin_token
+    )
+    new_token = pulsar_tokens.mint_token(NEW_KEY, f"relation-{relation.id}")
+    user = testing.Secret(
+        tracked_content={"username": f"relation-{relation.id}", "token": new_token},
+        owner="app",
+        label=user_label(relation.id),
+    )
+    st = with_internal(running_state(root, relation, peer=peer_rel, secrets=[user]), ROTATING)
+    write_files(root, {**expected_files(), **auth_files(rotating_auth)})
+    out = ctx.run(ctx.on.update_status(), st)
+    assert out.get_secret(label=user_label(relation.id)).latest_content["token"] == new_token  # type: ignore[index]
+
+
 def test_a_new_leader_finishes_an_interrupted_rotation(ctx, root, admin):
     # The old leader started the rotation and was replaced; every broker runs the new key.
     peer_rel = peer({1: {SIGNING_KEY_ID_KEY: NEW_ID}}, unit_data={SIGNING_KEY_ID_KEY: OLD_ID})
