@@ -45,9 +45,7 @@ def traffic(access: local_cluster.ClientAccess, seconds: float) -> None:
     import pulsar
 
     def client(token: str) -> pulsar.Client:
-        return pulsar.Client(
-            access.service_url, authentication=pulsar.AuthenticationToken(token)
-        )
+        return pulsar.Client(access.service_url, authentication=pulsar.AuthenticationToken(token))
 
     admin, tutorial = client(access.admin_token), client(access.token)
     try:
