@@ -157,3 +157,22 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(name)
     return names
+
+
+EXPR_TOPOLOGY_KEYS = ("juju_model", "juju_model_uuid", "juju_application")
+"""The topology labels cosl puts into rule expressions (never the unit, nor the charm)."""
+
+
+def rules_as_cosl_gives_them(path: Path, topology: Mapping[str, str]) -> dict[str, Any]:
+    """The rule file as cosl's ``AlertRules`` hands it to Prometheus for ``topology``
+    (``juju_model``, ``juju_model_uuid``, ``juju_application``, ``juju_charm``): every rule gets
+    the topology labels it lacks, and ``%%juju_topology%%`` becomes the expression matchers."""
+    data = yaml.safe_load(path.read_text())
+    matchers = {k: v for k, v in topology.items() if k in EXPR_TOPOLOGY_KEYS}
+    for group in data["groups"]:
+        for rule in group["rules"]:
+            labels = rule.setdefault("labels", {})
+            for key, value in topology.items():
+                labels.setdefault(key, value)
+            rule["expr"] = substitute_topology(rule["expr"], matchers)
+    return data
