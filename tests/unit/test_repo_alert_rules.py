@@ -136,7 +136,9 @@ def test_every_dashboard_expression_parses(tmp_path: Path):
         {"record": f"dashboard:expression_{n}", "expr": expr}
         for n, (_, expr) in enumerate(all_expressions(ROOT))
     ]
-    (tmp_path / "all.rules").write_text(yaml.safe_dump({"groups": [{"name": "all", "rules": rules}]}))
+    (tmp_path / "all.rules").write_text(
+        yaml.safe_dump({"groups": [{"name": "all", "rules": rules}]})
+    )
     result = run([tool, "check", "rules", "all.rules"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -163,7 +165,7 @@ def test_dashboard_follows_cos_conventions(path: Path):
     targets = list(dashboard_targets(dashboard))
     assert targets
     for title, expr in targets:
-        assert "juju_model=~\"$juju_model\"" in expr, f"{path.name} {title}: not filtered by model"
+        assert 'juju_model=~"$juju_model"' in expr, f"{path.name} {title}: not filtered by model"
         used = set(re.findall(r"\$(\w+)", expr)) - {"__rate_interval", "__interval"}
         assert used <= set(variables), f"{path.name} {title}: unknown variables {used}"
     for panel in dashboard["panels"]:
@@ -209,9 +211,12 @@ def test_every_alert_tells_the_way_out():
     ("expr", "names"),
     [
         ('up{juju_model=~".*"} == 0', {"up"}),
-        ("sum by (namespace) (rate(pulsar_in_messages_total{a=\"b\"}[1m]))", {"pulsar_in_messages_total"}),
+        (
+            'sum by (namespace) (rate(pulsar_in_messages_total{a="b"}[1m]))',
+            {"pulsar_in_messages_total"},
+        ),
         ("sum(rate(x_total[5m] offset 5m)) by (juju_unit, le)", {"x_total"}),
-        ("(count(bookie_SERVER_STATUS{a=\"1\"} == 1) or vector(0)) < 2", {"bookie_SERVER_STATUS"}),
+        ('(count(bookie_SERVER_STATUS{a="1"} == 1) or vector(0)) < 2', {"bookie_SERVER_STATUS"}),
         ("a / on (instance) group_left (area) b > 1e3", {"a", "b"}),
         ('histogram_quantile(0.99, sum by (le) (rate(h_bucket{x="by (y)"}[5m])))', {"h_bucket"}),
         ("absent(synced_followers) or max(x) + 1 <= bool max(y)", {"synced_followers", "x", "y"}),
