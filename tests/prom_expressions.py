@@ -101,15 +101,57 @@ def dashboard_targets(dashboard: Mapping[str, Any]) -> Iterator[tuple[str, str]]
                 yield f"{panel.get('title', '?')} [{target.get('refId', '?')}]", target["expr"]
 
 
+COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
+
+
+def alert_value(expr: str) -> str:
+    """The value an alert condition compares: the expression left of its last comparison
+    operator outside any parentheses, braces, brackets or string (``a / b > 0.9`` -> ``a / b``).
+
+    A healthy cluster gives the condition no series (the alert is quiet) but does give the
+    value, so the value is what a query against the real workload checks. An expression without
+    a top-level comparison is returned whole.
+    """
+    depth, quote, last = 0, "", -1
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'`":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and expr.startswith(COMPARISONS, i):
+            last = i
+            if expr[i : i + 2] in COMPARISONS:
+                i += 1
+        i += 1
+    return " ".join((expr[:last] if last >= 0 else expr).split())
+
+
 def all_expressions(repo_root: Path) -> list[tuple[str, str]]:
-    """(label, PromQL) of every rule expression and every dashboard target, placeholders filled
-    so each runs on a plain Prometheus (topology removed, dashboard variables ``.*``)."""
+    """(label, PromQL) of every rule and every dashboard target, for a plain Prometheus.
+
+    Placeholders are filled so each runs there: topology removed, dashboard variables ``.*``
+    (intervals: :data:`DASHBOARD_DEFAULTS`). An alert rule contributes its value
+    (:func:`alert_value`: the condition without its threshold), which returns a series on a
+    healthy cluster; the full conditions are checked by promtool and loaded as rules.
+    """
     result: list[tuple[str, str]] = []
     for path in rule_files(repo_root):
         for rule in load_rules(path):
-            name = rule.get("alert") or rule.get("record")
-            label = f"{path.relative_to(repo_root)}: {name}"
-            result.append((label, substitute_topology(rule["expr"])))
+            expr = substitute_topology(rule["expr"])
+            if "alert" in rule:
+                label = f"{path.relative_to(repo_root)}: {rule['alert']} (value)"
+                result.append((label, alert_value(expr)))
+            else:
+                result.append((f"{path.relative_to(repo_root)}: {rule['record']}", expr))
     for path in dashboard_files(repo_root):
         dashboard = json.loads(path.read_text())
         for title, expr in dashboard_targets(dashboard):

@@ -25,6 +25,7 @@ import yaml
 
 from tests.prom_expressions import (
     CHARMS,
+    alert_value,
     all_expressions,
     dashboard_files,
     dashboard_targets,
@@ -145,7 +146,12 @@ def test_every_dashboard_expression_parses(tmp_path: Path):
 
 def test_every_metric_name_is_exported_by_pulsar():
     exposed = exposed_metric_names() | PROMETHEUS_OWN
-    expressions = all_expressions(ROOT)
+    conditions = [
+        (f"{path.name}: {rule.get('alert') or rule.get('record')}", rule["expr"])
+        for path in rule_files(ROOT)
+        for rule in load_rules(path)
+    ]
+    expressions = conditions + all_expressions(ROOT)
     assert len(expressions) > 20
     unknown = []
     for label, expr in expressions:
@@ -230,3 +236,23 @@ def test_dashboard_variables_are_substituted():
     expr = 'rate(x{juju_model=~"$juju_model",ns=~"${namespace}"}[$__rate_interval]) [[juju_unit]]'
     assert substitute_dashboard_variables(expr) == 'rate(x{juju_model=~".*",ns=~".*"}[1m]) .*'
     assert substitute_dashboard_variables("$__rate_interval", {"__rate_interval": "2m"}) == "2m"
+
+
+@pytest.mark.parametrize(
+    ("condition", "value"),
+    [
+        ("up{} == 0", "up{}"),
+        ('a{x="<=",y=~"a|>"} / b > bool 0.9', 'a{x="<=",y=~"a|>"} / b'),
+        ("absent(x) or (max(x) + 1) * 2\n  <= max(q)", "absent(x) or (max(x) + 1) * 2"),
+        ("(count(s == 1) or vector(0)) < 2", "(count(s == 1) or vector(0))"),
+        ("rate(x[5m])", "rate(x[5m])"),
+    ],
+)
+def test_alert_value(condition: str, value: str):
+    assert alert_value(condition) == value
+
+
+def test_alert_rules_contribute_their_values():
+    expressions = dict(all_expressions(ROOT))
+    label = "charms/bookkeeper-k8s/src/prometheus_alert_rules/bookkeeper.rules: BookieDown (value)"
+    assert expressions[label] == "up{}"
