@@ -161,6 +161,15 @@ def test_every_metric_name_is_exported_by_pulsar():
     assert not unknown, "metrics not in tests/metrics-fixtures/*.prom:\n" + "\n".join(unknown)
 
 
+def test_fixtures_come_from_the_pulsar_version_the_charms_run():
+    version = (ROOT / "PULSAR_VERSION").read_text().strip()
+    exposition = (FIXTURES / "broker-0.prom").read_text()
+    assert f'pulsar_version_info{{cluster="pulsar",version="{version}"' in exposition, (
+        "tests/metrics-fixtures was captured from another Pulsar version: capture it again "
+        "(tests/metrics-fixtures/README.md)"
+    )
+
+
 @pytest.mark.parametrize("path", dashboard_files(ROOT), ids=lambda p: p.name)
 def test_dashboard_follows_cos_conventions(path: Path):
     dashboard = json.loads(path.read_text())
