@@ -8,7 +8,9 @@ with the application's Juju topology matchers) and Grafana variables in dashboar
 placeholders so each query runs on a plain Prometheus:
 
 - :func:`all_expressions` for the rig (a real Prometheus scraping the real cluster evaluates every
-  one of them);
+  one of them). The dashboards select each component by the ``juju_charm`` label that COS's
+  scrape jobs carry (``pulsar-zookeeper-k8s``, ``bookkeeper-k8s``, ``pulsar-k8s``), so
+  Prometheus's targets need that label;
 - :func:`metric_names` for the unit test that checks every metric name against the real
   expositions in ``tests/metrics-fixtures/``;
 - :func:`substitute_topology` for the ``promtool test rules`` unit tests.

@@ -173,14 +173,22 @@ def test_fixtures_come_from_the_pulsar_version_the_charms_run():
 @pytest.mark.parametrize("path", dashboard_files(ROOT), ids=lambda p: p.name)
 def test_dashboard_follows_cos_conventions(path: Path):
     dashboard = json.loads(path.read_text())
+    names = [v["name"] for v in dashboard["templating"]["list"]]
+    assert len(names) == len(set(names)), f"{path.name}: duplicate template variables"
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["prometheusds"]["type"] == "datasource"
+    assert variables["prometheusds"]["query"] == "prometheus"
     for name in ("juju_model", "juju_model_uuid", "juju_application", "juju_unit"):
-        assert name in variables, f"{path.name}: no {name} template variable"
+        # as the grafana_dashboard library injects them: "All" is `.*`
+        assert variables[name]["allValue"] == ".*", f"{path.name}: {name}"
+    charm = path.parents[2].name
     targets = list(dashboard_targets(dashboard))
     assert targets
     for title, expr in targets:
         assert 'juju_model=~"$juju_model"' in expr, f"{path.name} {title}: not filtered by model"
+        # "All" applications is `.*`: the charm label keeps each panel on its component
+        assert 'juju_charm="' in expr, f"{path.name} {title}: not filtered by charm"
+        assert path.name == "pulsar-service-levels.json" or f'juju_charm="{charm}"' in expr
         used = set(re.findall(r"\$(\w+)", expr)) - {"__rate_interval", "__interval"}
         assert used <= set(variables), f"{path.name} {title}: unknown variables {used}"
     for panel in dashboard["panels"]:
