@@ -101,7 +101,7 @@ def scrape_jobs(
 
 
 def alert_rules(rules_dir: Path, topology: JujuTopology) -> dict[str, Any]:
-    """The charm's Prometheus rules (every file under ``rules_dir``), topology injected."""
+    """Load the charm's Prometheus rules (every file under ``rules_dir``), topology injected."""
     rules = AlertRules(query_type="promql", topology=topology)
     rules.add_path(rules_dir, recursive=True)
     return rules.as_dict()
@@ -126,7 +126,7 @@ def dashboard_templates(
 
 
 def dashboards_data(templates: Mapping[str, Any]) -> str:
-    """The ``dashboards`` value; its uuid is a digest of the templates (stable when unchanged)."""
+    """Render the ``dashboards`` value; its uuid digests the templates (stable if unchanged)."""
     digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
     stable_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, digest))
     return json.dumps({"templates": dict(templates), "uuid": stable_uuid}, sort_keys=True)
@@ -182,7 +182,7 @@ def log_forwarding_layer(
 
 
 def log_labels(topology: JujuTopology) -> dict[str, str]:
-    """The labels Charmhub's log forwarder sets (Pebble adds ``pebble_service``)."""
+    """Return the labels Charmhub's log forwarder sets (Pebble adds ``pebble_service``)."""
     return {
         "product": "Juju",
         "charm": topology.charm_name or "",
@@ -194,7 +194,7 @@ def log_labels(topology: JujuTopology) -> dict[str, str]:
 
 
 def distribution_version(names: list[str]) -> str | None:
-    """The Pulsar version from the distribution's jar names, or None when none matches."""
+    """Return the Pulsar version named by the distribution's jars (None: no jar matches)."""
     versions = sorted({m.group(1) for m in map(_VERSION_JAR.match, names) if m})
     return versions[-1] if versions else None
 

@@ -271,7 +271,7 @@ class Workload:
         return True
 
     def log_targets(self) -> dict[str, dict[str, Any]]:
-        """The plan's log targets (name -> spec as Pebble reports it)."""
+        """Return the plan's log targets (name -> spec as Pebble reports it)."""
         plan = self._call("cannot read the plan", self._container.get_plan).to_dict()
         return dict(plan.get("log-targets", {}))
 
