@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ops
+import yaml
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname, parse_json_object
@@ -56,6 +57,7 @@ LOGGING_RELATION = "logging"
 RELATIONS = (METRICS_RELATION, DASHBOARDS_RELATION, LOGGING_RELATION)
 
 RULES_DIR = "src/prometheus_alert_rules"
+TOPOLOGY_PLACEHOLDER = "%%juju_topology%%"
 DASHBOARDS_DIR = "src/grafana_dashboards"
 LOG_LAYER_LABEL = "log-forwarding"
 
@@ -101,10 +103,23 @@ def scrape_jobs(
 
 
 def alert_rules(rules_dir: Path, topology: JujuTopology) -> dict[str, Any]:
-    """Load the charm's Prometheus rules (every file under ``rules_dir``), topology injected."""
+    """Load the charm's Prometheus rules (``*.rule``/``*.rules`` under ``rules_dir``).
+
+    ``%%juju_topology%%`` becomes this application's matchers (model, model uuid, application)
+    here: cosl's own injection needs the ``cos-tool`` binary, which a charm does not carry, and
+    without it would leave ``up{}`` matching every application. cosl prefixes the group names
+    with the topology and adds the topology labels to every rule.
+    """
     rules = AlertRules(query_type="promql", topology=topology)
-    rules.add_path(rules_dir, recursive=True)
-    return rules.as_dict()
+    files = sorted(rules_dir.rglob("*")) if rules_dir.is_dir() else []
+    for path in files:
+        if path.suffix not in (".rule", ".rules") or not path.is_file():
+            continue
+        text = path.read_text().replace(TOPOLOGY_PLACEHOLDER, topology.alert_expression_str)
+        content = yaml.safe_load(text)
+        if isinstance(content, dict):
+            rules.add(content, group_name=path.stem, group_name_prefix=topology.identifier)
+    return {"groups": rules.as_dict().get("groups", [])}
 
 
 def dashboard_templates(
