@@ -279,17 +279,17 @@ def test_parse_loki_url_refuses_or_returns_a_safe_url(url: str) -> None:
 
 
 def test_workload_version_from_the_distribution(ctx: testing.Context, tmp_path: Path) -> None:
-    cont = container(jar="org.apache.pulsar-pulsar-broker-common-4.0.8.jar", tmp=tmp_path)
+    cont = container(jar="org.apache.pulsar-pulsar-broker-common-3.3.9.jar", tmp=tmp_path)
     peer = peers()
     out = run(ctx, peer, cont=cont)
-    assert out.workload_version == "4.0.8"
-    assert out.get_relation(peer.id).local_unit_data[observability.WORKLOAD_VERSION_KEY] == "4.0.8"
+    assert out.workload_version == "3.3.9"
+    assert out.get_relation(peer.id).local_unit_data[observability.WORKLOAD_VERSION_KEY] == "3.3.9"
 
 
 def test_workload_version_set_only_when_it_differs(ctx: testing.Context, tmp_path: Path) -> None:
-    cont = container(jar="org.apache.pulsar-pulsar-broker-common-4.0.8.jar", tmp=tmp_path)
+    cont = container(jar="org.apache.pulsar-pulsar-broker-common-3.3.9.jar", tmp=tmp_path)
     peer = testing.PeerRelation(
-        "cluster", local_unit_data={observability.WORKLOAD_VERSION_KEY: "4.0.8"}
+        "cluster", local_unit_data={observability.WORKLOAD_VERSION_KEY: "3.3.9"}
     )
     out = run(ctx, peer, cont=cont)
     assert out.workload_version == "", "already recorded: application-version-set not called"
@@ -297,12 +297,12 @@ def test_workload_version_set_only_when_it_differs(ctx: testing.Context, tmp_pat
 
 def test_distribution_version() -> None:
     names = [
-        "org.apache.pulsar-pulsar-broker-common-4.0.8.jar",
-        "org.apache.pulsar-pulsar-common-4.0.8.jar",
+        "org.apache.pulsar-pulsar-broker-common-3.3.9.jar",
+        "org.apache.pulsar-pulsar-common-3.3.9.jar",
     ]
-    assert observability.distribution_version(names) == "4.0.8"
+    assert observability.distribution_version(names) == "3.3.9"
     assert observability.distribution_version(["x.jar"]) is None
-    bad = "org.apache.pulsar-pulsar-broker-common-4.0.8$(x).jar"
+    bad = "org.apache.pulsar-pulsar-broker-common-3.3.9$(x).jar"
     assert observability.distribution_version([bad]) is None
 
 
