@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -212,6 +213,11 @@ class Prometheus:
             self.log.close()
 
 
+def log_targets(model: Model, unit: str) -> dict[str, Any]:
+    plan: dict[str, Any] = dict(model.pod(unit).client().get_plan().to_dict())
+    return plan.get("log-targets", {})
+
+
 def until(predicate, timeout: float, what: str, period: float = 1.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -391,7 +397,7 @@ def test_logs_reach_loki(cos: Cos) -> None:
     for unit in model.units():
         if unit.app.name not in APPS:
             continue
-        targets = model.pod(unit.name).client().get_plan().to_dict().get("log-targets", {})
+        targets = log_targets(model, unit.name)
         assert [t["services"] for t in targets.values()] == [["all"]], (unit.name, targets)
     workload.round_trip([b"cos-logs"])  # broker activity
     model.kill_service(f"{BOOKKEEPER}/2", "bookie")  # a bookie's whole start-up log
@@ -409,5 +415,5 @@ def test_logs_reach_loki(cos: Cos) -> None:
     model.settle(timeout=300)
     for unit in model.units():
         if unit.app.name in APPS:
-            targets = model.pod(unit.name).client().get_plan().to_dict().get("log-targets", {})
+            targets = log_targets(model, unit.name)
             assert [t["services"] for t in targets.values()] == [["-all"]], (unit.name, targets)

@@ -8,7 +8,9 @@ disabled), the workload version from the distribution's jar, and nothing written
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ops
 import pytest
@@ -30,7 +32,7 @@ FQDN = "pulsar-k8s-{n}.pulsar-k8s-endpoints.pulsar.svc.cluster.local"
 LOKI_URL = "http://loki-0.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"
 
 
-def validate(part: str, data: dict[str, str]) -> None:
+def validate(part: str, data: Mapping[str, str]) -> None:
     """Validate a databag against a schema part, and each JSON field against its contentSchema."""
     definition = dict(SCHEMA["$defs"][part])
     if part == "UnitDataModel":
@@ -57,6 +59,10 @@ def container(plan_layers: dict | None = None, jar: str | None = None, tmp: Path
 
 def peers(*others: int) -> testing.PeerRelation:
     return testing.PeerRelation("cluster", peers_data={n: {} for n in others})
+
+
+def plan_of(state: testing.State) -> dict[str, Any]:
+    return dict(state.get_container("pulsar").plan.to_dict())
 
 
 def run(ctx: testing.Context, *relations, leader=True, cont=None, event=None) -> testing.State:
@@ -167,7 +173,7 @@ def logging_relation(endpoint: str | None) -> testing.Relation:
 
 def test_loki_endpoint_becomes_a_pebble_log_target(ctx: testing.Context) -> None:
     out = run(ctx, logging_relation(json.dumps({"url": LOKI_URL})), peers())
-    targets = out.get_container("pulsar").plan.to_dict()["log-targets"]
+    targets = plan_of(out)["log-targets"]
     assert targets == {
         "loki-0": {
             "override": "replace",
@@ -252,7 +258,7 @@ def test_removed_loki_target_is_disabled(ctx: testing.Context) -> None:
     first = run(ctx, logging_relation(json.dumps({"url": LOKI_URL})), peers())
     cont = first.get_container("pulsar")
     out = run(ctx, peers(), cont=cont)
-    target = out.get_container("pulsar").plan.to_dict()["log-targets"]["loki-0"]
+    target = plan_of(out)["log-targets"]["loki-0"]
     assert target["services"] == ["-all"] and target["location"] == LOKI_URL
     layers = out.get_container("pulsar").layers
     again = run(ctx, peers(), cont=out.get_container("pulsar"))

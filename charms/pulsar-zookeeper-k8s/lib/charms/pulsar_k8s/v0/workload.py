@@ -273,7 +273,8 @@ class Workload:
     def log_targets(self) -> dict[str, dict[str, Any]]:
         """Return the plan's log targets (name -> spec as Pebble reports it)."""
         plan = self._call("cannot read the plan", self._container.get_plan).to_dict()
-        return dict(plan.get("log-targets", {}))
+        targets = cast("dict[str, Any]", plan).get("log-targets", {})
+        return {name: dict(spec) for name, spec in targets.items()}
 
     def file_names(self, directory: str, pattern: str) -> list[str]:
         """Names of the files in ``directory`` matching the glob ``pattern`` (none: [])."""
