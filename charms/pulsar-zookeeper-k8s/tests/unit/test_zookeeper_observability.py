@@ -1,4 +1,5 @@
-"""COS relations of pulsar-zookeeper-k8s: its metrics port and path, the log layer, no COS write when blocked.
+"""COS relations of pulsar-zookeeper-k8s: the metrics port and path,
+the log layer and the dashboards.
 
 The shared ``observability`` library is tested in depth with pulsar-k8s
 (``test_pulsar_observability.py``); this checks this charm wires it.
@@ -7,6 +8,7 @@ The shared ``observability`` library is tested in depth with pulsar-k8s
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from charms.pulsar_k8s.v0 import observability
 from ops import testing
@@ -43,7 +45,9 @@ def test_logging_adds_the_log_forwarding_layer(ctx: testing.Context) -> None:
         remote_units_data={0: {"endpoint": json.dumps({"url": LOKI_URL})}},
     )
     out = ctx.run(ctx.on.update_status(), state(logging))
-    layer = out.get_container("pulsar").layers[observability.LOG_LAYER_LABEL].to_dict()
+    layer: dict[str, Any] = dict(
+        out.get_container("pulsar").layers[observability.LOG_LAYER_LABEL].to_dict()
+    )
     assert layer["log-targets"]["loki-0"]["location"] == LOKI_URL
     assert layer["log-targets"]["loki-0"]["labels"]["juju_application"] == APP
 
