@@ -1,7 +1,7 @@
 """The service-level panels an operator would see in Grafana, drawn from the rig's Prometheus.
 
 ``test_observability.py`` saves each panel's ``query_range`` during the bookie kill as
-``service-levels.json`` beside the figures file; :func:`render_png` draws them (matplotlib) into
+``.service-levels.json`` beside the figures file; :func:`render_png` draws them (matplotlib) into
 ``docs/explanation/figures/service-levels.png`` for ``python -m tests.cluster.figures``.
 """
 
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-SOURCE_NAME = "service-levels.json"
+SOURCE_NAME = ".service-levels.json"
 
 
 def series_label(labels: dict[str, str]) -> str:

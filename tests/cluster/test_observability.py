@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster import workload
+from tests.cluster import service_levels, workload
 from tests.cluster.figures import figures_file, record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
@@ -54,7 +54,6 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROM_PORT = 9090
 SCRAPE_INTERVAL = "2s"
 SCHEMA = ROOT / "tests" / "interface-schemas" / "prometheus_scrape" / "v0" / "provider.json"
-SERVICE_LEVEL_FILE = "service-levels.json"
 
 # The service-level panels drawn into docs/explanation/figures/service-levels.png.
 SERVICE_LEVEL_QUERIES = {
@@ -164,6 +163,8 @@ class Prometheus:
     host: str
     workdir: Path
     process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    """Wall-clock time Prometheus started (the start of the service-level figure)."""
 
     @property
     def base(self) -> str:
@@ -172,6 +173,7 @@ class Prometheus:
     def start(self, config: dict[str, Any], rules: dict[str, Any]) -> Prometheus:
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         (self.workdir / "rules.yml").write_text(yaml.safe_dump(rules))
+        self.started_at = time.time()
         self.log = (self.workdir / "prometheus.log").open("w")
         self.process = subprocess.Popen(
             [
@@ -293,6 +295,10 @@ def test_prometheus_scrapes_every_unit(cos: Cos) -> None:
         return len(targets) == expected and all(t["health"] == "up" for t in targets)
 
     until(all_up, 60, "every target up")
+    # The brokers scraped without a token have authentication on (metrics stay unauthenticated).
+    conf = cos.model.pod(f"{BROKER}/0").read("/pulsar/conf/broker.conf").splitlines()
+    assert "authenticationEnabled=true" in conf
+    assert not any(line.startswith("authenticateMetricsEndpoint=true") for line in conf)
     record("cos_targets_up_s", round(time.monotonic() - started, 1))
     record("cos_targets", expected)
     record("cos_alert_rules", sum(len(g["rules"]) for g in rules["groups"]))
@@ -336,12 +342,11 @@ def test_bookie_down_alert_fires_and_clears(cos: Cos) -> None:
     unit = f"{BOOKKEEPER}/1"
     pod = cos.model.pod(unit)
     producer = workload.BackgroundProducer().start()
-    start = time.time()
     try:
         producer.wait_acks(100)
         time.sleep(10)
         pid = cos.model.kill_service(unit, "bookie")
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
         down = f'up{{juju_application="{BOOKKEEPER}",juju_unit="{unit}"}} == 0'
         until(lambda: prometheus.query(down), 60, "Prometheus sees the bookie down", 0.5)
         if alert is not None:
@@ -366,7 +371,7 @@ def test_bookie_down_alert_fires_and_clears(cos: Cos) -> None:
         time.sleep(10)
     finally:
         producer.stop()
-    save_service_levels(prometheus, start, time.time(), killed_at=start + (killed - start))
+    save_service_levels(prometheus, prometheus.started_at, time.time(), killed_wall)
 
 
 def save_service_levels(
@@ -386,7 +391,7 @@ def save_service_levels(
                 for s in result
             ],
         }
-    path = figures_file().parent / SERVICE_LEVEL_FILE
+    path = figures_file().parent / service_levels.SOURCE_NAME
     path.write_text(json.dumps({"kill_at_s": killed_at - start, "panels": panels}, indent=1))
 
 
