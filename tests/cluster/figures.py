@@ -256,6 +256,17 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "default",
     ),
 ]
+ROWS += [
+    ("cos_targets", "O", "Prometheus targets built from metrics-endpoint (every unit)", ""),
+    ("cos_targets_up_s", "O", "Prometheus start to every target up (2 s scrape interval)", "s"),
+    ("cos_alert_rules", "O", "alert rules loaded from the published alert_rules", ""),
+    ("cos_expressions_evaluated", "O", "PromQL expressions evaluated, each with data", ""),
+    ("cos_bookie_down_alert_s", "O", "bookie kill -9 to BookieDown pending", "s"),
+    ("cos_bookie_down_alert_cleared_s", "O", "bookie kill -9 to BookieDown cleared", "s"),
+    ("cos_loki_lines_pulsar-zookeeper-k8s", "O", "log lines received by the Loki stand-in", ""),
+    ("cos_loki_lines_bookkeeper-k8s", "O", "log lines received by the Loki stand-in", ""),
+    ("cos_loki_lines_pulsar-k8s", "O", "log lines received by the Loki stand-in", ""),
+]
 SCENARIO_ROWS.append(
     (
         "O",
