@@ -53,6 +53,7 @@ APPS = (ZOOKEEPER, BOOKKEEPER, BROKER)
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROM_PORT = 9090
 SCRAPE_INTERVAL = "2s"
+BROKER_STATS_PERIOD_S = 60  # Pulsar's statsUpdateFrequencyInSecs default
 SCHEMA = ROOT / "tests" / "interface-schemas" / "prometheus_scrape" / "v0" / "provider.json"
 
 # The service-level panels drawn into docs/explanation/figures/service-levels.png.
@@ -368,7 +369,11 @@ def test_bookie_down_alert_fires_and_clears(cos: Cos) -> None:
             until(lambda: not prometheus.alerts(alert), 60, f"{alert} cleared")
             record("cos_bookie_down_alert_cleared_s", round(time.monotonic() - killed, 1))
         producer.wait_acks(len(producer.acked) + 100)
-        time.sleep(10)
+        # Brokers refresh topic stats (rates, latency summaries) every 60 s
+        # (statsUpdateFrequencyInSecs): keep producing until one refresh after the kill is scraped.
+        remaining = BROKER_STATS_PERIOD_S + 2 * 2 - (time.monotonic() - killed)
+        if remaining > 0:
+            time.sleep(remaining)
     finally:
         producer.stop()
     save_service_levels(prometheus, prometheus.started_at, time.time(), killed_wall)
