@@ -12,6 +12,8 @@ from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequir
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
+from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
+from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
@@ -49,6 +51,7 @@ from pulsar_peer_state import (
 from pulsar_peer_state import parse as parse_peer_state
 from pulsar_render import (
     JAAS_CONF_PATH,
+    WEB_SERVICE_PORT,
     ZOOKEEPER_CHROOT,
     AuthMaterial,
     BrokerInputs,
@@ -102,11 +105,23 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.client_serving = PulsarClientServing(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
+        self.observability = Observability(
+            self,
+            MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/"),
+            PEER_RELATION,
+            lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
+        )
 
         for event in reconcile_events(
             self,
             CONTAINER,
-            relations=(PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION),
+            relations=(
+                PEER_RELATION,
+                ZOOKEEPER_RELATION,
+                BOOKKEEPER_RELATION,
+                CLIENT_RELATION,
+                *COS_RELATIONS,
+            ),
             storages=("data",),
         ):
             framework.observe(event, self._on_event)
@@ -134,7 +149,8 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open).
         self.unit.set_ports(6650, 8080)
-        self.unit.status = statuses.guarded(self._converge)
+        status = statuses.guarded(self._converge)
+        self.unit.status = self.observability.reconcile(self.workload, status)
 
     def _converge(self) -> ops.StatusBase:
         # Lock and chroot bookkeeping come first: other units depend on them even while
