@@ -16,6 +16,7 @@ from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
 from charms.pulsar_k8s.v0.validation import is_credential, parse_credential
+from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
     reconcile_events,
@@ -77,6 +78,12 @@ logger = logging.getLogger(__name__)
 CONTAINER = "pulsar"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
+# A failed ZooKeeper operation with the quorum up is retried this long after (the view check
+# fails then: a real event, not update-status).
+RETRY_AFTER_S = 5.0
+# Probing another member's ``srvr``: a live server answers at once; a frozen one must not hold
+# the hook.
+PROBE_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -274,6 +281,28 @@ class ZooKeeperCharm(ops.CharmBase):
         self._observed = observed
         return observed
 
+    def _quorum_answers(self, members: dict[int, str]) -> bool:
+        """Whether a member is in a quorum now: without one a kazoo session only times out."""
+        if self._observed == SERVING:
+            return True
+        return any(
+            "Mode:"
+            in zookeeper_ensemble.four_letter_word(address, "srvr", timeout=PROBE_TIMEOUT_S)
+            for _, address in sorted(members.items())
+            if address != self.address
+        )
+
+    def _retry_later(self) -> None:
+        """Make the view check fail in RETRY_AFTER_S: the retry's wake-up (no update-status).
+
+        Only a running server has a view check; a unit whose server is not running is woken by
+        that server's own start.
+        """
+        if self._observed is None:
+            return
+        content = retry_content(self._observed, time.time(), RETRY_AFTER_S)
+        self.workload.record(VIEW_PATH, content)
+
     # ---- peer data ------------------------------------------------------------------------
 
     def _publish_unit(self, relation: ops.Relation, wanted: dict[str, str]) -> None:
@@ -393,7 +422,11 @@ class ZooKeeperCharm(ops.CharmBase):
         to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
 
         if leaving or joining or to_grant or to_revoke:
-            if not any(p.started for sid, p in peers.items() if sid in members):
+            if not any(
+                p.started for sid, p in peers.items() if sid in members
+            ) or not self._quorum_answers(members):
+                # Nothing to try: a member entering the quorum wakes this unit (its own view
+                # check, or that member's `started` on the peer relation).
                 return ops.WaitingStatus("waiting for quorum"), notes
             try:
                 members = self._change_ensemble(
@@ -409,6 +442,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 )
             except EnsembleError as exc:
                 logger.warning("ensemble operation failed: %s", exc)
+                self._retry_later()
                 return ops.WaitingStatus(f"waiting for the ensemble: {exc}"), notes
 
         waiting = self._publish_clients(relation, valid, members)
