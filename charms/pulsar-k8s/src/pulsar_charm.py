@@ -52,6 +52,7 @@ from pulsar_render import (
 )
 from pulsar_view import (
     READY,
+    SERVING_PATH,
     VIEW_CHECK,
     VIEW_PATH,
     broker_state,
@@ -158,9 +159,14 @@ class PulsarBrokerCharm(ops.CharmBase):
         self._auth = auth
 
         problem = self._ensure_cluster_metadata(config, zookeeper, bookkeeper)
-        problem = problem or _bookie_problem(config, bookkeeper)
         if problem:
             return problem
+        # The JVM starts while the bookies come up (it needs only ZooKeeper and the metadata,
+        # and takes seconds to start); what makes it serve waits for a writable ensemble: the
+        # serving gate of its readiness, Active, and the client relations.
+        short_of_bookies = _bookie_problem(config, bookkeeper)
+        if isinstance(short_of_bookies, ops.BlockedStatus):
+            return short_of_bookies
 
         inputs = BrokerInputs(
             config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri
@@ -168,9 +174,21 @@ class PulsarBrokerCharm(ops.CharmBase):
         files = broker_files(inputs, zookeeper.username, zookeeper.password, auth)
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
+        if short_of_bookies is not None:
+            return status if isinstance(status, ops.WaitingStatus) else short_of_bookies
+        self._open_serving_gate()
         if isinstance(status, ops.ActiveStatus):
             status = self.client_serving.with_clients(config, auth, status)
         return status
+
+    def _open_serving_gate(self) -> None:
+        """Once the ensemble is writable, let the readiness check pass (once per pod).
+
+        The gate stays open if bookies fail later: Pulsar itself refuses writes it cannot
+        replicate, and taking every broker out of the Service would only add an outage.
+        """
+        if self.workload.read(SERVING_PATH) is None:
+            self.workload.push({SERVING_PATH: f"{int(time.time())}\n"})
 
     # -- token authentication ------------------------------------------------------------
 
