@@ -21,6 +21,7 @@ from charms.pulsar_k8s.v0.validation import (
     parse_host_ports,
     parse_metadata_service_uri,
 )
+from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     reconcile_events,
     restart_token,
@@ -79,6 +80,8 @@ BROKER_TOKEN_FIELD = "broker-token"
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
 INIT_TIMEOUT_SECONDS = 120.0
+# A client request that failed (namespace, grant, revoke) is retried this long after.
+RETRY_AFTER_S = 5.0
 
 
 class PulsarBrokerCharm(ops.CharmBase):
@@ -179,7 +182,14 @@ class PulsarBrokerCharm(ops.CharmBase):
         self._open_serving_gate()
         if isinstance(status, ops.ActiveStatus):
             status = self.client_serving.with_clients(config, auth, status)
+            if self.client_serving.retry_needed:
+                self._retry_later()
         return status
+
+    def _retry_later(self) -> None:
+        """Make the broker-view check fail in RETRY_AFTER_S: the wake-up of a client request
+        that failed (no update-status). Its reconcile records the live view and serves again."""
+        self.workload.push({VIEW_PATH: retry_content(READY, time.time(), RETRY_AFTER_S)})
 
     def _open_serving_gate(self) -> None:
         """Once the ensemble is writable, let the readiness check pass (once per pod).
