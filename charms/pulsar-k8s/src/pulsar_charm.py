@@ -187,8 +187,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         return status
 
     def _retry_later(self) -> None:
-        """Make the broker-view check fail in RETRY_AFTER_S: the wake-up of a client request
-        that failed (no update-status). Its reconcile records the live view and serves again."""
+        """Make the broker-view check fail in RETRY_AFTER_S (no update-status).
+
+        The wake-up of a client request that failed: that reconcile records the live view and
+        serves again.
+        """
         self.workload.push({VIEW_PATH: retry_content(READY, time.time(), RETRY_AFTER_S)})
 
     def _open_serving_gate(self) -> None:

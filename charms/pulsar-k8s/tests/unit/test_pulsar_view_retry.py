@@ -39,7 +39,8 @@ def test_retry_view_fails_the_check_once_due(tmp_path, scheduled_s_ago, after_s,
 def test_retry_view_is_never_a_live_state(tmp_path):
     content = retry_content("ready", time.time(), 0)
     # a charm that reads it back sees a difference, so its next reconcile records the live view
-    assert recorded_state(content) != "ready"
-    assert recorded_state(content).startswith("retry:")
+    recorded = recorded_state(content)
+    assert recorded is not None and recorded != "ready"
+    assert recorded.startswith("retry:")
     # and the live view recorded again passes
     assert _passes(tmp_path, record_content("ready", time.time() - 60))

@@ -12,8 +12,8 @@ import pytest
 from charms.pulsar_k8s.v0.view_check import GRACE_S
 from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
-from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE
 from zookeeper_charm import RETRY_AFTER_S
+from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE
 from zookeeper_view import VIEW_CHECK, VIEW_PATH
 
 APP = "pulsar-zookeeper-k8s"
@@ -467,5 +467,5 @@ def test_failed_ensemble_operation_with_quorum_schedules_its_retry(ctx, tmp_path
     ensemble.unreachable = False
     ensemble.calls.clear()
     out = ctx.run(ctx.on.update_status(), out)
-    assert ("connect",) == ensemble.calls[0][:1]
+    assert ensemble.calls[0][:1] == ("connect",)
     assert _fs(tmp_path, VIEW_PATH).read_text().startswith("serving ")
