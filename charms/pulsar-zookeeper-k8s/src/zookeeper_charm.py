@@ -281,16 +281,22 @@ class ZooKeeperCharm(ops.CharmBase):
         self._observed = observed
         return observed
 
-    def _quorum_answers(self, members: dict[int, str]) -> bool:
-        """Whether a member is in a quorum now: without one a kazoo session only times out."""
-        if self._observed == SERVING:
-            return True
-        return any(
-            "Mode:"
-            in zookeeper_ensemble.four_letter_word(address, "srvr", timeout=PROBE_TIMEOUT_S)
-            for _, address in sorted(members.items())
-            if address != self.address
-        )
+    def _serving_members(self, members: dict[int, str]) -> list[str]:
+        """Return the members in a quorum now: the hosts of the kazoo session.
+
+        Without one a session only times out, and a session offered a member that is not
+        serving may spend its whole timeout on it.
+        """
+        serving = []
+        for _, address in sorted(members.items()):
+            if address == self.address and self._observed is not None:
+                if self._observed == SERVING:
+                    serving.append(address)
+                continue
+            answer = zookeeper_ensemble.four_letter_word(address, "srvr", timeout=PROBE_TIMEOUT_S)
+            if "Mode:" in answer:
+                serving.append(address)
+        return serving
 
     def _retry_later(self) -> None:
         """Make the view check fail in RETRY_AFTER_S: the retry's wake-up (no update-status).
@@ -422,9 +428,12 @@ class ZooKeeperCharm(ops.CharmBase):
         to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
 
         if leaving or joining or to_grant or to_revoke:
-            if not any(
-                p.started for sid, p in peers.items() if sid in members
-            ) or not self._quorum_answers(members):
+            serving = (
+                self._serving_members(members)
+                if any(p.started for sid, p in peers.items() if sid in members)
+                else []
+            )
+            if not serving:
                 # Nothing to try: a member entering the quorum wakes this unit (its own view
                 # check, or that member's `started` on the peer relation).
                 return ops.WaitingStatus("waiting for quorum"), notes
@@ -432,6 +441,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 members = self._change_ensemble(
                     relation,
                     credentials,
+                    serving,
                     members,
                     leaving,
                     joining,
@@ -457,6 +467,7 @@ class ZooKeeperCharm(ops.CharmBase):
         self,
         relation: ops.Relation,
         credentials: Credentials,
+        hosts: list[str],
         members: dict[int, str],
         leaving: list[int],
         joining: dict[int, str],
@@ -466,7 +477,6 @@ class ZooKeeperCharm(ops.CharmBase):
         *,
         exclusive: bool = False,
     ) -> dict[int, str]:
-        hosts = [members[sid] for sid in sorted(members)]
         with zookeeper_ensemble.ZooKeeperEnsemble(hosts, credentials.super_password) as zk:
             if leaving or joining:
                 # ZooKeeper's own view wins (a previous hook may have died after a reconfig)

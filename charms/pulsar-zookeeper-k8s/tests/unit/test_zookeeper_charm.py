@@ -469,3 +469,26 @@ def test_failed_ensemble_operation_with_quorum_schedules_its_retry(ctx, tmp_path
     out = ctx.run(ctx.on.update_status(), out)
     assert ensemble.calls[0][:1] == ("connect",)
     assert _fs(tmp_path, VIEW_PATH).read_text().startswith("serving ")
+
+
+def test_ensemble_session_is_offered_only_serving_members(ctx, tmp_path, ensemble, monkeypatch):
+    """A member that answers but is not in the quorum (restarting) is left out of the session's
+    hosts: kazoo could spend its whole timeout on it."""
+    import zookeeper_ensemble
+
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 3: peer_unit(3)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
+
+    def srvr(host: str, word: str, **_: object) -> str:
+        if word == "ruok":
+            return "imok"
+        return "not currently serving\n" if host == address(1) else "Mode: follower\n"
+
+    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", srvr)
+    ensemble.calls.clear()
+    ctx.run(ctx.on.update_status(), state)
+    assert ensemble.calls[0] == ("connect", (address(0), address(2)))
