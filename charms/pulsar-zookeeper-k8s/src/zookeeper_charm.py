@@ -564,7 +564,14 @@ class ZooKeeperCharm(ops.CharmBase):
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
         if self.server_id not in members:
             return ops.WaitingStatus("waiting to be added to the ensemble")
-        if self._observed != SERVING and not zookeeper_ensemble.is_serving(self.address):
+        # What this hook observed is current (a second probe of a frozen server would hold the
+        # hook for its timeout); only an unobserved (not running) server is asked.
+        serving = (
+            self._observed == SERVING
+            if self._observed is not None
+            else zookeeper_ensemble.is_serving(self.address)
+        )
+        if not serving:
             return ops.WaitingStatus("waiting for quorum")
         relation = self.model.get_relation(PEER)
         chroots = sorted(set(self._clients(relation).values())) if relation else []
