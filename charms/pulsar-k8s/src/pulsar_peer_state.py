@@ -5,8 +5,10 @@ Application databag (written by the leader):
     ``cluster-metadata-cluster-name`` the cluster name it was created with;
     ``internal-secret-id`` the id of the ``pulsar-internal`` secret (read by ``find_app_secret``);
     ``clients`` JSON {role: "tenant/namespace"} of every client relation role the leader served.
-The brokers keep nothing of their own in the unit databags (only the rolling-restart library's
-lock, which that library reads), so the state has no unit part.
+Unit databags: ``signing-key-id`` the id (``pulsar_tokens.key_id``) of the token signing key the
+unit's broker runs with, written once the broker serves with it; the leader reads it to finish
+a signing-key rotation (see ``pulsar_key_rotation``). Besides it, only the rolling-restart
+library's lock, which that library reads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ METADATA_INITIALISED_KEY = "cluster-metadata-initialised"
 METADATA_CLUSTER_NAME_KEY = "cluster-metadata-cluster-name"
 INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 CLIENTS_KEY = "clients"
+SIGNING_KEY_ID_KEY = "signing-key-id"
 
 
 @dataclass(frozen=True)
