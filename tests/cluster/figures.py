@@ -139,6 +139,18 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("restart.settle_s", "R", "every pod restored: to every unit active", "s"),
     ("restart.read_back", "R", "acknowledged messages read back after it (of 500)", ""),
     ("restart.longest_hook", "R", "longest hook per charm outside one-off init, whole run", ""),
+    (
+        "restart.early_sends_refused",
+        "R",
+        "sends straight to the broker JVM, before its first acknowledgement, refused",
+        "",
+    ),
+    (
+        "restart.first_ack_after_writable_s",
+        "R",
+        "its first acknowledgement after 2 bookies writable (sampled every 0.5 s)",
+        "s",
+    ),
     ("zk_scale.writes", "3", "znode writes during ZooKeeper 3 -> 5 -> 3", ""),
     ("zk_scale.retries", "3", "writes retried (ConnectionLoss / SessionExpired)", ""),
     ("zk_scale.failed", "3", "writes failed after retries", ""),
@@ -411,8 +423,14 @@ runs use the same 2 CPUs are noisy (the standalone baseline itself took 5.5 s to
 
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,
-and the critical path as dashed lines (ZooKeeper quorum, BookKeeper metadata, writable bookies
-for the ensemble, cluster metadata, ready broker, first consumed message).
+and the critical path as dashed lines (ZooKeeper quorum, BookKeeper metadata, cluster metadata,
+broker JVM started, writable bookies for the ensemble, ready broker, first consumed message).
+The broker JVM starts right after the cluster metadata, beside the bookies: two branches run
+at once after the BookKeeper metadata (bookies starting until writable; cluster metadata then
+the broker JVM's start), and the broker serves (readiness gate, Active, client relations) once
+both are done. After a full restart nothing one-off runs: ZooKeeper quorum, then each bookie
+re-registers once its old session expired (`zkTimeout` 10 s after the quorum) while the broker
+JVM starts.
 
 ![cold deploy](figures/timeline-cold-deploy.png)
 

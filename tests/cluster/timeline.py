@@ -4,8 +4,8 @@
 started, answering, serving/writable/ready), and at the end takes every hook the rig ran (with the
 status it left). It saves JSON next to the figures file; :func:`render_png` (matplotlib, in the
 figures env) draws it with the critical path of a cold start marked:
-ZooKeeper quorum -> BookKeeper metadata -> writable bookies -> cluster metadata -> ready broker
--> first consumed message.
+ZooKeeper quorum -> BookKeeper metadata -> (writable bookies | cluster metadata -> broker JVM
+started) -> ready broker -> first consumed message.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ DERIVED = (
     "BookKeeper metadata",
     "writable bookies (ensemble)",
     "cluster metadata",
+    "broker JVM started",
     "broker ready",
 )
 
@@ -93,6 +94,9 @@ class Timeline:
         writable = self.first(BOOKKEEPER, SERVING, 2, after)
         if writable:
             marks["writable bookies (ensemble)"] = writable
+        jvm = self.first(BROKER, STARTED, 1, after)
+        if jvm:
+            marks["broker JVM started"] = jvm
         ready = self.first(BROKER, SERVING, 1, after)
         if ready:
             marks["broker ready"] = ready

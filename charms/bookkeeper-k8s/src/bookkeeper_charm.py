@@ -79,6 +79,10 @@ TOOL_TIMEOUT_S = 120.0
 _NO_CLUSTER_MARKERS = ("NoNode for BookKeeper metadata", "BookKeeper metadata doesn't exist")
 
 
+def _no_cluster(output: str) -> bool:
+    return any(marker in output for marker in _NO_CLUSTER_MARKERS)
+
+
 class BookKeeperCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -221,29 +225,33 @@ class BookKeeperCharm(ops.CharmBase):
     def _initialise_metadata(
         self, config: BookKeeperConfig, connection: ZooKeeperConnection
     ) -> str | None:
-        """Leader: create the BookKeeper metadata unless it exists; return what blocks it."""
+        """Leader: create the BookKeeper metadata unless it exists; return what blocks it.
+
+        ``initnewcluster`` first: it refuses to touch metadata that exists, so it never
+        initialises twice, and on a cold deploy (the critical path) one tool JVM is enough.
+        Only when it fails does ``whatisinstanceid`` tell "exists already" (record it) from
+        "ZooKeeper unreachable" (retry).
+        """
         data = self._peer_app_data()
         if data is None:
             return "waiting for the peer relation"
         env = tool_env(config)
-        probe = self.workload.run(
-            [BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], env, TOOL_TIMEOUT_S
+        init = self.workload.run(
+            [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], env, TOOL_TIMEOUT_S
         )
-        if not probe.ok:
-            if not any(marker in probe.output for marker in _NO_CLUSTER_MARKERS):
-                logger.warning(
-                    "whatisinstanceid failed: %s", redact(probe.output, [connection.password])
-                )
-                return "bookkeeper metadata check failed (zookeeper unreachable?), will retry"
-            logger.info("no bookkeeper metadata yet: running initnewcluster")
-            init = self.workload.run(
-                [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], env, TOOL_TIMEOUT_S
+        if not init.ok:
+            probe = self.workload.run(
+                [BOOKKEEPER_SCRIPT, "shell", "whatisinstanceid"], env, TOOL_TIMEOUT_S
             )
-            if not init.ok:
+            if not probe.ok:
+                output = probe.output if not _no_cluster(probe.output) else init.output
                 logger.warning(
-                    "initnewcluster failed: %s", redact(init.output, [connection.password])
+                    "bookkeeper metadata init failed: %s", redact(output, [connection.password])
                 )
-                return "bookkeeper metadata init failed, will retry"
+                if _no_cluster(probe.output):
+                    return "bookkeeper metadata init failed, will retry"
+                return "bookkeeper metadata check failed (zookeeper unreachable?), will retry"
+            logger.info("bookkeeper metadata exists already: recording it")
         write_if_different(data, {INITIALISED_KEY: "true"})
         return None
 

@@ -22,6 +22,7 @@ from charms.pulsar_k8s.v0.validation import (
     parse_host_ports,
     parse_metadata_service_uri,
 )
+from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     reconcile_events,
     restart_token,
@@ -63,6 +64,7 @@ from pulsar_render import (
 )
 from pulsar_view import (
     READY,
+    SERVING_PATH,
     VIEW_CHECK,
     VIEW_PATH,
     broker_state,
@@ -87,6 +89,8 @@ INTERNAL_SECRET_LABEL = "pulsar-internal"
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
 INIT_TIMEOUT_SECONDS = 120.0
+# A client request that failed (namespace, grant, revoke) is retried this long after.
+RETRY_AFTER_S = 5.0
 
 
 class PulsarBrokerCharm(ops.CharmBase):
@@ -191,9 +195,14 @@ class PulsarBrokerCharm(ops.CharmBase):
         self._auth = auth
 
         problem = self._ensure_cluster_metadata(config, zookeeper, bookkeeper)
-        problem = problem or _bookie_problem(config, bookkeeper)
         if problem:
             return problem
+        # The JVM starts while the bookies come up (it needs only ZooKeeper and the metadata,
+        # and takes seconds to start); what makes it serve waits for a writable ensemble: the
+        # serving gate of its readiness, Active, and the client relations.
+        short_of_bookies = _bookie_problem(config, bookkeeper)
+        if isinstance(short_of_bookies, ops.BlockedStatus):
+            return short_of_bookies
 
         inputs = BrokerInputs(
             config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri
@@ -201,6 +210,9 @@ class PulsarBrokerCharm(ops.CharmBase):
         files = broker_files(inputs, zookeeper.username, zookeeper.password, auth)
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
+        if short_of_bookies is not None:
+            return status if isinstance(status, ops.WaitingStatus) else short_of_bookies
+        self._open_serving_gate()
         if isinstance(status, ops.ActiveStatus):
             self.key_rotation.report_serving(auth)
             rotation = None
@@ -208,9 +220,28 @@ class PulsarBrokerCharm(ops.CharmBase):
                 auth, rotation = self.key_rotation.progress(auth)
                 self._auth = auth
             status = self.client_serving.with_clients(config, auth, status)
+            if self.client_serving.retry_needed:
+                self._retry_later()
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
         return status
+
+    def _retry_later(self) -> None:
+        """Make the broker-view check fail in RETRY_AFTER_S (no update-status).
+
+        The wake-up of a client request that failed: that reconcile records the live view and
+        serves again.
+        """
+        self.workload.push({VIEW_PATH: retry_content(READY, time.time(), RETRY_AFTER_S)})
+
+    def _open_serving_gate(self) -> None:
+        """Once the ensemble is writable, let the readiness check pass (once per pod).
+
+        The gate stays open if bookies fail later: Pulsar itself refuses writes it cannot
+        replicate, and taking every broker out of the Service would only add an outage.
+        """
+        if self.workload.read(SERVING_PATH) is None:
+            self.workload.push({SERVING_PATH: f"{int(time.time())}\n"})
 
     # -- token authentication ------------------------------------------------------------
 

@@ -31,6 +31,9 @@ class PulsarClientServing:
 
     def __init__(self, charm: PulsarBrokerCharm):
         self._charm = charm
+        # Set when a request could not be served for a reason that may pass (a namespace the
+        # broker refused, a revoke that failed): the charm schedules its retry.
+        self.retry_needed = False
 
     @property
     def clients(self):
@@ -93,6 +96,7 @@ class PulsarClientServing:
                 continue
             problem = self._serve_client(config, auth, admin, request, served)
             if problem:
+                self.retry_needed = True
                 logger.warning("client %s not served yet: %s", request.role, problem)
                 self.clients.report(relation, not_served_yet(problem))
                 problems.append(f"{request.app_name}: {problem}")
@@ -116,6 +120,7 @@ class PulsarClientServing:
                 continue
             result = admin.revoke(namespace, role)
             if not result.ok:
+                self.retry_needed = True
                 problems.append(f"revoking {role} failed: {result.describe()}")
                 continue
             admin.remove_tenant_admin(namespace.split("/", 1)[0], role)

@@ -11,14 +11,19 @@ reads as ``down`` within the check's timeout, so a fault that clears makes a dif
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
+from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
 from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
 VIEW_PATH = f"{view_check.VIEW_DIR}/broker-state"
+SERVING_CHECK = "broker-serving"
+# Written by the charm once writable bookies >= the managed-ledger ensemble (per pod).
+SERVING_PATH = f"{view_check.VIEW_DIR}/broker-serving"
 READY, DOWN = "ready", "down"
 _READ_TIMEOUT_S = "0.7"
 
@@ -40,10 +45,39 @@ def state_script(address: str, port: int = WEB_SERVICE_PORT) -> str:
 
 
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the broker's view check."""
-    return view_check.view_layer(
+    """Return the layer of the broker's view check and its serving gate.
+
+    The gate is a readiness check (``level: ready``, what Kubernetes' readiness probe asks) that
+    passes once the charm has written ``SERVING_PATH``: the broker JVM starts while the bookies
+    come up, but the pod is not ready (the Service sends it no client) before the ensemble is
+    writable. In this layer, outside the restart inputs: adding it restarts nothing.
+    """
+    layer = view_check.view_layer(
         "pulsar-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
     )
+    layer["checks"][SERVING_CHECK] = {
+        "override": "replace",
+        "level": "ready",
+        "period": "2s",
+        "timeout": "1s",
+        # Down from its first run until the gate opens (Pebble counts a check up until then).
+        "threshold": 1,
+        "exec": {
+            "command": shlex.join(["/bin/bash", "-c", f"test -e {SERVING_PATH}"]),
+            "user-id": WORKLOAD_UID,
+            "group": "root",
+        },
+    }
+    return layer
 
 
-__all__ = ["DOWN", "READY", "VIEW_CHECK", "VIEW_PATH", "record_content", "recorded_state"]
+__all__ = [
+    "DOWN",
+    "READY",
+    "SERVING_CHECK",
+    "SERVING_PATH",
+    "VIEW_CHECK",
+    "VIEW_PATH",
+    "record_content",
+    "recorded_state",
+]

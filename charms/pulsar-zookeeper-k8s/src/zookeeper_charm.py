@@ -18,6 +18,7 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.validation import is_credential, parse_credential
+from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
     reconcile_events,
@@ -80,6 +81,12 @@ logger = logging.getLogger(__name__)
 CONTAINER = "pulsar"
 CLIENT_RELATION = "zookeeper"
 INTERNAL_SECRET_LABEL = "zookeeper-internal"
+# A failed ZooKeeper operation with the quorum up is retried this long after (the view check
+# fails then: a real event, not update-status).
+RETRY_AFTER_S = 5.0
+# Probing another member's ``srvr``: a live server answers at once; a frozen one must not hold
+# the hook.
+PROBE_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,34 @@ class ZooKeeperCharm(ops.CharmBase):
         self._observed = observed
         return observed
 
+    def _serving_members(self, members: dict[int, str]) -> list[str]:
+        """Return the members in a quorum now: the hosts of the kazoo session.
+
+        Without one a session only times out, and a session offered a member that is not
+        serving may spend its whole timeout on it.
+        """
+        serving = []
+        for _, address in sorted(members.items()):
+            if address == self.address and self._observed is not None:
+                if self._observed == SERVING:
+                    serving.append(address)
+                continue
+            answer = zookeeper_ensemble.four_letter_word(address, "srvr", timeout=PROBE_TIMEOUT_S)
+            if "Mode:" in answer:
+                serving.append(address)
+        return serving
+
+    def _retry_later(self) -> None:
+        """Make the view check fail in RETRY_AFTER_S: the retry's wake-up (no update-status).
+
+        Only a running server has a view check; a unit whose server is not running is woken by
+        that server's own start.
+        """
+        if self._observed is None:
+            return
+        content = retry_content(self._observed, time.time(), RETRY_AFTER_S)
+        self.workload.record(VIEW_PATH, content)
+
     # ---- peer data ------------------------------------------------------------------------
 
     def _publish_unit(self, relation: ops.Relation, wanted: dict[str, str]) -> None:
@@ -406,12 +441,20 @@ class ZooKeeperCharm(ops.CharmBase):
         to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
 
         if leaving or joining or to_grant or to_revoke:
-            if not any(p.started for sid, p in peers.items() if sid in members):
+            serving = (
+                self._serving_members(members)
+                if any(p.started for sid, p in peers.items() if sid in members)
+                else []
+            )
+            if not serving:
+                # Nothing to try: a member entering the quorum wakes this unit (its own view
+                # check, or that member's `started` on the peer relation).
                 return ops.WaitingStatus("waiting for quorum"), notes
             try:
                 members = self._change_ensemble(
                     relation,
                     credentials,
+                    serving,
                     members,
                     leaving,
                     joining,
@@ -422,6 +465,7 @@ class ZooKeeperCharm(ops.CharmBase):
                 )
             except EnsembleError as exc:
                 logger.warning("ensemble operation failed: %s", exc)
+                self._retry_later()
                 return ops.WaitingStatus(f"waiting for the ensemble: {exc}"), notes
 
         waiting = self._publish_clients(relation, valid, members)
@@ -436,6 +480,7 @@ class ZooKeeperCharm(ops.CharmBase):
         self,
         relation: ops.Relation,
         credentials: Credentials,
+        hosts: list[str],
         members: dict[int, str],
         leaving: list[int],
         joining: dict[int, str],
@@ -445,7 +490,6 @@ class ZooKeeperCharm(ops.CharmBase):
         *,
         exclusive: bool = False,
     ) -> dict[int, str]:
-        hosts = [members[sid] for sid in sorted(members)]
         with zookeeper_ensemble.ZooKeeperEnsemble(hosts, credentials.super_password) as zk:
             if leaving or joining:
                 # ZooKeeper's own view wins (a previous hook may have died after a reconfig)
@@ -533,7 +577,14 @@ class ZooKeeperCharm(ops.CharmBase):
     def _health(self, members: dict[int, str], notes: list[str]) -> ops.StatusBase:
         if self.server_id not in members:
             return ops.WaitingStatus("waiting to be added to the ensemble")
-        if self._observed != SERVING and not zookeeper_ensemble.is_serving(self.address):
+        # What this hook observed is current (a second probe of a frozen server would hold the
+        # hook for its timeout); only an unobserved (not running) server is asked.
+        serving = (
+            self._observed == SERVING
+            if self._observed is not None
+            else zookeeper_ensemble.is_serving(self.address)
+        )
+        if not serving:
             return ops.WaitingStatus("waiting for quorum")
         relation = self.model.get_relation(PEER)
         chroots = sorted(set(self._clients(relation).values())) if relation else []

@@ -273,14 +273,17 @@ def test_bad_config_blocks_naming_option_and_touches_nothing(
 
 
 def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
-    cont = container(
-        storage, tmp_path, execs=(testing.Exec(WHATIS, stdout="InstanceId: a098b02f"),)
+    """initnewcluster refuses existing metadata; the probe then shows it exists: recorded."""
+    execs = (
+        testing.Exec(INITNEW, return_code=1, stdout="Ledger root path: /ledgers already exists"),
+        testing.Exec(WHATIS, stdout="InstanceId: a098b02f"),
     )
+    cont = container(storage, tmp_path, execs=execs)
     out = ctx.run(ctx.on.config_changed(), state(cont, peer=peers(initialised=False)))
-    assert executed(ctx) == [WHATIS]
+    assert executed(ctx) == [INITNEW, WHATIS]
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert peer.local_app_data["bookkeeper-initialised"] == "true"
-    (args,) = ctx.exec_history["pulsar"]
+    args = ctx.exec_history["pulsar"][0]
     assert args.environment["BOOKIE_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
     assert (
         "-Djava.security.auth.login.config=/pulsar/conf/bookkeeper-jaas.conf"
@@ -291,14 +294,15 @@ def test_init_existing_cluster_only_records_flag(ctx, storage, tmp_path, calls):
     assert "start_bookie" in calls.names()  # bookies start once the flag is set
 
 
-def test_init_without_cluster_runs_initnewcluster(ctx, storage, tmp_path):
+def test_init_without_cluster_runs_initnewcluster_alone(ctx, storage, tmp_path):
+    """A cold deploy: one tool JVM on the critical path, no probe."""
     execs = (
         testing.Exec(WHATIS, return_code=255, stdout=NO_CLUSTER_OUTPUT),
         testing.Exec(INITNEW, return_code=0),
     )
     cont = container(storage, tmp_path, execs=execs)
     out = ctx.run(ctx.on.config_changed(), state(cont, peer=peers(initialised=False)))
-    assert executed(ctx) == [WHATIS, INITNEW]
+    assert executed(ctx) == [INITNEW]
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert peer.local_app_data["bookkeeper-initialised"] == "true"
     assert all("metaformat" not in " ".join(cmd) for cmd in executed(ctx))
@@ -307,10 +311,13 @@ def test_init_without_cluster_runs_initnewcluster(ctx, storage, tmp_path):
 @pytest.mark.parametrize(
     "execs",
     [
-        (testing.Exec(WHATIS, return_code=255, stdout=CONNECTION_LOSS_OUTPUT),),
         (
-            testing.Exec(WHATIS, return_code=255, stdout=NO_CLUSTER_OUTPUT),
+            testing.Exec(INITNEW, return_code=255, stdout=CONNECTION_LOSS_OUTPUT),
+            testing.Exec(WHATIS, return_code=255, stdout=CONNECTION_LOSS_OUTPUT),
+        ),
+        (
             testing.Exec(INITNEW, return_code=255, stdout="KeeperErrorCode = NoNode"),
+            testing.Exec(WHATIS, return_code=255, stdout=NO_CLUSTER_OUTPUT),
         ),
     ],
 )
@@ -322,8 +329,7 @@ def test_init_failure_waits_and_starts_nothing(ctx, storage, tmp_path, calls, ex
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert "bookkeeper-initialised" not in peer.local_app_data
     assert not {"add_layer", "start_bookie", "restart_bookie"} & set(calls.names())
-    if len(execs) == 1:
-        assert INITNEW not in executed(ctx)
+    assert executed(ctx) == [INITNEW, WHATIS]
     bk = testing.Relation("bookkeeper")
     out = ctx.run(ctx.on.update_status(), state(cont, peer=peers(initialised=False), extra=(bk,)))
     assert out.get_relation(bk.id).local_app_data.get("metadata-service-uri", "") == ""

@@ -31,7 +31,7 @@ from pulsar_render import (
     broker_files,
     pebble_layer,
 )
-from pulsar_view import VIEW_CHECK, VIEW_PATH, view_layer
+from pulsar_view import SERVING_CHECK, SERVING_PATH, VIEW_CHECK, VIEW_PATH, view_layer
 from pulsar_workload import PulsarWorkload
 
 MODEL = "pulsar"
@@ -145,6 +145,8 @@ def container(
         view = root / Path(VIEW_PATH).relative_to("/pulsar")
         view.parent.mkdir(parents=True, exist_ok=True)
         view.write_text(view_state)
+        # and its serving gate open (the ensemble was writable)
+        (root / Path(SERVING_PATH).relative_to("/pulsar")).write_text("1\n")
     return testing.Container(
         "pulsar",
         can_connect=can_connect,
@@ -378,7 +380,26 @@ def test_too_few_writable_bookies_waits_with_numbers(ctx, root, calls):
     config = {"managed-ledger-ensemble-size": 3}
     out = ctx.run(ctx.on.config_changed(), full_state(root, config=config, relations=relations))
     assert out.unit_status == ops.WaitingStatus("2/3 bookies writable, ensemble needs 3")
-    assert "start_broker" not in calls.names()
+    # The JVM starts while the bookies come up; its readiness gate stays shut.
+    assert "start_broker" in calls.names()
+    assert SERVING_PATH not in _pushed_paths(calls)
+
+
+def _pushed_paths(calls) -> set[str]:
+    return {path for name, args in calls.log if name == "push" for path in args[0]}
+
+
+def test_the_serving_gate_opens_once_the_ensemble_is_writable(ctx, root, calls):
+    relations = [zk_relation(SECRET), bk_relation(total=3, ready=3), peers()]
+    config = {"managed-ledger-ensemble-size": 3}
+    out = ctx.run(ctx.on.config_changed(), full_state(root, config=config, relations=relations))
+    assert isinstance(out.unit_status, ops.ActiveStatus)
+    assert SERVING_PATH in _pushed_paths(calls)
+    # the gate is a level-ready check of the view layer (outside the restart inputs)
+    layer = view_layer(unit_fqdn("pulsar-k8s/0", "pulsar-k8s", "testing"))
+    gate = layer["checks"][SERVING_CHECK]
+    assert gate["level"] == "ready" and gate["threshold"] == 1
+    assert SERVING_PATH in gate["exec"]["command"]
 
 
 # -- bad config -----------------------------------------------------------------------------

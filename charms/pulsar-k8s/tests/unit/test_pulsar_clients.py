@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ import ops
 import pulsar_admin
 import pulsar_tokens
 import pytest
-from ops import testing
-from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL
+from charms.pulsar_k8s.v0.view_check import GRACE_S
+from ops import pebble, testing
+from pulsar_charm import INTERNAL_SECRET_ID_KEY, INTERNAL_SECRET_LABEL, RETRY_AFTER_S
 from pulsar_client_serving import CLIENTS_KEY
 from pulsar_render import ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH, SECRET_KEY_PATH
+from pulsar_view import VIEW_CHECK, VIEW_PATH
 from test_pulsar_charm import (
     AUTH,
     INTERNAL,
@@ -609,3 +612,33 @@ def test_a_corrupt_clients_record_fails_delete_namespace_not_the_hook(ctx, root,
     with pytest.raises(testing.ActionFailed, match="cluster relation: clients is not JSON"):
         run_action(ctx, root, "delete-namespace", {"namespace": "shop/orders"}, peer=peer)
     assert admin.calls == []
+
+
+def test_failed_namespace_creation_schedules_its_retry(ctx, root, admin):
+    """A namespace the broker refused is retried on a real event, not update-status: the leader
+    records a retry view, so its broker-view check fails once the retry is due; that event's
+    reconcile records the live view again and serves the relation."""
+    admin.fail["create_namespace"] = 500
+    relation = client_relation()
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    view = (root / Path(VIEW_PATH).relative_to("/pulsar")).read_text()
+    assert view.startswith("retry:ready ")
+    due = int(view.split()[1]) + GRACE_S
+    assert time.time() < due <= time.time() + RETRY_AFTER_S + 1
+    admin.fail.clear()
+    check = testing.CheckInfo(VIEW_CHECK, status=pebble.CheckStatus.DOWN, failures=1, threshold=1)
+    container = dataclasses.replace(out.get_container("pulsar"), check_infos={check})
+    out = ctx.run(
+        ctx.on.pebble_check_failed(container, check),
+        dataclasses.replace(out, containers={container}),
+    )
+    assert ("create_namespace", "shop/orders") in admin.calls
+    assert CLIENTS_KEY in _peer(out).local_app_data
+    assert (root / Path(VIEW_PATH).relative_to("/pulsar")).read_text().startswith("ready ")
+
+
+def test_served_clients_schedule_no_retry(ctx, root, admin):
+    relation = client_relation()
+    ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    view = (root / Path(VIEW_PATH).relative_to("/pulsar")).read_text()
+    assert not view.startswith("retry:")

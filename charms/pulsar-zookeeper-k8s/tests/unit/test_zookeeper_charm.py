@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import ops
 import pytest
+from charms.pulsar_k8s.v0.view_check import GRACE_S
 from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
+from zookeeper_charm import RETRY_AFTER_S
 from zookeeper_render import CONF_PATH, DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE
-from zookeeper_view import VIEW_CHECK
+from zookeeper_view import VIEW_CHECK, VIEW_PATH
 
 APP = "pulsar-zookeeper-k8s"
 
@@ -425,3 +428,67 @@ def test_corrupt_members_waits_naming_cluster_and_field(ctx, tmp_path, ensemble,
     )
     assert out.get_relation(peer.id).local_app_data["members"] == "{not json"
     assert pebble_calls.starts == 0 and ensemble.calls == []
+
+
+def test_no_ensemble_session_while_no_member_serves(ctx, tmp_path, ensemble):
+    """After a full restart every peer still says `started` (stale): the leader must not hold its
+    hook on a kazoo session that can only time out. A member entering the quorum wakes it."""
+    ensemble.is_serving = False
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 3: peer_unit(3)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
+    ensemble.calls.clear()
+    out = ctx.run(ctx.on.update_status(), state)
+    assert ensemble.calls == []
+    assert out.unit_status == testing.WaitingStatus("waiting for quorum")
+
+
+def test_failed_ensemble_operation_with_quorum_schedules_its_retry(ctx, tmp_path, ensemble):
+    """A kazoo operation that fails while the quorum serves is retried on a real event: the
+    leader records a retry view, so its view check fails once the retry is due."""
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 3: peer_unit(3)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
+    ensemble.unreachable = True
+    out = ctx.run(ctx.on.update_status(), state)
+    assert isinstance(out.unit_status, testing.WaitingStatus)
+    assert "connection refused" in out.unit_status.message
+    view = _fs(tmp_path, VIEW_PATH).read_text()
+    assert view.startswith("retry:serving ")
+    due = int(view.split()[1]) + GRACE_S
+    assert time.time() < due <= time.time() + RETRY_AFTER_S + 1
+    # the check event's reconcile records the live view again and retries the operation
+    ensemble.unreachable = False
+    ensemble.calls.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert ensemble.calls[0][:1] == ("connect",)
+    assert _fs(tmp_path, VIEW_PATH).read_text().startswith("serving ")
+
+
+def test_ensemble_session_is_offered_only_serving_members(ctx, tmp_path, ensemble, monkeypatch):
+    """A member that answers but is not in the quorum (restarting) is left out of the session's
+    hosts: kazoo could spend its whole timeout on it."""
+    import zookeeper_ensemble
+
+    peer = testing.PeerRelation(
+        "cluster",
+        local_app_data={"members": members_json(0, 1, 2)},
+        peers_data={1: peer_unit(1), 2: peer_unit(2), 3: peer_unit(3)},
+    )
+    state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
+
+    def srvr(host: str, word: str, **_: object) -> str:
+        if word == "ruok":
+            return "imok"
+        return "not currently serving\n" if host == address(1) else "Mode: follower\n"
+
+    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", srvr)
+    ensemble.calls.clear()
+    ctx.run(ctx.on.update_status(), state)
+    assert ensemble.calls[0] == ("connect", (address(0), address(2)))

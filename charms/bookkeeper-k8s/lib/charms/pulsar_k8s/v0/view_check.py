@@ -8,6 +8,12 @@ charm last recorded in a file; it fails as soon as they differ, so the charm is 
 event, records what it sees and acts on it. After every record the check passes once (a grace
 period), so a later difference is a new failure, hence a new event.
 
+Work that failed and must be retried while nothing else changes (a ZooKeeper operation with the
+quorum up, a namespace the broker refused) is woken the same way: the charm records a *retry*
+view (:func:`retry_content`), which no live state equals and whose stamp makes it pass only until
+the retry is due; then the check fails, Juju raises ``pebble-check-failed`` and the reconcile runs
+again (recording the live view clears the retry).
+
 Each charm supplies only its state names and the bash that prints the live state.
 """
 
@@ -20,7 +26,7 @@ from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
 
 LIBID = "def62e14dfd24541af2ded9317797ade"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 # A view recorded this recently passes. Longer than two check periods, so at least one run falls
 # inside it.
@@ -32,6 +38,18 @@ VIEW_DIR = "/pulsar/logs/charm-view"
 def record_content(state: str, now: float) -> str:
     """Return what the charm writes in its view file: the state it saw and when (epoch s)."""
     return f"{state} {int(now)}"
+
+
+# The prefix of a retry view: no live state starts with it.
+RETRY_PREFIX = "retry:"
+
+
+def retry_content(state: str, now: float, after_s: float) -> str:
+    """Return a view that makes the check fail ``after_s`` from ``now`` (work to retry).
+
+    The live state never equals it, and its stamp keeps it inside the grace period until then.
+    """
+    return f"{RETRY_PREFIX}{state} {int(now + max(after_s, 0.0)) - GRACE_S}"
 
 
 def recorded_state(content: str | None) -> str | None:
