@@ -56,6 +56,7 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
+from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     reconcile_events,
     restart_token,
@@ -74,6 +75,8 @@ ZOOKEEPER_RELATION = "zookeeper"
 ZK_CHROOT = "/pulsar"
 LAYER_LABEL = "bookkeeper"
 TOOL_TIMEOUT_S = 120.0
+# A failed metadata init is tried again this long after (woken by the view check).
+RETRY_AFTER_S = 5.0
 # What `bin/bookkeeper shell whatisinstanceid` prints when the metadata does not exist yet
 # (as opposed to ZooKeeper being unreachable or refusing our credentials).
 _NO_CLUSTER_MARKERS = ("NoNode for BookKeeper metadata", "BookKeeper metadata doesn't exist")
@@ -220,7 +223,19 @@ class BookKeeperCharm(ops.CharmBase):
         if not self.unit.is_leader():
             return statuses.awaiting("the leader to initialise bookkeeper metadata")
         problem = self._initialise_metadata(config, connection)
+        if problem:
+            self._retry_later()
         return ops.WaitingStatus(problem) if problem else None
+
+    def _retry_later(self) -> None:
+        """Make the view check fail in RETRY_AFTER_S: the retry's wake-up (no update-status).
+
+        The bookie is not running yet, so its view layer is added first; it restarts nothing.
+        """
+        view = view_layer(self.address)
+        if self.workload.layer_differs(view):
+            self.workload.add_layer(VIEW_LAYER_LABEL, view)
+        self.workload.push({VIEW_PATH: retry_content(DOWN, time.time(), RETRY_AFTER_S)})
 
     def _initialise_metadata(
         self, config: BookKeeperConfig, connection: ZooKeeperConnection

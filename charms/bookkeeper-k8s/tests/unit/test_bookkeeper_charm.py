@@ -20,8 +20,9 @@ from bookkeeper_render import (
     render_bookkeeper_conf,
     render_jaas,
 )
-from bookkeeper_view import VIEW_CHECK, VIEW_PATH, view_layer
+from bookkeeper_view import VIEW_CHECK, VIEW_LAYER_LABEL, VIEW_PATH, view_layer
 from bookkeeper_workload import BookieWorkload
+from charms.pulsar_k8s.v0.view_check import RETRY_PREFIX
 from charms.pulsar_k8s.v0.workload import unit_fqdn
 from ops import testing
 
@@ -328,7 +329,13 @@ def test_init_failure_waits_and_starts_nothing(ctx, storage, tmp_path, calls, ex
     assert "metadata" in out.unit_status.message
     peer = next(r for r in out.relations if r.endpoint == "cluster")
     assert "bookkeeper-initialised" not in peer.local_app_data
-    assert not {"add_layer", "start_bookie", "restart_bookie"} & set(calls.names())
+    assert not {"start_bookie", "restart_bookie"} & set(calls.names())
+    # The retry's wake-up: only the view layer is added, and its record fails the check soon.
+    assert [args[0] for name, args in calls.log if name == "add_layer"] == [VIEW_LAYER_LABEL]
+    assert set(out.get_container("pulsar").plan.services) == set()
+    assert VIEW_CHECK in out.get_container("pulsar").plan.checks
+    record = (tmp_path / "logs" / VIEW_PATH.removeprefix("/pulsar/logs/")).read_text()
+    assert record.startswith(RETRY_PREFIX)
     assert executed(ctx) == [INITNEW, WHATIS]
     bk = testing.Relation("bookkeeper")
     out = ctx.run(ctx.on.update_status(), state(cont, peer=peers(initialised=False), extra=(bk,)))
