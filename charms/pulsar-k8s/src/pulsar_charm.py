@@ -31,6 +31,7 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKee
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
+from pulsar_function_serving import PulsarFunctionServing
 from pulsar_peer_state import (
     INTERNAL_SECRET_ID_KEY,
     METADATA_CLUSTER_NAME_KEY,
@@ -94,6 +95,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
+        self.function_serving = PulsarFunctionServing(self)
         self.actions = PulsarActions(self)
 
         for event in reconcile_events(
@@ -170,6 +172,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         status = self._converge_broker(config, files, layer)
         if isinstance(status, ops.ActiveStatus):
             status = self.client_serving.with_clients(config, auth, status)
+        if isinstance(status, ops.ActiveStatus):
+            status = self.function_serving.with_functions(
+                config.functions_worker_enabled, auth, status
+            )
         return status
 
     # -- token authentication ------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""Serving Pulsar Functions: the leader makes the worker hold exactly the declared functions.
+
+Declarations come from the operator (``deploy-function``, recorded in the peer application
+databag so a new leader or a lost call converges). The leader reconciles them against the
+worker's list on every reconcile (``pulsar_functions.reconcile``): create the missing, update
+the changed, delete what it created and nobody declares any more.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import ops
+from charms.pulsar_k8s.v0.databags import write_if_different
+from pulsar_functions import OPERATOR, Desired, FunctionSpec, reconcile
+from pulsar_peer_state import FUNCTIONS_DECLARED_KEY, FUNCTIONS_DEPLOYED_KEY, encode_json
+from pulsar_render import AuthMaterial
+
+if TYPE_CHECKING:
+    from pulsar_charm import PulsarBrokerCharm
+
+logger = logging.getLogger(__name__)
+
+
+class PackageMissingError(Exception):
+    """A declared function's file is not in the broker container."""
+
+
+class PulsarFunctionServing:
+    def __init__(self, charm: PulsarBrokerCharm):
+        self._charm = charm
+
+    def declared(self) -> dict[str, FunctionSpec]:
+        return dict(self._charm.peer_state().declared_functions)
+
+    def deployed(self) -> dict[str, dict[str, str]]:
+        return {k: dict(v) for k, v in self._charm.peer_state().deployed_functions.items()}
+
+    def package(self, spec: FunctionSpec) -> bytes:
+        """Return the code to upload: inline, or the file read from the broker container."""
+        if spec.code is not None:
+            return spec.code.encode()
+        assert spec.path is not None
+        content = self._charm.workload.read(spec.path)
+        if content is None:
+            field = "py" if spec.runtime == "PYTHON" else "jar"
+            raise PackageMissingError(f"{field}: no file {spec.path} in the broker container")
+        return content
+
+    def record_declared(self, declared: dict[str, FunctionSpec]) -> None:
+        data = self._charm._peer_app_data()
+        if data is not None:
+            value = {k: s.declaration() for k, s in declared.items()}
+            write_if_different(data, {FUNCTIONS_DECLARED_KEY: encode_json(value)})
+
+    def converge(self, auth: AuthMaterial) -> dict[str, str]:
+        """Leader: reconcile the declared functions; returns {function: problem}."""
+        problems: dict[str, str] = {}
+        desired: dict[str, Desired] = {}
+        for key, spec in sorted(self.declared().items()):
+            try:
+                desired[key] = Desired(spec, self.package(spec), OPERATOR)
+            except PackageMissingError as exc:
+                problems[key] = str(exc)
+        deployed = self.deployed()
+        # A declaration whose package is missing keeps what is deployed (never deleted for it).
+        for key in problems:
+            if key in deployed:
+                desired.pop(key, None)
+        keep = {k: v for k, v in deployed.items() if k in problems}
+        admin = self._charm.client_serving.admin_client(auth)
+        record, failed = reconcile(
+            admin.with_token, desired, {k: v for k, v in deployed.items() if k not in keep}
+        )
+        record.update(keep)
+        problems.update(failed)
+        data = self._charm._peer_app_data()
+        if data is not None:
+            write_if_different(data, {FUNCTIONS_DEPLOYED_KEY: encode_json(record)})
+        for key, problem in sorted(problems.items()):
+            logger.warning("function %s not converged: %s", key, problem)
+        return problems
+
+    def with_functions(
+        self, enabled: bool, auth: AuthMaterial, status: ops.ActiveStatus
+    ) -> ops.StatusBase:
+        """Leader: serve the declared functions; everyone: count them in the status."""
+        if not self._charm.unit.is_leader():
+            return status
+        declared = self.declared()
+        if not declared and not self.deployed():
+            return status
+        if not enabled:
+            return ops.ActiveStatus(
+                f"{status.message}; {len(declared)} function(s) declared but "
+                "functions-worker-enabled is false"
+            )
+        problems = self.converge(auth)
+        message = f"{status.message}, {len(declared) - len(problems)}/{len(declared)} functions"
+        if problems:
+            key, problem = sorted(problems.items())[0]
+            message += f"; {key}: {problem}"
+        return ops.ActiveStatus(message)

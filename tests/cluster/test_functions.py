@@ -1,0 +1,193 @@
+"""Pulsar Functions on real processes: the in-broker worker runs a real Python function.
+
+One module-scoped model: the bundle's shape (one broker) with ``functions-worker-enabled``. The
+operator deploys a Python function with the ``deploy-function`` action (code inline in the
+config dict): it upper-cases each message onto its ``output`` topic and publishes the word count
+to the topic named in its ``userConfig``. The tests run in order and share the model:
+
+1. messages produced to the input come out transformed on the output, the word counts on the
+   userConfig-named topic, log lines on the log topic; ``function-status`` counts them;
+2. a malformed config dict fails the action naming the field, before any call;
+3. ``update-function`` with new code changes the output and loses no input message;
+4. ``delete-function`` stops it: the worker no longer lists it, new input stays untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ops import testing
+
+from tests.cluster import workload
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import BROKER, deploy_bundle
+from tests.cluster.rig_juju import Model, RigEnv
+
+SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
+LEADER = f"{BROKER}/0"
+TENANT = "fn"
+NAMESPACE = f"{TENANT}/words"
+RUN = uuid.uuid4().hex[:6]
+INPUT = f"persistent://{NAMESPACE}/in-{RUN}"
+OUTPUT = f"persistent://{NAMESPACE}/out-{RUN}"
+COUNTS = f"persistent://{NAMESPACE}/counts-{RUN}"
+LOGS = f"persistent://{NAMESPACE}/log-{RUN}"
+FUNCTION = f"{NAMESPACE}/wordcount"
+
+CODE_V1 = """\
+from pulsar import Function
+
+
+class WordCount(Function):
+    def process(self, input, context):
+        text = str(input)
+        words = len(text.split())
+        context.get_logger().info("counted %d words", words)
+        context.publish(context.get_user_config_value("count-topic"), str(words))
+        return text.upper()
+"""
+CODE_V2 = CODE_V1.replace("return text.upper()", 'return "v2 " + text.upper()')
+
+
+def function_config(code: str) -> str:
+    return json.dumps(
+        {
+            "tenant": TENANT,
+            "namespace": "words",
+            "name": "wordcount",
+            "className": "wordcount.WordCount",
+            "py": code,
+            "inputs": [INPUT],
+            "output": OUTPUT,
+            "logTopic": LOGS,
+            "userConfig": {"count-topic": COUNTS},
+        }
+    )
+
+
+def action(model: Model, name: str, **params: Any) -> dict[str, Any]:
+    return model.run_action(LEADER, name, params)
+
+
+def action_failure(model: Model, name: str, **params: Any) -> str:
+    with pytest.raises(testing.ActionFailed) as failed:
+        model.run_action(LEADER, name, params)
+    return str(failed.value.message)
+
+
+def wait_running(model: Model, timeout: float = 180.0) -> dict[str, Any]:
+    """Poll ``function-status`` until an instance runs (the worker starts a Python process)."""
+    deadline = time.monotonic() + timeout
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = action(model, "function-status", function=FUNCTION)
+        if status.get("running") == "1":
+            return status
+        time.sleep(2)
+    raise AssertionError(f"function not running after {timeout}s: {status}")
+
+
+def produce(payloads: list[bytes]) -> None:
+    c = workload.client()
+    try:
+        producer = c.create_producer(INPUT)
+        for p in payloads:
+            producer.send(p)
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def functions_model(rig_env: RigEnv) -> Iterator[Model]:
+    from tests.cluster.conftest import new_model
+
+    model = new_model(rig_env)
+    try:
+        deploy_bundle(model, config={BROKER: {"functions-worker-enabled": True}})
+        record("functions.bundle_settle_s", model.settle(timeout=SETTLE))
+        workload.Operator.of(model)
+        action(model, "create-tenant", tenant=TENANT)
+        action(model, "create-namespace", namespace=NAMESPACE)
+        yield model
+    except Exception:
+        print(f"\n===== rig report (functions) =====\n{model.report()}")
+        raise
+    finally:
+        model.teardown()
+
+
+def test_deployed_function_transforms_counts_and_logs(functions_model: Model):
+    model = functions_model
+    started = time.monotonic()
+    result = action(model, "deploy-function", config=function_config(CODE_V1))
+    assert result["function"] == FUNCTION, result
+    wait_running(model)
+    record("functions.deploy_to_running_s", time.monotonic() - started)
+    payloads = [f"message {i} of {RUN}".encode() for i in range(10)]
+    produce(payloads)
+    out = workload.read_all(OUTPUT, expected=len(payloads), idle_ms=60_000)
+    assert out == [p.upper() for p in payloads], out
+    counts = workload.read_all(COUNTS, expected=len(payloads), idle_ms=30_000)
+    assert counts == [b"4"] * len(payloads), counts
+    logs = workload.read_all(LOGS, idle_ms=10_000)
+    assert any(b"counted 4 words" in line for line in logs), logs[:5]
+    status = action(model, "function-status", function=FUNCTION)
+    assert int(status["processed"]) >= len(payloads), status
+    assert status["user-exceptions"] == "0", status
+    listed = action(model, "list-functions", namespace=NAMESPACE)
+    assert json.loads(listed["worker"]) == ["wordcount"], listed
+    managed = json.loads(listed["functions"])
+    assert managed[FUNCTION]["owner"] == "operator" and managed[FUNCTION]["deployed"], managed
+
+
+def test_malformed_config_fails_naming_the_field(functions_model: Model):
+    model = functions_model
+    bad = json.loads(function_config(CODE_V1))
+    bad["parallelism"] = "two"
+    assert action_failure(model, "deploy-function", config=json.dumps(bad)).startswith(
+        "parallelism:"
+    )
+    broken = json.loads(function_config("def broken(:\n"))
+    assert action_failure(model, "deploy-function", config=json.dumps(broken)).startswith("py:")
+    assert action_failure(model, "deploy-function", config="{not: [yaml").startswith("config:")
+    again = action_failure(model, "deploy-function", config=function_config(CODE_V1))
+    assert "already declared" in again, again
+
+
+def test_update_changes_output_without_losing_input(functions_model: Model):
+    model = functions_model
+    before = [f"before update {i}".encode() for i in range(5)]
+    during = [f"during update {i}".encode() for i in range(5)]
+    produce(before)
+    started = time.monotonic()
+    action(model, "update-function", config=function_config(CODE_V2))
+    produce(during)
+    deadline = time.monotonic() + 180
+    while not any(o.startswith(b"v2 ") for o in workload.read_all(OUTPUT, idle_ms=5_000)):
+        assert time.monotonic() < deadline, "no output of the new code after 180 s"
+    after = [f"after update {i}".encode() for i in range(5)]
+    produce(after)
+    out = workload.read_all(OUTPUT, idle_ms=30_000)
+    record("functions.update_to_v2_output_s", time.monotonic() - started)
+    transformed = {o.removeprefix(b"v2 ") for o in out}
+    missing = [p for p in before + during + after if p.upper() not in transformed]
+    assert not missing, f"input lost across the update: {missing}"
+    assert all(f"V2 {p.decode().upper()}".encode() in out for p in after), out[-5:]
+
+
+def test_delete_stops_the_function(functions_model: Model):
+    model = functions_model
+    action(model, "delete-function", function=FUNCTION)
+    listed = action(model, "list-functions", namespace=NAMESPACE)
+    assert json.loads(listed["worker"]) == [], listed
+    assert json.loads(listed["functions"]) == {}, listed
+    already = len(workload.read_all(OUTPUT, idle_ms=5_000))
+    produce([b"after delete"])
+    time.sleep(10)
+    assert len(workload.read_all(OUTPUT, idle_ms=5_000)) == already
