@@ -302,7 +302,9 @@ def reconcile(
             problems[key] = f"{'updating' if present else 'creating'} failed: {result.describe()}"
     for key in sorted(set(record) - set(desired)):
         namespace, name = key.rsplit("/", 1)
-        if namespace in listed and name not in listed[namespace]:
+        if namespace not in listed:
+            continue  # the list failed: reported above, retried on the next reconcile
+        if name not in listed[namespace]:
             del record[key]
             continue
         result = admin.delete_function(key)
