@@ -1,9 +1,11 @@
 """Serving Pulsar Functions: the leader makes the worker hold exactly the declared functions.
 
 Declarations come from the operator (``deploy-function``, recorded in the peer application
-databag so a new leader or a lost call converges). The leader reconciles them against the
-worker's list on every reconcile (``pulsar_functions.reconcile``): create the missing, update
-the changed, delete what it created and nobody declares any more.
+databag so a new leader or a lost call converges) and from client relations (the ``functions``
+field of the ``pulsar_client`` request: deployed with the relation's role and token, only in
+the relation's own namespace; a refused field is reported on the relation). The leader
+reconciles them against the worker's list on every reconcile (``pulsar_functions.reconcile``):
+create the missing, update the changed, delete what it created and nobody declares any more.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from typing import TYPE_CHECKING
 
 import ops
 from charms.pulsar_k8s.v0.databags import write_if_different
-from pulsar_functions import OPERATOR, Desired, FunctionSpec, reconcile
+from charms.pulsar_k8s.v0.pulsar_client import invalid_functions, not_served_yet
+from pulsar_functions import (
+    OPERATOR,
+    Desired,
+    FunctionSpec,
+    FunctionSpecError,
+    check_owned,
+    parse_spec,
+    reconcile,
+)
 from pulsar_peer_state import FUNCTIONS_DECLARED_KEY, FUNCTIONS_DEPLOYED_KEY, encode_json
 from pulsar_render import AuthMaterial
 
@@ -63,6 +74,7 @@ class PulsarFunctionServing:
                 desired[key] = Desired(spec, self.package(spec), OPERATOR)
             except PackageMissingError as exc:
                 problems[key] = str(exc)
+        relation_errors = self._relation_functions(desired, problems)
         deployed = self.deployed()
         # A declaration whose package is missing keeps what is deployed (never deleted for it).
         for key in problems:
@@ -80,7 +92,58 @@ class PulsarFunctionServing:
             write_if_different(data, {FUNCTIONS_DEPLOYED_KEY: encode_json(record)})
         for key, problem in sorted(problems.items()):
             logger.warning("function %s not converged: %s", key, problem)
+        self._report(relation_errors, desired, problems)
         return problems
+
+    def _relation_functions(
+        self, desired: dict[str, Desired], problems: dict[str, str]
+    ) -> dict[int, list[str]]:
+        """Add every served relation's declared functions; {relation id: refused fields}."""
+        errors: dict[int, list[str]] = {}
+        clients = self._charm.clients
+        served = self._charm.client_serving.served_clients()
+        for request in clients.requests():
+            if request.error is not None or not request.functions:
+                continue
+            refused = errors.setdefault(request.relation_id, [])
+            token = clients.stored_token(request.relation_id)
+            if served.get(request.role) != request.namespace or token is None:
+                continue  # not served yet: the client serving reports why
+            for index, raw in enumerate(request.functions):
+                try:
+                    spec = parse_spec(raw)
+                    check_owned(spec, request.namespace)
+                    if spec.key in desired:
+                        raise FunctionSpecError("name", f"{spec.key} is already declared")
+                    package = self.package(spec)
+                except (FunctionSpecError, PackageMissingError) as exc:
+                    refused.append(f"[{index}].{exc}")
+                    continue
+                desired[spec.key] = Desired(spec, package, request.role, token)
+        return errors
+
+    def _report(
+        self,
+        relation_errors: dict[int, list[str]],
+        desired: dict[str, Desired],
+        problems: dict[str, str],
+    ) -> None:
+        """Raise a refused field (5005) or a failed call (4001) on the declaring relation."""
+        relations = {r.id: r for r in self._charm.clients.relations}
+        for relation_id, refused in relation_errors.items():
+            relation = relations.get(relation_id)
+            if relation is None:
+                continue
+            role = f"relation-{relation_id}"
+            failed = [
+                f"{key}: {problem}"
+                for key, problem in sorted(problems.items())
+                if key in desired and desired[key].owner == role
+            ]
+            if refused:
+                self._charm.clients.report(relation, invalid_functions("; ".join(refused)))
+            elif failed:
+                self._charm.clients.report(relation, not_served_yet("; ".join(failed)))
 
     def with_functions(
         self, enabled: bool, auth: AuthMaterial, status: ops.ActiveStatus
@@ -89,7 +152,8 @@ class PulsarFunctionServing:
         if not self._charm.unit.is_leader():
             return status
         declared = self.declared()
-        if not declared and not self.deployed():
+        asked = [r for r in self._charm.clients.requests() if r.functions and r.error is None]
+        if not declared and not asked and not self.deployed():
             return status
         if not enabled:
             return ops.ActiveStatus(
@@ -97,7 +161,8 @@ class PulsarFunctionServing:
                 "functions-worker-enabled is false"
             )
         problems = self.converge(auth)
-        message = f"{status.message}, {len(declared) - len(problems)}/{len(declared)} functions"
+        total = len(self.deployed()) + len([k for k in problems if k not in self.deployed()])
+        message = f"{status.message}, {total - len(problems)}/{total} functions"
         if problems:
             key, problem = sorted(problems.items())[0]
             message += f"; {key}: {problem}"

@@ -389,3 +389,104 @@ def test_a_corrupt_declaration_record_waits_naming_the_field(ctx, root, worker):
     assert out.unit_status == ops.WaitingStatus(
         f"cluster relation: {FUNCTIONS_DECLARED_KEY} is not JSON; waiting for valid data"
     )
+
+
+# -- functions declared on a client relation ------------------------------------------------------
+
+
+class FakeBrokerAdmin(FakeWorker):
+    """The worker plus the tenant/namespace/permission calls the client serving makes."""
+
+    def _ok(self, name: str, *args: Any) -> pulsar_admin.AdminResult:
+        self.calls.append((name, json.dumps(args), self.token))
+        return pulsar_admin.AdminResult(204, "")
+
+    def ensure_tenant(self, tenant, clusters, admin_roles=()):
+        return self._ok("ensure_tenant", tenant)
+
+    def remove_tenant_admin(self, tenant, role):
+        return self._ok("remove_tenant_admin", tenant, role)
+
+    def create_namespace(self, namespace):
+        return self._ok("create_namespace", namespace)
+
+    def grant(self, namespace, role, actions):
+        return self._ok("grant", namespace, role, sorted(actions))
+
+    def revoke(self, namespace, role):
+        return self._ok("revoke", namespace, role)
+
+
+@pytest.fixture
+def broker_admin(monkeypatch: pytest.MonkeyPatch) -> FakeBrokerAdmin:
+    fake = FakeBrokerAdmin()
+
+    def factory(url: str, token: str, timeout: float = 0) -> FakeBrokerAdmin:
+        fake.token = token
+        return fake
+
+    monkeypatch.setattr(pulsar_admin, "PulsarAdmin", factory)
+    return fake
+
+
+def function_relation(functions: list[dict[str, Any]]) -> testing.Relation:
+    data = {
+        "namespace": "acme/words",
+        "requested-secrets": '["username", "token"]',
+        "functions": json.dumps(functions),
+    }
+    return testing.Relation("pulsar", remote_app_name="shop", remote_app_data=data)
+
+
+def relation_state(root: Path, relation: testing.Relation) -> testing.State:
+    config = PulsarConfig(functions_worker_enabled=True)
+    return state(
+        root,
+        running=True,
+        config={"functions-worker-enabled": True},
+        files=expected_files(config),
+        relations=[zk_relation(SECRET), bk_relation(), peers(), relation],
+        secrets=[SECRET],
+    )
+
+
+def test_a_relation_deploys_its_functions_with_its_role(ctx, root, broker_admin):
+    relation = function_relation([BASE])
+    out = ctx.run(ctx.on.relation_changed(relation), relation_state(root, relation))
+    role = f"relation-{relation.id}"
+    grants = [c for c in broker_admin.calls if c[0] == "grant"]
+    assert grants and "functions" in json.loads(grants[-1][1])[2]
+    create = next(c for c in broker_admin.calls if c[0] == "create")
+    assert (
+        create[1] == KEY and create[2] not in (None, "") and create[2] != broker_admin.calls[0][2]
+    )
+    assert json.loads(_peer_data(out)[FUNCTIONS_DEPLOYED_KEY])[KEY]["owner"] == role
+    assert not out.get_relation(relation.id).local_app_data.get("status")
+    # The relation goes: its function goes with it.
+    broker_admin.calls.clear()
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert ("delete", KEY) in [c[:2] for c in broker_admin.calls]
+    assert FUNCTIONS_DEPLOYED_KEY not in _peer_data(out)
+
+
+def test_a_relation_cannot_deploy_into_another_namespace(ctx, root, broker_admin):
+    relation = function_relation([{**BASE, "tenant": "other"}])
+    out = ctx.run(ctx.on.relation_changed(relation), relation_state(root, relation))
+    assert not any(c[0] == "create" for c in broker_admin.calls)
+    (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
+    assert status["code"] == 5005
+    assert status["message"].startswith("functions: [0].namespace: other/words is not")
+    # the client keeps its namespace and token: only the function is refused
+    assert out.get_relation(relation.id).local_app_data.get("secret-user")
+
+
+def test_a_malformed_functions_field_is_refused_on_the_relation(ctx, root, broker_admin):
+    relation = function_relation([])
+    relation = testing.Relation(
+        "pulsar",
+        remote_app_name="shop",
+        remote_app_data={**relation.remote_app_data, "functions": "{not json"},
+    )
+    out = ctx.run(ctx.on.relation_changed(relation), relation_state(root, relation))
+    (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
+    assert status["code"] == 5005 and status["message"] == "functions: is not JSON"
