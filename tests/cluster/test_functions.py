@@ -9,7 +9,11 @@ to the topic named in its ``userConfig``. The tests run in order and share the m
    userConfig-named topic, log lines on the log topic; ``function-status`` counts them;
 2. a malformed config dict fails the action naming the field, before any call;
 3. ``update-function`` with new code changes the output and loses no input message;
-4. ``delete-function`` stops it: the worker no longer lists it, new input stays untouched.
+4. ``delete-function`` stops it: the worker no longer lists it, new input stays untouched;
+5. the test client ``client-a`` declares a function on its relation (config option
+   ``function``): the leader deploys it with the relation's role, messages come out transformed;
+6. ``client-b`` declares one in client-a's namespace: refused on its relation naming the field,
+   nothing deployed; client-a dropping its declaration removes its function.
 """
 
 from __future__ import annotations
@@ -39,6 +43,20 @@ OUTPUT = f"persistent://{NAMESPACE}/out-{RUN}"
 COUNTS = f"persistent://{NAMESPACE}/counts-{RUN}"
 LOGS = f"persistent://{NAMESPACE}/log-{RUN}"
 FUNCTION = f"{NAMESPACE}/wordcount"
+WEB_URL = workload.SERVICE_URL.replace("pulsar://", "http://").replace(":6650", ":8080")
+CLIENT_A = "client-a"
+CLIENT_B = "client-b"
+NAMESPACE_A = "fn-a/app"
+NAMESPACE_B = "fn-b/app"
+CLIENT_FUNCTION = f"{NAMESPACE_A}/upper"
+UPPER_CODE = """\
+from pulsar import Function
+
+
+class Upper(Function):
+    def process(self, input, context):
+        return str(input).upper()
+"""
 
 CODE_V1 = """\
 from pulsar import Function
@@ -105,11 +123,17 @@ def produce(payloads: list[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def functions_model(rig_env: RigEnv) -> Iterator[Model]:
+    from pulsar_client_test_charm import PulsarClientTestCharm  # type: ignore[import-not-found]
+
     from tests.cluster.conftest import new_model
 
     model = new_model(rig_env)
     try:
         deploy_bundle(model, config={BROKER: {"functions-worker-enabled": True}})
+        model.deploy(CLIENT_A, PulsarClientTestCharm, config={"namespace": NAMESPACE_A})
+        model.deploy(CLIENT_B, PulsarClientTestCharm, config={"namespace": NAMESPACE_B})
+        model.integrate(f"{BROKER}:pulsar", f"{CLIENT_A}:pulsar")
+        model.integrate(f"{BROKER}:pulsar", f"{CLIENT_B}:pulsar")
         record("functions.bundle_settle_s", model.settle(timeout=SETTLE))
         workload.Operator.of(model)
         action(model, "create-tenant", tenant=TENANT)
@@ -191,3 +215,72 @@ def test_delete_stops_the_function(functions_model: Model):
     produce([b"after delete"])
     time.sleep(10)
     assert len(workload.read_all(OUTPUT, idle_ms=5_000)) == already
+
+
+def client_function(tenant: str, namespace: str) -> str:
+    return json.dumps(
+        {
+            "tenant": tenant,
+            "namespace": namespace,
+            "name": "upper",
+            "className": "upper.Upper",
+            "py": UPPER_CODE,
+            "inputs": ["in"],
+            "output": "out",
+        }
+    )
+
+
+def worker_list(model: Model, namespace: str) -> list[str]:
+    return json.loads(action(model, "list-functions", namespace=namespace)["worker"])
+
+
+def worker_has(namespace: str) -> list[str] | None:
+    """The worker's list read directly (no hook: usable while the model settles)."""
+    body = workload.http_get(f"{WEB_URL}/admin/v3/functions/{namespace}")
+    return None if body is None else json.loads(body)
+
+
+def test_a_client_relation_deploys_a_function_with_its_role(functions_model: Model):
+    model = functions_model
+    model.config(CLIENT_A, function=client_function("fn-a", "app"))
+    model.settle(until=lambda: "upper" in (worker_has(NAMESPACE_A) or []), timeout=300)
+    managed = json.loads(action(model, "list-functions")["functions"])
+    (rel,) = model.relations_of(CLIENT_A, "pulsar")
+    assert managed[CLIENT_FUNCTION]["owner"] == f"relation-{rel.id}", managed
+    deadline = time.monotonic() + 180
+    while action(model, "function-status", function=CLIENT_FUNCTION).get("running") != "1":
+        assert time.monotonic() < deadline, "the client's function is not running"
+        time.sleep(2)
+    c = workload.client()
+    try:
+        producer = c.create_producer(f"persistent://{NAMESPACE_A}/in")
+        for i in range(3):
+            producer.send(f"from client a {i}".encode())
+    finally:
+        c.close()
+    out = workload.read_all(f"persistent://{NAMESPACE_A}/out", expected=3, idle_ms=60_000)
+    assert out == [f"FROM CLIENT A {i}".encode() for i in range(3)], out
+
+
+def test_a_client_cannot_deploy_into_another_namespace(functions_model: Model):
+    model = functions_model
+    model.config(CLIENT_B, function=client_function("fn-a", "app"))
+    (rel,) = model.relations_of(CLIENT_B, "pulsar")
+
+    def refused() -> bool:
+        (unit,) = model.units(CLIENT_B)
+        status = model.app_data(rel.id, BROKER).get("status", "")
+        return "functions: [0].namespace" in status and unit.unit_status.name == "blocked"
+
+    model.settle(until=refused, timeout=120)
+    status = json.loads(model.app_data(rel.id, BROKER)["status"])[0]
+    assert status["code"] == 5005, status
+    assert "fn-a/app is not this relation's namespace (fn-b/app)" in status["message"], status
+    (unit,) = model.units(CLIENT_B)
+    assert unit.unit_status.name == "blocked", unit.unit_status
+    assert worker_list(model, NAMESPACE_A) == ["upper"]  # client-a's only
+    assert worker_list(model, NAMESPACE_B) == []
+    # client-a withdraws its declaration: the leader removes the function.
+    model.config(CLIENT_A, function="")
+    model.settle(until=lambda: worker_has(NAMESPACE_A) == [], timeout=120)
