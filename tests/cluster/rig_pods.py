@@ -50,6 +50,7 @@ PASSWD_LINE = f"pulsar:x:{WORKLOAD_UID}:{WORKLOAD_GID}::/pulsar/data:/bin/sh"
 """The image's user (``adduser pulsar -u 10000 -G root -H -h /pulsar/data``)."""
 MAX_SOCKET_PATH = 107
 CHARM_MOUNT = "/charm"
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PYTHON_MOUNT = "/opt/rig-python"
 """The image's python3 with pulsar-client (``rig_setup.ensure_python_runtime``), first on PATH."""
 CONTAINER_PEBBLE = "/charm/bin/pebble"
@@ -85,7 +86,7 @@ class Image:
         java = shutil.which("java")
         java_home = str(Path(java).resolve().parent.parent) if java else ""
         env = {
-            "PATH": f"{PYTHON_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": f"{PYTHON_MOUNT}/bin:{IMAGE_PATH}",
             "LANG": "C.UTF-8",
             "HOME": "/root",
         }
