@@ -490,3 +490,41 @@ def test_a_malformed_functions_field_is_refused_on_the_relation(ctx, root, broke
     out = ctx.run(ctx.on.relation_changed(relation), relation_state(root, relation))
     (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
     assert status["code"] == 5005 and status["message"] == "functions: is not JSON"
+
+
+# -- the REST calls ------------------------------------------------------------------------------
+
+
+def test_create_posts_multipart_config_and_code_with_the_token(monkeypatch: pytest.MonkeyPatch):
+    sent: list[Any] = []
+
+    class Response:
+        status = 204
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args: Any) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return b""
+
+    def urlopen(request, timeout: float = 0):
+        sent.append((request, timeout))
+        return Response()
+
+    monkeypatch.setattr(pulsar_admin.urllib.request, "urlopen", urlopen)
+    admin = pulsar_admin.PulsarAdmin("http://b:8080/", "admin-token")
+    assert admin.with_token("role-token").create_function(spec(), CODE.encode()).ok
+    request, timeout = sent[0]
+    assert request.get_method() == "POST" and timeout == pulsar_admin.FUNCTIONS_TIMEOUT
+    assert request.full_url == "http://b:8080/admin/v3/functions/acme/words/up"
+    assert request.get_header("Authorization") == "Bearer role-token"
+    boundary = request.get_header("Content-type").split("boundary=")[1]
+    parts = request.data.split(f"--{boundary}".encode())
+    assert b'name="functionConfig"' in parts[1]
+    assert json.loads(parts[1].split(b"\r\n\r\n", 1)[1]) == spec().function_config()
+    assert b'name="data"; filename="up.py"' in parts[2]
+    assert parts[2].split(b"\r\n\r\n", 1)[1] == CODE.encode() + b"\r\n"
+    assert parts[3] == b"--\r\n"
