@@ -22,7 +22,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -89,6 +89,31 @@ def function_config(code: str) -> str:
     )
 
 
+def worker_ready(model: Model) -> Callable[[], bool]:
+    def check() -> bool:
+        units = model.units(BROKER)
+        return all(
+            u.unit_status.name == "active"
+            and "functions worker starting" not in u.unit_status.message
+            for u in units
+        )
+
+    return check
+
+
+def deploy(model: Model, config: str) -> dict[str, Any]:
+    """``deploy-function``; the worker answers 503 "Leader not yet ready. Please retry" for a
+    moment after its leader is elected (the exclusive metadata producer): retried, bounded."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return action(model, "deploy-function", config=config)
+        except testing.ActionFailed as exc:
+            if "not yet ready" not in str(exc.message) or time.monotonic() > deadline:
+                raise
+        time.sleep(2)
+
+
 def action(model: Model, name: str, **params: Any) -> dict[str, Any]:
     return model.run_action(LEADER, name, params)
 
@@ -135,6 +160,9 @@ def functions_model(rig_env: RigEnv) -> Iterator[Model]:
         model.integrate(f"{BROKER}:pulsar", f"{CLIENT_A}:pulsar")
         model.integrate(f"{BROKER}:pulsar", f"{CLIENT_B}:pulsar")
         record("functions.bundle_settle_s", model.settle(timeout=SETTLE))
+        # The worker elects its leader after the broker is ready; its view check wakes the
+        # charm, which then drops "functions worker starting" from its status.
+        record("functions.worker_ready_s", model.settle(until=worker_ready(model), timeout=300))
         workload.Operator.of(model)
         action(model, "create-tenant", tenant=TENANT)
         action(model, "create-namespace", namespace=NAMESPACE)
@@ -149,7 +177,7 @@ def functions_model(rig_env: RigEnv) -> Iterator[Model]:
 def test_deployed_function_transforms_counts_and_logs(functions_model: Model):
     model = functions_model
     started = time.monotonic()
-    result = action(model, "deploy-function", config=function_config(CODE_V1))
+    result = deploy(model, function_config(CODE_V1))
     assert result["function"] == FUNCTION, result
     wait_running(model)
     record("functions.deploy_to_running_s", time.monotonic() - started)

@@ -134,6 +134,15 @@ def broker_ready(address: str, timeout: float = DEFAULT_TIMEOUT, token: str | No
     return status == 200
 
 
+def functions_worker_ready(
+    address: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None
+) -> bool:
+    """Return whether the in-broker functions worker has a leader (it accepts functions then)."""
+    url = f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/worker/cluster/leader"
+    status, _ = get(url, timeout, token)
+    return status == 200
+
+
 def wait_broker_ready(
     address: str,
     deadline_seconds: float,

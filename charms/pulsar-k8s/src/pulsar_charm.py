@@ -52,6 +52,7 @@ from pulsar_render import (
     tool_environment,
 )
 from pulsar_view import (
+    FUNCTIONS_VIEW_CHECK,
     READY,
     VIEW_CHECK,
     VIEW_PATH,
@@ -110,6 +111,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The view check failed: the view is stale; record it afresh even if unchanged.
         self._view_stale = (
             isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
+        self.function_serving.view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent)
+            and event.info.name == FUNCTIONS_VIEW_CHECK
         )
         self._reconcile()
 

@@ -11,9 +11,11 @@ create the missing, update the changed, delete what it created and nobody declar
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import ops
+import pulsar_admin
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import invalid_functions, not_served_yet
 from pulsar_functions import (
@@ -27,6 +29,14 @@ from pulsar_functions import (
 )
 from pulsar_peer_state import FUNCTIONS_DECLARED_KEY, FUNCTIONS_DEPLOYED_KEY, encode_json
 from pulsar_render import AuthMaterial
+from pulsar_view import (
+    FUNCTIONS_VIEW_PATH,
+    READY,
+    broker_state,
+    functions_view_layer,
+    record_content,
+    recorded_state,
+)
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -39,8 +49,26 @@ class PackageMissingError(Exception):
 
 
 class PulsarFunctionServing:
+    view_stale = False  # set by the charm when the functions worker's view check failed
+
     def __init__(self, charm: PulsarBrokerCharm):
         self._charm = charm
+
+    def worker_state(self, auth: AuthMaterial) -> str:
+        """Read whether the worker has a leader; record it where its view check compares it."""
+        workload = self._charm.workload
+        address = self._charm.unit_address
+        view = functions_view_layer(address)
+        if workload.layer_differs(view):
+            workload.add_broker_layer(view)  # a check change restarts no service
+        ready = pulsar_admin.functions_worker_ready(address, token=auth.admin_token)
+        observed = broker_state(ready)
+        content = workload.read(FUNCTIONS_VIEW_PATH)
+        recorded = recorded_state(None if content is None else content.decode("utf-8", "replace"))
+        if self.view_stale or recorded != observed:
+            workload.push({FUNCTIONS_VIEW_PATH: record_content(observed, time.time())})
+            self.view_stale = False
+        return observed
 
     def declared(self) -> dict[str, FunctionSpec]:
         return dict(self._charm.peer_state().declared_functions)
@@ -149,6 +177,9 @@ class PulsarFunctionServing:
         self, enabled: bool, auth: AuthMaterial, status: ops.ActiveStatus
     ) -> ops.StatusBase:
         """Leader: serve the declared functions; everyone: count them in the status."""
+        if enabled and self.worker_state(auth) != READY:
+            # Woken by the worker view check once the worker has elected its leader.
+            return ops.ActiveStatus(f"{status.message}; functions worker starting")
         if not self._charm.unit.is_leader():
             return status
         declared = self.declared()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import ops
 import pulsar_admin
 import pytest
-from ops import testing
+from ops import pebble, testing
 from pulsar_config import PulsarConfig
 from pulsar_functions import (
     Desired,
@@ -528,3 +529,28 @@ def test_create_posts_multipart_config_and_code_with_the_token(monkeypatch: pyte
     assert b'name="data"; filename="up.py"' in parts[2]
     assert parts[2].split(b"\r\n\r\n", 1)[1] == CODE.encode() + b"\r\n"
     assert parts[3] == b"--\r\n"
+
+
+def test_nothing_is_called_until_the_worker_has_a_leader(ctx, root, worker, fake_broker):
+    fake_broker.worker_ready = False
+    declared = json.dumps({KEY: spec().declaration()})
+    out = ctx.run(
+        ctx.on.update_status(), worker_state(root, app_data={FUNCTIONS_DECLARED_KEY: declared})
+    )
+    assert worker.calls == []
+    assert out.unit_status == ops.ActiveStatus(
+        "broker ready (cluster pulsar); functions worker starting"
+    )
+    container = out.get_container("pulsar")
+    assert "functions-worker-view" in container.plan.checks  # the event that wakes the charm
+    assert (root / "logs/charm-view/functions-worker-state").read_text().split()[0] == "down"
+    fake_broker.worker_ready = True  # the view check fails: live "ready", recorded "down"
+    check = testing.CheckInfo(
+        "functions-worker-view", status=pebble.CheckStatus.DOWN, failures=1, threshold=1
+    )
+    woken = dataclasses.replace(container, check_infos={check})
+    out = ctx.run(
+        ctx.on.pebble_check_failed(woken, check), dataclasses.replace(out, containers={woken})
+    )
+    assert ("create", KEY, worker.token) in worker.calls
+    assert (root / "logs/charm-view/functions-worker-state").read_text().split()[0] == "ready"
