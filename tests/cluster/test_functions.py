@@ -317,3 +317,47 @@ def test_a_client_cannot_deploy_into_another_namespace(functions_model: Model):
     # client-a withdraws its declaration: the leader removes the function.
     model.config(CLIENT_A, function="")
     model.settle(until=lambda: worker_has(NAMESPACE_A) == [], timeout=120)
+
+
+@pytest.mark.slow
+def test_a_broker_pod_loss_leaves_the_function_running_nothing_skipped(functions_model: Model):
+    """At-least-once across the loss of the (only) broker pod: the worker brings the function
+    back from its metadata, the charm redeploys nothing, every acknowledged input comes out."""
+    model = functions_model
+    name = "survivor"
+    source = f"persistent://{NAMESPACE}/survivor-in-{RUN}"
+    sink = f"persistent://{NAMESPACE}/survivor-out-{RUN}"
+    config = {
+        "tenant": TENANT,
+        "namespace": "words",
+        "name": name,
+        "className": "upper.Upper",
+        "py": UPPER_CODE,
+        "inputs": [source],
+        "output": sink,
+    }
+    digest = deploy(model, json.dumps(config))["digest"]
+    key = f"{NAMESPACE}/{name}"
+    deadline = time.monotonic() + 180
+    while action(model, "function-status", function=key).get("running") != "1":
+        assert time.monotonic() < deadline, "not running"
+        time.sleep(2)
+    producer = workload.BackgroundProducer(topic=source, interval=0.05).start()
+    try:
+        producer.wait_acks(20)
+        lost = time.monotonic()
+        model.lose_pod(LEADER)
+        model.settle(until=worker_ready(model), timeout=600)
+        record("functions.pod_loss_to_worker_ready_s", time.monotonic() - lost)
+        producer.wait_acks(len(producer.acked) + 20, timeout=300)
+    finally:
+        producer.stop()
+    deadline = time.monotonic() + 180
+    while action(model, "function-status", function=key).get("running") != "1":
+        assert time.monotonic() < deadline, "the function did not come back"
+        time.sleep(2)
+    out = set(workload.read_all(sink, idle_ms=30_000))
+    skipped = [p for p in producer.acked if p.upper() not in out]
+    assert not skipped, f"{len(skipped)} of {len(producer.acked)} inputs skipped: {skipped[:3]}"
+    managed = json.loads(action(model, "list-functions")["functions"])
+    assert managed[key]["digest"] == digest, managed  # the declaration record is unchanged
