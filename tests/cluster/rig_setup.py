@@ -283,6 +283,10 @@ def ensure_python_runtime() -> Path:
             capture_output=True,
             text=True,
         ).stdout.strip()
+        ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if version != ours:
+            # pip runs in this interpreter: its compiled wheels (grpcio, protobuf) must match.
+            raise RuntimeError(f"{SYSTEM_PYTHON} is Python {version}; the rig runs {ours}")
         site = target / "lib" / f"python{version}" / "site-packages"
         subprocess.run(
             [
