@@ -1,5 +1,7 @@
 """Render docs/reference/<charm>.md from every charm's charmcraft.yaml.
 
+docs/reference/alerts.md comes from the charms' alert rules (tools/alerts_reference.py).
+
 Usage::
 
     python -m tools.docs_reference          # (re)write docs/reference/*.md
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tools import alerts_reference
 from tools.repo import ROOT, CharmSpec, charm_dirs, load_charm
 
 REFERENCE_DIR = pathlib.Path("docs") / "reference"
@@ -255,6 +258,9 @@ def render_all(root: pathlib.Path = ROOT) -> dict[pathlib.Path, str]:
     ]
     pages = {REFERENCE_DIR / f"{c.name}.md": render_charm(c, root) for c in charms}
     pages[REFERENCE_DIR / INDEX] = render_index(charms)
+    alerts = alerts_reference.render(root)
+    if alerts is not None:
+        pages[REFERENCE_DIR / alerts_reference.PAGE] = alerts
     return pages
 
 

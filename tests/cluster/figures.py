@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tests.cluster import service_levels
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = Path(__file__).resolve().parent / ".figures.json"
 PAGE = ROOT / "docs" / "explanation" / "proof-and-figures.md"
@@ -178,6 +180,12 @@ ROWS: list[tuple[str, str, str, str]] = [
         "broker pod lost to its functions worker ready again (slow)",
         "s",
     ),
+    ("rotation.roll_s", "K", "rotate-signing-key to the old key dropped (2 brokers)", "s"),
+    ("rotation.clients_updated_s", "K", "rotate-signing-key to both clients on new tokens", "s"),
+    ("rotation.publish_gap_s", "K", "longest publish gap under the producer", "s"),
+    ("rotation.producer_failed_sends", "K", "producer sends failed (then retried)", ""),
+    ("rotation.probe_failures", "K", "new-connection probes failed (any reason)", ""),
+    ("rotation.broker_token_refusals", "K", "tokens refused by a broker during the roll", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -272,7 +280,39 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "`test_functions.py`",
         "default (+ slow)",
     ),
+    (
+        "K",
+        "signing-key rotation (2 brokers, two client applications) under a producer: "
+        "`rotate-signing-key` rolls the brokers one at a time, re-minted tokens reach both "
+        "clients through their relation secrets, their actions work with them, old tokens are "
+        "refused afterwards, nothing acknowledged is lost",
+        "`test_key_rotation.py`",
+        "slow",
+    ),
 ]
+ROWS += [
+    ("cos_targets", "O", "Prometheus targets built from metrics-endpoint (every unit)", ""),
+    ("cos_targets_up_s", "O", "Prometheus start to every target up (2 s scrape interval)", "s"),
+    ("cos_alert_rules", "O", "alert rules loaded from the published alert_rules", ""),
+    ("cos_expressions_evaluated", "O", "PromQL expressions evaluated, each with data", ""),
+    ("cos_bookie_down_alert_s", "O", "bookie kill -9 to BookieDown pending", "s"),
+    ("cos_bookie_down_alert_cleared_s", "O", "bookie kill -9 to BookieDown cleared", "s"),
+    ("cos_loki_lines_pulsar-zookeeper-k8s", "O", "log lines received by the Loki stand-in", ""),
+    ("cos_loki_lines_bookkeeper-k8s", "O", "log lines received by the Loki stand-in", ""),
+    ("cos_loki_lines_pulsar-k8s", "O", "log lines received by the Loki stand-in", ""),
+]
+SCENARIO_ROWS.append(
+    (
+        "O",
+        "observability: a real Prometheus (Debian's) built only from what the charms published on "
+        "`metrics-endpoint` scrapes every unit; under a producer every service-level query and "
+        "every shipped rule/dashboard expression returns data; `kill -9` of a bookie makes the "
+        "published BookieDown alert pending/firing, then it clears; `logging`: Pebble forwards "
+        "the workloads' logs to a receiver standing in for Loki",
+        "`test_observability.py`",
+        "default",
+    )
+)
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
     f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
 )
@@ -397,6 +437,14 @@ for the ensemble, cluster metadata, ready broker, first consumed message).
 
 ![full-cluster restart](figures/timeline-full-restart.png)
 
+## What an operator sees (COS)
+
+The service-level panels, drawn from the `query_range` of the real Prometheus that scraped the
+rig (scenario O) while a producer ran and a bookie was killed with `kill -9` (red line): what the
+Grafana dashboards show on a real COS.
+
+![service levels](figures/service-levels.png)
+
 Figures marked "not measured" come from scenarios that were not part of the last run (for
 instance the slow ones when only the default set ran).
 """
@@ -412,9 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run:
         figures_file().unlink(missing_ok=True)
         marker = [] if args.slow else ["-m", "not slow"]
-        tests = ["tests/cluster/test_scenarios.py"]
+        tests = ["tests/cluster/test_scenarios.py", "tests/cluster/test_observability.py"]
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
+            tests.append("tests/cluster/test_key_rotation.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,
@@ -426,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         print("timelines drawn:", render_timelines())
     except ImportError as exc:  # matplotlib comes with the cluster dependency group
         print(f"timelines not drawn: {exc}")
+    levels = figures_file().parent / service_levels.SOURCE_NAME
+    if levels.exists():
+        service_levels.render_png(levels, TIMELINE_DIR / "service-levels.png")
+        print("service levels drawn")
     PAGE.parent.mkdir(parents=True, exist_ok=True)
     PAGE.write_text(render(data))
     print(f"wrote {PAGE.relative_to(ROOT)} (pytest exit {rc})")

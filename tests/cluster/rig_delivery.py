@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import inspect
+import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from ops import testing
@@ -18,6 +23,20 @@ from tests.cluster.rig_history import EventRecord, Recorder
 from tests.cluster.rig_ops_private import real_pebble
 from tests.cluster.rig_recording_client import RecordingClient
 from tests.cluster.rig_state import JUJU_VERSION
+
+_CHARM_ROOTS: dict[Path, Path] = {}
+
+
+def charm_root(charm_type: type) -> Path:
+    """A charm directory as Juju unpacks it, for ``self.charm_dir``: ``src`` (alert rules,
+    dashboards) is the charm's own; ops.testing writes the metadata files beside it per hook."""
+    source = Path(inspect.getfile(charm_type)).resolve().parent.parent / "src"
+    if source not in _CHARM_ROOTS:
+        root = Path(tempfile.mkdtemp(prefix="rig-charm-root-"))
+        (root / "src").symlink_to(source, target_is_directory=True)
+        atexit.register(shutil.rmtree, root, True)
+        _CHARM_ROOTS[source] = root
+    return _CHARM_ROOTS[source]
 
 
 @dataclass
@@ -47,6 +66,7 @@ def run_hook(
         app_name=app.name,
         unit_id=unit.number,
         juju_version=JUJU_VERSION,
+        charm_root=charm_root(app.charm_type),
     )
     if item.kind == "action":
         event = ctx.on.action(item.action or "", params=dict(params or {}))

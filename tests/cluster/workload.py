@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,10 @@ class Operator:
         cls.token = model.secret("pulsar-internal", owner=BROKER).content()["admin-token"]
 
 
-def client(url: str = SERVICE_URL, timeout: int = 90, token: str | None = None):
+def client(
+    url: str = SERVICE_URL, timeout: int = 90, token: str | Callable[[], str] | None = None
+):
+    """A pulsar-client; ``token`` may be a function, called on every (re)connection."""
     import pulsar
 
     token = token or Operator.token
@@ -140,11 +144,13 @@ class BackgroundProducer:
     attempts: int = 0
     failures: int = 0
     errors: list[str] = field(default_factory=list)
+    token: str | Callable[[], str] | None = None
+    """None: the operator's admin token; a function is asked on every (re)connection."""
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-producer", daemon=True)
-        self._client = client(self.url)
+        self._client = client(self.url, token=self.token)
         self._producer = self._client.create_producer(
             self.topic, send_timeout_millis=self.send_timeout_ms, batching_enabled=False
         )

@@ -29,6 +29,7 @@ CORE_LIBRARIES = [
         "statuses",
         "log_hygiene",
         "view_check",
+        "observability",
     )
 ]
 

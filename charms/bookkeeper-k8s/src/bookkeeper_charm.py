@@ -21,6 +21,7 @@ from bookkeeper_peer_state import parse as parse_peer_state
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
     CONF_PATH,
+    HTTP_PORT,
     JAAS_PATH,
     STORAGE_DIRS,
     BookieInputs,
@@ -52,6 +53,8 @@ from charms.bookkeeper_k8s.v0.bookkeeper import (
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
+from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
+from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
 from charms.pulsar_k8s.v0.workload import (
     reconcile_events,
@@ -86,10 +89,16 @@ class BookKeeperCharm(ops.CharmBase):
         self.bookkeeper = BookKeeperProvider(self, "bookkeeper")
         self.rolling_restart = RollingRestart(self, PEER)
         self.workload = BookieWorkload(self.unit.get_container(CONTAINER), self.address)
+        self.observability = Observability(
+            self,
+            MetricsEndpoint(HTTP_PORT, "/metrics"),
+            PEER,
+            lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
+        )
         for event in reconcile_events(
             self,
             CONTAINER,
-            relations=(PEER, ZOOKEEPER_RELATION, "bookkeeper"),
+            relations=(PEER, ZOOKEEPER_RELATION, "bookkeeper", *COS_RELATIONS),
             storages=("journal", "ledgers"),
         ):
             framework.observe(event, self._reconcile)
@@ -106,7 +115,7 @@ class BookKeeperCharm(ops.CharmBase):
         self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
-        status = statuses.guarded(self._converge)
+        status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
         self.unit.status = status

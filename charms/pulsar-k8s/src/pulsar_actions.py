@@ -1,4 +1,4 @@
-"""Operator actions: tenants, namespaces, permissions, the admin token.
+"""Operator actions: tenants, namespaces, permissions, the admin token, key rotation.
 
 Every handler validates its parameters first and reports problems with ``event.fail`` (a clear
 message, never a traceback). The admin calls go to this unit's broker with the admin token;
@@ -54,6 +54,7 @@ class PulsarActions(ops.Object):
             "delete_function": self._delete_function,
             "list_functions": self._list_functions,
             "function_status": self._function_status,
+            "rotate_signing_key": self._rotate_signing_key,
         }
         for name in self._handlers:
             charm.framework.observe(getattr(charm.on, f"{name}_action"), self._on_action)
@@ -160,7 +161,25 @@ class PulsarActions(ops.Object):
 
     def _get_admin_token(self, _params: dict[str, Any]) -> dict[str, str]:
         auth = self._auth()
-        return {"token": auth.admin_token, "role": pulsar_tokens.ADMIN_ROLE}
+        # During a key rotation: the token this unit's broker accepts.
+        token = self._charm.key_rotation.local_admin_token(auth)
+        return {"token": token, "role": pulsar_tokens.ADMIN_ROLE}
+
+    def _rotate_signing_key(self, params: dict[str, Any]) -> dict[str, str]:
+        if params:
+            raise ActionError(f"rotate-signing-key takes no parameters; got {sorted(params)}")
+        if not self._charm.unit.is_leader():
+            raise ActionError(
+                "rotate-signing-key runs on the leader unit only (juju run pulsar-k8s/leader ...)"
+            )
+        results, content = self._charm.key_rotation.start(self._auth())
+        if content is not None:
+            if not self._charm.store_internal_content(content):
+                raise ActionError("the pulsar-internal secret cannot be read; try again later")
+            logger.info("signing-key rotation started: new key %s", results["key-id"])
+            # This unit's broker takes its turn now; the others get secret-changed.
+            self._charm.reconcile()
+        return results
 
     # -- functions -----------------------------------------------------------------------
 

@@ -8,11 +8,12 @@ import time
 
 import ops
 import pulsar_admin
-import pulsar_tokens
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
+from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
+from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
@@ -32,6 +33,15 @@ from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
 from pulsar_function_serving import PulsarFunctionServing
+from pulsar_key_rotation import (
+    ADMIN_TOKEN_FIELD,
+    BROKER_TOKEN_FIELD,
+    PREVIOUS_ADMIN_TOKEN_FIELD,
+    PREVIOUS_SIGNING_KEY_FIELD,
+    SIGNING_KEY_FIELD,
+    SigningKeyRotation,
+    new_auth_content,
+)
 from pulsar_peer_state import (
     INTERNAL_SECRET_ID_KEY,
     METADATA_CLUSTER_NAME_KEY,
@@ -42,6 +52,7 @@ from pulsar_peer_state import (
 from pulsar_peer_state import parse as parse_peer_state
 from pulsar_render import (
     JAAS_CONF_PATH,
+    WEB_SERVICE_PORT,
     ZOOKEEPER_CHROOT,
     AuthMaterial,
     BrokerInputs,
@@ -71,11 +82,9 @@ ZOOKEEPER_RELATION = "zookeeper"
 BOOKKEEPER_RELATION = "bookkeeper"
 CLIENT_RELATION = "pulsar"
 
-# The app secret holding the token signing key and the charm's own tokens.
+# The app secret holding the token signing key and the charm's own tokens (its fields, and the
+# previous key kept while a rotation rolls, are named in pulsar_key_rotation).
 INTERNAL_SECRET_LABEL = "pulsar-internal"
-SIGNING_KEY_FIELD = "signing-key"
-ADMIN_TOKEN_FIELD = "admin-token"
-BROKER_TOKEN_FIELD = "broker-token"
 
 # initialize-cluster-metadata took ~4 s on the real distribution; ZooKeeper session setup can
 # take up to its 30 s session timeout when a server is down.
@@ -97,15 +106,34 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
+        self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
+        self.observability = Observability(
+            self,
+            MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/"),
+            PEER_RELATION,
+            lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
+        )
 
         for event in reconcile_events(
             self,
             CONTAINER,
-            relations=(PEER_RELATION, ZOOKEEPER_RELATION, BOOKKEEPER_RELATION, CLIENT_RELATION),
+            relations=(
+                PEER_RELATION,
+                ZOOKEEPER_RELATION,
+                BOOKKEEPER_RELATION,
+                CLIENT_RELATION,
+                *COS_RELATIONS,
+            ),
             storages=("data",),
         ):
             framework.observe(event, self._on_event)
+        framework.observe(self.on.secret_remove, self._on_secret_remove)
+
+    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
+        # Nobody tracks that revision any more (e.g. the one holding a rotated-out key).
+        if event.secret.label == INTERNAL_SECRET_LABEL and self.unit.is_leader():
+            event.remove_revision()
 
     def _on_event(self, event: ops.EventBase) -> None:
         # The view check failed: the view is stale; record it afresh even if unchanged.
@@ -120,11 +148,16 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     # -- the reconcile -------------------------------------------------------------------
 
+    def reconcile(self) -> None:
+        """Run the reconcile from an action (it changed what the reconcile reads)."""
+        self._reconcile()
+
     def _reconcile(self) -> None:
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open).
         self.unit.set_ports(6650, 8080)
-        self.unit.status = statuses.guarded(self._converge)
+        status = statuses.guarded(self._converge)
+        self.unit.status = self.observability.reconcile(self.workload, status)
 
     def _converge(self) -> ops.StatusBase:
         # Lock and chroot bookkeeping come first: other units depend on them even while
@@ -176,16 +209,25 @@ class PulsarBrokerCharm(ops.CharmBase):
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
         if isinstance(status, ops.ActiveStatus):
+            self.key_rotation.report_serving(auth)
+            rotation = None
+            if self.unit.is_leader():
+                auth, rotation = self.key_rotation.progress(auth)
+                self._auth = auth
             status = self.client_serving.with_clients(config, auth, status)
-        if isinstance(status, ops.ActiveStatus):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
+            if rotation:
+                status = ops.ActiveStatus(f"{status.message}; {rotation}")
         return status
 
     # -- token authentication ------------------------------------------------------------
 
     _auth: AuthMaterial | None = None
+    # The secret's content the rotate-signing-key action just set (read back in the same hook,
+    # a secret may still show its previous revision).
+    _internal_content: dict[str, str] | None = None
 
     def _ensure_auth(self) -> AuthMaterial | None:
         """Every unit: the internal credentials; the leader creates them once."""
@@ -196,23 +238,49 @@ class PulsarBrokerCharm(ops.CharmBase):
         return self._read_auth(create=False)
 
     def _read_auth(self, create: bool) -> AuthMaterial | None:
-        content = find_app_secret(
+        content = self._internal_content or find_app_secret(
             self,
             INTERNAL_SECRET_LABEL,
             self._peer_app_data(),
             INTERNAL_SECRET_ID_KEY,
-            _new_auth_content if create else None,
+            new_auth_content if create else None,
         )
         if content is None:
             return None
         fields = (SIGNING_KEY_FIELD, ADMIN_TOKEN_FIELD, BROKER_TOKEN_FIELD)
         source = f"{INTERNAL_SECRET_LABEL} secret"
-        values = [parse_credential(source, name, content.get(name)) for name in fields]
+        key, admin, broker = (parse_credential(source, n, content.get(n)) for n in fields)
+        _check_key(source, SIGNING_KEY_FIELD, key)
+        previous = (PREVIOUS_SIGNING_KEY_FIELD, PREVIOUS_ADMIN_TOKEN_FIELD)
+        present = [name for name in previous if content.get(name)]
+        if not present:
+            return AuthMaterial(key, admin, broker)
+        if len(present) != len(previous):
+            missing = next(name for name in previous if name not in present)
+            raise InvalidField(source, missing, "is missing while a rotation is under way")
+        old_key, old_admin = (parse_credential(source, n, content.get(n)) for n in previous)
+        _check_key(source, PREVIOUS_SIGNING_KEY_FIELD, old_key)
+        return AuthMaterial(key, admin, broker, old_key, old_admin)
+
+    def internal_secret(self) -> ops.Secret | None:
+        """Return the ``pulsar-internal`` secret (the leader changes its content), or None."""
+        data = self._peer_app_data()
+        secret_id = data.get(INTERNAL_SECRET_ID_KEY) if data is not None else None
         try:
-            base64.b64decode(values[0], validate=True)
-        except ValueError:
-            raise InvalidField(source, SIGNING_KEY_FIELD, "is not base64") from None
-        return AuthMaterial(*values)
+            if secret_id:
+                return self.model.get_secret(id=secret_id)
+            return self.model.get_secret(label=INTERNAL_SECRET_LABEL)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+
+    def store_internal_content(self, content: dict[str, str]) -> bool:
+        """Leader: replace the ``pulsar-internal`` content (this hook reads it back as set)."""
+        secret = self.internal_secret()
+        if secret is None:
+            return False
+        secret.set_content(content)
+        self._internal_content = content
+        return True
 
     # -- cluster metadata ----------------------------------------------------------------
 
@@ -267,11 +335,14 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     def _secret_values(self) -> list[str]:
         auth = self._auth
-        return [auth.signing_key, auth.admin_token, auth.broker_token] if auth else []
+        if auth is None:
+            return []
+        previous = [auth.previous_signing_key or "", auth.previous_admin_token or ""]
+        return [auth.signing_key, auth.admin_token, auth.broker_token, *filter(None, previous)]
 
     @property
     def _token(self) -> str | None:
-        return self._auth.admin_token if self._auth else None
+        return self.key_rotation.local_admin_token(self._auth) if self._auth else None
 
     @property
     def unit_address(self) -> str:
@@ -350,13 +421,11 @@ def _active(config: PulsarConfig) -> ops.ActiveStatus:
     return ops.ActiveStatus(f"broker ready (cluster {config.cluster_name})")
 
 
-def _new_auth_content() -> dict[str, str]:
-    key = pulsar_tokens.generate_key()
-    return {
-        SIGNING_KEY_FIELD: key,
-        ADMIN_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.ADMIN_ROLE),
-        BROKER_TOKEN_FIELD: pulsar_tokens.mint_token(key, pulsar_tokens.BROKER_ROLE),
-    }
+def _check_key(source: str, field: str, key: str) -> None:
+    try:
+        base64.b64decode(key, validate=True)
+    except ValueError:
+        raise InvalidField(source, field, "is not base64") from None
 
 
 def _checked_bookkeeper(info: BookKeeperInfo | None) -> BookKeeperInfo | None:

@@ -37,8 +37,10 @@ class PulsarClientServing:
         return self._charm.clients
 
     def admin_client(self, auth: AuthMaterial) -> pulsar_admin.PulsarAdmin:
+        # The token this unit's own broker accepts (during a key rotation it may be the old one).
         return pulsar_admin.PulsarAdmin(
-            f"http://{self._charm.unit_address}:{WEB_SERVICE_PORT}", auth.admin_token
+            f"http://{self._charm.unit_address}:{WEB_SERVICE_PORT}",
+            self._charm.key_rotation.local_admin_token(auth),
         )
 
     def client_endpoints(self) -> Endpoints:
@@ -96,9 +98,15 @@ class PulsarClientServing:
                 problems.append(f"{request.app_name}: {problem}")
                 continue
             served[request.role] = request.namespace
+            # Signed with the key every broker accepts: the old one while a rotation rolls.
             token = self.clients.stored_token(request.relation_id)
-            if token is None or pulsar_tokens.token_role(auth.signing_key, token) != request.role:
-                token = pulsar_tokens.mint_token(auth.signing_key, request.role)
+            roles = (
+                {pulsar_tokens.token_role(k, token) for k in auth.client_keys_kept}
+                if token
+                else set()
+            )
+            if token is None or request.role not in roles:
+                token = pulsar_tokens.mint_token(auth.client_signing_key, request.role)
             self.clients.publish(relation, self.client_endpoints(), request, token)
         # A refused request holds no grant: its role is revoked like a gone relation's.
         live_roles = {r.role for r in requests if r.error is None}

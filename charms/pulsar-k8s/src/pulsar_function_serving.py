@@ -61,7 +61,8 @@ class PulsarFunctionServing:
         view = functions_view_layer(address)
         if workload.layer_differs(view):
             workload.add_broker_layer(view)  # a check change restarts no service
-        ready = pulsar_admin.functions_worker_ready(address, token=auth.admin_token)
+        token = self._charm.key_rotation.local_admin_token(auth)
+        ready = pulsar_admin.functions_worker_ready(address, token=token)
         observed = broker_state(ready)
         content = workload.read(FUNCTIONS_VIEW_PATH)
         recorded = recorded_state(None if content is None else content.decode("utf-8", "replace"))
@@ -174,7 +175,7 @@ class PulsarFunctionServing:
                 self._charm.clients.report(relation, not_served_yet("; ".join(failed)))
 
     def with_functions(
-        self, enabled: bool, auth: AuthMaterial, status: ops.ActiveStatus
+        self, enabled: bool, auth: AuthMaterial, status: ops.StatusBase
     ) -> ops.StatusBase:
         """Leader: serve the declared functions; everyone: count them in the status."""
         if enabled and self.worker_state(auth) != READY:

@@ -8,8 +8,10 @@ Application databag (written by the leader):
     ``functions-declared`` JSON {"tenant/namespace/name": config dict} of the functions the
     operator declared with ``deploy-function``; ``functions-deployed`` JSON
     {"tenant/namespace/name": {"digest", "owner"}} of every function the leader created.
-The brokers keep nothing of their own in the unit databags (only the rolling-restart library's
-lock, which that library reads), so the state has no unit part.
+Unit databags: ``signing-key-id`` the id (``pulsar_tokens.key_id``) of the token signing key the
+unit's broker runs with, written once the broker serves with it; the leader reads it to finish
+a signing-key rotation (see ``pulsar_key_rotation``). Besides it, only the rolling-restart
+library's lock, which that library reads.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 CLIENTS_KEY = "clients"
 FUNCTIONS_DECLARED_KEY = "functions-declared"
 FUNCTIONS_DEPLOYED_KEY = "functions-deployed"
+SIGNING_KEY_ID_KEY = "signing-key-id"
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,42 @@ class AuthMaterial:
 
     ``signing_key`` is the base64-encoded HS256 key; the tokens are JWTs for the ``admin`` and
     ``pulsar-broker`` roles. ``repr`` hides them so they never reach a log line.
+
+    While a signing-key rotation rolls through the brokers, ``previous_signing_key`` and
+    ``previous_admin_token`` hold the key being replaced and its admin token (brokers not yet
+    restarted still verify with it); they are None otherwise.
     """
 
     signing_key: str = field(repr=False)
     admin_token: str = field(repr=False)
     broker_token: str = field(repr=False)
+    previous_signing_key: str | None = field(default=None, repr=False)
+    previous_admin_token: str | None = field(default=None, repr=False)
+    # Set by the leader once no serving broker runs the previous key any more.
+    clients_on_new_key: bool = False
+
+    @property
+    def rotating(self) -> bool:
+        """Whether a signing-key rotation is rolling through the brokers."""
+        return self.previous_signing_key is not None
+
+    @property
+    def client_signing_key(self) -> str:
+        """The key relation tokens are signed with: the old one while brokers serve with it."""
+        if self.clients_on_new_key:
+            return self.signing_key
+        return self.previous_signing_key or self.signing_key
+
+    @property
+    def client_keys_kept(self) -> tuple[str, ...]:
+        """Keys a relation's existing token may be signed with and still be kept.
+
+        Before the clients switch, a token already on the new key is kept too: the switch
+        never goes back to the old key.
+        """
+        if self.previous_signing_key and not self.clients_on_new_key:
+            return (self.previous_signing_key, self.signing_key)
+        return (self.signing_key,)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,15 @@ def generate_key() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
 
 
+def key_id(key_b64: str) -> str:
+    """Return a short public identifier of a signing key (the start of its SHA-256).
+
+    Units report it in the peer relation so the leader knows which key each broker loaded;
+    it reveals nothing usable about the key. Never raises: any text has an id.
+    """
+    return hashlib.sha256(key_b64.strip().encode("utf-8", "replace")).hexdigest()[:16]
+
+
 def valid_role(role: str) -> bool:
     """Whether ``role`` is a role name the charm accepts (letters, digits, ``_.@-``)."""
     return isinstance(role, str) and bool(_ROLE.fullmatch(role))

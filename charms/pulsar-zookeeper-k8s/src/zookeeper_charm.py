@@ -15,6 +15,8 @@ import zookeeper_ensemble
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
+from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
+from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.validation import is_credential, parse_credential
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
@@ -49,6 +51,7 @@ from zookeeper_render import (
     CLIENT_PORT,
     CONF_PATH,
     JAAS_PATH,
+    METRICS_PORT,
     MYID_PATH,
     render_dynamic_config,
     render_env,
@@ -104,8 +107,17 @@ class ZooKeeperCharm(ops.CharmBase):
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
+        self.observability = Observability(
+            self,
+            MetricsEndpoint(METRICS_PORT, "/metrics"),
+            PEER,
+            lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
+        )
         events = reconcile_events(
-            self, CONTAINER, relations=(PEER, CLIENT_RELATION), storages=("data",)
+            self,
+            CONTAINER,
+            relations=(PEER, CLIENT_RELATION, *COS_RELATIONS),
+            storages=("data",),
         )
         for event in [self.on.start, *events]:
             framework.observe(event, self._on_event)
@@ -142,7 +154,8 @@ class ZooKeeperCharm(ops.CharmBase):
             # nothing below runs: a running server keeps its last good configuration
             self.unit.status = statuses.bad_config(exc)
             return
-        self.unit.status = statuses.guarded(lambda: self._converge(config))
+        status = statuses.guarded(lambda: self._converge(config))
+        self.unit.status = self.observability.reconcile(self.workload, status)
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
         relation = self.model.get_relation(PEER)

@@ -50,6 +50,9 @@ BOOKIE = "bookkeeper-k8s-{}.bookkeeper-k8s-endpoints.m.svc.cluster.local:3181"
 SIGNING_KEY = "c2lnbmluZy1rZXktZm9yLXRoZS11bml0LXRlc3RzLTAxMjM0NTY3"
 ADMIN_TOKEN = pulsar_tokens.mint_token(SIGNING_KEY, "admin")
 BROKER_TOKEN = pulsar_tokens.mint_token(SIGNING_KEY, "pulsar-broker")
+# A signing-key rotation under way keeps the previous key and admin token in the secret.
+OLD_SIGNING_KEY = "b2xkLXNpZ25pbmcta2V5LWZvci10aGUtZnV6ei10ZXN0cy0wMTIz"
+OLD_ADMIN_TOKEN = pulsar_tokens.mint_token(OLD_SIGNING_KEY, "admin")
 # Storage as Juju mounts it: owned by root, so the charm must chown it (exec may fail).
 DATA_MOUNT = testing.Mount(location="/pulsar/data", source=tempfile.mkdtemp(prefix="fuzz-data-"))
 JAVA_EDGES = [-2, -1, 0, 1, 2, 3, 2**31 - 1, 2**31, 2**63 // 2**20, 2**63 // 2**20 + 1, 2**62]
@@ -120,7 +123,11 @@ internal_secret = st.fixed_dictionaries(
         "signing-key": maybe_bad(valid(SIGNING_KEY, "not*base64")),
         "admin-token": maybe_bad(valid(ADMIN_TOKEN)),
         "broker-token": maybe_bad(valid(BROKER_TOKEN)),
-    }
+    },
+    optional={
+        "previous-signing-key": maybe_bad(valid(OLD_SIGNING_KEY, "not*base64")),
+        "previous-admin-token": maybe_bad(valid(OLD_ADMIN_TOKEN)),
+    },
 )
 
 

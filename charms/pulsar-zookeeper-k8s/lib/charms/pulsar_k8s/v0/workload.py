@@ -24,7 +24,7 @@ from ops import pebble
 
 LIBID = "5b0c8f3a2e7d4c1b9a6f0e2d4c8b7a11"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -248,10 +248,10 @@ class Workload:
     # -- the layer and services -----------------------------------------------------------
 
     def layer_differs(self, layer: Mapping[str, Any]) -> bool:
-        """Whether the plan lacks (or has another version of) a service or check of ``layer``."""
+        """Whether the plan lacks (or has another version of) a service, check or log target."""
         plan = self._call("cannot read the plan", self._container.get_plan).to_dict()
         wanted = pebble.Layer(cast("pebble.LayerDict", dict(layer))).to_dict()
-        for section in ("services", "checks"):
+        for section in ("services", "checks", "log-targets"):
             current = plan.get(section, {})
             for name, spec in wanted.get(section, {}).items():
                 if _without_override(current.get(name, {})) != _without_override(spec):
@@ -269,6 +269,26 @@ class Workload:
             ),
         )
         return True
+
+    def log_targets(self) -> dict[str, dict[str, Any]]:
+        """Return the plan's log targets (name -> spec as Pebble reports it)."""
+        plan = self._call("cannot read the plan", self._container.get_plan).to_dict()
+        targets = cast("dict[str, Any]", plan).get("log-targets", {})
+        return {name: dict(spec) for name, spec in targets.items()}
+
+    def file_names(self, directory: str, pattern: str) -> list[str]:
+        """Names of the files in ``directory`` matching the glob ``pattern`` (none: [])."""
+        try:
+            infos = self._container.list_files(directory, pattern=pattern)
+        except pebble.PathError:
+            return []
+        except pebble.APIError as exc:
+            if exc.code == 404:
+                return []
+            raise WorkloadError(f"cannot list {directory}: APIError {exc.code}") from exc
+        except PEBBLE_ERRORS as exc:
+            raise WorkloadError(f"cannot list {directory}: {type(exc).__name__}") from exc
+        return sorted(info.name for info in infos)
 
     def is_running(self, service: str) -> bool:
         services = self._call("cannot read services", lambda: self._container.get_services())
