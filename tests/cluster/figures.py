@@ -184,6 +184,14 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("security.client_b_consume_refused_s", "S", "client-b's consume refused after", "s"),
     ("security.revocation_latency_s", "S", "relation removed to the old token refused", "s"),
     ("security.reintegrated_working_s", "S", "integrate again to working produce", "s"),
+    ("functions.deploy_to_running_s", "FN", "deploy-function to an instance running", "s"),
+    ("functions.update_to_v2_output_s", "FN", "update-function to the new code's output", "s"),
+    (
+        "functions.pod_loss_to_worker_ready_s",
+        "FN",
+        "broker pod lost to its functions worker ready again (slow)",
+        "s",
+    ),
     ("rotation.roll_s", "K", "rotate-signing-key to the old key dropped (2 brokers)", "s"),
     ("rotation.clients_updated_s", "K", "rotate-signing-key to both clients on new tokens", "s"),
     ("rotation.publish_gap_s", "K", "longest publish gap under the producer", "s"),
@@ -272,6 +280,17 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "once, integrating again restores it",
         "`test_security.py`",
         "default",
+    ),
+    (
+        "FN",
+        "Pulsar Functions in the brokers' worker: a real Python function deployed by "
+        "`deploy-function` transforms, counts and logs real messages; a malformed config dict "
+        "fails naming the field; `update-function` changes the output and loses no input; "
+        "`delete-function` stops it; a client relation deploys its own function with its role "
+        "and cannot deploy into another client's namespace; (slow) a broker pod loss under a "
+        "producer skips no acknowledged input",
+        "`test_functions.py`",
+        "default (+ slow)",
     ),
     (
         "K",

@@ -50,6 +50,9 @@ PASSWD_LINE = f"pulsar:x:{WORKLOAD_UID}:{WORKLOAD_GID}::/pulsar/data:/bin/sh"
 """The image's user (``adduser pulsar -u 10000 -G root -H -h /pulsar/data``)."""
 MAX_SOCKET_PATH = 107
 CHARM_MOUNT = "/charm"
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PYTHON_MOUNT = "/opt/rig-python"
+"""The image's python3 with pulsar-client (``rig_setup.ensure_python_runtime``), first on PATH."""
 CONTAINER_PEBBLE = "/charm/bin/pebble"
 CONTAINER_PEBBLE_DIR = "/charm/container/pebble"
 CONTAINER_PEBBLE_SOCKET = "/charm/container/pebble.socket"
@@ -74,6 +77,7 @@ class Image:
     writable_dirs: tuple[str, ...] = ("logs", "data", "download", "packages-storage")
     top_files: tuple[str, ...] = ("LICENSE", "NOTICE", "README")
     env: Mapping[str, str] = field(default_factory=dict)
+    python_runtime: Path | None = None
 
     @classmethod
     def from_cache(cls) -> Image:
@@ -82,7 +86,7 @@ class Image:
         java = shutil.which("java")
         java_home = str(Path(java).resolve().parent.parent) if java else ""
         env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": f"{PYTHON_MOUNT}/bin:{IMAGE_PATH}",
             "LANG": "C.UTF-8",
             "HOME": "/root",
         }
@@ -92,6 +96,7 @@ class Image:
             distribution=rig_setup.ensure_distribution(),
             pristine_conf=rig_setup.pristine_conf_dir(),
             pebble=rig_setup.ensure_pebble(),
+            python_runtime=rig_setup.ensure_python_runtime(),
             env=env,
         )
 
@@ -214,7 +219,7 @@ class Pod:
         (self.charm_dir / "container").mkdir(parents=True, exist_ok=True)
         (self.charm_dir / "bin").mkdir(exist_ok=True)
         (self.charm_dir / "bin" / "pebble").touch()  # mount point of the binary
-        for mount_point in (WORKLOAD_ROOT, CHARM_MOUNT):  # empty mount points on the host
+        for mount_point in (WORKLOAD_ROOT, CHARM_MOUNT, PYTHON_MOUNT):  # empty, on the host
             Path(mount_point).mkdir(exist_ok=True)
         env = {
             **self.image.env,
@@ -260,6 +265,9 @@ class Pod:
         lines.append(f"mount --bind {q(str(self.pod_dir / 'passwd'))} /etc/passwd")
         lines.append(f"mount --bind {q(str(self.charm_dir))} {CHARM_MOUNT}")
         lines.append(f"mount --bind -o ro {q(str(self.image.pebble))} {CONTAINER_PEBBLE}")
+        if self.image.python_runtime is not None:
+            runtime = q(str(self.image.python_runtime))
+            lines.append(f"mount --bind -o ro {runtime} {PYTHON_MOUNT}")
         lines.append(f"hostname {q(self.hostname)}")
         lines.append(f"cd {WORKLOAD_ROOT}")
         # Juju's entrypoint (minus ``--http``: the pods share the host's ports).

@@ -247,10 +247,70 @@ def ensure_pebble() -> Path:
     return binary
 
 
+# The image's python3 carries the pulsar-client package with its functions extras: what the
+# functions worker's Python runtime (`python3` on PATH, /pulsar/instances/python-instance) needs.
+PYTHON_RUNTIME_PACKAGES = ("pulsar-client[functions]==3.13.0",)
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def python_runtime_dir() -> Path:
+    return cache_dir() / "python-runtime"
+
+
+def ensure_python_runtime() -> Path:
+    """A venv of the system python3 (readable by the pods' uid 10000, unlike one under /root)
+    holding ``PYTHON_RUNTIME_PACKAGES``; the pods mount it read-only and put it first on PATH."""
+    target = python_runtime_dir()
+    marker = target / "rig-packages.txt"
+    wanted = "\n".join(PYTHON_RUNTIME_PACKAGES)
+    if marker.is_file() and marker.read_text() == wanted:
+        return target
+    with _locked(cache_dir()):
+        if marker.is_file() and marker.read_text() == wanted:
+            return target
+        if not Path(SYSTEM_PYTHON).exists():
+            raise RuntimeError(f"the functions runtime needs {SYSTEM_PYTHON}")
+        _log(f"building the pods' python runtime: {', '.join(PYTHON_RUNTIME_PACKAGES)}")
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(target)], check=True)
+        version = subprocess.run(
+            [
+                SYSTEM_PYTHON,
+                "-c",
+                "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        ours = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if version != ours:
+            # pip runs in this interpreter: its compiled wheels (grpcio, protobuf) must match.
+            raise RuntimeError(f"{SYSTEM_PYTHON} is Python {version}; the rig runs {ours}")
+        site = target / "lib" / f"python{version}" / "site-packages"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--target",
+                str(site),
+                *PYTHON_RUNTIME_PACKAGES,
+            ],
+            check=True,
+        )
+        subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
+        marker.write_text(wanted)
+    return target
+
+
 def main() -> int:
     started = time.monotonic()
     dist = ensure_distribution()
     pebble = ensure_pebble()
+    ensure_python_runtime()
     if shutil.which("java") is None:
         _log("WARNING: no java on PATH; Pulsar 4.0 needs Java 17+")
     _log(f"ready in {time.monotonic() - started:.2f}s: {dist} and {pebble}")

@@ -7,6 +7,7 @@ they work from any unit, because tenants, namespaces and permissions are cluster
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,15 @@ import ops
 import pulsar_tokens
 from charms.pulsar_k8s.v0.pulsar_client import NAME_PATTERN, NAMESPACE_ACTIONS, validate_namespace
 from charms.pulsar_k8s.v0.validation import InvalidField
+from pulsar_function_serving import PackageMissingError
+from pulsar_functions import (
+    FunctionSpec,
+    FunctionSpecError,
+    load_config_text,
+    parse_key,
+    parse_spec,
+    status_summary,
+)
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -39,6 +49,11 @@ class PulsarActions(ops.Object):
             "revoke_permissions": self._revoke_permissions,
             "delete_namespace": self._delete_namespace,
             "get_admin_token": self._get_admin_token,
+            "deploy_function": self._deploy_function,
+            "update_function": self._update_function,
+            "delete_function": self._delete_function,
+            "list_functions": self._list_functions,
+            "function_status": self._function_status,
             "rotate_signing_key": self._rotate_signing_key,
         }
         for name in self._handlers:
@@ -48,7 +63,7 @@ class PulsarActions(ops.Object):
         handler = self._handlers[event.handle.kind.removesuffix("_action")]
         try:
             result = handler(dict(event.params))
-        except (ActionError, InvalidField) as exc:
+        except (ActionError, InvalidField, FunctionSpecError, PackageMissingError) as exc:
             # Refused data (a corrupt peer record, a bad secret) fails the action, not the hook.
             event.fail(str(exc))
             return
@@ -165,6 +180,94 @@ class PulsarActions(ops.Object):
             # This unit's broker takes its turn now; the others get secret-changed.
             self._charm.reconcile()
         return results
+
+    # -- functions -----------------------------------------------------------------------
+
+    def _function_change(self, params: dict[str, Any], *, new: bool) -> dict[str, str]:
+        """deploy-function / update-function: validate, declare, deploy now, or roll back."""
+        spec = parse_spec(load_config_text("config", params.get("config")))
+        if not self._charm.unit.is_leader():
+            raise ActionError("run this action on the leader unit (it records the declaration)")
+        if not self._charm.config.get("functions-worker-enabled"):
+            raise ActionError("functions-worker-enabled is false: enable the worker first")
+        serving = self._charm.function_serving
+        declared = serving.declared()
+        deployed = serving.deployed()
+        if new and spec.key in declared:
+            raise ActionError(f"{spec.key} is already declared; use update-function")
+        if not new and spec.key not in declared:
+            raise ActionError(f"{spec.key} is not declared; use deploy-function")
+        if spec.key not in declared and spec.key in deployed:
+            raise ActionError(
+                f"{spec.key} is declared by {deployed[spec.key]['owner']}; change it there"
+            )
+        serving.package(spec)  # the file exists (PackageMissingError names the field)
+        previous = declared.get(spec.key)
+        declared[spec.key] = spec
+        serving.record_declared(declared)
+        problem = serving.converge(self._auth()).get(spec.key)
+        if problem:
+            if previous is None:
+                del declared[spec.key]
+            else:
+                declared[spec.key] = previous
+            serving.record_declared(declared)
+            serving.converge(self._auth())
+            raise ActionError(f"{spec.key}: {problem}")
+        return {"function": spec.key, "digest": serving.deployed()[spec.key]["digest"]}
+
+    def _deploy_function(self, params: dict[str, Any]) -> dict[str, str]:
+        return self._function_change(params, new=True)
+
+    def _update_function(self, params: dict[str, Any]) -> dict[str, str]:
+        return self._function_change(params, new=False)
+
+    def _delete_function(self, params: dict[str, Any]) -> dict[str, str]:
+        key = "/".join(parse_key(params.get("function")))
+        if not self._charm.unit.is_leader():
+            raise ActionError("run this action on the leader unit (it records the declaration)")
+        serving = self._charm.function_serving
+        declared = serving.declared()
+        if key not in declared:
+            owner = serving.deployed().get(key, {}).get("owner")
+            if owner:
+                raise ActionError(f"{key} is declared by {owner}; remove it there")
+            raise ActionError(f"{key} is not declared by deploy-function")
+        del declared[key]
+        serving.record_declared(declared)
+        problem = serving.converge(self._auth()).get(key)
+        if problem:
+            raise ActionError(f"{key}: {problem} (the leader retries on its next reconcile)")
+        return {"function": key, "deleted": "true"}
+
+    def _list_functions(self, params: dict[str, Any]) -> dict[str, str]:
+        serving = self._charm.function_serving
+        deployed = serving.deployed()
+        declared: dict[str, FunctionSpec] = serving.declared()
+        namespace = params.get("namespace")
+        results: dict[str, str] = {}
+        if namespace:
+            namespace = _namespace(namespace)
+            result = self._admin().list_functions(namespace)
+            self._check(result, f"listing functions of {namespace}")
+            results["worker"] = result.body.strip()
+        managed = {
+            key: {
+                "owner": deployed.get(key, {}).get("owner", "operator"),
+                "deployed": key in deployed,
+                **({"digest": deployed[key]["digest"]} if key in deployed else {}),
+            }
+            for key in sorted(set(declared) | set(deployed))
+            if not namespace or key.startswith(f"{namespace}/")
+        }
+        results["functions"] = json.dumps(managed, sort_keys=True)
+        return results
+
+    def _function_status(self, params: dict[str, Any]) -> dict[str, str]:
+        key = "/".join(parse_key(params.get("function")))
+        result = self._admin().function_status(key)
+        self._check(result, f"status of {key}")
+        return {"function": key, **status_summary(result.body)}
 
 
 def _name(value: object, param: str) -> str:

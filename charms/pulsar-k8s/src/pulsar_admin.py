@@ -12,14 +12,20 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulsar_render import WEB_SERVICE_PORT
 
+if TYPE_CHECKING:
+    from pulsar_functions import FunctionSpec
+
 DEFAULT_TIMEOUT = 3.0
 ADMIN_TIMEOUT = 10.0
+# Creating a function uploads its package to BookKeeper and waits for the worker's assignment.
+FUNCTIONS_TIMEOUT = 30.0
 NAMESPACE_ACTIONS = ("produce", "consume", "functions")
 
 
@@ -76,9 +82,64 @@ def request(
         return AdminResult(0, str(exc))
 
 
+def multipart_request(
+    method: str,
+    url: str,
+    parts: list[tuple[str, str | None, str, bytes]],
+    *,
+    token: str | None = None,
+    timeout: float = ADMIN_TIMEOUT,
+) -> AdminResult:
+    """One multipart/form-data call: parts are (name, filename, content type, bytes)."""
+    boundary = f"pulsar-k8s-{uuid.uuid4().hex}"
+    chunks: list[bytes] = []
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        chunks.append(
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+            f"Content-Type: {content_type}\r\n\r\n".encode()
+        )
+        chunks.append(data)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=b"".join(chunks), headers=headers, method=method)
+    return _send(req, timeout)
+
+
+def _send(req: urllib.request.Request, timeout: float) -> AdminResult:
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return AdminResult(response.status, response.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        try:
+            text = exc.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        return AdminResult(exc.code, text)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return AdminResult(0, str(exc))
+
+
 def broker_ready(address: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None) -> bool:
     """Return whether ``GET /admin/v2/brokers/ready`` answers 200 (broker serving topics)."""
     status, _ = get(f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/brokers/ready", timeout, token)
+    return status == 200
+
+
+def functions_worker_ready(
+    address: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None
+) -> bool:
+    """Return whether the in-broker functions worker has a leader (it accepts functions then)."""
+    url = f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/worker/cluster/leader"
+    status, _ = get(url, timeout, token)
     return status == 200
 
 
@@ -218,6 +279,48 @@ class PulsarAdmin:
 
     def permissions(self, namespace: str) -> AdminResult:
         return self._call("GET", f"/admin/v2/namespaces/{_ns(namespace)}/permissions")
+
+    # -- functions (the worker inside the brokers) ----------------------------------------
+
+    def with_token(self, token: str | None) -> PulsarAdmin:
+        """Return a client of the same broker with another role's token (None: this one)."""
+        return self if token is None else PulsarAdmin(self._base, token, self._timeout)
+
+    def _function_path(self, key: str) -> str:
+        return "/admin/v3/functions/" + "/".join(_q(p) for p in key.split("/"))
+
+    def list_functions(self, namespace: str) -> AdminResult:
+        return self._call("GET", f"/admin/v3/functions/{_ns(namespace)}")
+
+    def function_status(self, key: str) -> AdminResult:
+        return self._call("GET", self._function_path(key) + "/status")
+
+    def create_function(self, spec: FunctionSpec, package: bytes) -> AdminResult:
+        return self._upload("POST", spec, package)
+
+    def update_function(self, spec: FunctionSpec, package: bytes) -> AdminResult:
+        return self._upload("PUT", spec, package)
+
+    def delete_function(self, key: str) -> AdminResult:
+        return request(
+            "DELETE",
+            self._base + self._function_path(key),
+            token=self._token,
+            timeout=FUNCTIONS_TIMEOUT,
+        )
+
+    def _upload(self, method: str, spec: FunctionSpec, package: bytes) -> AdminResult:
+        config = json.dumps(spec.function_config(), sort_keys=True).encode()
+        return multipart_request(
+            method,
+            self._base + self._function_path(spec.key),
+            [
+                ("functionConfig", None, "application/json", config),
+                ("data", spec.filename, "application/octet-stream", package),
+            ],
+            token=self._token,
+            timeout=FUNCTIONS_TIMEOUT,
+        )
 
 
 def _q(part: str) -> str:

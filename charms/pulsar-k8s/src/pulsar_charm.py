@@ -33,6 +33,7 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKee
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
+from pulsar_function_serving import PulsarFunctionServing
 from pulsar_key_rotation import (
     ADMIN_TOKEN_FIELD,
     BROKER_TOKEN_FIELD,
@@ -63,6 +64,7 @@ from pulsar_render import (
     tool_environment,
 )
 from pulsar_view import (
+    FUNCTIONS_VIEW_CHECK,
     READY,
     SERVING_PATH,
     VIEW_CHECK,
@@ -107,6 +109,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
+        self.function_serving = PulsarFunctionServing(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
         self.observability = Observability(
@@ -140,6 +143,10 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The view check failed: the view is stale; record it afresh even if unchanged.
         self._view_stale = (
             isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
+        self.function_serving.view_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent)
+            and event.info.name == FUNCTIONS_VIEW_CHECK
         )
         self._reconcile()
 
@@ -220,6 +227,9 @@ class PulsarBrokerCharm(ops.CharmBase):
                 auth, rotation = self.key_rotation.progress(auth)
                 self._auth = auth
             status = self.client_serving.with_clients(config, auth, status)
+            status = self.function_serving.with_functions(
+                config.functions_worker_enabled, auth, status
+            )
             if self.client_serving.retry_needed:
                 self._retry_later()
             if rotation:

@@ -160,8 +160,10 @@ class PulsarClientServing:
             result = admin.revoke(previous, request.role)
             if not result.ok:
                 return f"revoking on {previous}: {result.describe()}"
-        if request.actions:
-            result = admin.grant(request.namespace, request.role, request.actions)
+        # A relation that declares functions needs the namespace's functions action.
+        actions = (*request.actions, "functions") if request.functions else request.actions
+        if actions:
+            result = admin.grant(request.namespace, request.role, sorted(set(actions)))
         else:
             result = admin.revoke(request.namespace, request.role)
         if not result.ok:

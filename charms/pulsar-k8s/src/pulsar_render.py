@@ -28,6 +28,7 @@ BROKER_TOKEN_PATH = f"{AUTH_DIR}/broker.token"
 PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, SECRET_KEY_PATH, ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH})
 TOKEN_PROVIDER = "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
 TOKEN_CLIENT_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+FUNCTION_AUTH_PROVIDER = "org.apache.pulsar.functions.auth.ClearTextFunctionTokenAuthProvider"
 SUPER_USER_ROLES = ("admin", "pulsar-broker")
 # Outside the storage mount on purpose: it must not survive a pod restart, where the charm
 # recreates it just before the broker starts.
@@ -214,6 +215,9 @@ def functions_worker_auth_settings() -> dict[str, Any]:
         "clientAuthenticationPlugin": TOKEN_CLIENT_PLUGIN,
         "clientAuthenticationParameters": f"file://{BROKER_TOKEN_PATH}",
         "properties": {"tokenSecretKey": f"file://{SECRET_KEY_PATH}"},
+        # A function instance authenticates with the token it was submitted with (the role of
+        # the namespace it was deployed into), not with the broker's super-user token.
+        "functionAuthProviderClassName": FUNCTION_AUTH_PROVIDER,
     }
 
 

@@ -24,6 +24,12 @@ VIEW_PATH = f"{view_check.VIEW_DIR}/broker-state"
 SERVING_CHECK = "broker-serving"
 # Written by the charm once writable bookies >= the managed-ledger ensemble (per pod).
 SERVING_PATH = f"{view_check.VIEW_DIR}/broker-serving"
+# The functions worker inside the broker elects a leader after the broker is ready; functions
+# can be created only then, so the charm waits for that too, woken by its own view check.
+FUNCTIONS_VIEW_CHECK = "functions-worker-view"
+FUNCTIONS_VIEW_PATH = f"{view_check.VIEW_DIR}/functions-worker-state"
+READY_PATH = "/admin/v2/brokers/ready"
+WORKER_LEADER_PATH = "/admin/v2/worker/cluster/leader"
 READY, DOWN = "ready", "down"
 _READ_TIMEOUT_S = "0.7"
 
@@ -32,11 +38,11 @@ def broker_state(ready: bool) -> str:
     return READY if ready else DOWN
 
 
-def state_script(address: str, port: int = WEB_SERVICE_PORT) -> str:
-    """Bash that prints the broker's readiness (``ready``/``down``); no curl in the image."""
+def state_script(address: str, port: int = WEB_SERVICE_PORT, path: str = READY_PATH) -> str:
+    """Bash that prints whether ``GET path`` answers 200 (``ready``/``down``); no curl."""
     return (
         f"status=$( (exec 3<>/dev/tcp/{address}/{port} && "
-        'printf "GET /admin/v2/brokers/ready HTTP/1.0\\r\\nHost: %s\\r\\n'
+        f'printf "GET {path} HTTP/1.0\\r\\nHost: %s\\r\\n'
         'Authorization: Bearer %s\\r\\n\\r\\n" '
         f'"{address}" "$(cat {BROKER_TOKEN_PATH} 2>/dev/null)" >&3 && '
         f"IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line; printf '%s' \"$line\") 2>/dev/null); "
@@ -71,8 +77,21 @@ def view_layer(address: str) -> dict[str, Any]:
     return layer
 
 
+def functions_view_layer(address: str) -> dict[str, Any]:
+    """Return the layer holding only the functions worker's view check."""
+    script = state_script(address, path=WORKER_LEADER_PATH)
+    return view_check.view_layer(
+        "pulsar-k8s functions worker view check",
+        FUNCTIONS_VIEW_CHECK,
+        script,
+        FUNCTIONS_VIEW_PATH,
+    )
+
+
 __all__ = [
     "DOWN",
+    "FUNCTIONS_VIEW_CHECK",
+    "FUNCTIONS_VIEW_PATH",
     "READY",
     "SERVING_CHECK",
     "SERVING_PATH",

@@ -21,6 +21,7 @@ class FakeBroker:
 
     ready: bool = True
     polls: int = 0
+    worker_ready: bool = True  # the functions worker has a leader
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +33,9 @@ def fake_broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
         return fake.ready
 
     monkeypatch.setattr(pulsar_admin, "broker_ready", broker_ready)
+    monkeypatch.setattr(
+        pulsar_admin, "functions_worker_ready", lambda *_a, **_k: fake.worker_ready
+    )
     return fake
 
 

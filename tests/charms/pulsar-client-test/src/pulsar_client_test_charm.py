@@ -36,6 +36,9 @@ class PulsarClientTestCharm(ops.CharmBase):
                     endpoint,
                     namespace=namespaces[endpoint],
                     extra_user_roles=config.permission_list(),
+                    functions=[
+                        f for f in [config.function_config()] if f and endpoint == "pulsar"
+                    ],
                 )
                 self.requirers[endpoint] = requirer
                 for event in (

@@ -6,6 +6,7 @@ Loaded with ``CharmBase.load_config(ClientTestConfig)``. Every validation error 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from charms.pulsar_k8s.v0.pulsar_client import PERMISSIONS, validate_namespace
@@ -18,6 +19,7 @@ class ClientTestConfig:
     namespace: str = ""
     second_namespace: str = ""
     permissions: str = "produce,consume"
+    function: str = ""
 
     def __post_init__(self) -> None:
         error = self.first_error()
@@ -47,7 +49,19 @@ class ClientTestConfig:
                 f"permissions: a non-empty comma-separated subset of {', '.join(PERMISSIONS)}"
                 + found
             )
+        if not isinstance(self.function, str) or (
+            self.function.strip() and self.function_config() is None
+        ):
+            return "function: a JSON object (a Pulsar Function config dict), or empty"
         return None
+
+    def function_config(self) -> dict | None:
+        """The declared function's config dict; None when empty or not a JSON object."""
+        try:
+            value = json.loads(self.function)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def namespaces(self, app_name: str) -> dict[str, str]:
         """The namespace to ask for on each endpoint (defaults named after the application)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -216,3 +217,31 @@ def test_namespace_created_event_reaches_reconcile(ctx: testing.Context):
     ctx.run(ctx.on.relation_changed(relation), state)
     emitted = [type(e).__name__ for e in ctx.emitted_events]
     assert "NamespaceCreatedEvent" in emitted
+
+
+def test_a_declared_function_is_written_on_the_pulsar_relation_only(ctx: testing.Context):
+    function = {"tenant": "orders", "namespace": "eu", "name": "up", "py": "/x/up.py"}
+    pulsar = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
+    second = testing.Relation("pulsar-second", remote_app_name="pulsar-k8s")
+    state = testing.State(
+        leader=True,
+        relations=[pulsar, second],
+        config={"namespace": "orders/eu", "function": json.dumps(function)},
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    data = out.get_relation(pulsar.id).local_app_data
+    assert json.loads(data["functions"]) == [function]
+    jsonschema.validate({"app": dict(data)}, json.loads(REQUIRER_SCHEMA.read_text()))
+    assert "functions" not in out.get_relation(second.id).local_app_data
+    # Emptied: the declaration is withdrawn from the relation.
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"namespace": "orders/eu"})
+    )
+    assert "functions" not in out.get_relation(pulsar.id).local_app_data
+
+
+def test_a_function_that_is_not_a_json_object_blocks(ctx: testing.Context):
+    out = ctx.run(ctx.on.config_changed(), testing.State(leader=True, config={"function": "[1]"}))
+    assert out.unit_status == testing.BlockedStatus(
+        "function: a JSON object (a Pulsar Function config dict), or empty"
+    )

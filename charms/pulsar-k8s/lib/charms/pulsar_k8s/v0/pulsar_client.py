@@ -29,7 +29,12 @@ to get several namespaces from one cluster::
 Requirer application databag: ``namespace`` ("tenant/namespace"), ``extra-user-roles``
 (comma-separated subset of ``produce``, ``consume``, ``functions``, ``admin``; default
 ``produce,consume``), ``requested-secrets`` (JSON list of the fields to deliver in Juju secrets;
-it must name ``token``). Any other field is not understood and refused.
+it must name ``token``), and optionally ``functions``: a JSON list of Pulsar Function config
+dicts (``tenant``, ``namespace``, ``name``, ``className``, ``inputs``, ``output``, ``logTopic``,
+``parallelism``, ``userConfig``, ``processingGuarantees``, ``py`` inline code or ``py``/``jar``
+a path inside the broker container), all in the relation's namespace; the provider deploys them
+with the relation's role, updates them when they change and removes them when they go. Any
+other field is not understood and refused.
 
 Provider application databag: ``namespace``, ``endpoints`` (comma-separated ``host:port`` of the
 broker service), ``broker-service-url``, ``web-service-url``, ``websocket-url``, ``tls``
@@ -56,7 +61,7 @@ LIBID = "006328e74cc343f89608d2e0243e920c"
 LIBAPI = 0
 # Increment this PATCH version before using `charmcraft publish-lib` or reset to 0 if you are
 # raising the major API version.
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +79,8 @@ NAME_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]+$")
 NAMESPACE_KEY = "namespace"
 EXTRA_USER_ROLES_KEY = "extra-user-roles"
 REQUESTED_SECRETS_KEY = "requested-secrets"
-REQUIRER_KEYS = (NAMESPACE_KEY, EXTRA_USER_ROLES_KEY, REQUESTED_SECRETS_KEY)
+FUNCTIONS_KEY = "functions"
+REQUIRER_KEYS = (NAMESPACE_KEY, EXTRA_USER_ROLES_KEY, REQUESTED_SECRETS_KEY, FUNCTIONS_KEY)
 # Provider keys
 ENDPOINTS_KEY = "endpoints"
 BROKER_SERVICE_URL_KEY = "broker-service-url"
@@ -165,7 +171,7 @@ def not_understood(fields: Iterable[str]) -> RelationStatus:
         5001,
         f"request fields not understood by pulsar_client: {names}",
         "write a pulsar_client request: namespace ('tenant/namespace'), extra-user-roles, "
-        "requested-secrets",
+        "requested-secrets, functions",
     )
 
 
@@ -184,6 +190,14 @@ def secrets_not_requested() -> RelationStatus:
         5004,
         "the token is only delivered in a Juju secret and requested-secrets does not name it",
         'set requested-secrets to ["username", "token"]',
+    )
+
+
+def invalid_functions(problem: str) -> RelationStatus:
+    return RelationStatus(
+        5005,
+        f"functions: {problem}",
+        "declare a JSON list of function config dicts in this relation's namespace",
     )
 
 
@@ -214,6 +228,8 @@ class ClientRequest:
     permissions: tuple[str, ...] = ()
     secret_fields: tuple[str, ...] = ()
     error: RelationStatus | None = None
+    # The declared functions' config dicts, shape-checked only (the provider validates fields).
+    functions: tuple[dict, ...] = field(default=(), hash=False, compare=False)
 
     @property
     def role(self) -> str:
@@ -276,7 +292,22 @@ def read_request(relation_id: int, app_name: str, data: dict[str, str]) -> Clien
         return ClientRequest(relation_id, app_name, namespace, error=secrets_not_requested())
     ordered = tuple(p for p in PERMISSIONS if p in roles)
     fields = tuple(str(name) for name in requested)
-    return ClientRequest(relation_id, app_name, namespace, ordered, fields)
+    functions = _parse_functions(data.get(FUNCTIONS_KEY))
+    if isinstance(functions, RelationStatus):
+        return ClientRequest(relation_id, app_name, namespace, error=functions)
+    return ClientRequest(relation_id, app_name, namespace, ordered, fields, None, functions)
+
+
+def _parse_functions(raw: str | None) -> tuple[dict, ...] | RelationStatus:
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return invalid_functions("is not JSON")
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return invalid_functions("must be a JSON list of objects")
+    return tuple(value)
 
 
 class PulsarClientProvider:
@@ -485,12 +516,14 @@ class PulsarClientRequirer(ops.Object):
         *,
         namespace: str,
         extra_user_roles: Iterable[str] = DEFAULT_PERMISSIONS,
+        functions: Iterable[dict] = (),
     ):
         super().__init__(charm, relation_name)
         self._charm = charm
         self._relation_name = relation_name
         self.namespace = namespace
         self._roles = list(extra_user_roles)
+        self._functions = [dict(f) for f in functions]
         problem = validate_namespace(namespace) or validate_permissions(self._roles)
         if problem:
             raise ValueError(problem)  # a bug in the client charm, not a runtime condition
@@ -525,11 +558,12 @@ class PulsarClientRequirer(ops.Object):
             NAMESPACE_KEY: self.namespace,
             EXTRA_USER_ROLES_KEY: ",".join(self._roles),
             REQUESTED_SECRETS_KEY: json.dumps(list(REQUESTED_SECRETS)),
+            FUNCTIONS_KEY: json.dumps(self._functions, sort_keys=True) if self._functions else "",
         }
         for relation in self.relations:
             data = relation.data[self._charm.app]
             for key, value in wanted.items():
-                if data.get(key) != value:
+                if data.get(key, "") != value:
                     data[key] = value
 
     def statuses(self, relation: ops.Relation | None = None) -> list[RelationStatus]:
