@@ -230,7 +230,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
-            if self.client_serving.retry_needed:
+            if self.client_serving.retry_needed or self.function_serving.retry_needed:
                 self._retry_later()
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")

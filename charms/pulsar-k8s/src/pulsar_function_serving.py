@@ -53,6 +53,8 @@ class PulsarFunctionServing:
 
     def __init__(self, charm: PulsarBrokerCharm):
         self._charm = charm
+        # A worker call failed this hook: the charm schedules a retry (no update-status).
+        self.retry_needed = False
 
     def worker_state(self, auth: AuthMaterial) -> str:
         """Read whether the worker has a leader; record it where its view check compares it."""
@@ -116,6 +118,7 @@ class PulsarFunctionServing:
         )
         record.update(keep)
         problems.update(failed)
+        self.retry_needed = bool(failed)
         data = self._charm._peer_app_data()
         if data is not None:
             write_if_different(data, {FUNCTIONS_DEPLOYED_KEY: encode_json(record)})

@@ -24,6 +24,7 @@ from pulsar_functions import (
 )
 from pulsar_peer_state import FUNCTIONS_DECLARED_KEY, FUNCTIONS_DEPLOYED_KEY
 from pulsar_render import functions_worker_settings
+from pulsar_view import VIEW_CHECK, VIEW_PATH
 from test_pulsar_charm import SECRET, bk_relation, expected_files, peers, state, zk_relation
 
 CODE = (
@@ -554,3 +555,25 @@ def test_nothing_is_called_until_the_worker_has_a_leader(ctx, root, worker, fake
     )
     assert ("create", KEY, worker.token) in worker.calls
     assert (root / "logs/charm-view/functions-worker-state").read_text().split()[0] == "ready"
+
+
+def test_a_failed_worker_call_schedules_its_retry(ctx, root, worker):
+    """A create the worker refused is retried on the broker-view check event, not update-status."""
+    declared = json.dumps({KEY: spec().declaration()})
+    worker.fail["create"] = 503
+    out = ctx.run(
+        ctx.on.update_status(), worker_state(root, app_data={FUNCTIONS_DECLARED_KEY: declared})
+    )
+    view = (root / Path(VIEW_PATH).relative_to("/pulsar")).read_text()
+    assert view.startswith("retry:ready ")
+    worker.fail.clear()
+    worker.calls.clear()
+    check = testing.CheckInfo(VIEW_CHECK, status=pebble.CheckStatus.DOWN, failures=1, threshold=1)
+    container = dataclasses.replace(out.get_container("pulsar"), check_infos={check})
+    out = ctx.run(
+        ctx.on.pebble_check_failed(container, check),
+        dataclasses.replace(out, containers={container}),
+    )
+    assert ("create", KEY, worker.token) in worker.calls
+    assert "1/1 functions" in out.unit_status.message
+    assert not (root / Path(VIEW_PATH).relative_to("/pulsar")).read_text().startswith("retry:")
