@@ -11,14 +11,19 @@ from typing import Any
 import ops
 import pulsar_admin
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ops import pebble, testing
 from pulsar_config import PulsarConfig
 from pulsar_functions import (
+    FIELDS,
     Desired,
     FunctionSpecError,
+    SecretCodeError,
     check_owned,
     load_config_text,
     parse_spec,
+    parse_with_secret_code,
     reconcile,
     status_summary,
 )
@@ -580,6 +585,35 @@ def test_an_ungranted_code_secret_is_refused_naming_the_field(
     assert status["message"].startswith(f"functions: [0].code-secret: secret {secret.id} is not")
     assert "grant it to pulsar-k8s" in status["message"]
     assert not any(c[0] == "create" for c in broker_admin.calls)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.dictionaries(st.sampled_from([*FIELDS, "code-secret", "x"]), JSON_VALUES),
+    content=st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=60), max_size=3),
+)
+def test_any_code_secret_declaration_parses_or_names_the_field(changes, content):
+    """Whatever the declaration and the secret hold: a spec, or a refusal naming a field."""
+
+    def read(uri: str) -> dict[str, str]:
+        if content is None:
+            raise SecretCodeError(f"no secret {uri}")
+        return content
+
+    raw = {**in_secret("secret:cs5l6kvmp25c7ac0kbng"), **changes}
+    try:
+        parsed = parse_with_secret_code(raw, read)
+    except FunctionSpecError as exc:
+        assert exc.field in (*FIELDS, "code-secret", "x"), exc
+    else:
+        assert parsed.code is not None or parsed.path is not None
 
 
 # -- the REST calls ------------------------------------------------------------------------------
