@@ -294,3 +294,14 @@ def test_function_code_in_a_secret_needs_inline_code(ctx: testing.Context):
     out = ctx.run(ctx.on.config_changed(), testing.State(leader=True, config=config))
     assert out.unit_status.name == "blocked"
     assert out.unit_status.message.startswith("function-code-in-secret: needs a function")
+
+
+def test_the_code_secret_goes_with_the_relation(ctx: testing.Context):
+    pulsar = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
+    config = {"function": json.dumps(IN_SECRET), "function-code-in-secret": True}
+    out = ctx.run(
+        ctx.on.config_changed(), testing.State(leader=True, relations=[pulsar], config=config)
+    )
+    assert _code_secret(out, pulsar.id)
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(pulsar.id)), out)
+    assert not [s for s in out.secrets if s.label == f"pulsar.{pulsar.id}.function-up.code"]
