@@ -11,9 +11,13 @@ to the topic named in its ``userConfig``. The tests run in order and share the m
 3. ``update-function`` with new code changes the output and loses no input message;
 4. ``delete-function`` stops it: the worker no longer lists it, new input stays untouched;
 5. the test client ``client-a`` declares a function on its relation (config option
-   ``function``): the leader deploys it with the relation's role, messages come out transformed;
+   ``function``, its code in a Juju secret granted on the relation: ``function-code-in-secret``):
+   the leader deploys it with the relation's role, messages come out transformed;
 6. ``client-b`` declares one in client-a's namespace: refused on its relation naming the field,
    nothing deployed; client-a dropping its declaration removes its function.
+
+``slow``: the loss of the (only) broker pod, then a second broker unit and a leader change:
+the functions keep running, nothing acknowledged is skipped, the new leader redeploys nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pulsar_admin  # type: ignore[import-not-found]
 import pytest
 from ops import testing
 
@@ -274,10 +279,26 @@ def worker_has(namespace: str) -> list[str] | None:
     return None if body is None else json.loads(body)
 
 
+def declare_client_a_function(model: Model) -> None:
+    """client-a declares ``upper``, its code in a Juju secret granted on the relation."""
+    model.config(
+        CLIENT_A, **{"function": client_function("fn-a", "app"), "function-code-in-secret": True}
+    )
+    model.settle(until=lambda: "upper" in (worker_has(NAMESPACE_A) or []), timeout=300)
+    (rel,) = model.relations_of(CLIENT_A, "pulsar")
+    (declared,) = json.loads(model.app_data(rel.id, CLIENT_A)["functions"])
+    assert "py" not in declared, declared
+    assert model.secret_content(declared["code-secret"]) == {"code": UPPER_CODE}
+
+
+def withdraw_client_a_function(model: Model) -> None:
+    model.config(CLIENT_A, **{"function": "", "function-code-in-secret": False})
+    model.settle(until=lambda: worker_has(NAMESPACE_A) == [], timeout=120)
+
+
 def test_a_client_relation_deploys_a_function_with_its_role(functions_model: Model):
     model = functions_model
-    model.config(CLIENT_A, function=client_function("fn-a", "app"))
-    model.settle(until=lambda: "upper" in (worker_has(NAMESPACE_A) or []), timeout=300)
+    declare_client_a_function(model)
     managed = json.loads(action(model, "list-functions")["functions"])
     (rel,) = model.relations_of(CLIENT_A, "pulsar")
     assert managed[CLIENT_FUNCTION]["owner"] == f"relation-{rel.id}", managed
@@ -315,8 +336,7 @@ def test_a_client_cannot_deploy_into_another_namespace(functions_model: Model):
     assert worker_list(model, NAMESPACE_A) == ["upper"]  # client-a's only
     assert worker_list(model, NAMESPACE_B) == []
     # client-a withdraws its declaration: the leader removes the function.
-    model.config(CLIENT_A, function="")
-    model.settle(until=lambda: worker_has(NAMESPACE_A) == [], timeout=120)
+    withdraw_client_a_function(model)
 
 
 @pytest.mark.slow
@@ -361,3 +381,92 @@ def test_a_broker_pod_loss_leaves_the_function_running_nothing_skipped(functions
     assert not skipped, f"{len(skipped)} of {len(producer.acked)} inputs skipped: {skipped[:3]}"
     managed = json.loads(action(model, "list-functions")["functions"])
     assert managed[key]["digest"] == digest, managed  # the declaration record is unchanged
+
+
+def record_worker_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record every functions-worker call the charms make from now on (they run in-process)."""
+    calls: list[tuple[str, str]] = []
+    for name in ("list_functions", "create_function", "update_function", "delete_function"):
+        original = getattr(pulsar_admin.PulsarAdmin, name)
+
+        def recorded(self: Any, target: Any, *args: Any, _name=name, _original=original) -> Any:
+            calls.append((_name, str(getattr(target, "key", target))))
+            return _original(self, target, *args)
+
+        monkeypatch.setattr(pulsar_admin.PulsarAdmin, name, recorded)
+    return calls
+
+
+def wait_unit_running(model: Model, unit: str, key: str, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = model.run_action(unit, "function-status", {"function": key})
+        if status.get("running") == "1":
+            return status
+        assert time.monotonic() < deadline, f"{key} not running on {unit}'s view: {status}"
+        time.sleep(2)
+
+
+@pytest.mark.slow
+def test_a_leader_change_leaves_the_functions_running_nothing_redeployed(
+    functions_model: Model, monkeypatch: pytest.MonkeyPatch
+):
+    """A second broker, then ``pulsar-k8s/1`` becomes the leader: the operator's function and
+    client-a's (code in a secret the new leader reads) keep running, every acknowledged input
+    comes out, and the new leader's reconcile lists the worker but creates, updates and
+    deletes nothing; ``function-status`` answers on the new leader."""
+    model = functions_model
+    new_leader = f"{BROKER}/1"
+    name = "relay"
+    source = f"persistent://{NAMESPACE}/relay-in-{RUN}"
+    sink = f"persistent://{NAMESPACE}/relay-out-{RUN}"
+    config = {
+        "tenant": TENANT,
+        "namespace": "words",
+        "name": name,
+        "className": "upper.Upper",
+        "py": UPPER_CODE,
+        "inputs": [source],
+        "output": sink,
+    }
+    key = f"{NAMESPACE}/{name}"
+    deploy(model, json.dumps(config))
+    wait_unit_running(model, LEADER, key)
+    declare_client_a_function(model)
+    wait_unit_running(model, LEADER, CLIENT_FUNCTION)
+    before = json.loads(action(model, "list-functions")["functions"])
+    calls = record_worker_writes(monkeypatch)
+    producer = workload.BackgroundProducer(topic=source, interval=0.05).start()
+    try:
+        producer.wait_acks(20)
+        started = time.monotonic()
+        model.add_unit(BROKER)
+        model.settle(until=worker_ready(model), timeout=600)
+        record("functions.second_broker_worker_ready_s", time.monotonic() - started)
+        assert len(model.units(BROKER)) == 2
+        producer.wait_acks(len(producer.acked) + 20, timeout=120)
+        joined = [c for c in calls if c[0] != "list_functions"]
+        assert joined == [], f"a joining broker made the leader rewrite functions: {joined}"
+        calls.clear()
+        model.set_leader(new_leader)
+        model.settle(until=worker_ready(model), timeout=300)
+        producer.wait_acks(len(producer.acked) + 20, timeout=120)
+    finally:
+        producer.stop()
+    leader_runs = model.events(unit=new_leader, kind="leader_elected")
+    assert leader_runs, "the new leader never ran leader-elected"
+    listed = {c[1] for c in calls if c[0] == "list_functions"}
+    assert {NAMESPACE, NAMESPACE_A} <= listed, calls  # the new leader did reconcile
+    writes = [c for c in calls if c[0] != "list_functions"]
+    assert writes == [], f"the new leader rewrote functions: {writes}"
+    wait_unit_running(model, new_leader, key)
+    status = wait_unit_running(model, new_leader, CLIENT_FUNCTION)
+    assert status["instances"] == "1", status
+    after = json.loads(model.run_action(new_leader, "list-functions", {})["functions"])
+    assert {k: (v["owner"], v["digest"]) for k, v in after.items()} == {
+        k: (v["owner"], v["digest"]) for k, v in before.items()
+    }, (before, after)
+    out = set(workload.read_all(sink, idle_ms=30_000))
+    skipped = [p for p in producer.acked if p.upper() not in out]
+    assert not skipped, f"{len(skipped)} of {len(producer.acked)} inputs skipped: {skipped[:3]}"
+    record("functions.leader_change_inputs_acked", len(producer.acked))

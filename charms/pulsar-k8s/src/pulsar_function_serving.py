@@ -3,7 +3,9 @@
 Declarations come from the operator (``deploy-function``, recorded in the peer application
 databag so a new leader or a lost call converges) and from client relations (the ``functions``
 field of the ``pulsar_client`` request: deployed with the relation's role and token, only in
-the relation's own namespace; a refused field is reported on the relation). The leader
+the relation's own namespace, the code inline or in a Juju secret the client granted
+(``code-secret``, read at its latest revision: a new revision is an update, woken by
+secret-changed); a refused field is reported on the relation). The leader
 reconciles them against the worker's list on every reconcile (``pulsar_functions.reconcile``):
 create the missing, update the changed, delete what it created and nobody declares any more.
 """
@@ -23,8 +25,9 @@ from pulsar_functions import (
     Desired,
     FunctionSpec,
     FunctionSpecError,
+    SecretCodeError,
     check_owned,
-    parse_spec,
+    parse_with_secret_code,
     reconcile,
 )
 from pulsar_peer_state import FUNCTIONS_DECLARED_KEY, FUNCTIONS_DEPLOYED_KEY, encode_json
@@ -143,7 +146,7 @@ class PulsarFunctionServing:
                 continue  # not served yet: the client serving reports why
             for index, raw in enumerate(request.functions):
                 try:
-                    spec = parse_spec(raw)
+                    spec = parse_with_secret_code(raw, self._read_code_secret)
                     check_owned(spec, request.namespace)
                     if spec.key in desired:
                         raise FunctionSpecError("name", f"{spec.key} is already declared")
@@ -153,6 +156,21 @@ class PulsarFunctionServing:
                     continue
                 desired[spec.key] = Desired(spec, package, request.role, token)
         return errors
+
+    def _read_code_secret(self, uri: str) -> dict[str, str]:
+        """Return a client's code secret at its latest revision (tracked: secret-changed)."""
+        try:
+            return self._charm.model.get_secret(id=uri).get_content(refresh=True)
+        except ops.SecretNotFoundError:
+            raise SecretCodeError(
+                f"no secret {uri} visible to {self._charm.app.name}: create it and grant it "
+                "on this relation"
+            ) from None
+        except ops.ModelError:
+            raise SecretCodeError(
+                f"secret {uri} is not readable: grant it to {self._charm.app.name} "
+                "on this relation"
+            ) from None
 
     def _report(
         self,

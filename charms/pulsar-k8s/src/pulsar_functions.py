@@ -8,6 +8,9 @@ field names of Pulsar's ``FunctionConfig``)::
 
 ``py`` is either inline Python code (any value with a line break) or the absolute path of a
 ``.py`` file inside the broker container; ``jar`` is the path of a jar inside the container.
+A client relation may instead name a Juju secret it granted to the broker (``code-secret``:
+its URI; content key ``code``: the Python source): ``parse_with_secret_code`` reads it and
+validates it exactly like inline ``py`` code.
 ``parse_spec`` checks every field before any call and raises ``FunctionSpecError`` naming the
 field. ``reconcile`` makes the declared set true on the functions worker: create the missing,
 update the changed (a hash of config and code recorded per function), delete what the charm
@@ -24,7 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import yaml
-from charms.pulsar_k8s.v0.pulsar_client import NAME_PATTERN
+from charms.pulsar_k8s.v0.pulsar_client import (
+    FUNCTION_CODE_KEY,
+    FUNCTION_CODE_SECRET_FIELD,
+    NAME_PATTERN,
+)
 
 FIELDS = (
     "tenant",
@@ -47,6 +54,9 @@ MAX_INPUTS = 16
 MAX_CODE_BYTES = 64 * 1024
 MAX_USER_CONFIG_BYTES = 16 * 1024
 OPERATOR = "operator"
+CODE_SECRET = FUNCTION_CODE_SECRET_FIELD  # a client declaration's secret holding the code
+CODE_SECRET_KEY = FUNCTION_CODE_KEY  # the secret content key of that code
+_SECRET_URI = re.compile(r"^secret:[A-Za-z0-9/_.:-]{1,200}$")
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _PY_CLASS = re.compile(rf"^{_IDENTIFIER}(\.{_IDENTIFIER})+$")
@@ -207,6 +217,45 @@ def parse_spec(raw: Mapping[str, Any]) -> FunctionSpec:
         code=code,
         path=path,
     )
+
+
+class SecretCodeError(Exception):
+    """The code secret could not be read (missing, not granted); the message says why."""
+
+
+def parse_with_secret_code(
+    raw: Mapping[str, Any], read_secret: Callable[[str], Mapping[str, str]]
+) -> FunctionSpec:
+    """Validate a client declaration whose code may be in a Juju secret (``code-secret``).
+
+    ``read_secret(uri)`` returns the secret's content or raises ``SecretCodeError``. The code is
+    checked like inline ``py`` code (size, syntax); every refusal names ``code-secret``.
+    """
+    if not isinstance(raw, Mapping) or CODE_SECRET not in raw:
+        return parse_spec(raw)
+    uri = raw[CODE_SECRET]
+    if "py" in raw or "jar" in raw:
+        raise FunctionSpecError(CODE_SECRET, "give the code either in code-secret or py/jar")
+    if not isinstance(uri, str) or not _SECRET_URI.fullmatch(uri):
+        raise FunctionSpecError(CODE_SECRET, "the URI of a Juju secret ('secret:...')")
+    try:
+        content = read_secret(uri)
+    except SecretCodeError as exc:
+        raise FunctionSpecError(CODE_SECRET, str(exc)) from None
+    code = content.get(CODE_SECRET_KEY) if isinstance(content, Mapping) else None
+    if not isinstance(code, str) or not code.strip():
+        raise FunctionSpecError(
+            CODE_SECRET, f"the secret has no '{CODE_SECRET_KEY}' key holding Python code"
+        )
+    if "\n" not in code:
+        code += "\n"  # one line of code is still code, never a path
+    rest = {k: v for k, v in raw.items() if k != CODE_SECRET}
+    try:
+        return parse_spec({**rest, "py": code})
+    except FunctionSpecError as exc:
+        if exc.field == "py":
+            raise FunctionSpecError(CODE_SECRET, exc.reason.replace("inline ", "")) from None
+        raise
 
 
 def check_owned(spec: FunctionSpec, namespace: str) -> None:

@@ -11,14 +11,19 @@ from typing import Any
 import ops
 import pulsar_admin
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ops import pebble, testing
 from pulsar_config import PulsarConfig
 from pulsar_functions import (
+    FIELDS,
     Desired,
     FunctionSpecError,
+    SecretCodeError,
     check_owned,
     load_config_text,
     parse_spec,
+    parse_with_secret_code,
     reconcile,
     status_summary,
 )
@@ -492,6 +497,123 @@ def test_a_malformed_functions_field_is_refused_on_the_relation(ctx, root, broke
     out = ctx.run(ctx.on.relation_changed(relation), relation_state(root, relation))
     (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
     assert status["code"] == 5005 and status["message"] == "functions: is not JSON"
+
+
+def code_secret(code: str | dict[str, str] = CODE) -> testing.Secret:
+    """A secret the client ("shop") owns and granted to the broker on its relation."""
+    content = code if isinstance(code, dict) else {"code": code}
+    return testing.Secret(tracked_content=content, owner=None)
+
+
+def secret_state(root: Path, relation: testing.Relation, *secrets: testing.Secret):
+    base = relation_state(root, relation)
+    return dataclasses.replace(base, secrets=[*base.secrets, *secrets])
+
+
+def in_secret(secret: testing.Secret | object, **changes: Any) -> dict[str, Any]:
+    uri = secret.id if isinstance(secret, testing.Secret) else secret
+    return {**{k: v for k, v in BASE.items() if k != "py"}, "code-secret": uri, **changes}
+
+
+def test_a_granted_code_secret_deploys_and_a_new_revision_updates(ctx, root, broker_admin):
+    secret = code_secret()
+    relation = function_relation([in_secret(secret)])
+    out = ctx.run(ctx.on.relation_changed(relation), secret_state(root, relation, secret))
+    assert ("create", KEY) in [c[:2] for c in broker_admin.calls]
+    assert not out.get_relation(relation.id).local_app_data.get("status")
+    recorded = json.loads(_peer_data(out)[FUNCTIONS_DEPLOYED_KEY])[KEY]
+    assert recorded["digest"] == spec().digest(CODE.encode())  # same as the inline form
+    # Nothing changed: nothing is written to the worker.
+    broker_admin.calls.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert [c[0] for c in broker_admin.calls if c[0] in ("create", "update", "delete")] == []
+    # The client publishes a new revision: secret-changed updates the function.
+    new_code = CODE.replace("upper()", "lower()")
+    (tracked,) = [s for s in out.secrets if s.id == secret.id]
+    newer = dataclasses.replace(tracked, latest_content={"code": new_code})
+    out = dataclasses.replace(out, secrets=[s for s in out.secrets if s.id != secret.id] + [newer])
+    broker_admin.calls.clear()
+    out = ctx.run(ctx.on.secret_changed(newer), out)
+    assert [c[:2] for c in broker_admin.calls if c[0] in ("create", "update")] == [("update", KEY)]
+    recorded = json.loads(_peer_data(out)[FUNCTIONS_DEPLOYED_KEY])[KEY]
+    assert recorded["digest"] == spec().digest(new_code.encode())
+
+
+@pytest.mark.parametrize(
+    ("secrets", "declared", "message"),
+    [
+        ((), in_secret("secret:cs5l6kvmp25c7ac0kbng"), "no secret secret:cs5l6kvmp25c7ac0kbng"),
+        ((code_secret({"x": "y"}),), None, "the secret has no 'code' key"),
+        ((code_secret("def broken(:\n"),), None, "not valid Python (line 1"),
+        ((code_secret("x" * (64 * 1024 + 1)),), None, "code is limited to 65536 bytes"),
+        ((code_secret(),), {"py": CODE}, "give the code either in code-secret or py/jar"),
+        ((), in_secret("not a uri"), "the URI of a Juju secret"),
+        ((), in_secret(["secret:x"]), "the URI of a Juju secret"),
+    ],
+)
+def test_a_missing_or_bad_code_secret_is_refused_naming_the_field(
+    ctx, root, broker_admin, secrets, declared, message
+):
+    if declared is None or "py" in declared:
+        declared = in_secret(secrets[0], **(declared or {}))
+    relation = function_relation([declared])
+    out = ctx.run(ctx.on.relation_changed(relation), secret_state(root, relation, *secrets))
+    assert not any(c[0] in ("create", "update") for c in broker_admin.calls)
+    (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
+    assert status["code"] == 5005
+    assert status["message"].startswith("functions: [0].code-secret: ")
+    assert message in status["message"]
+    assert out.get_relation(relation.id).local_app_data.get("secret-user")  # still served
+
+
+def test_an_ungranted_code_secret_is_refused_naming_the_field(
+    ctx, root, broker_admin, monkeypatch: pytest.MonkeyPatch
+):
+    secret = code_secret()
+    relation = function_relation([in_secret(secret)])
+    real = ops.Model.get_secret
+
+    def get_secret(self, *, id=None, label=None):
+        if id == secret.id:
+            raise ops.ModelError("ERROR permission denied")
+        return real(self, id=id, label=label)
+
+    monkeypatch.setattr(ops.Model, "get_secret", get_secret)
+    out = ctx.run(ctx.on.relation_changed(relation), secret_state(root, relation, secret))
+    (status,) = json.loads(out.get_relation(relation.id).local_app_data["status"])
+    assert status["code"] == 5005
+    assert status["message"].startswith(f"functions: [0].code-secret: secret {secret.id} is not")
+    assert "grant it to pulsar-k8s" in status["message"]
+    assert not any(c[0] == "create" for c in broker_admin.calls)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.dictionaries(st.sampled_from([*FIELDS, "code-secret", "x"]), JSON_VALUES),
+    content=st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=60), max_size=3),
+)
+def test_any_code_secret_declaration_parses_or_names_the_field(changes, content):
+    """Whatever the declaration and the secret hold: a spec, or a refusal naming a field."""
+
+    def read(uri: str) -> dict[str, str]:
+        if content is None:
+            raise SecretCodeError(f"no secret {uri}")
+        return content
+
+    raw = {**in_secret("secret:cs5l6kvmp25c7ac0kbng"), **changes}
+    try:
+        parsed = parse_with_secret_code(raw, read)
+    except FunctionSpecError as exc:
+        assert exc.field in (*FIELDS, "code-secret", "x"), exc
+    else:
+        assert parsed.code is not None or parsed.path is not None
 
 
 # -- the REST calls ------------------------------------------------------------------------------

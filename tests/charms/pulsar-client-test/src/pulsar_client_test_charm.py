@@ -39,6 +39,9 @@ class PulsarClientTestCharm(ops.CharmBase):
                     functions=[
                         f for f in [config.function_config()] if f and endpoint == "pulsar"
                     ],
+                    function_code=(
+                        config.function_code() if config.function_code_in_secret else None
+                    ),
                 )
                 self.requirers[endpoint] = requirer
                 for event in (

@@ -20,6 +20,7 @@ class ClientTestConfig:
     second_namespace: str = ""
     permissions: str = "produce,consume"
     function: str = ""
+    function_code_in_secret: bool = False
 
     def __post_init__(self) -> None:
         error = self.first_error()
@@ -53,7 +54,22 @@ class ClientTestConfig:
             self.function.strip() and self.function_config() is None
         ):
             return "function: a JSON object (a Pulsar Function config dict), or empty"
+        if not isinstance(self.function_code_in_secret, bool):
+            return "function-code-in-secret: true or false"
+        if self.function_code_in_secret and self.function_code() is None:
+            return (
+                "function-code-in-secret: needs a function whose py is inline code "
+                "(a string with a line break) and whose name is a string"
+            )
         return None
+
+    def function_code(self) -> dict[str, str] | None:
+        """{name: code} of the function whose inline code goes into a secret; None otherwise."""
+        function = self.function_config() or {}
+        code, name = function.get("py"), function.get("name")
+        if not (isinstance(code, str) and "\n" in code and isinstance(name, str)):
+            return None
+        return {name: code}
 
     def function_config(self) -> dict | None:
         """The declared function's config dict; None when empty or not a JSON object."""

@@ -245,3 +245,63 @@ def test_a_function_that_is_not_a_json_object_blocks(ctx: testing.Context):
     assert out.unit_status == testing.BlockedStatus(
         "function: a JSON object (a Pulsar Function config dict), or empty"
     )
+
+
+CODE = (
+    "from pulsar import Function\n\n"
+    "class Up(Function):\n    def process(self, i, c):\n        return i\n"
+)
+IN_SECRET = {"tenant": "orders", "namespace": "eu", "name": "up", "className": "up.Up", "py": CODE}
+
+
+def _code_secret(out: testing.State, relation_id: int) -> testing.Secret:
+    (secret,) = [s for s in out.secrets if s.label == f"pulsar.{relation_id}.function-up.code"]
+    return secret
+
+
+def test_function_code_in_a_secret_granted_on_the_relation(ctx: testing.Context):
+    pulsar = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
+    config = {
+        "namespace": "orders/eu",
+        "function": json.dumps(IN_SECRET),
+        "function-code-in-secret": True,
+    }
+    state = testing.State(leader=True, relations=[pulsar], config=config)
+    out = ctx.run(ctx.on.config_changed(), state)
+    data = out.get_relation(pulsar.id).local_app_data
+    (declared,) = json.loads(data["functions"])
+    secret = _code_secret(out, pulsar.id)
+    assert "py" not in declared and declared["code-secret"] == secret.id
+    assert {k: v for k, v in declared.items() if k != "code-secret"} == {
+        k: v for k, v in IN_SECRET.items() if k != "py"
+    }
+    assert secret.latest_content == {"code": CODE}
+    assert secret.remote_grants == {pulsar.id: {"pulsar-k8s"}}
+    jsonschema.validate({"app": dict(data)}, json.loads(REQUIRER_SCHEMA.read_text()))
+    # Unchanged: nothing is rewritten; new code: a new revision of the same secret.
+    again = ctx.run(ctx.on.update_status(), out)
+    assert _code_secret(again, pulsar.id) == secret
+    new_code = CODE.replace("return i", "return str(i).upper()")
+    changed = {**config, "function": json.dumps({**IN_SECRET, "py": new_code})}
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(again, config=changed))
+    assert _code_secret(out, pulsar.id).latest_content == {"code": new_code}
+    assert out.get_relation(pulsar.id).local_app_data["functions"] == data["functions"]
+
+
+def test_function_code_in_a_secret_needs_inline_code(ctx: testing.Context):
+    function = {**IN_SECRET, "py": "/x/up.py"}
+    config = {"function": json.dumps(function), "function-code-in-secret": True}
+    out = ctx.run(ctx.on.config_changed(), testing.State(leader=True, config=config))
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith("function-code-in-secret: needs a function")
+
+
+def test_the_code_secret_goes_with_the_relation(ctx: testing.Context):
+    pulsar = testing.Relation("pulsar", remote_app_name="pulsar-k8s")
+    config = {"function": json.dumps(IN_SECRET), "function-code-in-secret": True}
+    out = ctx.run(
+        ctx.on.config_changed(), testing.State(leader=True, relations=[pulsar], config=config)
+    )
+    assert _code_secret(out, pulsar.id)
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(pulsar.id)), out)
+    assert not [s for s in out.secrets if s.label == f"pulsar.{pulsar.id}.function-up.code"]

@@ -32,9 +32,12 @@ Requirer application databag: ``namespace`` ("tenant/namespace"), ``extra-user-r
 it must name ``token``), and optionally ``functions``: a JSON list of Pulsar Function config
 dicts (``tenant``, ``namespace``, ``name``, ``className``, ``inputs``, ``output``, ``logTopic``,
 ``parallelism``, ``userConfig``, ``processingGuarantees``, ``py`` inline code or ``py``/``jar``
-a path inside the broker container), all in the relation's namespace; the provider deploys them
-with the relation's role, updates them when they change and removes them when they go. Any
-other field is not understood and refused.
+a path inside the broker container, or ``code-secret``: the URI of a Juju secret the requirer
+granted on the relation, whose ``code`` key holds the Python source), all in the relation's
+namespace; the provider deploys them with the relation's role, updates them when they change
+(a new revision of the code secret included) and removes them when they go. Any other field is
+not understood and refused. ``PulsarClientRequirer(..., function_code={name: source})`` puts a
+function's code in such a secret (one per relation, granted to it) and declares its URI.
 
 Provider application databag: ``namespace``, ``endpoints`` (comma-separated ``host:port`` of the
 broker service), ``broker-service-url``, ``web-service-url``, ``websocket-url``, ``tls``
@@ -50,7 +53,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import ops
@@ -61,7 +64,7 @@ LIBID = "006328e74cc343f89608d2e0243e920c"
 LIBAPI = 0
 # Increment this PATCH version before using `charmcraft publish-lib` or reset to 0 if you are
 # raising the major API version.
-LIBPATCH = 4
+LIBPATCH = 5
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,9 @@ NAMESPACE_KEY = "namespace"
 EXTRA_USER_ROLES_KEY = "extra-user-roles"
 REQUESTED_SECRETS_KEY = "requested-secrets"
 FUNCTIONS_KEY = "functions"
+# A declared function's code in a Juju secret: the declaration field and the content key.
+FUNCTION_CODE_SECRET_FIELD = "code-secret"
+FUNCTION_CODE_KEY = "code"
 REQUIRER_KEYS = (NAMESPACE_KEY, EXTRA_USER_ROLES_KEY, REQUESTED_SECRETS_KEY, FUNCTIONS_KEY)
 # Provider keys
 ENDPOINTS_KEY = "endpoints"
@@ -517,13 +523,20 @@ class PulsarClientRequirer(ops.Object):
         namespace: str,
         extra_user_roles: Iterable[str] = DEFAULT_PERMISSIONS,
         functions: Iterable[dict] = (),
+        function_code: Mapping[str, str] | None = None,
     ):
+        """Ask for ``namespace``; declare ``functions`` (code named in ``function_code``).
+
+        ``function_code`` maps a function name to its Python source, shared in a Juju secret
+        granted to each relation (the declaration's ``code-secret``) instead of inline ``py``.
+        """
         super().__init__(charm, relation_name)
         self._charm = charm
         self._relation_name = relation_name
         self.namespace = namespace
         self._roles = list(extra_user_roles)
         self._functions = [dict(f) for f in functions]
+        self._function_code = dict(function_code or {})
         problem = validate_namespace(namespace) or validate_permissions(self._roles)
         if problem:
             raise ValueError(problem)  # a bug in the client charm, not a runtime condition
@@ -558,13 +571,62 @@ class PulsarClientRequirer(ops.Object):
             NAMESPACE_KEY: self.namespace,
             EXTRA_USER_ROLES_KEY: ",".join(self._roles),
             REQUESTED_SECRETS_KEY: json.dumps(list(REQUESTED_SECRETS)),
-            FUNCTIONS_KEY: json.dumps(self._functions, sort_keys=True) if self._functions else "",
         }
         for relation in self.relations:
+            functions = self._declared_functions(relation)
+            wanted[FUNCTIONS_KEY] = json.dumps(functions, sort_keys=True) if functions else ""
             data = relation.data[self._charm.app]
             for key, value in wanted.items():
                 if data.get(key, "") != value:
                     data[key] = value
+
+    def code_secret_label(self, relation_id: int, name: str) -> str:
+        """Return the label of the secret holding function ``name``'s code on a relation."""
+        return f"{self._relation_name}.{relation_id}.function-{name}.code"
+
+    def _declared_functions(self, relation: ops.Relation) -> list[dict]:
+        """Return one relation's declarations, ``function_code`` moved into secrets."""
+        declared: list[dict] = []
+        for function in self._functions:
+            name = str(function.get("name", ""))
+            code = self._function_code.get(name)
+            if code is None:
+                declared.append(function)
+                continue
+            uri = self._share_code(relation, name, code)
+            rest = {k: v for k, v in function.items() if k not in ("py", "jar")}
+            declared.append({**rest, FUNCTION_CODE_SECRET_FIELD: uri})
+        return declared
+
+    def _share_code(self, relation: ops.Relation, name: str, code: str) -> str:
+        """Leader: the URI of the app-owned secret holding ``code``, granted to ``relation``."""
+        label = self.code_secret_label(relation.id, name)
+        content = {FUNCTION_CODE_KEY: code}
+        try:
+            secret = self._charm.model.get_secret(label=label)
+            if secret.peek_content() != content:
+                secret.set_content(content)  # a new revision: the provider updates the function
+        except ops.SecretNotFoundError:
+            secret = self._charm.app.add_secret(
+                content, label=label, description=f"code of Pulsar Function {name}"
+            )
+            secret.grant(relation)
+        return secret.id or secret.get_info().id or ""
+
+    def _remove_code_secrets(self, relation_id: int) -> None:
+        """Leader: remove a gone relation's code secrets."""
+        if not self._charm.unit.is_leader():
+            return
+        for name in self._function_code:
+            try:
+                secret = self._charm.model.get_secret(
+                    label=self.code_secret_label(relation_id, name)
+                )
+                secret.remove_all_revisions()
+            except ops.SecretNotFoundError:
+                continue
+            except ops.ModelError as exc:
+                logger.warning("could not remove the code secret of %s: %s", name, exc)
 
     def statuses(self, relation: ops.Relation | None = None) -> list[RelationStatus]:
         """Return the statuses the provider raised on the relation (default: the first)."""
@@ -617,6 +679,8 @@ class PulsarClientRequirer(ops.Object):
     def _on_change(self, event: ops.EventBase) -> None:
         self.request()
         broken = event.relation.id if isinstance(event, ops.RelationBrokenEvent) else None
+        if broken is not None:
+            self._remove_code_secrets(broken)
         seen = dict(self._state.seen)
         live = {r.id: r for r in self.relations if r.id != broken}
         for relation_id in [rid for rid in seen if int(rid) not in live]:
