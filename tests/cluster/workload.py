@@ -97,15 +97,32 @@ def round_trip(payloads: list[bytes], url: str = SERVICE_URL, timeout: int = 90)
         c.close()
 
 
+OPEN_WITHIN_S = 90.0
+
+
 def read_all(
     topic: str, expected: int | None = None, idle_ms: int = 15_000, url: str = SERVICE_URL
 ) -> list[bytes]:
-    """Every message of ``topic`` from the earliest, until ``expected`` or ``idle_ms`` idle."""
+    """Every message of ``topic`` from the earliest, until ``expected`` or ``idle_ms`` idle.
+
+    Opening the reader is retried for up to ``OPEN_WITHIN_S``, as a client library's user
+    would: right after a broker pod is lost, its topics move to a new owner only once its old
+    ZooKeeper session expires (the broker's 30 s session timeout), and a lookup in between
+    times out although every broker answers ready.
+    """
     import pulsar
 
-    c = client(url)
+    deadline = time.monotonic() + OPEN_WITHIN_S
+    while True:
+        c = client(url)
+        try:
+            reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
+            break
+        except pulsar.Timeout:
+            c.close()
+            if time.monotonic() > deadline:
+                raise
     try:
-        reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
         got: list[bytes] = []
         while expected is None or len(got) < expected:
             try:
