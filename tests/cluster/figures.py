@@ -439,8 +439,9 @@ The rig runs every hook of the model one after the other, the units taking turns
 each unit's hooks concurrently), so hook time adds up on its critical path; these figures are
 therefore an upper bound of what a controller would show. On 2 CPUs the overlapped start (three
 bookie JVMs, the cluster-metadata tool and the broker JVM at once) is CPU-bound: the cold deploy
-measured 3.0x to 4.7x standalone across runs of the same code. The machine is shared: timings measured while other test
-runs use the same 2 CPUs are noisy (the standalone baseline itself took 5.5 s to 14 s).
+measured 3.0x to 4.7x standalone across runs of the same code. The machine is shared: timings
+measured while other test runs use the same 2 CPUs are noisy (the standalone baseline itself
+took 5.5 s to 14 s).
 
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,
