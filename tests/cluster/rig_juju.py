@@ -309,12 +309,7 @@ class Model:
         rel = self.relations[relation_id]
         self._push_all(rig_relations.removal(rel))
         self._push(
-            RigAction(
-                "",
-                f"drop relation {rel.id}",
-                lambda: rig_relations.drop(self.records, rel),
-                barrier=True,
-            )
+            RigAction("", f"drop relation {rel.id}", lambda: rig_relations.drop(self.records, rel))
         )
 
     def config(self, app_name: str, **values: Any) -> None:
@@ -576,7 +571,7 @@ class Model:
             if unit.leader and app.live_units:
                 self.set_leader(app.live_units[0].name)
 
-        self._push(RigAction(unit.name, "pod deleted", gone, barrier=True))
+        self._push(RigAction(unit.name, "pod deleted", gone))
         # Planned units changed for everyone else: nothing is delivered for that in Juju.
 
     # -- internals: relations ----------------------------------------------------------------
