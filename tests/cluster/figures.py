@@ -435,11 +435,14 @@ standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`).
 
 {pace(figures)}
 
-The rig runs every hook of the model one after the other, the units taking turns (Juju runs
-each unit's hooks concurrently), so hook time adds up on its critical path; these figures are
-therefore an upper bound of what a controller would show. On 2 CPUs the overlapped start (three
-bookie JVMs, the cluster-metadata tool and the broker JVM at once) is CPU-bound: the cold deploy
-measured 3.0x to 4.7x standalone across runs of the same code. The machine is shared: timings
+The rig runs every hook of the model one after the other (Juju runs each unit's hooks
+concurrently), so hook time adds up on its critical path; these figures are therefore an upper
+bound of what a controller would show. The figures of 2026-12-02 15:07 were measured with an
+experimental rig queue in which units took turns; it was reverted after scenario 5 failed twice
+with it (a reader timed out after the broker pod loss). The last fully green run without it
+(14:08) measured the cold deploy at 27.4 s = 4.7x and the full restart at 20.9 s = 3.6x
+standalone (5.87 s). On 2 CPUs the overlapped start (three bookie JVMs, the cluster-metadata
+tool and the broker JVM at once) is CPU-bound. The machine is shared: timings
 measured while other test runs use the same 2 CPUs are noisy (the standalone baseline itself
 took 5.5 s to 14 s).
 
