@@ -29,6 +29,11 @@ from tests.cluster.test_zookeeper_contract import as_user, granted
 pytestmark = pytest.mark.slow
 
 
+SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
+# restarts of each process: servers learn the new user, then lose the old one; clients move once
+EXPECTED_RESTARTS = {ZOOKEEPER: 2, BOOKKEEPER: 1, BROKER: 1}
+
+
 def rotations(model: Model) -> str | None:
     peer = model.peer_relation(ZOOKEEPER)
     return model.app_data(peer.id, ZOOKEEPER).get("rotations")
@@ -44,6 +49,13 @@ def test_rotate_the_bookkeeper_relation_under_a_producer(bundle: Model):
         == "ok:"
     )
 
+    watcher = workload.PidWatcher(
+        {
+            unit.name: (unit.pod, service, None)
+            for app, service in SERVICES.items()
+            for unit in model.units(app)
+        }
+    ).start()
     producer = workload.BackgroundProducer(
         topic=f"persistent://public/default/zk-rotation-{uuid.uuid4().hex[:6]}"
     ).start()
@@ -72,6 +84,17 @@ def test_rotate_the_bookkeeper_relation_under_a_producer(bundle: Model):
         model.run_for(10)
     finally:
         producer.stop()
+        watcher.stop()
+
+    restarts = {
+        unit.name: len(watcher.pids(unit.name)) - 1
+        for app in SERVICES
+        for unit in model.units(app)
+    }
+    print("restarts:", restarts)
+    for app, expected in EXPECTED_RESTARTS.items():
+        for unit in model.units(app):
+            assert restarts[unit.name] == expected, (unit.name, restarts)
 
     new = granted(model, BOOKKEEPER)
     assert new["username"] == new_user and new["password"] != old["password"]
@@ -92,10 +115,16 @@ def test_rotate_the_bookkeeper_relation_under_a_producer(bundle: Model):
         assert f"user_{new_user}=" in server_jaas
 
     # ZooKeeper itself: the old password is refused, the new one reads the chroot
-    refused = as_user(model, old["username"], old["password"], lambda c: c.get_children("/pulsar"))
+    def list_chroot(client):
+        return client.get_children("/pulsar")
+
+    refused = as_user(model, old["username"], old["password"], list_chroot)
     assert not refused.startswith("ok"), refused
-    allowed = as_user(model, new_user, new["password"], lambda c: c.get_children("/pulsar"))
+    allowed = as_user(model, new_user, new["password"], list_chroot)
     assert allowed.startswith("ok"), allowed
+    # control: the refusal is ZooKeeper's answer to failed SASL, as for a wrong password
+    wrong = as_user(model, new_user, new["password"] + "x", list_chroot)
+    assert refused.split(":")[0] == wrong.split(":")[0], (refused, wrong)
 
     workload.round_trip([f"after-rotation-{n}".encode() for n in range(5)])
     read = producer.check_nothing_lost()
@@ -106,4 +135,5 @@ def test_rotate_the_bookkeeper_relation_under_a_producer(bundle: Model):
     record("zk_rotation.total_s", round(finished - started, 1))
     record("zk_rotation.producer_acked", len(producer.acked))
     record("zk_rotation.producer_failed_sends", producer.failures)
-    print("old password:", refused[:120])
+    record("zk_rotation.restarts", restarts)
+    print("old password:", refused[:120], "| wrong password:", wrong[:120])

@@ -122,10 +122,14 @@ class ZooKeeperCharm(ops.CharmBase):
     # What this hook saw of the server (None: not looked at).
     _observed: str | None = None
     _view_stale = False
+    # rotation secrets written in this hook (relation id -> content): read back from here, as a
+    # secret created in a hook may not be readable by label before the hook ends
+    _written_rotation_secrets: dict[int, dict[str, str]]
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         quiet_credential_loggers()
+        self._written_rotation_secrets = {}
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
@@ -538,11 +542,10 @@ class ZooKeeperCharm(ops.CharmBase):
                 members = current
                 self._write_members(relation, members)
             for request in to_grant:
-                self.provider.ensure_password(request.relation_id)
-                current = self._current_user(request.relation_id)
-                if current is None:
+                # the current user's password (request.username is the current user)
+                password = self.provider.ensure_password(request.relation_id)
+                if password is None or not is_credential(password):
                     continue
-                password = current[1]
                 old_chroot = clients.get(request.username)
                 if old_chroot and old_chroot != request.chroot:
                     zk.revoke(old_chroot, request.username, recursive=exclusive)
@@ -660,6 +663,7 @@ class ZooKeeperCharm(ops.CharmBase):
             except ops.ModelError as exc:
                 event.fail(f"cannot write the rotation secret of relation {relation_id}: {exc}")
                 return
+            self._written_rotation_secrets[relation_id] = content
             rotating[relation_id] = rotation
             started = True
             results[f"relation-{relation_id}"] = f"started: {rotation.old} -> {rotation.new}"
@@ -682,11 +686,13 @@ class ZooKeeperCharm(ops.CharmBase):
 
     def _rotation_passwords(self, relation_id: int) -> tuple[str, str] | None:
         """(old, new) password of a rotation, from its secret; None when unusable."""
-        try:
-            secret = self.model.get_secret(label=rotation_secret_label(relation_id))
-            content = secret.get_content(refresh=True)
-        except (ops.SecretNotFoundError, ops.ModelError):
-            return None
+        content = self._written_rotation_secrets.get(relation_id)
+        if content is None:
+            try:
+                secret = self.model.get_secret(label=rotation_secret_label(relation_id))
+                content = secret.get_content(refresh=True)
+            except (ops.SecretNotFoundError, ops.ModelError):
+                return None
         old, new = content.get("old-password"), content.get("new-password")
         if not (old and new and is_credential(old) and is_credential(new)):
             return None
@@ -703,6 +709,7 @@ class ZooKeeperCharm(ops.CharmBase):
         return {rotation.old: passwords[0], rotation.new: passwords[1]}
 
     def _remove_rotation_secret(self, relation_id: int) -> None:
+        self._written_rotation_secrets.pop(relation_id, None)
         try:
             self.model.get_secret(label=rotation_secret_label(relation_id)).remove_all_revisions()
         except (ops.SecretNotFoundError, ops.ModelError) as exc:
