@@ -45,7 +45,7 @@ class Served:
         return f"relation-{self.client_id}-r1"
 
 
-def served(ctx, tmp_path: Path) -> Served:
+def served(ctx, tmp_path: Path, config: dict | None = None) -> Served:
     """A 3-member ensemble serving bookkeeper (/pulsar) and a broker relation without request."""
     members = json.dumps({str(n + 1): address(n) for n in range(3)})
     peer = testing.PeerRelation(
@@ -60,7 +60,7 @@ def served(ctx, tmp_path: Path) -> Served:
         remote_units_data={0: {}, 1: {}},
     )
     broker = testing.Relation("zookeeper", remote_app_name="pulsar-k8s", remote_units_data={0: {}})
-    state = base_state(tmp_path, {peer, client, broker}, planned_units=3)
+    state = base_state(tmp_path, {peer, client, broker}, planned_units=3, config=config or {})
     out = running(ctx.run(ctx.on.relation_changed(client), state))
     out = running(ctx.run(ctx.on.update_status(), out))
     out = ctx.run(ctx.on.update_status(), with_peer_users(out, peer.id, [f"relation-{client.id}"]))
@@ -354,3 +354,22 @@ def test_client_progress():
 def test_bad_rotations_record_is_refused(raw):
     with pytest.raises(InvalidField):
         rotation_module.parse_rotations("cluster", raw)
+
+
+def test_shared_acl_policy_mirrors_and_revokes_under_the_chroot(ctx, tmp_path, ensemble):
+    s = served(ctx, tmp_path, config={"acl-policy": "shared"})
+    out = running(ctx.run(ctx.on.action("rotate-zookeeper-credentials"), s.state))
+    out = with_peer_users(out, s.peer_id, [s.user, s.new_user])
+    ensemble.calls.clear()
+    out = running(ctx.run(ctx.on.relation_changed(out.get_relation(s.peer_id)), out))
+    assert ("mirror", "/pulsar", s.user, s.new_user) in ensemble.calls
+    # shared: no grant is re-applied while the clients move (both users are recorded)
+    ensemble.calls.clear()
+    out = running(ctx.run(ctx.on.update_status(), out))
+    assert not [c for c in ensemble.calls if c[0] in ("grant", "grant-also", "revoke")]
+    out = with_reports(out, s.client_id, [s.new_user, s.new_user])
+    out = with_reports(out, s.broker_id, [s.new_user])
+    out = running(ctx.run(ctx.on.relation_changed(out.get_relation(s.client_id)), out))
+    # a rotated-out user's entries are removed everywhere under the chroot, not only on it
+    assert ("revoke", "/pulsar", s.user, True) in ensemble.calls
+    assert clients_record(out, s.peer_id) == {s.new_user: "/pulsar"}
