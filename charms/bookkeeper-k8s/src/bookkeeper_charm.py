@@ -98,6 +98,9 @@ def _no_cluster(output: str) -> bool:
     return any(marker in output for marker in _NO_CLUSTER_MARKERS)
 
 
+# What decommissionbookie says while the stopped bookie is still registered in ZooKeeper.
+STILL_REGISTERED = "is not shutdown yet"
+STILL_REGISTERED_ATTEMPTS = 4
 _JAAS_PASSWORD = re.compile(r'password="([^"]*)"')
 # The hooks a removed unit runs after its relations are gone, in order; the last one is remove.
 _TEARDOWN_EVENTS = (ops.StorageDetachingEvent, ops.StopEvent, ops.RemoveEvent)
@@ -263,7 +266,13 @@ class BookKeeperCharm(ops.CharmBase):
         except WorkloadError as exc:
             return self._failed(f"cannot stop the bookie: {exc}", "", last_hook)
         command = [BOOKKEEPER_SCRIPT, "shell", "decommissionbookie", "-bookieid", own]
-        result = self.workload.run(command, env, DECOMMISSION_TIMEOUT_S)
+        deadline = started + DECOMMISSION_TIMEOUT_S
+        for _ in range(STILL_REGISTERED_ATTEMPTS):
+            result = self.workload.run(command, env, max(deadline - time.monotonic(), 1.0))
+            # A bookie killed at the end of Pebble's kill-delay stays registered until its
+            # ZooKeeper session expires (zkTimeout, 10 s): each attempt is a JVM start later.
+            if result.ok or STILL_REGISTERED not in result.output:
+                break
         if not result.ok:
             return self._failed("decommissionbookie did not finish", result.output, last_hook)
         # The tools print their answers at INFO.

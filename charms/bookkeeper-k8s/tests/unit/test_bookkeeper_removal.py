@@ -166,7 +166,7 @@ def test_storage_detaching_stops_decommissions_and_verifies(
     out = detaching(ctx3, departed(ctx3, st))
     assert executed(ctx3) == [DECOMMISSION_CMD, LISTBOOKIES]
     decommission = ctx3.exec_history["pulsar"][0]
-    assert decommission.timeout == DECOMMISSION_TIMEOUT_S
+    assert DECOMMISSION_TIMEOUT_S - 5 < decommission.timeout <= DECOMMISSION_TIMEOUT_S
     assert (decommission.user_id, decommission.group_id) == (10000, 0)
     bookie = out.get_container("pulsar").service_statuses["bookie"]
     assert bookie == ops.pebble.ServiceStatus.INACTIVE
@@ -287,6 +287,28 @@ def test_failed_decommission_blocks_and_the_next_teardown_hook_retries(
     ctx3.exec_history.clear()
     out = ctx3.run(ctx3.on.stop(), out)
     assert executed(ctx3) == [DECOMMISSION_CMD, LISTBOOKIES]
+    assert "decommissioned in" in out.unit_status.message
+
+
+def test_a_bookie_still_registered_is_tried_again_in_the_same_hook(
+    ctx3, storage, tmp_path, four_writable, monkeypatch
+):
+    answers = [
+        ExecResult(False, "exit code 255: ERROR Bookie: x:3181 is not shutdown yet"),
+        ExecResult(True, "decommissioned"),
+        ExecResult(True, listed(0, 1, 2)),
+    ]
+    commands: list[tuple[str, ...]] = []
+
+    def run(_self, argv, environment, timeout, working_dir="/pulsar"):
+        commands.append(tuple(argv))
+        assert 0 < timeout <= DECOMMISSION_TIMEOUT_S
+        return answers.pop(0)
+
+    monkeypatch.setattr(BookieWorkload, "run", run)
+    st = leaving_state(storage, tmp_path, planned=3)
+    out = detaching(ctx3, departed(ctx3, st))
+    assert commands == [DECOMMISSION_CMD, DECOMMISSION_CMD, LISTBOOKIES]
     assert "decommissioned in" in out.unit_status.message
 
 
