@@ -334,6 +334,7 @@ ROWS += [
         "s",
     ),
     ("scaledown.ledgers_moved", "D", "ledgers that had a copy on the removed bookie", ""),
+    ("scaledown.decommission_attempts", "D", "decommissionbookie runs in that hook", ""),
     ("scaledown.publish_gap_s", "D", "longest publish gap under the producer during 4 -> 3", "s"),
 ]
 SCENARIO_ROWS.append(

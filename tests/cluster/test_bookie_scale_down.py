@@ -96,11 +96,8 @@ def test_bookies_4_to_3_decommissions_then_3_to_2_is_refused(model: Model):
     written = write_topics(3)
     leaving = f"{BOOKKEEPER}/3"
     leaving_id = bookie_id(model, 3)
-    held = set(
-        re.findall(
-            r"ledgerID: (\d+)", shell(model, leaving, "listledgers", "-bookieid", leaving_id)
-        )
-    )
+    ledgers = shell(model, leaving, "listledgers", "-bookieid", leaving_id)
+    held = set(re.findall(r"ledgerID: (\d+)", ledgers))
 
     # --- 4 -> 3 under a producer --------------------------------------------------------
     producer_topic = workload.new_topic("scaledown-live")
@@ -120,11 +117,16 @@ def test_bookies_4_to_3_decommissions_then_3_to_2_is_refused(model: Model):
     record("scaledown.publish_gap_s", round(producer.longest_gap(since=removed_at), 1))
 
     decommissions = model.execs(unit=leaving, contains="decommissionbookie", since=since)
-    assert [c.exit_code for c in decommissions] == [0], [str(c) for c in decommissions]
+    # Earlier attempts may meet the stopped bookie still registered (its ZooKeeper session
+    # outlives a kill at the end of Pebble's kill-delay): the charm tries again in the hook.
+    codes = [c.exit_code for c in decommissions]
+    assert codes and codes[-1] == 0, [str(c) for c in decommissions]
+    record("scaledown.decommission_attempts", len(codes))
     hook = next(e for e in model.events(unit=leaving) if e.event.startswith("storage_detaching"))
     assert "decommissioned in" in hook.status, hook
     record("scaledown.decommission_s", round(hook.duration, 1))
     record("scaledown.ledgers_moved", len(held))
+    print(f"ledgers listed on {leaving} before its removal: {sorted(held)}")
 
     remaining = bookie_units(model)[0]
     assert_all_readable(written)

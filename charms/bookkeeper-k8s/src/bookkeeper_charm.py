@@ -100,7 +100,7 @@ def _no_cluster(output: str) -> bool:
 
 # What decommissionbookie says while the stopped bookie is still registered in ZooKeeper.
 STILL_REGISTERED = "is not shutdown yet"
-STILL_REGISTERED_ATTEMPTS = 4
+STILL_REGISTERED_ATTEMPTS = 6
 _JAAS_PASSWORD = re.compile(r'password="([^"]*)"')
 # The hooks a removed unit runs after its relations are gone, in order; the last one is remove.
 _TEARDOWN_EVENTS = (ops.StorageDetachingEvent, ops.StopEvent, ops.RemoveEvent)
