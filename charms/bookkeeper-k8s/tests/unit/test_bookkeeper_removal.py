@@ -23,6 +23,8 @@ from bookkeeper_removal import (
 from bookkeeper_workload import BookieWorkload
 from charms.pulsar_k8s.v0.workload import ExecResult
 from conftest import CHARM_ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ops import testing
 from test_bookkeeper_charm import (
     APP,
@@ -255,6 +257,22 @@ def test_malformed_ensemble_size_is_ignored_not_raised(
     out = departed(ctx3, st)
     # Nobody says a valid size: one other writable bookie must remain, and one does.
     assert out.unit_status.name == "maintenance"
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ensemble=st.text(max_size=12), planned=st.integers(0, 4))
+def test_any_ensemble_size_and_planned_units_never_break_a_removal(
+    ctx3, storage, tmp_path, four_writable, ensemble, planned
+):
+    st_ = leaving_state(storage, tmp_path, planned=planned, ensemble=ensemble)
+    out = detaching(ctx3, departed(ctx3, st_))
+    assert out.unit_status.name in ("maintenance", "blocked")
+    if out.unit_status.name == "blocked":
+        assert "removal refused" in out.unit_status.message
 
 
 def test_remaining_units_block_when_fewer_bookies_than_the_ensemble(
