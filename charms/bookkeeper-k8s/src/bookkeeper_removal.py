@@ -44,7 +44,7 @@ def decide(remaining_writable: int, required: int | None, app: str) -> Decision:
         REFUSED,
         f"removal refused: {remaining_writable} writable bookies would remain, the brokers' "
         f"ensemble needs {needed}; not decommissioned (data and cookie kept): "
-        f"scale {app} back to {needed + 1}",
+        f"scale {app} back up to at least {needed}",
     )
 
 

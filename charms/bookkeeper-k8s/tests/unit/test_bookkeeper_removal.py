@@ -134,7 +134,7 @@ def test_decide_refuses_below_the_ensemble_naming_the_way_out():
     assert refused.plan == REFUSED
     assert "2 writable bookies would remain" in refused.reason
     assert "ensemble needs 3" in refused.reason
-    assert f"scale {APP} back to 4" in refused.reason
+    assert f"scale {APP} back up to at least 3" in refused.reason
     assert decide(0, None, APP).plan == REFUSED  # the last bookie
 
 
@@ -229,7 +229,7 @@ def test_removal_below_the_ensemble_is_refused_and_nothing_moves(
     out = departed(ctx3, st)
     assert out.unit_status.name == "blocked"
     assert "removal refused: 2 writable bookies would remain" in out.unit_status.message
-    assert f"scale {APP} back to 4" in out.unit_status.message
+    assert f"scale {APP} back up to at least 3" in out.unit_status.message
     out = detaching(ctx3, out)
     out = ctx3.run(ctx3.on.stop(), out)
     assert fake_http.puts == []
