@@ -343,6 +343,29 @@ SCENARIO_ROWS.append(
         "default",
     )
 )
+# Safe bookie scale-down (issue 12, item 2).
+ROWS += [
+    (
+        "scaledown.decommission_s",
+        "D",
+        "bookie 4 -> 3: the storage-detaching hook that decommissions",
+        "s",
+    ),
+    ("scaledown.ledgers_moved", "D", "ledgers that had a copy on the removed bookie", ""),
+    ("scaledown.decommission_attempts", "D", "decommissionbookie runs in that hook", ""),
+    ("scaledown.publish_gap_s", "D", "longest publish gap under the producer during 4 -> 3", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "D",
+        "bookie scale-down at ensemble/write/ack quorum 3/3/2: 4 -> 3 decommissions the removed "
+        "bookie (read-only, stopped, `decommissionbookie`), every message readable, nothing "
+        "under-replicated, the bookie no longer listed; 3 -> 2 is refused (Blocked, nothing "
+        "decommissioned) and every message is still readable",
+        "`test_bookie_scale_down.py`",
+        "slow",
+    )
+)
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
     f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
 )

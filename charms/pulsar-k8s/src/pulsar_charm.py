@@ -174,6 +174,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             config = self.load_config(PulsarConfig)
         except (ValueError, TypeError) as exc:
             return statuses.bad_config(exc)
+        self._publish_ensemble_size(config)
 
         recorded = self._recorded_cluster_name()
         if recorded is not None and recorded != config.cluster_name:
@@ -238,6 +239,13 @@ class PulsarBrokerCharm(ops.CharmBase):
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
         return status
+
+    def _publish_ensemble_size(self, config: PulsarConfig) -> None:
+        """Leader: tell the bookies the ensemble size, so they refuse a removal below it."""
+        try:
+            self.bookkeeper.publish_ensemble_size(config.managed_ledger_ensemble_size)
+        except ops.ModelError as exc:  # e.g. the relation is going away
+            logger.info("cannot publish the ensemble size: %s", exc)
 
     def _retry_later(self) -> None:
         """Make the broker-view check fail in RETRY_AFTER_S (no update-status).
