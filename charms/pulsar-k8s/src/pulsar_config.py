@@ -45,6 +45,7 @@ class PulsarConfig:
     log_level: str = "info"
     functions_worker_enabled: bool = False
     websocket_service_enabled: bool = True
+    tls_plaintext_enabled: bool = False
 
     def __post_init__(self) -> None:
         error = self.first_error()

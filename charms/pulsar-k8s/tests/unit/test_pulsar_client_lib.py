@@ -113,7 +113,7 @@ def test_requirer_leader_writes_its_request_on_every_relation_of_each_endpoint()
     orders = {
         "namespace": "shop/orders",
         "extra-user-roles": "produce,consume",
-        "requested-secrets": '["username", "token"]',
+        "requested-secrets": '["username", "token", "tls", "tls-ca"]',
     }
     assert out.get_relation(first.id).local_app_data == orders
     assert out.get_relation(other_cluster.id).local_app_data == orders

@@ -1,0 +1,164 @@
+"""TLS through the ``certificates`` relation, on the real broker (issue 9, first increment).
+
+The settled bundle (module scope) plus ``tls``, a self-signed CA application
+(``tls_provider_charm/``, the provider side of charmlibs-interfaces-tls-certificates), related
+to ``pulsar-k8s:certificates``, and a test client ``client-tls`` on ``pulsar-k8s:pulsar``. The
+tests run in order and share the model:
+
+1. the broker gets its certificate and restarts with TLS (``tls-plaintext-enabled`` false);
+   the relation carries a CSR for the unit and the CA-signed certificate;
+2. real TLS handshakes (Python ``ssl``, trusting only the provider's CA) on 6651 and 8443: the
+   chain verifies and the SANs are the unit's pod name and the Service name; a handshake that
+   trusts only the system CAs fails; the plain-text binary port 6650 refuses connections;
+3. the client relation publishes ``pulsar+ssl://`` / ``https://`` / ``wss://`` URLs and the CA
+   (in the TLS secret the client asked for); the client charm produces and consumes over
+   ``pulsar+ssl`` with that CA and host-name verification.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import BROKER
+from tests.cluster.rig_juju import Model
+
+sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
+from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
+
+TLS_APP = "tls"
+CLIENT = "client-tls"
+NAMESPACE = "secure/orders"
+UNIT_FQDN = f"{BROKER}-0.{BROKER}-endpoints.rig.svc.cluster.local"
+SERVICE_FQDN = f"{BROKER}.rig.svc.cluster.local"
+BROKER_CONF = "/pulsar/conf/broker.conf"
+
+
+def broker_active_with_tls(model: Model) -> bool:
+    if model.unit(f"{BROKER}/0").status.name != "active":
+        return False
+    try:
+        return "brokerServicePortTls=6651" in model.pod(f"{BROKER}/0").read(BROKER_CONF)
+    except Exception:  # not pushed yet, or Pebble restarting
+        return False
+
+
+def client_active(model: Model) -> bool:
+    status = model.unit(f"{CLIENT}/0").status
+    return status.name == "active" and NAMESPACE in status.message
+
+
+def provider_certificates(model: Model) -> list[dict[str, Any]]:
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    return json.loads(model.app_data(relation.id, TLS_APP).get("certificates") or "[]")
+
+
+def provider_ca(model: Model) -> str:
+    (certificate,) = provider_certificates(model)
+    return certificate["ca"]
+
+
+def handshake(host: str, port: int, context: ssl.SSLContext) -> dict[str, Any]:
+    with (
+        socket.create_connection((host, port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        cert = x509.load_der_x509_certificate(der)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return {
+            "version": tls.version(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "sans": set(sans.value.get_values_for_type(x509.DNSName)),
+        }
+
+
+@pytest.fixture(scope="module")
+def secure(bundle: Model) -> Model:
+    from pulsar_client_test_charm import PulsarClientTestCharm  # type: ignore[import-not-found]
+
+    model = bundle
+    model.deploy(TLS_APP, RigTlsProviderCharm)
+    model.deploy(CLIENT, PulsarClientTestCharm, config={"namespace": NAMESPACE})
+    started = time.monotonic()
+    model.integrate(f"{BROKER}:certificates", f"{TLS_APP}:certificates")
+    model.integrate(f"{BROKER}:pulsar", f"{CLIENT}:pulsar")
+    model.settle(until=lambda: broker_active_with_tls(model) and client_active(model), timeout=300)
+    record("tls.enable_to_active_s", time.monotonic() - started)
+    return model
+
+
+def test_broker_gets_a_certificate_and_serves_tls(secure: Model):
+    model = secure
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    requests = json.loads(
+        model.unit_data(relation.id, f"{BROKER}/0").get("certificate_signing_requests") or "[]"
+    )
+    assert len(requests) == 1 and requests[0]["ca"] is False, requests
+    csr = x509.load_pem_x509_csr(requests[0]["certificate_signing_request"].encode())
+    csr_sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert {UNIT_FQDN, SERVICE_FQDN} <= set(csr_sans.value.get_values_for_type(x509.DNSName))
+    (issued,) = provider_certificates(model)
+    assert (
+        issued["certificate_signing_request"].strip()
+        == requests[0]["certificate_signing_request"].strip()
+    )
+    # The key never left the unit except in its own secret: not in any databag.
+    assert "PRIVATE KEY" not in json.dumps(model.relation(relation.id).app_data)
+    assert "PRIVATE KEY" not in json.dumps(model.unit_data(relation.id, f"{BROKER}/0"))
+    key = model.pod(f"{BROKER}/0").read("/pulsar/conf/tls/private-key.pem") or ""
+    assert key.startswith("-----BEGIN PRIVATE KEY-----"), "PKCS#8 for Pulsar"
+
+
+def test_every_tls_listener_serves_the_ca_chain_and_the_plain_port_is_closed(secure: Model):
+    model = secure
+    ca = provider_ca(model)
+    trusting_ca = ssl.create_default_context(cadata=ca)
+    for port in (6651, 8443):
+        seen = handshake(UNIT_FQDN, port, trusting_ca)
+        assert "CN=rig-ca" in seen["issuer"].split(","), seen
+        assert {UNIT_FQDN, SERVICE_FQDN} <= seen["sans"], seen
+        assert seen["version"] in ("TLSv1.2", "TLSv1.3"), seen
+        # The Service name is covered too (it is what the client relation publishes).
+        handshake(SERVICE_FQDN, port, trusting_ca)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(UNIT_FQDN, port, ssl.create_default_context())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((UNIT_FQDN, 6650), timeout=5).close()
+    assert model.unit(f"{BROKER}/0").status.name == "active"
+
+
+def test_client_gets_tls_urls_and_the_ca_and_moves_messages_over_tls(secure: Model):
+    model = secure
+    (relation,) = model.relations_of(CLIENT, "pulsar")
+    data = model.app_data(relation.id, BROKER)
+    assert data["broker-service-url"] == f"pulsar+ssl://{SERVICE_FQDN}:6651", data
+    assert data["web-service-url"] == f"https://{SERVICE_FQDN}:8443", data
+    assert data["websocket-url"] == f"wss://{SERVICE_FQDN}:8443/ws/v2", data
+    tls = model.secret(data["secret-tls"]).content()
+    assert tls == {"tls": "enabled", "tls-ca": provider_ca(model).strip() + "\n"}, tls
+
+    topic = f"tls-{uuid.uuid4().hex[:8]}"
+    count = 10
+    started = time.monotonic()
+    sent = model.run_action(
+        f"{CLIENT}/0", "produce", {"topic": topic, "count": count, "payload-prefix": "t"}
+    )
+    assert int(sent["count"]) == count, sent
+    got = model.run_action(
+        f"{CLIENT}/0", "consume", {"topic": topic, "count": count, "timeout-seconds": 30}
+    )
+    assert int(got["count"]) == count, got
+    assert got["first-payload"] == "t-0" and got["last-payload"] == f"t-{count - 1}", got
+    record("tls.client_round_trip_s", time.monotonic() - started)
