@@ -70,7 +70,11 @@ class RigTlsProviderCharm(ops.CharmBase):
             csr = request.certificate_signing_request
             current = issued.get((request.relation_id, str(csr)))
             if current is not None and str(current.ca) == str(ca):
-                continue
+                cert = current.certificate
+                validity = cert.expiry_time - cert.validity_start_time
+                if abs(validity - timedelta(hours=hours)) < timedelta(minutes=1):
+                    continue
+                # A new validity is a renewal: the same request signed again.
             certificate = Certificate.generate(
                 csr=csr, ca=ca, ca_private_key=key, validity=timedelta(hours=hours)
             )
