@@ -289,3 +289,36 @@ def test_removing_the_relation_returns_to_plain_text(ctx, root, calls):
     conf = (root / Path(BROKER_CONF_PATH).relative_to("/pulsar")).read_text()
     assert "Tls" not in conf
     assert {p.port for p in out.opened_ports} == {6650, 8080}
+
+
+@pytest.mark.parametrize(
+    "certificates",
+    [
+        "not json",
+        "[]",
+        '[{"certificate": "x"}]',
+        '[{"ca": "x", "certificate": "x", "certificate_signing_request": "x", "chain": []}]',
+    ],
+)
+def test_a_malformed_answer_never_fails_the_hook_and_turns_nothing_on(
+    ctx, root, calls, certificates
+):
+    state, _ = _answered(ctx, root, calls)
+    (relation,) = [r for r in state.relations if r.endpoint == "certificates"]
+    broken = dataclasses.replace(relation, remote_app_data={"certificates": certificates})
+    out = ctx.run(ctx.on.relation_changed(broken), _with(state, broken))
+    assert out.unit_status.name == "waiting", out.unit_status
+    assert "certificate" in out.unit_status.message
+    assert calls.names() == []
+
+
+def test_a_certificate_signed_for_another_csr_is_not_used(ctx, root, calls):
+    state, _ = _answered(ctx, root, calls)
+    (relation,) = [r for r in state.relations if r.endpoint == "certificates"]
+    answer = json.loads(relation.remote_app_data["certificates"])
+    other = _issued(PrivateKey.generate())
+    answer[0]["certificate"] = str(other.certificate)
+    broken = dataclasses.replace(relation, remote_app_data={"certificates": json.dumps(answer)})
+    out = ctx.run(ctx.on.relation_changed(broken), _with(state, broken))
+    assert out.unit_status.name == "waiting", out.unit_status
+    assert calls.names() == []

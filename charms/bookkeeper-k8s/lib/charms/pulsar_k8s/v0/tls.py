@@ -162,6 +162,21 @@ def material_from(
     )
 
 
+class _GuardedRequirer(TLSCertificatesRequiresV4):
+    """The library's requirer, except that an answer it cannot parse never fails a hook.
+
+    The library's own relation handler raises ``TLSCertificatesError`` on a certificate that
+    is valid JSON but not PEM; here that is logged, and :meth:`TlsRequirer.state` reports it
+    as refused data (a Waiting status naming the relation) until the provider answers again.
+    """
+
+    def _configure(self, event: ops.EventBase | None = None) -> None:
+        try:
+            super()._configure(event)
+        except (TLSCertificatesError, ValueError) as exc:
+            logger.warning("certificates relation: answer not usable (%s)", type(exc).__name__)
+
+
 class TlsRequirer(ops.Object):
     """One unit's certificate on the ``certificates`` relation.
 
@@ -181,7 +196,7 @@ class TlsRequirer(ops.Object):
         self._charm = charm
         self._relation_name = relation_name
         self.request = certificate_request(charm.unit.name, sans)
-        self.certificates = TLSCertificatesRequiresV4(
+        self.certificates = _GuardedRequirer(
             charm,
             relation_name,
             certificate_requests=[self.request],
