@@ -594,7 +594,7 @@ def test_provider_with_tls_publishes_tls_urls_and_the_ca_in_the_tls_secret():
 
 
 def test_provider_with_tls_says_enabled_to_an_old_requirer_without_the_ca():
-    out, relation = serve_tls(REQUEST)  # LIBPATCH <= 5: requested-secrets username, token
+    _out, relation = serve_tls(REQUEST)  # LIBPATCH <= 5: requested-secrets username, token
     data = relation.local_app_data
     assert_valid("provider", data)
     assert data["tls"] == "enabled"
