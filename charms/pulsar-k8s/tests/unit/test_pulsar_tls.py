@@ -222,6 +222,12 @@ def test_requests_a_certificate_and_waits_for_it_without_touching_the_broker(ctx
     assert "PRIVATE KEY" not in json.dumps(dict(unit_data))
 
 
+def _certificates_of(state: testing.State) -> testing.Relation:
+    (relation,) = [r for r in state.relations if r.endpoint == "certificates"]
+    assert isinstance(relation, testing.Relation)
+    return relation
+
+
 def _answered(ctx, root, calls):
     """The charm's CSR answered by the rig's CA stand-in; returns (state with the answer, ca)."""
     before = full_state(root, running=True, files=expected_files())
@@ -304,7 +310,7 @@ def test_a_malformed_answer_never_fails_the_hook_and_turns_nothing_on(
     ctx, root, calls, certificates
 ):
     state, _ = _answered(ctx, root, calls)
-    (relation,) = [r for r in state.relations if r.endpoint == "certificates"]
+    relation = _certificates_of(state)
     broken = dataclasses.replace(relation, remote_app_data={"certificates": certificates})
     out = ctx.run(ctx.on.relation_changed(broken), _with(state, broken))
     assert out.unit_status.name == "waiting", out.unit_status
@@ -314,7 +320,7 @@ def test_a_malformed_answer_never_fails_the_hook_and_turns_nothing_on(
 
 def test_a_certificate_signed_for_another_csr_is_not_used(ctx, root, calls):
     state, _ = _answered(ctx, root, calls)
-    (relation,) = [r for r in state.relations if r.endpoint == "certificates"]
+    relation = _certificates_of(state)
     answer = json.loads(relation.remote_app_data["certificates"])
     other = _issued(PrivateKey.generate())
     answer[0]["certificate"] = str(other.certificate)
