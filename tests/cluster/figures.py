@@ -331,6 +331,8 @@ ROWS += [
     ("tls.client_round_trip_s", "T", "client charm: 10 messages produced+consumed over TLS", "s"),
     ("tls.renewal_reload_s", "T", "renewed certificate published to served, no restart", "s"),
     ("tls.ca_rotation_reload_s", "T", "new CA published to served, no restart", "s"),
+    ("tls_slow.enable_two_brokers_s", "T", "TLS enabled on 2 brokers, one at a time", "s"),
+    ("tls_slow.enable_publish_gap_s", "T", "longest publish gap then (2 brokers)", "s"),
 ]
 SCENARIO_ROWS.append(
     (
@@ -507,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
+            tests.append("tests/cluster/test_tls_slow.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,
