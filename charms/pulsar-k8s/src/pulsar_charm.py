@@ -15,7 +15,7 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -115,9 +115,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.restart_lock = RollingRestart(self, PEER_RELATION)
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
         # Before the reconcile's observers: the library stores and requests first.
+        # An invalid tls-extra-sans blocks the reconcile; the request keeps the charm's names.
+        extra = parse_extra_sans(self.config.get("tls-extra-sans", "")) or ()
         self.tls = TlsRequirer(
             self,
-            sans=tls_sans(self.unit.name, self.app.name, self.model.name),
+            sans=tls_sans(self.unit.name, self.app.name, self.model.name, extra),
             relation_name=CERTIFICATES_RELATION,
         )
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)

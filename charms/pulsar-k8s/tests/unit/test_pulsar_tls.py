@@ -24,9 +24,11 @@ from charms.pulsar_k8s.v0.tls import (
     TlsState,
     certificate_request,
     material_from,
+    parse_extra_sans,
     tls_sans,
 )
 from charms.pulsar_k8s.v0.validation import InvalidField
+from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
@@ -328,3 +330,41 @@ def test_a_certificate_signed_for_another_csr_is_not_used(ctx, root, calls):
     out = ctx.run(ctx.on.relation_changed(broken), _with(state, broken))
     assert out.unit_status.name == "waiting", out.unit_status
     assert calls.names() == []
+
+
+def test_extra_sans_from_config_are_in_the_request(ctx, root):
+    before = full_state(
+        root,
+        running=True,
+        files=expected_files(),
+        config={"tls-extra-sans": " pulsar.example.com, ,lb.example.com"},
+    )
+    relation = _certificates()
+    out = ctx.run(ctx.on.relation_created(relation), _with(before, relation))
+    (request,) = json.loads(
+        out.get_relation(relation.id).local_unit_data["certificate_signing_requests"]
+    )
+    csr = x509.load_pem_x509_csr(request["certificate_signing_request"].encode())
+    names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"pulsar.example.com", "lb.example.com", SERVICE} <= set(
+        names.get_values_for_type(x509.DNSName)
+    )
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1", "bad name", "a..b", "x\ny", "ok.example.com,-x"])
+def test_invalid_extra_sans_block_naming_the_option(ctx, root, calls, value):
+    before = full_state(
+        root, running=True, files=expected_files(), config={"tls-extra-sans": value}
+    )
+    relation = _certificates()
+    out = ctx.run(ctx.on.relation_created(relation), _with(before, relation))
+    assert out.unit_status == ops.BlockedStatus(
+        "tls-extra-sans: comma-separated DNS names (no IP addresses)"
+    )
+    assert calls.names() == []
+
+
+@given(st.text(max_size=80))
+def test_parse_extra_sans_never_raises_and_keeps_only_host_names(text: str):
+    names = parse_extra_sans(text)
+    assert names is None or all(n and "," not in n and n.strip() == n for n in names)

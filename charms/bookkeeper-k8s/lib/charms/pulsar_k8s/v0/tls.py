@@ -19,6 +19,7 @@ Usage::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from charmlibs.interfaces.tls_certificates import (
     TLSCertificatesError,
     TLSCertificatesRequiresV4,
 )
-from charms.pulsar_k8s.v0.validation import InvalidField
+from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname
 from cryptography.hazmat.primitives import serialization
 
 LIBID = "3f1a7c2e9b4d4e6f8a0c5d7e9f1b3a5c"
@@ -67,6 +68,25 @@ def tls_sans(
         *extra,
     ]
     return tuple(dict.fromkeys(name for name in names if name))
+
+
+def parse_extra_sans(text: object) -> tuple[str, ...] | None:
+    """Comma-separated DNS names (e.g. a load balancer's) for the certificate; None if invalid.
+
+    Blank items are ignored; an IP address or anything that is not a host name is refused.
+    """
+    if not isinstance(text, str):
+        return None
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+            return None
+        except ValueError:
+            pass
+        if not is_hostname(name):
+            return None
+    return tuple(dict.fromkeys(names))
 
 
 def certificate_request(unit_name: str, sans: Iterable[str]) -> CertificateRequestAttributes:
