@@ -366,6 +366,26 @@ SCENARIO_ROWS.append(
         "slow",
     )
 )
+ROWS += [
+    ("tls.enable_to_active_s", "T", "certificates related to broker serving TLS, active", "s"),
+    ("tls.enable_publish_gap_s", "T", "longest publish gap while TLS is enabled (1 broker)", "s"),
+    ("tls.client_round_trip_s", "T", "client charm: 10 messages produced+consumed over TLS", "s"),
+    ("tls.renewal_reload_s", "T", "renewed certificate published to served, no restart", "s"),
+    ("tls.ca_rotation_reload_s", "T", "new CA published to served, no restart", "s"),
+    ("tls_slow.enable_two_brokers_s", "T", "TLS enabled on 2 brokers, one at a time", "s"),
+    ("tls_slow.enable_publish_gap_s", "T", "longest publish gap then (2 brokers)", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "T",
+        "TLS: a self-signed CA application on `certificates`; the broker enables TLS under a "
+        "producer (nothing acknowledged lost), handshakes on 6651/8443 verify the chain and SANs, "
+        "6650 refuses, the client charm moves messages over `pulsar+ssl`; a renewal and a CA "
+        "rotation are served without a restart",
+        "`test_tls.py`",
+        "default",
+    )
+)
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
     f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
 )
@@ -526,10 +546,12 @@ def main(argv: list[str] | None = None) -> int:
         figures_file().unlink(missing_ok=True)
         marker = [] if args.slow else ["-m", "not slow"]
         tests = ["tests/cluster/test_scenarios.py", "tests/cluster/test_observability.py"]
+        tests.append("tests/cluster/test_tls.py")
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
             tests.append("tests/cluster/test_zookeeper_rotation.py")
+            tests.append("tests/cluster/test_tls_slow.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,
