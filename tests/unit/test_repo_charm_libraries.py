@@ -30,6 +30,7 @@ CORE_LIBRARIES = [
         "log_hygiene",
         "view_check",
         "observability",
+        "refresh",
     )
 ]
 
