@@ -306,8 +306,18 @@ def ensure_python_runtime() -> Path:
     return target
 
 
-def main() -> int:
+UPGRADE_FROM_VERSION = "4.0.6"
+"""The older Pulsar the refresh scenario (``test_upgrade.py``, slow) starts from: fetched only by
+``python -m tests.cluster.rig_setup --also 4.0.6`` (``tox -e cluster-slow``) or by the scenario."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fetch the cache; ``--also <version>`` (repeatable): another Pulsar distribution too."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    also = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--also"]
     started = time.monotonic()
+    for version in also:
+        ensure_distribution(version)
     dist = ensure_distribution()
     pebble = ensure_pebble()
     ensure_python_runtime()
