@@ -177,6 +177,11 @@ def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(ctx, roo
         "(downgrades across minor versions are not supported)"
     )
     assert "broker" not in out.get_container("pulsar").plan.services
+    # and its pod never turns ready: Kubernetes replaces no further pod
+    assert (
+        out.get_container("pulsar").plan.checks["refresh-refused"].level
+        == ops.pebble.CheckLevel.READY
+    )
     assert not ctx.exec_history.get("pulsar")  # no metadata initialisation either
 
 

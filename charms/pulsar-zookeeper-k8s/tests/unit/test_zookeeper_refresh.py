@@ -132,6 +132,11 @@ def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(
     )
     assert pebble_calls.starts == 0
     assert "zookeeper" not in out.get_container("pulsar").plan.services
+    # and its pod never turns ready: Kubernetes replaces no further pod
+    assert (
+        out.get_container("pulsar").plan.checks["refresh-refused"].level
+        == ops.pebble.CheckLevel.READY
+    )
 
 
 def test_rollback_within_the_minor_version_starts(ctx, tmp_path, ensemble) -> None:

@@ -14,7 +14,8 @@ charm's ready checks). This library adds what the operator needs around that:
   application databag (``highest-workload-version``), and the refusal of a downgrade below its
   minor version: patch releases of one minor share the metadata format, so a rollback within
   ``4.0.x`` is allowed; a unit whose image is an older minor does not start its workload
-  (Blocked, naming both versions).
+  (Blocked, naming both versions) and its pod never turns ready (a failing ready check), so
+  Kubernetes replaces no further pod.
 
 Peer data is parsed before use: a version that is not ``<major>.<minor>.<patch>[suffix]`` is
 ignored (and never recorded as the highest).
@@ -47,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 ACTION = "pre-refresh-check"
 HIGHEST_VERSION_KEY = "highest-workload-version"
+# A refused pod is never ready, so Kubernetes replaces no further pod (the rollout stops there).
+REFUSED_LAYER = "refresh-refused"
+REFUSED_CHECK = "refresh-refused"
 _VERSION = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})\.([0-9]{1,4})([A-Za-z0-9.\-]{0,40})$")
 
 Version = tuple[int, int, int]
@@ -118,6 +122,27 @@ def ready_gate(view_path: str, healthy: str) -> dict[str, Any]:
     }
 
 
+def refused_layer() -> dict[str, Any]:
+    """Return the layer of a refused pod: a readiness check that always fails."""
+    return {
+        "summary": "refresh refused: this pod stays not ready",
+        "checks": {
+            REFUSED_CHECK: {
+                "override": "replace",
+                "level": "ready",
+                "period": "2s",
+                "timeout": "1s",
+                "threshold": 1,
+                "exec": {
+                    "command": shlex.join(["/bin/sh", "-c", "exit 1"]),
+                    "user-id": WORKLOAD_UID,
+                    "group": "root",
+                },
+            }
+        },
+    }
+
+
 class Refresh(ops.Object):
     """Wire the pre-refresh check, the progress status and the downgrade refusal into a charm.
 
@@ -167,6 +192,9 @@ class Refresh(ops.Object):
         problem = downgrade_problem(running, self.highest()) if running else None
         if problem:
             logger.warning("%s", problem)
+            layer = refused_layer()
+            if workload.layer_differs(layer):
+                workload.add_layer(REFUSED_LAYER, layer)
             return ops.BlockedStatus(problem)
         return None
 
