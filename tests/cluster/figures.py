@@ -198,6 +198,20 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("rotation.producer_failed_sends", "K", "producer sends failed (then retried)", ""),
     ("rotation.probe_failures", "K", "new-connection probes failed (any reason)", ""),
     ("rotation.broker_token_refusals", "K", "tokens refused by a broker during the roll", ""),
+    ("upgrade.total_s", "U", "refresh 4.0.6 -> 4.0.8 of all three applications", "s"),
+    ("upgrade.pulsar-zookeeper-k8s.refresh_s", "U", "ZooKeeper refresh (3 units)", "s"),
+    ("upgrade.bookkeeper-k8s.refresh_s", "U", "bookie refresh (3 units)", "s"),
+    ("upgrade.pulsar-k8s.refresh_s", "U", "broker refresh (2 units)", "s"),
+    ("upgrade.longest_gap_s", "U", "longest publish gap during the whole refresh", "s"),
+    (
+        "upgrade.pulsar-k8s.longest_gap_s",
+        "U",
+        "longest publish gap during the broker refresh",
+        "s",
+    ),
+    ("upgrade.acked", "U", "messages acknowledged during the refresh", ""),
+    ("upgrade.read", "U", "messages read back (acked ones all present)", ""),
+    ("upgrade.send_failures", "U", "producer sends failed (then retried)", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -299,6 +313,16 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "clients through their relation secrets, their actions work with them, old tokens are "
         "refused afterwards, nothing acknowledged is lost",
         "`test_key_rotation.py`",
+        "slow",
+    ),
+    (
+        "U",
+        "`juju refresh` from Pulsar 4.0.6 to 4.0.8 (ZooKeeper x3, bookies x3, brokers x2) under "
+        "a producer and a consumer, in the order ZooKeeper, bookies, brokers, each after "
+        "`pre-refresh-check` passed: every unit restarts once, never two units of one "
+        "application down at a time, nothing acknowledged lost, every JVM on 4.0.8's jars; a "
+        "pre-refresh check with a bookie killed fails naming it",
+        "`test_upgrade.py`",
         "slow",
     ),
 ]
@@ -488,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
+            tests.append("tests/cluster/test_upgrade.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,
