@@ -105,6 +105,18 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float
     return sum(max(0.0, min(x1, y1) - max(x0, y0)) for x0, x1 in a for y0, y1 in b)
 
 
+def restart_window(watcher: workload.PidWatcher, name: str) -> tuple[float, float]:
+    """From the first sample without the first PID to the first with a new PID, serving."""
+    first = next(row[name][0] for _t, row in watcher.samples if row[name][0] is not None)
+    start = next(t for t, row in watcher.samples if row[name][0] != first)
+    end = next(
+        t
+        for t, row in watcher.samples
+        if t > start and row[name][0] not in (None, first) and row[name][1]
+    )
+    return start, end
+
+
 # -- what a JVM runs -------------------------------------------------------------------------
 
 
@@ -253,18 +265,32 @@ def test_refresh_4_0_6_to_4_0_8_under_traffic(cluster: Model, report_on_failure)
         u.name: 2 for u in cluster.units()
     }, {u.name: watcher.pids(u.name) for u in cluster.units()}
 
-    # Never two units of one application down at a time, while that application refreshed.
+    # Never two units of one application restarting at a time: a unit's restart runs from its
+    # process going away until its new process serves. (A ZooKeeper leader leaving makes the
+    # others hold an election, a second or so of "not serving" without any restart: recorded,
+    # not counted as a unit down.)
     for app, (began, ended) in windows.items():
         names = [u.name for u in cluster.units(app)]
-        downs = {
+        restarts = {n: restart_window(watcher, n) for n in names}
+        both = sum(
+            overlap([restarts[a]], [restarts[b]])
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        )
+        not_serving = {
             n: [(max(a, began), min(b, ended)) for a, b in watcher.down_intervals(n) if b > began]
             for n in names
         }
-        both = sum(
-            overlap(downs[a], downs[b]) for i, a in enumerate(names) for b in names[i + 1 :]
+        blips = sum(
+            overlap(not_serving[a], not_serving[b])
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
         )
-        record(f"upgrade.{app}.two_down_s", both)
-        assert both == 0.0, downs
+        for name, (start, end) in restarts.items():
+            record(f"upgrade.restart_s.{name}", end - start)
+        record(f"upgrade.{app}.two_restarting_s", both)
+        record(f"upgrade.{app}.two_not_serving_s", blips)
+        assert both == 0.0, restarts
 
     # Nothing acknowledged lost; the consumer got every acknowledged message.
     record("upgrade.acked", len(producer.acked))
