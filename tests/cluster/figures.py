@@ -198,7 +198,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("rotation.producer_failed_sends", "K", "producer sends failed (then retried)", ""),
     ("rotation.probe_failures", "K", "new-connection probes failed (any reason)", ""),
     ("rotation.broker_token_refusals", "K", "tokens refused by a broker during the roll", ""),
-    ("upgrade.total_s", "U", "refresh 4.0.6 -> 4.0.8 of all three applications", "s"),
+    ("upgrade.total_s", "U", "refresh to the next patch release, all three applications", "s"),
     ("upgrade.pulsar-zookeeper-k8s.refresh_s", "U", "ZooKeeper refresh (3 units)", "s"),
     ("upgrade.bookkeeper-k8s.refresh_s", "U", "bookie refresh (3 units)", "s"),
     ("upgrade.pulsar-k8s.refresh_s", "U", "broker refresh (2 units)", "s"),
@@ -317,10 +317,11 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
     ),
     (
         "U",
-        "`juju refresh` from Pulsar 4.0.6 to 4.0.8 (ZooKeeper x3, bookies x3, brokers x2) under "
+        "`juju refresh` from the previous Pulsar patch release (`PULSAR_UPGRADE_FROM_VERSION`) to "
+        "`PULSAR_VERSION` (ZooKeeper x3, bookies x3, brokers x2) under "
         "a producer and a consumer, in the order ZooKeeper, bookies, brokers, each after "
         "`pre-refresh-check` passed: every unit restarts once, never two units of one "
-        "application down at a time, nothing acknowledged lost, every JVM on 4.0.8's jars; a "
+        "application down at a time, nothing acknowledged lost, every JVM on the new jars; a "
         "pre-refresh check with a bookie killed fails naming it",
         "`test_upgrade.py`",
         "slow",

@@ -306,15 +306,20 @@ def ensure_python_runtime() -> Path:
     return target
 
 
-UPGRADE_FROM_VERSION = "4.0.6"
-"""The older Pulsar the refresh scenario (``test_upgrade.py``, slow) starts from: fetched only by
-``python -m tests.cluster.rig_setup --also 4.0.6`` (``tox -e cluster-slow``) or by the scenario."""
+def upgrade_from_version() -> str:
+    """The older Pulsar the refresh scenario (``test_upgrade.py``, slow) starts from
+    (``PULSAR_UPGRADE_FROM_VERSION``): fetched only by ``--upgrade-from`` (``tox -e cluster-slow``)
+    or by that scenario."""
+    return (REPO_ROOT / "PULSAR_UPGRADE_FROM_VERSION").read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fetch the cache; ``--also <version>`` (repeatable): another Pulsar distribution too."""
+    """Fetch the cache; ``--upgrade-from``: the refresh scenario's older Pulsar too;
+    ``--also <version>`` (repeatable): any other Pulsar distribution."""
     args = list(sys.argv[1:] if argv is None else argv)
     also = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--also"]
+    if "--upgrade-from" in args:
+        also.append(upgrade_from_version())
     started = time.monotonic()
     for version in also:
         ensure_distribution(version)

@@ -1,16 +1,17 @@
-"""Issue 12, item 1: ``juju refresh`` from Pulsar 4.0.6 to 4.0.8 under a producer and a consumer.
+"""Issue 12, item 1: ``juju refresh`` to the pinned Pulsar (``PULSAR_VERSION``) from the previous
+patch release (``PULSAR_UPGRADE_FROM_VERSION``) under a producer and a consumer.
 
-Slow (``tox -e cluster-slow``: it needs the 4.0.6 distribution, 245 MB, which only that env
-fetches). The bundle's shape at 4.0.6 (ZooKeeper x3, bookies x3 with the brokers' ensemble of 2,
-so one bookie can restart; brokers x2), then each application refreshed to 4.0.8 in the
+Slow (``tox -e cluster-slow``: it needs the older distribution, 245 MB, which only that env
+fetches). The bundle's shape on the older release (ZooKeeper x3, bookies x3, brokers' ensemble 2,
+so one bookie can restart; brokers x2), then each application refreshed to the new one in the
 documented order (ZooKeeper, bookies, brokers), each after its ``pre-refresh-check`` passed:
 
 - every unit restarts exactly once (one new service PID, one new pod), and never two units of
   one application are down at a time (service PIDs and readiness sampled every 0.25 s);
 - no acknowledged message is lost (read back from the earliest; the consumer got them all);
   the longest publish gap is recorded;
-- afterwards every unit reports 4.0.8 (its workload version) and every JVM has only 4.0.8 jars
-  open (the inodes of its open jars, compared with both cached distributions);
+- afterwards every unit reports the new version (its workload version) and every JVM has only the
+  new release's jars open (the inodes of its open jars, compared with both cached distributions);
 - a pre-refresh check with a bookie down (``kill -9``) fails, naming the bookie.
 """
 
@@ -36,7 +37,7 @@ from tests.cluster.rig_juju import Model, RigEnv, RigUnit
 
 pytestmark = pytest.mark.slow
 
-FROM_VERSION = rig_setup.UPGRADE_FROM_VERSION
+FROM_VERSION = rig_setup.upgrade_from_version()
 TO_VERSION = rig_setup.pulsar_version()
 ORDER = (ZOOKEEPER, BOOKKEEPER, BROKER)
 SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
@@ -206,7 +207,7 @@ class BackgroundConsumer:
 # -- the scenario ----------------------------------------------------------------------------
 
 
-def test_refresh_4_0_6_to_4_0_8_under_traffic(cluster: Model, report_on_failure):
+def test_refresh_to_the_pinned_release_under_traffic(cluster: Model, report_on_failure):
     assert cluster.all_active(), cluster.status_table()
     assert {u.name: u.workload_version for u in cluster.units()} == {
         u.name: FROM_VERSION for u in cluster.units()
@@ -300,7 +301,7 @@ def test_refresh_4_0_6_to_4_0_8_under_traffic(cluster: Model, report_on_failure)
     record("upgrade.consumed", len(set(consumer.got)))
     assert not missing, f"{len(missing)} acknowledged messages never consumed"
 
-    # Every unit reports 4.0.8, and every JVM runs 4.0.8's jars only.
+    # Every unit reports the new version, and every JVM runs the new release's jars only.
     assert {u.name: u.workload_version for u in cluster.units()} == {
         u.name: TO_VERSION for u in cluster.units()
     }

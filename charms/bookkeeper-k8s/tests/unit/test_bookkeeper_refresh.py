@@ -120,11 +120,11 @@ def test_pre_refresh_check_fails_naming_a_down_bookie_and_underreplication(
 def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(
     ctx, storage, tmp_path, bookie_answers
 ):
-    cont = with_jar(container(storage, tmp_path), tmp_path, "4.0.8")
-    before = state(cont, peer=peer(app_data={HIGHEST_VERSION_KEY: "4.1.0"}))
+    cont = with_jar(container(storage, tmp_path), tmp_path, "4.1.8")
+    before = state(cont, peer=peer(app_data={HIGHEST_VERSION_KEY: "4.2.0"}))
     out = ctx.run(ctx.on.pebble_ready(cont), before)
     assert out.unit_status == ops.BlockedStatus(
-        "refresh refused: Pulsar 4.0.8 is older than 4.1.0, which this application has run "
+        "refresh refused: Pulsar 4.1.8 is older than 4.2.0, which this application has run "
         "(downgrades across minor versions are not supported)"
     )
     assert "bookie" not in out.get_container("pulsar").plan.services
@@ -136,27 +136,27 @@ def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(
 
 
 def test_rollback_within_the_minor_version_starts(ctx, storage, tmp_path, bookie_answers):
-    cont = with_jar(container(storage, tmp_path), tmp_path, "4.0.6")
+    cont = with_jar(container(storage, tmp_path), tmp_path, "4.1.6")
     out = ctx.run(
-        ctx.on.pebble_ready(cont), state(cont, peer=peer({HIGHEST_VERSION_KEY: "4.0.8"}))
+        ctx.on.pebble_ready(cont), state(cont, peer=peer({HIGHEST_VERSION_KEY: "4.1.8"}))
     )
     assert out.unit_status.name != "blocked"
     assert "bookie" in out.get_container("pulsar").plan.services
 
 
 def test_mixed_versions_show_the_refresh_in_progress(ctx, storage, tmp_path, bookie_answers):
-    cont = with_jar(container(storage, tmp_path, running=True), tmp_path, "4.0.8")
-    rel = peer(versions={0: "4.0.8", 1: "4.0.6", 2: "4.0.6"})
+    cont = with_jar(container(storage, tmp_path, running=True), tmp_path, "4.1.8")
+    rel = peer(versions={0: "4.1.8", 1: "4.1.6", 2: "4.1.6"})
     out = ctx.run(ctx.on.update_status(), state(cont, peer=rel))
     assert out.unit_status == ops.ActiveStatus(
-        "refresh in progress: 1/3 units on 4.0.8; bookie writable (3/3 writable)"
+        "refresh in progress: 1/3 units on 4.1.8; bookie writable (3/3 writable)"
     )
-    assert out.get_relation(rel.id).local_app_data[HIGHEST_VERSION_KEY] == "4.0.8"
+    assert out.get_relation(rel.id).local_app_data[HIGHEST_VERSION_KEY] == "4.1.8"
 
 
 def test_one_version_everywhere_is_plain_active(ctx, storage, tmp_path, bookie_answers):
-    cont = with_jar(container(storage, tmp_path, running=True), tmp_path, "4.0.8")
-    rel = peer(versions={0: "4.0.8", 1: "4.0.8", 2: "4.0.8"})
+    cont = with_jar(container(storage, tmp_path, running=True), tmp_path, "4.1.8")
+    rel = peer(versions={0: "4.1.8", 1: "4.1.8", 2: "4.1.8"})
     out = ctx.run(ctx.on.update_status(), state(cont, peer=rel))
     assert out.unit_status == ops.ActiveStatus("bookie writable (3/3 writable)")
 

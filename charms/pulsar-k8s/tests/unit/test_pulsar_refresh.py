@@ -40,13 +40,13 @@ JAR = "org.apache.pulsar-pulsar-broker-common-{}.jar"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("4.0.8", (4, 0, 8)),
-        ("4.1.0-SNAPSHOT", (4, 1, 0)),
+        ("4.1.8", (4, 1, 8)),
+        ("4.2.0-SNAPSHOT", (4, 2, 0)),
         ("10.20.30", (10, 20, 30)),
         ("4.0", None),
-        ("v4.0.8", None),
-        ("4.0.8 ", None),
-        ("4.0.8\n${x}", None),
+        ("v4.1.8", None),
+        ("4.1.8 ", None),
+        ("4.1.8\n${x}", None),
         (None, None),
         (408, None),
     ],
@@ -56,20 +56,20 @@ def test_parse_version(text: object, expected: tuple[int, int, int] | None) -> N
 
 
 def test_newest_compares_numerically_and_ignores_garbage() -> None:
-    assert newest(["4.0.8", "4.0.10", "junk", ""]) == "4.0.10"
+    assert newest(["4.1.8", "4.1.10", "junk", ""]) == "4.1.10"
     assert newest(["junk"]) is None
 
 
 @pytest.mark.parametrize(
     ("running", "highest", "refused"),
     [
-        ("4.0.8", None, False),  # nothing recorded yet: a fresh deployment
-        ("4.0.8", "4.0.6", False),  # upgrade
-        ("4.0.6", "4.0.8", False),  # rollback within the minor: same metadata format
-        ("4.0.8", "4.1.0", True),  # below the minor version once run
-        ("3.3.9", "4.0.8", True),
-        ("4.1.0", "4.0.8", False),
-        ("4.0.8", "garbage", False),  # an unreadable record refuses nothing
+        ("4.1.8", None, False),  # nothing recorded yet: a fresh deployment
+        ("4.1.8", "4.1.6", False),  # upgrade
+        ("4.1.6", "4.1.8", False),  # rollback within the minor: same metadata format
+        ("4.1.8", "4.2.0", True),  # below the minor version once run
+        ("3.3.9", "4.1.8", True),
+        ("4.2.0", "4.1.8", False),
+        ("4.1.8", "garbage", False),  # an unreadable record refuses nothing
     ],
 )
 def test_downgrade_problem(running: str, highest: str | None, refused: bool) -> None:
@@ -80,11 +80,11 @@ def test_downgrade_problem(running: str, highest: str | None, refused: bool) -> 
 
 
 def test_progress_counts_units_on_the_newest_version() -> None:
-    assert progress({"a/0": "4.0.6", "a/1": "4.0.8", "a/2": "4.0.6"}) == (
-        "refresh in progress: 1/3 units on 4.0.8"
+    assert progress({"a/0": "4.1.6", "a/1": "4.1.8", "a/2": "4.1.6"}) == (
+        "refresh in progress: 1/3 units on 4.1.8"
     )
-    assert progress({"a/0": "4.0.8", "a/1": "4.0.8"}) is None
-    assert progress({"a/0": "4.0.8", "a/1": "not-a-version"}) is None
+    assert progress({"a/0": "4.1.8", "a/1": "4.1.8"}) is None
+    assert progress({"a/0": "4.1.8", "a/1": "not-a-version"}) is None
     assert progress({}) is None
 
 
@@ -145,7 +145,7 @@ def two_brokers(
     if jar:
         (root / "lib").mkdir(exist_ok=True)
         (root / "lib" / JAR.format(jar)).write_text("")
-    peer = peers(app_data=app_data, peer_units={1: {WORKLOAD_VERSION_KEY: "4.0.8"}})
+    peer = peers(app_data=app_data, peer_units={1: {WORKLOAD_VERSION_KEY: "4.1.8"}})
     return full_state(
         root,
         running=running,
@@ -158,7 +158,7 @@ def test_pre_refresh_check_passes_when_every_broker_serves(ctx, root, ready_brok
     ctx.run(ctx.on.action("pre-refresh-check"), two_brokers(root))
     assert ctx.action_results == {
         "result": "healthy: ready to refresh",
-        "workload-version": "4.0.8",
+        "workload-version": "4.1.8",
     }
 
 
@@ -170,10 +170,10 @@ def test_pre_refresh_check_fails_naming_a_broker_not_serving(ctx, root, ready_br
 
 
 def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(ctx, root):
-    before = two_brokers(root, app_data={HIGHEST_VERSION_KEY: "4.1.0"}, jar="4.0.8", running=False)
+    before = two_brokers(root, app_data={HIGHEST_VERSION_KEY: "4.2.0"}, jar="4.1.8", running=False)
     out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
     assert out.unit_status == ops.BlockedStatus(
-        "refresh refused: Pulsar 4.0.8 is older than 4.1.0, which this application has run "
+        "refresh refused: Pulsar 4.1.8 is older than 4.2.0, which this application has run "
         "(downgrades across minor versions are not supported)"
     )
     assert "broker" not in out.get_container("pulsar").plan.services
@@ -186,9 +186,9 @@ def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(ctx, roo
 
 
 def test_leader_records_the_highest_version_and_shows_the_refresh(ctx, root, ready_brokers):
-    before = two_brokers(root, jar="4.0.6")
+    before = two_brokers(root, jar="4.1.6")
     out = ctx.run(ctx.on.update_status(), before)
     peer = next(r for r in out.relations if r.endpoint == "cluster")
-    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.0.8"
+    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.1.8"
     assert out.unit_status.name == "active"
-    assert out.unit_status.message.startswith("refresh in progress: 1/2 units on 4.0.8; ")
+    assert out.unit_status.message.startswith("refresh in progress: 1/2 units on 4.1.8; ")

@@ -111,10 +111,10 @@ def test_pre_refresh_check_fails_naming_a_server_out_of_quorum(
 
 
 def test_pre_refresh_check_fails_while_a_refresh_is_in_progress(ctx, tmp_path, ensemble) -> None:
-    peer = three_units(versions={0: "4.0.6", 1: "4.0.6", 2: "4.0.8"})
+    peer = three_units(versions={0: "4.1.6", 1: "4.1.6", 2: "4.1.8"})
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action("pre-refresh-check"), state(tmp_path, peer))
-    assert "refresh in progress: 1/3 units on 4.0.8" in failed.value.message
+    assert "refresh in progress: 1/3 units on 4.1.8" in failed.value.message
 
 
 # -- the reconcile ----------------------------------------------------------------------------
@@ -123,11 +123,11 @@ def test_pre_refresh_check_fails_while_a_refresh_is_in_progress(ctx, tmp_path, e
 def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(
     ctx, tmp_path, ensemble, pebble_calls
 ) -> None:
-    peer = three_units(app_data={HIGHEST_VERSION_KEY: "4.1.0"})
-    before = state(tmp_path, peer, jar="4.0.8")
+    peer = three_units(app_data={HIGHEST_VERSION_KEY: "4.2.0"})
+    before = state(tmp_path, peer, jar="4.1.8")
     out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
     assert out.unit_status == ops.BlockedStatus(
-        "refresh refused: Pulsar 4.0.8 is older than 4.1.0, which this application has run "
+        "refresh refused: Pulsar 4.1.8 is older than 4.2.0, which this application has run "
         "(downgrades across minor versions are not supported)"
     )
     assert pebble_calls.starts == 0
@@ -140,23 +140,23 @@ def test_downgrade_across_a_minor_version_is_refused_and_starts_nothing(
 
 
 def test_rollback_within_the_minor_version_starts(ctx, tmp_path, ensemble) -> None:
-    peer = three_units(app_data={HIGHEST_VERSION_KEY: "4.0.8"})
-    before = state(tmp_path, peer, jar="4.0.6")
+    peer = three_units(app_data={HIGHEST_VERSION_KEY: "4.1.8"})
+    before = state(tmp_path, peer, jar="4.1.6")
     out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
     assert out.unit_status.name != "blocked"
     assert "zookeeper" in out.get_container("pulsar").plan.services
-    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.0.8"
+    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.1.8"
 
 
 def test_mixed_versions_show_the_refresh_in_progress_and_leader_records_the_highest(
     ctx, tmp_path, ensemble
 ) -> None:
-    peer = three_units(versions={1: "4.0.6", 2: "4.0.8"})
-    first = ctx.run(ctx.on.config_changed(), state(tmp_path, peer, jar="4.0.6"))
+    peer = three_units(versions={1: "4.1.6", 2: "4.1.8"})
+    first = ctx.run(ctx.on.config_changed(), state(tmp_path, peer, jar="4.1.6"))
     out = ctx.run(ctx.on.update_status(), _running(first))
     assert out.unit_status.name == "active"
-    assert out.unit_status.message.startswith("refresh in progress: 1/3 units on 4.0.8; ")
-    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.0.8"
+    assert out.unit_status.message.startswith("refresh in progress: 1/3 units on 4.1.8; ")
+    assert out.get_relation(peer.id).local_app_data[HIGHEST_VERSION_KEY] == "4.1.8"
 
 
 def test_view_layer_carries_a_readiness_gate_on_serving(ctx, tmp_path, ensemble) -> None:

@@ -8,12 +8,12 @@ charm's ready checks). This library adds what the operator needs around that:
   every unit's live workload, plus "no refresh in progress"; it fails naming what is unhealthy,
   so an operator (or a script) does not start a refresh on an unhealthy cluster;
 - the refresh progress in the unit status while the units run different Pulsar versions
-  (``refresh in progress: 1/3 units on 4.0.8``), from the ``workload-version`` every unit
+  (``refresh in progress: 1/3 units on 4.1.8``), from the ``workload-version`` every unit
   records in its peer databag (the observability library writes it);
 - the highest Pulsar version the application has ever run, kept by the leader in the peer
   application databag (``highest-workload-version``), and the refusal of a downgrade below its
   minor version: patch releases of one minor share the metadata format, so a rollback within
-  ``4.0.x`` is allowed; a unit whose image is an older minor does not start its workload
+  ``4.1.x`` is allowed; a unit whose image is an older minor does not start its workload
   (Blocked, naming both versions) and its pod never turns ready (a failing ready check), so
   Kubernetes replaces no further pod.
 
@@ -57,7 +57,7 @@ Version = tuple[int, int, int]
 
 
 def parse_version(text: object) -> Version | None:
-    """``"4.0.8"`` -> ``(4, 0, 8)``; anything else (including None) -> None."""
+    """``"4.1.8"`` -> ``(4, 1, 8)``; anything else (including None) -> None."""
     if not isinstance(text, str):
         return None
     match = _VERSION.match(text)
@@ -88,7 +88,7 @@ def downgrade_problem(running: str, highest: str | None) -> str | None:
 
 
 def progress(versions: Mapping[str, str]) -> str | None:
-    """``"refresh in progress: 1/3 units on 4.0.8"`` while units run different versions."""
+    """``"refresh in progress: 1/3 units on 4.1.8"`` while units run different versions."""
     valid = {unit: v for unit, v in versions.items() if parse_version(v) is not None}
     if len(set(valid.values())) <= 1:
         return None
