@@ -100,6 +100,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_DRAIN = 2000
+READINESS_INITIAL_DELAY_S = 30.0
+"""Juju's readiness probe on a sidecar workload container starts 30 s after the container
+(``containerProbeInitialDelay``); Kubernetes counts the new pod ready only at its first success.
+Pebble counts a new check up until its first run, so without the delay a rolling replacement
+could move on before a charm's ready check had run once. Used by :meth:`Model.refresh`."""
 UPDATE_STATUS_INTERVAL_ENV = "PULSAR_RIG_UPDATE_STATUS_INTERVAL"
 """Seconds; overrides the interval of every model (for experiments only)."""
 
@@ -353,34 +358,54 @@ class Model:
 
     def refresh(self, app_name: str, pulsar_version: str | None = None) -> None:
         """``juju refresh app --resource pulsar-image=<Pulsar pulsar_version>``: the pods are
-        replaced one by one as in :meth:`upgrade_charm`, each new pod from the new image."""
+        replaced one by one as in :meth:`upgrade_charm`, each new pod from the new image, each
+        deleted gracefully, and the next one only once this one passed Juju's readiness probe
+        (:data:`READINESS_INITIAL_DELAY_S` after it started, then Pebble's ready level)."""
         image = (
             self.env.image
             if pulsar_version is None
             else self.env.image.for_version(pulsar_version)
         )
         self._images[app_name] = image
-        self._rolling_replace(list(reversed(self.apps[app_name].live_units)), image, graceful=True)
+        self._rolling_replace(
+            list(reversed(self.apps[app_name].live_units)),
+            image,
+            graceful=True,
+            ready_after=READINESS_INITIAL_DELAY_S,
+        )
 
     def image_of(self, app_name: str) -> Image:
         """The image new pods of the application are created from."""
         return self._images.get(app_name, self.env.image)
 
     def _rolling_replace(
-        self, units: list[RigUnit], image: Image | None = None, graceful: bool = False
+        self,
+        units: list[RigUnit],
+        image: Image | None = None,
+        graceful: bool = False,
+        ready_after: float = 0.0,
     ) -> None:
+        """Replace the pods one by one; the next once this one is ready, at the earliest
+        ``ready_after`` seconds after it started (the readiness probe's initial delay)."""
         if not units:
             return
         unit, rest = units[0], units[1:]
         if unit.dying or unit.number not in unit.app.units:
-            self._rolling_replace(rest, image, graceful)
+            self._rolling_replace(rest, image, graceful, ready_after)
             return
+        started: list[float] = []
 
         def recreate() -> None:
             if image is not None:
                 unit.pod.image = image
             unit.pod.recreate(graceful=graceful)
+            started.append(time.monotonic())
             self.timers.start(unit)
+
+        def ready() -> bool:
+            if not started or time.monotonic() < started[0] + ready_after:
+                return False
+            return pod_ready(unit.pod)
 
         self._push(RigAction(unit.name, "recreate pod", recreate))
         for kind in POD_CHURN_EVENTS:
@@ -388,8 +413,8 @@ class Model:
         self.gates.append(
             Gate(
                 f"{unit.name} ready",
-                lambda: pod_ready(unit.pod),
-                lambda: self._rolling_replace(rest, image, graceful),
+                ready,
+                lambda: self._rolling_replace(rest, image, graceful, ready_after),
             )
         )
 
