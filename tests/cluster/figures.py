@@ -210,7 +210,7 @@ ROWS: list[tuple[str, str, str, str]] = [
         "s",
     ),
     ("upgrade.acked", "U", "messages acknowledged during the refresh", ""),
-    ("upgrade.read", "U", "messages read back (acked ones all present)", ""),
+    ("upgrade.consumed", "U", "messages consumed (acked ones all, in order)", ""),
     ("upgrade.send_failures", "U", "producer sends failed (then retried)", ""),
 ]
 
