@@ -207,6 +207,20 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("zk_rotation.total_s", "ZR", "rotate-zookeeper-credentials to the old user gone", "s"),
     ("zk_rotation.publish_gap_s", "ZR", "longest publish gap under the producer", "s"),
     ("zk_rotation.producer_failed_sends", "ZR", "producer sends failed (then retried)", ""),
+    ("upgrade.total_s", "U", "refresh to the next patch release, all three applications", "s"),
+    ("upgrade.pulsar-zookeeper-k8s.refresh_s", "U", "ZooKeeper refresh (3 units)", "s"),
+    ("upgrade.bookkeeper-k8s.refresh_s", "U", "bookie refresh (3 units)", "s"),
+    ("upgrade.pulsar-k8s.refresh_s", "U", "broker refresh (2 units)", "s"),
+    ("upgrade.longest_gap_s", "U", "longest publish gap during the whole refresh", "s"),
+    (
+        "upgrade.pulsar-k8s.longest_gap_s",
+        "U",
+        "longest publish gap during the broker refresh",
+        "s",
+    ),
+    ("upgrade.acked", "U", "messages acknowledged during the refresh", ""),
+    ("upgrade.consumed", "U", "messages consumed (acked ones all, in order)", ""),
+    ("upgrade.send_failures", "U", "producer sends failed (then retried)", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -317,6 +331,17 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "bookies and the broker move to the new user, the old one is refused by ZooKeeper "
         "afterwards, nothing acknowledged is lost",
         "`test_zookeeper_rotation.py`",
+        "slow",
+    ),
+    (
+        "U",
+        "`juju refresh` from the previous Pulsar patch release (`PULSAR_UPGRADE_FROM_VERSION`) to "
+        "`PULSAR_VERSION` (ZooKeeper x3, bookies x3, brokers x2) under "
+        "a producer and a consumer, in the order ZooKeeper, bookies, brokers, each after "
+        "`pre-refresh-check` passed: every unit restarts once, never two units of one "
+        "application down at a time, nothing acknowledged lost, every JVM on the new jars; a "
+        "pre-refresh check with a bookie killed fails naming it",
+        "`test_upgrade.py`",
         "slow",
     ),
 ]
@@ -552,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
             tests.append("tests/cluster/test_key_rotation.py")
             tests.append("tests/cluster/test_zookeeper_rotation.py")
             tests.append("tests/cluster/test_tls_slow.py")
+            tests.append("tests/cluster/test_upgrade.py")
+            tests.append("tests/cluster/test_bookie_scale_down.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,

@@ -31,6 +31,7 @@ CORE_LIBRARIES = [
         "view_check",
         "observability",
         "tls",
+        "refresh",
     )
 ]
 

@@ -29,6 +29,7 @@ from bookkeeper_removal import (
     leaving_message,
     short_of_bookies,
 )
+from bookkeeper_refresh import UNDERREPLICATED_COMMAND, bookie_problems, underreplicated_problem
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
     CONF_PATH,
@@ -66,6 +67,7 @@ from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
+from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
 from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -127,6 +129,7 @@ class BookKeeperCharm(ops.CharmBase):
             PEER,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
+        self.refresh = Refresh(self, PEER, self._refresh_problems)
         for event in reconcile_events(
             self,
             CONTAINER,
@@ -161,7 +164,7 @@ class BookKeeperCharm(ops.CharmBase):
         status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
-        self.unit.status = status
+        self.unit.status = self.refresh.status(status)
 
     def _converge(self) -> ops.StatusBase:
         try:
@@ -180,6 +183,9 @@ class BookKeeperCharm(ops.CharmBase):
         }
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
+        refused = self.refresh.refused(self.workload)
+        if refused is not None:
+            return refused
         layer = pebble_layer(self.address, bookie_env(config))
         running = self.workload.bookie_running()
         if not running:
@@ -308,6 +314,27 @@ class BookKeeperCharm(ops.CharmBase):
         if jaas:
             secrets += _JAAS_PASSWORD.findall(jaas.decode("utf-8", "replace"))
         return [secret for secret in secrets if secret]
+
+    def _refresh_problems(self) -> list[str]:
+        """Run the pre-refresh check: every bookie writable, no under-replicated ledger."""
+        relation = self.model.get_relation(PEER)
+        units = [self.unit, *(relation.units if relation is not None else ())]
+        states = {
+            unit.name: bookie_state(
+                self.workload.state_json(unit_fqdn(unit.name, self.app.name, self.model.name))
+            )
+            for unit in units
+        }
+        problems = bookie_problems(states)
+        try:
+            config = self.load_config(BookKeeperConfig)
+        except (ValueError, TypeError) as exc:
+            return [*problems, f"configuration: {exc}"]
+        result = self.workload.run(
+            [BOOKKEEPER_SCRIPT, *UNDERREPLICATED_COMMAND], tool_env(config), TOOL_TIMEOUT_S
+        )
+        problem = underreplicated_problem(result.ok, result.output)
+        return [*problems, problem] if problem else problems
 
     # --- steps -----------------------------------------------------------------------------
 

@@ -66,12 +66,15 @@ class BookieWorkload(Workload):
             return None
         return sorted(str(bookie) for bookie in listed)
 
-    def state_json(self) -> str | None:
+    def state_json(self, address: str | None = None) -> str | None:
         """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer).
 
         A local call a live bookie answers in milliseconds: a short timeout keeps a hook on a
         frozen or starting bookie short (the view check wakes the unit when it answers).
+        ``address``: another bookie's (the pre-refresh check asks every bookie).
         """
+        if address is not None and address != self._address:
+            return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S, host=address)
         return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S)
 
     def set_read_only(self) -> bool:
@@ -94,8 +97,10 @@ class BookieWorkload(Workload):
             logger.info("PUT %s failed: %s", url, exc)
             return None
 
-    def _http_get(self, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
-        url = f"http://{self._address}:{HTTP_PORT}{path}"
+    def _http_get(
+        self, path: str, timeout: float = HTTP_TIMEOUT_S, host: str | None = None
+    ) -> str | None:
+        url = f"http://{host or self._address}:{HTTP_PORT}{path}"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.read().decode("utf-8", "replace")

@@ -16,6 +16,7 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
 from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
+from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -133,6 +134,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             PEER_RELATION,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
+        self.refresh = Refresh(self, PEER_RELATION, self._refresh_problems)
 
         for event in reconcile_events(
             self,
@@ -164,6 +166,22 @@ class PulsarBrokerCharm(ops.CharmBase):
         )
         self._reconcile()
 
+    def _refresh_problems(self) -> list[str]:
+        """Run the pre-refresh check: every broker answers ``/admin/v2/brokers/ready``."""
+        auth = self.auth_material()
+        if auth is None:
+            return [f"the {INTERNAL_SECRET_LABEL} secret is not available yet"]
+        token = self.key_rotation.local_admin_token(auth)
+        relation = self.model.get_relation(PEER_RELATION)
+        units = [self.unit, *(relation.units if relation is not None else ())]
+        return [
+            f"{unit.name} broker not serving"
+            for unit in sorted(units, key=lambda u: u.name)
+            if not pulsar_admin.broker_ready(
+                unit_fqdn(unit.name, self.app.name, self.model.name), timeout=3.0, token=token
+            )
+        ]
+
     # -- the reconcile -------------------------------------------------------------------
 
     def reconcile(self) -> None:
@@ -175,7 +193,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The cluster's service URLs name the application's Service: open the broker and web
         # ports on it (a no-op when already open); with TLS, 6651 and 8443 too.
         self.unit.set_ports(*self._ports)
-        self.unit.status = self.observability.reconcile(self.workload, status)
+        self.unit.status = self.refresh.status(self.observability.reconcile(self.workload, status))
 
     def _converge(self) -> ops.StatusBase:
         # Lock and chroot bookkeeping come first: other units depend on them even while
@@ -199,6 +217,9 @@ class PulsarBrokerCharm(ops.CharmBase):
 
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
+        refused = self.refresh.refused(self.workload)
+        if refused is not None:
+            return refused
         tls_state = self.tls.state()
         if tls_state.waiting:
             # Nothing changes on this unit until the certificate is there (no half TLS).
