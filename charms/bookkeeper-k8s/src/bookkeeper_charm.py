@@ -19,6 +19,7 @@ from bookkeeper_peer_state import (
     BookKeeperPeerState,
 )
 from bookkeeper_peer_state import parse as parse_peer_state
+from bookkeeper_refresh import UNDERREPLICATED_COMMAND, bookie_problems, underreplicated_problem
 from bookkeeper_removal import (
     DECOMMISSION_TIMEOUT_S,
     REFUSED,
@@ -29,7 +30,6 @@ from bookkeeper_removal import (
     leaving_message,
     short_of_bookies,
 )
-from bookkeeper_refresh import UNDERREPLICATED_COMMAND, bookie_problems, underreplicated_problem
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
     CONF_PATH,

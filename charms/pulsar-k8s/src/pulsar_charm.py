@@ -15,8 +15,8 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.refresh import Refresh
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
