@@ -63,6 +63,8 @@ from pulsar_render import (
     render_jaas,
     tool_environment,
 )
+from pulsar_replication import ENDPOINTS as REPLICATION_ENDPOINTS
+from pulsar_replication import PulsarReplication
 from pulsar_view import (
     FUNCTIONS_VIEW_CHECK,
     READY,
@@ -110,6 +112,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
+        self.replication = PulsarReplication(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
         self.observability = Observability(
@@ -127,6 +130,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 ZOOKEEPER_RELATION,
                 BOOKKEEPER_RELATION,
                 CLIENT_RELATION,
+                *REPLICATION_ENDPOINTS,
                 *COS_RELATIONS,
             ),
             storages=("data",),
@@ -230,10 +234,15 @@ class PulsarBrokerCharm(ops.CharmBase):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
-            if self.client_serving.retry_needed or self.function_serving.retry_needed:
-                self._retry_later()
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
+            status = self.replication.with_replication(config, auth, status)
+            if (
+                self.client_serving.retry_needed
+                or self.function_serving.retry_needed
+                or self.replication.retry_needed
+            ):
+                self._retry_later()
         return status
 
     def _retry_later(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
 from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX, ConfigError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -45,6 +46,7 @@ class PulsarConfig:
     log_level: str = "info"
     functions_worker_enabled: bool = False
     websocket_service_enabled: bool = True
+    replicated_namespaces: str = ""
 
     def __post_init__(self) -> None:
         error = self.first_error()
@@ -61,6 +63,7 @@ class PulsarConfig:
             self._check_retention,
             self._check_memory,
             self._check_log_level,
+            self._check_replicated_namespaces,
         ):
             error = check()
             if error:
@@ -132,4 +135,19 @@ class PulsarConfig:
     def _check_log_level(self) -> str | None:
         if self.log_level not in LOG_LEVELS:
             return f"log-level: one of {', '.join(LOG_LEVELS)}"
+        return None
+
+    @property
+    def replicated(self) -> tuple[str, ...]:
+        """The namespaces ``replicated-namespaces`` lists (valid once loaded), sorted, unique."""
+        return tuple(
+            sorted({n.strip() for n in self.replicated_namespaces.split(",") if n.strip()})
+        )
+
+    def _check_replicated_namespaces(self) -> str | None:
+        if any(validate_namespace(namespace) for namespace in self.replicated):
+            return (
+                "replicated-namespaces: comma-separated 'tenant/namespace' names, each part "
+                "letters, digits, '_', '.', '-'"
+            )
         return None
