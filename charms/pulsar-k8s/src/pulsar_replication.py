@@ -270,31 +270,38 @@ class PulsarReplication:
                 return relation.app.name
         return None
 
-    def read_peer(self, relation: ops.Relation) -> PeerLink | None:
-        """Return the peer's validated data; None while some is missing; InvalidField if bad."""
+    def read_peer_cluster(self, relation: ops.Relation) -> tuple[str, str, str] | None:
+        """Return the peer's (cluster name, broker URL, web URL); None while missing.
+
+        InvalidField when a value is refused.
+        """
         if relation.app is None:
             return None
         data = relation.data[relation.app]
         source = relation.name
-        raw = {
-            k: data.get(k) for k in (CLUSTER_NAME_KEY, BROKER_SERVICE_URL_KEY, WEB_SERVICE_URL_KEY)
-        }
-        if not all(raw.values()):
+        keys = (CLUSTER_NAME_KEY, BROKER_SERVICE_URL_KEY, WEB_SERVICE_URL_KEY)
+        cluster, broker, web = (data.get(k) for k in keys)
+        if not (cluster and broker and web):
             return None
-        cluster = raw[CLUSTER_NAME_KEY]
-        if not isinstance(cluster, str) or not is_cluster_name(cluster):
+        if not is_cluster_name(cluster):
             raise InvalidField(source, CLUSTER_NAME_KEY, "is not a cluster name")
-        broker = parse_service_url(source, BROKER_SERVICE_URL_KEY, raw[BROKER_SERVICE_URL_KEY])
-        web = parse_service_url(source, WEB_SERVICE_URL_KEY, raw[WEB_SERVICE_URL_KEY])
-        secret_id = data.get(TOKEN_SECRET_KEY)
+        broker = parse_service_url(source, BROKER_SERVICE_URL_KEY, broker)
+        web = parse_service_url(source, WEB_SERVICE_URL_KEY, web)
+        return cluster, broker, web
+
+    def read_peer_token(self, relation: ops.Relation) -> str | None:
+        """Return the peer's token against it; None while missing; InvalidField if refused."""
+        if relation.app is None:
+            return None
+        secret_id = relation.data[relation.app].get(TOKEN_SECRET_KEY)
         if not secret_id:
             return None
         try:
             content = self._charm.model.get_secret(id=secret_id).get_content(refresh=True)
         except (ops.SecretNotFoundError, ops.ModelError):
             return None
-        token = parse_credential(f"{source} token", TOKEN_FIELD, content.get(TOKEN_FIELD))
-        return PeerLink(relation.id, relation.app.name, cluster, broker, web, token)
+        source = f"{relation.name} token secret"
+        return parse_credential(source, TOKEN_FIELD, content.get(TOKEN_FIELD))
 
     def _publish(self, relation: ops.Relation, config: PulsarConfig) -> None:
         service = service_fqdn(self._charm.app.name, self._charm.model.name)
@@ -373,20 +380,26 @@ class PulsarReplication:
             self._publish(relation, config)
             app = relation.app.name if relation.app else "?"
             try:
-                link = self.read_peer(relation)
+                peer = self.read_peer_cluster(relation)
+                if peer is None:
+                    problems.append(f"waiting for {app} to publish its cluster")
+                    continue
+                cluster, broker, web = peer
+                if cluster == config.cluster_name:
+                    continue  # refused: Blocked (same name)
+                if cluster in links:
+                    problems.append(f"{app}: cluster {cluster} is already related")
+                    continue
+                # The peer needs only this side's name to get its token: no deadlock.
+                self._publish_token(relation, auth, cluster)
+                token = self.read_peer_token(relation)
             except InvalidField as exc:
                 problems.append(f"{app}: {exc}; waiting for valid data")
                 continue
-            if link is None:
-                problems.append(f"waiting for {app} to publish its cluster")
+            if token is None:
+                problems.append(f"waiting for {app} to publish its token")
                 continue
-            if link.cluster == config.cluster_name:
-                continue  # refused: Blocked (same name)
-            if link.cluster in links:
-                problems.append(f"{app}: cluster {link.cluster} is already related")
-                continue
-            self._publish_token(relation, auth, link.cluster)
-            links[link.cluster] = link
+            links[cluster] = PeerLink(relation.id, app, cluster, broker, web, token)
 
         admin = self.admin_client(auth)
         peers = dict(record.peers)
@@ -424,7 +437,7 @@ class PulsarReplication:
         for cluster in sorted(registered):
             entry = peers[cluster]
             dropped = [n for n in entry.namespaces if n not in wanted]
-            done = [n for n in dropped if not self._unreplicate(admin, n, cluster, problems)]
+            done = [n for n in dropped if self._unreplicate(admin, n, cluster, problems)]
             if done:
                 remaining = tuple(n for n in entry.namespaces if n not in done)
                 peers[cluster] = PeerRecord(entry.relation_id, remaining, entry.token_id)
@@ -486,10 +499,12 @@ class PulsarReplication:
         result = admin.ensure_tenant(tenant, sorted(clusters))
         if not result.ok:
             return f"tenant {tenant}: {result.describe()}"
-        result = admin.create_namespace(namespace)
-        if not result.ok:
-            return f"namespace {namespace}: {result.describe()}"
         result = admin.permissions(namespace)
+        if result.status == 404:
+            result = admin.create_namespace(namespace)
+            if not result.ok:
+                return f"namespace {namespace}: {result.describe()}"
+            result = admin.permissions(namespace)
         if not result.ok:
             return f"permissions on {namespace}: {result.describe()}"
         granted = _json(result.body)
