@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,7 +341,9 @@ def test_bad_peer_token_is_refused_and_never_echoed(ctx, root, cluster):
 
 
 def test_missing_peer_secret_waits(ctx, root, cluster):
-    relation = link(**{"token-secret-id": "secret:cv3h0000000000000000"})
+    relation = link()
+    missing = {**relation.remote_app_data, "token-secret-id": "secret:cv3h0000000000000000"}
+    relation = dataclasses.replace(relation, remote_app_data=missing)
     out = run(ctx, root, relation)
     assert "waiting for pulsar-east" in out.unit_status.message
     assert cluster.clusters == {}
