@@ -1,0 +1,240 @@
+"""Geo-replication between two pulsar-k8s clusters in one rig (issue 11, item 2), slow.
+
+Two clusters side by side, each 1 ZooKeeper, 1 bookie (ensemble and quorums 1) and 1 broker,
+with their own application and cluster names (``alpha``, ``beta``), related with
+``pulsar-a:replication-offer`` / ``pulsar-b:replication``: a message produced on one cluster
+in the replicated namespace is consumed on the other, both ways; messages produced on alpha
+while beta's only broker pod is lost arrive once it is back; removing the relation stops
+replication (a new message on alpha does not reach beta) and both statuses say so.
+Figures: replication latency each way, catch-up after the outage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.conftest import new_model
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import charm_classes, small_config
+from tests.cluster.rig_juju import Model, RigEnv
+from tests.cluster.rig_net import service_fqdn
+
+pytestmark = pytest.mark.slow
+
+SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
+NAMESPACE = "geo/orders"
+CLUSTERS = {"a": "alpha", "b": "beta"}
+OUTAGE_MESSAGES = 50
+
+
+def apps(side: str) -> tuple[str, str, str]:
+    return f"zk-{side}", f"bk-{side}", f"pulsar-{side}"
+
+
+def deploy_cluster(model: Model, side: str) -> None:
+    zk, bk, broker = apps(side)
+    classes = charm_classes()
+    one_bookie = {
+        "managed-ledger-ensemble-size": 1,
+        "managed-ledger-write-quorum": 1,
+        "managed-ledger-ack-quorum": 1,
+    }
+    config = {
+        zk: {},
+        bk: {},
+        broker: {"cluster-name": CLUSTERS[side], "replicated-namespaces": NAMESPACE, **one_bookie},
+    }
+    for name, bundle_name in zip(
+        (zk, bk, broker), ("pulsar-zookeeper-k8s", "bookkeeper-k8s", "pulsar-k8s"), strict=True
+    ):
+        charm = classes[bundle_name]
+        small = small_config(bundle_name, charm, config[name])
+        model.deploy(name, charm, units=1, config=small)
+    model.integrate(f"{zk}:zookeeper", f"{bk}:zookeeper")
+    model.integrate(f"{zk}:zookeeper", f"{broker}:zookeeper")
+    model.integrate(f"{bk}:bookkeeper", f"{broker}:bookkeeper")
+
+
+@pytest.fixture(scope="module")
+def clusters(rig_env: RigEnv) -> Iterator[Model]:
+    m = new_model(rig_env)
+    try:
+        deploy_cluster(m, "a")
+        deploy_cluster(m, "b")
+        m.settle(timeout=SETTLE)
+        yield m
+    except Exception:
+        print(f"\n===== rig report (geo-replication) =====\n{m.report()}")
+        raise
+    finally:
+        m.teardown()
+
+
+def url(side: str) -> str:
+    return f"pulsar://{service_fqdn(apps(side)[2])}:6650"
+
+
+def admin_token(model: Model, side: str) -> str:
+    return model.secret("pulsar-internal", owner=apps(side)[2]).content()["admin-token"]
+
+
+def client(model: Model, side: str):
+    import pulsar
+
+    return pulsar.Client(
+        url(side),
+        authentication=pulsar.AuthenticationToken(admin_token(model, side)),
+        operation_timeout_seconds=60,
+        connection_timeout_ms=5000,
+    )
+
+
+def status(model: Model, side: str) -> str:
+    return model.unit(f"{apps(side)[2]}/0").status.message
+
+
+def new_topic() -> str:
+    return f"persistent://{NAMESPACE}/t-{uuid.uuid4().hex[:8]}"
+
+
+def produce(model: Model, side: str, topic: str, payloads: list[bytes]) -> float:
+    """Send and wait for every ack; return the time of the last ack (monotonic)."""
+    c = client(model, side)
+    try:
+        producer = c.create_producer(topic, send_timeout_millis=60_000)
+        for payload in payloads:
+            producer.send(payload)
+        return time.monotonic()
+    finally:
+        c.close()
+
+
+def receive(consumer, count: int, timeout_s: float) -> tuple[list[bytes], float]:
+    """Up to ``count`` messages within ``timeout_s``; return them and the last arrival time."""
+    got: list[bytes] = []
+    last = time.monotonic()
+    deadline = last + timeout_s
+    while len(got) < count and time.monotonic() < deadline:
+        remaining = max(100, int((deadline - time.monotonic()) * 1000))
+        try:
+            message = consumer.receive(timeout_millis=min(remaining, 5000))
+        except Exception:  # timeout: keep waiting until the deadline
+            continue
+        got.append(message.data())
+        consumer.acknowledge(message)
+        last = time.monotonic()
+    return got, last
+
+
+def one_way(model: Model, src: str, dst: str) -> float:
+    """A message produced on ``src`` is consumed on ``dst``; return the latency (s)."""
+    topic = new_topic()
+    c = client(model, dst)
+    try:
+        consumer = c.subscribe(topic, "geo-test")
+        payload = f"{src}->{dst} {uuid.uuid4()}".encode()
+        sent = produce(model, src, topic, [payload])
+        got, arrived = receive(consumer, 1, 120)
+    finally:
+        c.close()
+    assert got == [payload], f"{src} -> {dst}: got {got}"
+    return arrived - sent
+
+
+def admin_get(model: Model, side: str, path: str) -> object:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://{service_fqdn(apps(side)[2])}:8080{path}",
+        headers={"Authorization": f"Bearer {admin_token(model, side)}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read().decode())
+
+
+def test_two_clusters_replicate_both_ways_survive_an_outage_and_stop_on_unrelate(
+    clusters: Model,
+):
+    model = clusters
+    broker_a, broker_b = apps("a")[2], apps("b")[2]
+    started = time.monotonic()
+    relation = model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
+    model.settle(
+        until=lambda: (
+            model.all_active()
+            and "replicating with beta" in status(model, "a")
+            and "replicating with alpha" in status(model, "b")
+        ),
+        timeout=300,
+    )
+    record("georep.relate_to_replicating_s", time.monotonic() - started)
+    # Each cluster did its half in its own configuration store.
+    assert sorted(admin_get(model, "a", f"/admin/v2/namespaces/{NAMESPACE}/replication")) == [
+        "alpha",
+        "beta",
+    ]
+    assert sorted(admin_get(model, "b", f"/admin/v2/namespaces/{NAMESPACE}/replication")) == [
+        "alpha",
+        "beta",
+    ]
+    registered = admin_get(model, "a", "/admin/v2/clusters/beta")
+    assert isinstance(registered, dict)
+    assert registered["brokerServiceUrl"] == url("b")
+    permissions = admin_get(model, "b", f"/admin/v2/namespaces/{NAMESPACE}/permissions")
+    assert permissions == {"replicator-alpha": ["produce"]}
+
+    record("georep.latency_a_to_b_s", one_way(model, "a", "b"))
+    record("georep.latency_b_to_a_s", one_way(model, "b", "a"))
+
+    # The link broken: beta's only broker pod is lost; alpha keeps accepting messages.
+    topic = new_topic()
+    c = client(model, "b")
+    try:
+        c.subscribe(topic, "geo-test").close()  # the subscription exists on beta beforehand
+    finally:
+        c.close()
+    model.lose_pod(f"{broker_b}/0", restart=False)
+    payloads = [f"outage {i}".encode() for i in range(OUTAGE_MESSAGES)]
+    produce(model, "a", topic, payloads)
+    model.run_for(10)
+    restored = time.monotonic()
+    model.restore_pod(f"{broker_b}/0")
+    model.settle(timeout=SETTLE)
+    c = client(model, "b")
+    try:
+        consumer = c.subscribe(topic, "geo-test")
+        got, arrived = receive(consumer, OUTAGE_MESSAGES, 180)
+    finally:
+        c.close()
+    assert got == payloads, f"{len(got)}/{OUTAGE_MESSAGES} arrived after the outage"
+    record("georep.outage_messages", OUTAGE_MESSAGES)
+    record("georep.catch_up_after_restore_s", arrived - restored)
+
+    # Unrelating stops replication, on both sides, and says so.
+    model.remove_relation(relation.id)
+    model.settle(
+        until=lambda: (
+            model.all_active()
+            and "replication with beta stopped" in status(model, "a")
+            and "replication with alpha stopped" in status(model, "b")
+        ),
+        timeout=300,
+    )
+    assert admin_get(model, "a", f"/admin/v2/namespaces/{NAMESPACE}/replication") == ["alpha"]
+    assert "beta" not in admin_get(model, "a", "/admin/v2/clusters")  # type: ignore[operator]
+    assert "alpha" not in admin_get(model, "b", "/admin/v2/clusters")  # type: ignore[operator]
+    topic = new_topic()
+    c = client(model, "b")
+    try:
+        consumer = c.subscribe(topic, "geo-test")
+        produce(model, "a", topic, [b"after unrelate"])
+        got, _ = receive(consumer, 1, 20)
+    finally:
+        c.close()
+    assert got == [], "a message reached beta after the relation was removed"
