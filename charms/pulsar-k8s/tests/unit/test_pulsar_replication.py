@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import ops
 import pulsar_admin
 import pulsar_replication
@@ -19,6 +20,7 @@ from test_pulsar_charm import SIGNING_KEY, peers
 from test_pulsar_clients import _peer, running_state
 
 PEER_TOKEN = "peer.token.value"
+SCHEMA = Path(__file__).resolve().parents[4] / "interfaces/pulsar_replication/v0/app.json"
 ACTIVE = "broker ready (cluster pulsar)"
 
 
@@ -209,6 +211,8 @@ def test_leader_publishes_registers_the_peer_and_replicates(ctx, root, cluster, 
     token = mine.tracked_content["token"]
     assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
     assert token not in json.dumps(dict(data))
+    # The contract: both sides write what interfaces/pulsar_replication/v0/app.json allows.
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(dict(data))
     # This cluster's half: the peer registered with its URLs and its token.
     assert cluster.clusters["east"] == {
         "serviceUrl": "http://pulsar-east.east.svc.cluster.local:8080",
