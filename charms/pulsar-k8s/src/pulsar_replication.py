@@ -401,6 +401,8 @@ class PulsarReplication:
                 continue
             links[cluster] = PeerLink(relation.id, app, cluster, broker, web, token)
 
+        # Relation data problems are woken by the peer's next change; admin failures need a retry.
+        waiting_on_peers = len(problems)
         admin = self.admin_client(auth)
         peers = dict(record.peers)
         stopped = set(record.stopped)
@@ -451,7 +453,7 @@ class PulsarReplication:
                 logger.info("replication with cluster %s stopped", cluster)
 
         if problems:
-            self.retry_needed = any(not p.startswith("waiting for") for p in problems)
+            self.retry_needed = len(problems) > waiting_on_peers
             for problem in problems:
                 logger.warning("replication: %s", problem)
         self._write_record(Record(peers, tuple(sorted(stopped))))

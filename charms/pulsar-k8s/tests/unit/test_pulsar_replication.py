@@ -441,12 +441,15 @@ def test_broker_refusing_registration_is_reported_and_retried(ctx, root, cluster
     assert cluster.replication == {}
 
 
-def test_waiting_for_the_peer_schedules_no_retry(ctx, root, cluster, monkeypatch):
+@pytest.mark.parametrize("overrides", [{"cluster-name": ""}, {"web-service-url": "ftp://x:1"}])
+def test_waiting_for_the_peer_schedules_no_retry(ctx, root, cluster, monkeypatch, overrides):
+    """Missing or bad peer data is woken by the peer's next relation-changed, not a timer."""
     retries: list[bool] = []
     monkeypatch.setattr(
         "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: retries.append(True)
     )
-    run(ctx, root, link(cluster_name=None))
+    out = run(ctx, root, link(**overrides))
+    assert "replication: " in out.unit_status.message
     assert retries == []
 
 
