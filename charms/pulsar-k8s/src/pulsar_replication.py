@@ -237,9 +237,10 @@ class PulsarReplication:
         if self._charm.unit.is_leader():
             problems = self._serve(config, auth)
         if same is not None:
+            # Named by the option, as every Blocked status: the fix is a different name.
             return ops.BlockedStatus(
-                f"replication: peer {same} has this cluster's cluster-name "
-                f"'{config.cluster_name}'; the two clusters need different cluster-name values"
+                f"cluster-name: '{config.cluster_name}' is also the cluster-name of the "
+                f"replication peer {same}; replicating clusters need different names"
             )
         if not isinstance(status, ops.ActiveStatus):
             return status
@@ -394,7 +395,7 @@ class PulsarReplication:
                 self._publish_token(relation, auth, cluster)
                 token = self.read_peer_token(relation)
             except InvalidField as exc:
-                problems.append(f"{app}: {exc}; waiting for valid data")
+                problems.append(f"{exc} (from {app})")
                 continue
             if token is None:
                 problems.append(f"waiting for {app} to publish its token")

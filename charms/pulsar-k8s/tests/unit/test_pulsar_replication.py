@@ -307,8 +307,8 @@ def test_same_cluster_name_blocks_naming_the_problem(ctx, root, cluster):
     relation = link(cluster_name="pulsar", secret=secret)
     out = run(ctx, root, relation, secrets=[secret])
     assert out.unit_status == ops.BlockedStatus(
-        "replication: peer pulsar-east has this cluster's cluster-name 'pulsar'; "
-        "the two clusters need different cluster-name values"
+        "cluster-name: 'pulsar' is also the cluster-name of the replication peer pulsar-east; "
+        "replicating clusters need different names"
     )
     assert cluster.writes() == []
     assert "token-secret-id" not in out.get_relation(relation.id).local_app_data
