@@ -152,7 +152,7 @@ class FakeReplicationAdmin:
     status = 204
 
     def __init__(self, *_args: Any, **_kwargs: Any):
-        print("REPLADMIN")
+        pass
 
     def __getattr__(self, _name: str) -> Any:
         status = self.status
