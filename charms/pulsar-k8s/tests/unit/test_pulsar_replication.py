@@ -482,3 +482,35 @@ def test_a_corrupt_record_waits_naming_the_field(ctx, root, cluster):
     assert out.unit_status == ops.WaitingStatus(
         f"cluster relation: {PEERS_KEY} is not JSON; waiting for valid data"
     )
+
+
+def test_a_token_signed_with_another_key_is_reminted_in_the_same_secret(ctx, root, cluster):
+    """After a signing-key rotation the peer gets a new token through a new secret revision."""
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    mine = out.get_secret(label=token_secret_label(relation.id))
+    other_key = "b3RoZXIta2V5LWZvci10aGUtcmVwbGljYXRpb24tdGVzdHMtMDE="
+    stale = pulsar_tokens.mint_token(other_key, "replicator-east")
+    state = testing.State(
+        leader=True,
+        model=out.model,
+        config=out.config,
+        relations=out.relations,
+        containers=out.containers,
+        secrets=[s for s in out.secrets if s.id != mine.id]
+        + [
+            testing.Secret(
+                id=mine.id,
+                owner="app",
+                label=token_secret_label(relation.id),
+                tracked_content={"token": stale},
+                latest_content={"token": stale},
+            )
+        ],
+    )
+    out = ctx.run(ctx.on.update_status(), state)
+    token = out.get_secret(id=mine.id).latest_content["token"]
+    assert token != stale
+    assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
+    assert out.get_relation(relation.id).local_app_data["token-secret-id"] == mine.id
