@@ -579,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             tests.append("tests/cluster/test_tls_slow.py")
             tests.append("tests/cluster/test_upgrade.py")
             tests.append("tests/cluster/test_bookie_scale_down.py")
+            tests.append("tests/cluster/test_geo_replication.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,

@@ -66,6 +66,8 @@ from pulsar_render import (
     render_jaas,
     tool_environment,
 )
+from pulsar_replication import ENDPOINTS as REPLICATION_ENDPOINTS
+from pulsar_replication import PulsarReplication
 from pulsar_tls import BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS, BrokerTls, tls_files
 from pulsar_view import (
     FUNCTIONS_VIEW_CHECK,
@@ -126,6 +128,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
+        self.replication = PulsarReplication(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
         self.observability = Observability(
@@ -145,6 +148,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 BOOKKEEPER_RELATION,
                 CLIENT_RELATION,
                 CERTIFICATES_RELATION,
+                *REPLICATION_ENDPOINTS,
                 *COS_RELATIONS,
             ),
             storages=("data",),
@@ -281,10 +285,15 @@ class PulsarBrokerCharm(ops.CharmBase):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
-            if self.client_serving.retry_needed or self.function_serving.retry_needed:
-                self._retry_later()
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
+            status = self.replication.with_replication(config, auth, status)
+            if (
+                self.client_serving.retry_needed
+                or self.function_serving.retry_needed
+                or self.replication.retry_needed
+            ):
+                self._retry_later()
         return status
 
     def _publish_ensemble_size(self, config: PulsarConfig) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
 from charms.pulsar_k8s.v0.tls import parse_extra_sans
 from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX, ConfigError
 
@@ -48,6 +49,7 @@ class PulsarConfig:
     websocket_service_enabled: bool = True
     tls_plaintext_enabled: bool = False
     tls_extra_sans: str = ""
+    replicated_namespaces: str = ""
 
     def __post_init__(self) -> None:
         error = self.first_error()
@@ -65,6 +67,7 @@ class PulsarConfig:
             self._check_memory,
             self._check_log_level,
             self._check_tls_extra_sans,
+            self._check_replicated_namespaces,
         ):
             error = check()
             if error:
@@ -141,4 +144,19 @@ class PulsarConfig:
     def _check_tls_extra_sans(self) -> str | None:
         if parse_extra_sans(self.tls_extra_sans) is None:
             return "tls-extra-sans: comma-separated DNS names (no IP addresses)"
+        return None
+
+    @property
+    def replicated(self) -> tuple[str, ...]:
+        """The namespaces ``replicated-namespaces`` lists (valid once loaded), sorted, unique."""
+        return tuple(
+            sorted({n.strip() for n in self.replicated_namespaces.split(",") if n.strip()})
+        )
+
+    def _check_replicated_namespaces(self) -> str | None:
+        if any(validate_namespace(namespace) for namespace in self.replicated):
+            return (
+                "replicated-namespaces: comma-separated 'tenant/namespace' names, each part "
+                "letters, digits, '_', '.', '-'"
+            )
         return None

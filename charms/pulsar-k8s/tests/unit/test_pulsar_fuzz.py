@@ -11,7 +11,10 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import pulsar_admin
+import pulsar_replication
 import pulsar_tokens
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,6 +46,7 @@ OPTIONS = {
     "log-level",
     "functions-worker-enabled",
     "websocket-service-enabled",
+    "replicated-namespaces",
 }
 SOURCES = {"zookeeper", "bookkeeper", "cluster", f"{INTERNAL_SECRET_LABEL} secret"}
 ZK = "pulsar-zookeeper-k8s-{}.pulsar-zookeeper-k8s-endpoints.m.svc.cluster.local:2181"
@@ -71,6 +75,7 @@ config_values: dict[str, st.SearchStrategy[Any]] = {
     "log-level": maybe_bad(st.sampled_from(["info", "debug", "loud"]), 3),
     "functions-worker-enabled": st.booleans(),
     "websocket-service-enabled": st.booleans(),
+    "replicated-namespaces": maybe_bad(st.sampled_from(["geo/orders", "a/b, c/d", ""]), 3),
 }
 valid_configs = st.sampled_from(
     [
@@ -83,6 +88,7 @@ valid_configs = st.sampled_from(
         },
         {"functions-worker-enabled": True, "default-retention-time-minutes": 2**31 - 1},
         {"backlog-quota-default-limit-mb": (2**63 - 1) // 2**20, "heap-mb": 256},
+        {"replicated-namespaces": "geo/orders,geo/audit"},
     ]
 )
 configs = mostly(valid_configs, st.fixed_dictionaries({}, optional=config_values), 3)
@@ -131,6 +137,28 @@ internal_secret = st.fixed_dictionaries(
 )
 
 
+replication_data = st.fixed_dictionaries(
+    {
+        "cluster-name": maybe_bad(valid("east", "pulsar"), 4),
+        "broker-service-url": maybe_bad(valid("pulsar://east.m.svc.cluster.local:6650"), 6),
+        "web-service-url": maybe_bad(valid("http://east.m.svc.cluster.local:8080"), 6),
+    }
+)
+
+
+class FakeReplicationAdmin:
+    """Every admin call of the replication step answers ``status`` (0: not reachable)."""
+
+    status = 204
+
+    def __init__(self, *_args: Any, **_kwargs: Any):
+        pass
+
+    def __getattr__(self, _name: str) -> Any:
+        status = self.status
+        return lambda *_a, **_k: pulsar_admin.AdminResult(status, "{}" if status == 200 else "")
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
     return {
@@ -162,6 +190,9 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "initialised": draw(mostly(st.just("pulsar"), st.sampled_from([None, "c1"]) | injected())),
         "internal": draw(mostly(internal_secret, st.none())),
         "record_internal_id": draw(mostly(st.just("yes"), st.sampled_from(["no", "dangling"]))),
+        "replication": draw(mostly(replication_data, st.none(), 2)),
+        "replication_token": draw(mostly(maybe_bad(valid("peer.token.x")), st.none())),
+        "admin_status": draw(st.sampled_from([0, 200, 204, 404, 412, 500])),
         "storage_owned": draw(st.booleans()),
         "chown_rc": draw(st.sampled_from([0, 1])),
         "init_rc": draw(st.sampled_from([0, 1])),
@@ -177,6 +208,8 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
                         "bookkeeper_changed",
                         "secret_changed",
                         "upgrade_charm",
+                        "replication_changed",
+                        "replication_broken",
                     ]
                 ),
                 min_size=1,
@@ -216,6 +249,17 @@ def build_state(case: dict[str, Any]) -> tuple[testing.State, dict[str, Any]]:
             tracked_content=case["internal"], owner="app", label=INTERNAL_SECRET_LABEL
         )
         secrets.append(internal)
+    if case["replication"] is not None:
+        data = dict(case["replication"])
+        if case["replication_token"] is not None:
+            token_secret = testing.Secret(tracked_content={"token": case["replication_token"]})
+            secrets.append(token_secret)
+            data["token-secret-id"] = token_secret.id
+        relation = testing.Relation(
+            "replication", remote_app_name="pulsar-east", remote_app_data=data
+        )
+        relations.append(relation)
+        handles["replication"] = relation
     if case["peer"]:
         app_data: dict[str, str] = {}
         if case["record_internal_id"] == "yes" and internal is not None:
@@ -258,6 +302,10 @@ def event_for(
         return ctx.on.relation_changed(state.get_relation(handles["zookeeper"].id))
     if kind == "bookkeeper_changed" and "bookkeeper" in handles:
         return ctx.on.relation_changed(state.get_relation(handles["bookkeeper"].id))
+    if kind == "replication_changed" and "replication" in handles:
+        return ctx.on.relation_changed(state.get_relation(handles["replication"].id))
+    if kind == "replication_broken" and "replication" in handles:
+        return ctx.on.relation_broken(state.get_relation(handles["replication"].id))
     if kind == "secret_changed" and "secret" in handles:
         return ctx.on.secret_changed(state.get_secret(id=handles["secret"].id))
     if kind in ("leader_elected", "upgrade_charm", "update_status"):
@@ -278,7 +326,9 @@ def config_is_valid(config: dict[str, Any]) -> bool:
 def test_no_input_breaks_a_hook_or_reaches_the_workload(case):
     ctx = testing.Context(PulsarBrokerCharm, charm_root=CHARM_ROOT)
     state, handles = build_state(case)
-    with recording() as recorder:
+    FakeReplicationAdmin.status = case["admin_status"]
+    fake_admin = mock.patch.object(pulsar_replication, "ReplicationAdmin", FakeReplicationAdmin)
+    with recording() as recorder, fake_admin:
         for kind in case["events"]:
             # testing.Context raises UncaughtCharmError when the charm raises: the case fails.
             state = ctx.run(event_for(ctx, kind, handles, state), state)

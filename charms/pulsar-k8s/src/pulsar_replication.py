@@ -1,0 +1,604 @@
+"""Geo-replication between two pulsar-k8s clusters over the ``pulsar_replication`` interface.
+
+Two endpoints carry one symmetric contract (``interfaces/pulsar_replication/v0``):
+``replication-offer`` (provides) and ``replication`` (requires), so two applications, in one
+model or across models (``juju offer``/``consume``), relate with
+``juju integrate a:replication-offer b:replication``. Each leader publishes in its application
+databag its ``cluster-name``, ``broker-service-url``, ``web-service-url`` and, once it knows the
+peer's cluster name, ``token-secret-id``: a Juju secret granted to the relation holding a token
+of the role ``replicator-<peer cluster>`` that the peer's brokers use against this cluster.
+
+Each cluster has its own configuration store, so each leader does its half, level-triggered, on
+its own broker: it registers the peer cluster (``/admin/v2/clusters/{peer}`` with the peer's
+URLs and the peer's token), and for every namespace of ``replicated-namespaces`` it adds the
+peer to the tenant's allowed clusters, creates the namespace, grants the peer's replicator role
+``produce`` (what the replicator's producer needs, and its topic lookup), and sets the
+namespace's replication clusters to this cluster plus every peer. What it set up is recorded in
+the peer relation (``replication-peers``), so when a relation is gone the leader undoes it:
+the peer leaves the namespaces' replication clusters and the tenants' allowed clusters, its role
+loses its grants, its registration is deleted, and the status says replication stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import ops
+import pulsar_admin
+import pulsar_tokens
+from charms.pulsar_k8s.v0.databags import write_if_different
+from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
+from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname, parse_credential
+from pulsar_config import PulsarConfig, is_cluster_name
+from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
+
+if TYPE_CHECKING:
+    from pulsar_charm import PulsarBrokerCharm
+
+logger = logging.getLogger(__name__)
+
+OFFER_ENDPOINT = "replication-offer"
+REPLICATION_ENDPOINT = "replication"
+ENDPOINTS = (OFFER_ENDPOINT, REPLICATION_ENDPOINT)
+
+CLUSTER_NAME_KEY = "cluster-name"
+BROKER_SERVICE_URL_KEY = "broker-service-url"
+WEB_SERVICE_URL_KEY = "web-service-url"
+TOKEN_SECRET_KEY = "token-secret-id"
+TOKEN_FIELD = "token"
+# The peer application databag key of what the leader set up (see ``Record``).
+PEERS_KEY = "replication-peers"
+
+TOKEN_AUTH_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+ROLE_PREFIX = "replicator-"
+# The replicator's producer on the remote cluster: produce covers its lookup and its writes.
+REPLICATOR_ACTIONS = ("produce",)
+
+_URL = re.compile(r"^(?P<scheme>[a-z+]+)://(?P<host>[^:/]+):(?P<port>[0-9]{1,5})/?$")
+_SCHEMES = {
+    BROKER_SERVICE_URL_KEY: ("pulsar", "pulsar+ssl"),
+    WEB_SERVICE_URL_KEY: ("http", "https"),
+}
+
+
+def replicator_role(peer_cluster: str) -> str:
+    """Return the role the peer cluster's brokers replicate into this cluster with."""
+    return f"{ROLE_PREFIX}{peer_cluster}"
+
+
+def token_secret_label(relation_id: int) -> str:
+    return f"{REPLICATION_ENDPOINT}.{relation_id}.token.secret"
+
+
+@dataclass(frozen=True)
+class PeerLink:
+    """A replication relation whose peer published everything, validated."""
+
+    relation_id: int
+    app_name: str
+    cluster: str
+    broker_service_url: str
+    web_service_url: str
+    token: str
+
+    def cluster_data(self) -> dict[str, str]:
+        """Return the ClusterData this cluster registers the peer with."""
+        return {
+            "serviceUrl": self.web_service_url,
+            "brokerServiceUrl": self.broker_service_url,
+            "authenticationPlugin": TOKEN_AUTH_PLUGIN,
+            "authenticationParameters": f"token:{self.token}",
+        }
+
+
+@dataclass(frozen=True)
+class PeerRecord:
+    """What the leader set up for one peer cluster."""
+
+    relation_id: int
+    namespaces: tuple[str, ...] = ()
+    # pulsar_tokens.key_id of the peer token the registration holds (never the token).
+    token_id: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """The ``replication-peers`` record: peers set up, and peers whose replication stopped."""
+
+    peers: Mapping[str, PeerRecord] = field(default_factory=dict)
+    stopped: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        peers = {
+            name: {
+                "relation": p.relation_id,
+                "namespaces": list(p.namespaces),
+                "token": p.token_id,
+            }
+            for name, p in sorted(self.peers.items())
+        }
+        return json.dumps({"peers": peers, "stopped": sorted(self.stopped)}, sort_keys=True)
+
+
+def parse_record(raw: str | None) -> Record:
+    """Read the record; InvalidField when the leader's own data is refused."""
+    if not raw:
+        return Record()
+    source, name = "cluster", PEERS_KEY
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidField(source, name, "is not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidField(source, name, "is not a JSON object")
+    peers_raw, stopped_raw = value.get("peers", {}), value.get("stopped", [])
+    if not isinstance(peers_raw, dict) or not isinstance(stopped_raw, list):
+        raise InvalidField(source, name, "has no peers object or stopped list")
+    peers: dict[str, PeerRecord] = {}
+    for cluster, entry in peers_raw.items():
+        if not isinstance(cluster, str) or not is_cluster_name(cluster):
+            raise InvalidField(source, name, "names a peer that is not a cluster name")
+        if not isinstance(entry, dict):
+            raise InvalidField(source, name, "has a peer entry that is not an object")
+        relation_id, namespaces = entry.get("relation"), entry.get("namespaces", [])
+        token_id = entry.get("token", "")
+        if not isinstance(relation_id, int) or isinstance(relation_id, bool):
+            raise InvalidField(source, name, "has a relation id that is not an integer")
+        if not isinstance(namespaces, list) or any(validate_namespace(n) for n in namespaces):
+            raise InvalidField(source, name, "has a namespace that is not tenant/namespace")
+        if not isinstance(token_id, str) or not re.fullmatch(r"[0-9a-f]{0,64}", token_id):
+            raise InvalidField(source, name, "has a token id that is not hexadecimal")
+        peers[cluster] = PeerRecord(relation_id, tuple(namespaces), token_id)
+    if not all(isinstance(c, str) and is_cluster_name(c) for c in stopped_raw):
+        raise InvalidField(source, name, "lists a stopped peer that is not a cluster name")
+    return Record(peers, tuple(stopped_raw))
+
+
+def parse_service_url(source: str, key: str, value: object) -> str:
+    """Parse a peer's ``pulsar://host:port`` or ``http://host:port`` (TLS schemes too)."""
+    match = _URL.fullmatch(value) if isinstance(value, str) else None
+    if (
+        match is None
+        or match["scheme"] not in _SCHEMES[key]
+        or not is_hostname(match["host"])
+        or not 1 <= int(match["port"]) <= 65535
+    ):
+        schemes = " or ".join(f"{s}://host:port" for s in _SCHEMES[key])
+        raise InvalidField(source, key, f"is not {schemes}")
+    assert isinstance(value, str)
+    return value.rstrip("/")
+
+
+class ReplicationAdmin(pulsar_admin.PulsarAdmin):
+    """The admin calls of geo-replication, on this cluster's own broker."""
+
+    def get_cluster(self, cluster: str) -> pulsar_admin.AdminResult:
+        return self._call("GET", f"/admin/v2/clusters/{_q(cluster)}")
+
+    def put_cluster(self, cluster: str, data: Mapping[str, str]) -> pulsar_admin.AdminResult:
+        return self._call("PUT", f"/admin/v2/clusters/{_q(cluster)}", dict(data))
+
+    def update_cluster(self, cluster: str, data: Mapping[str, str]) -> pulsar_admin.AdminResult:
+        return self._call("POST", f"/admin/v2/clusters/{_q(cluster)}", dict(data))
+
+    def delete_cluster(self, cluster: str) -> pulsar_admin.AdminResult:
+        result = self._call("DELETE", f"/admin/v2/clusters/{_q(cluster)}")
+        return pulsar_admin.AdminResult(204, "gone") if result.status == 404 else result
+
+    def replication_clusters(self, namespace: str) -> pulsar_admin.AdminResult:
+        return self._call("GET", f"/admin/v2/namespaces/{_ns(namespace)}/replication")
+
+    def set_replication_clusters(
+        self, namespace: str, clusters: Iterable[str]
+    ) -> pulsar_admin.AdminResult:
+        return self._call(
+            "POST", f"/admin/v2/namespaces/{_ns(namespace)}/replication", sorted(set(clusters))
+        )
+
+    def remove_tenant_cluster(self, tenant: str, cluster: str) -> pulsar_admin.AdminResult:
+        """Take ``cluster`` out of the tenant's allowed clusters (no-op when absent or gone)."""
+        current = self.get_tenant(tenant)
+        if current.status == 404:
+            return pulsar_admin.AdminResult(204, "tenant gone")
+        if not current.ok:
+            return current
+        info = _json(current.body)
+        allowed = list(info.get("allowedClusters") or [])
+        if cluster not in allowed:
+            return current
+        body = {
+            "adminRoles": sorted(info.get("adminRoles") or []),
+            "allowedClusters": sorted(c for c in allowed if c != cluster),
+        }
+        return self._call("POST", f"/admin/v2/tenants/{_q(tenant)}", body)
+
+
+class PulsarReplication:
+    """The broker's side of every replication relation; the leader acts, every unit reports."""
+
+    def __init__(self, charm: PulsarBrokerCharm):
+        self._charm = charm
+        # Set when an admin call failed: the charm schedules its retry (a real event).
+        self.retry_needed = False
+
+    # -- the reconcile step -----------------------------------------------------------------
+
+    def with_replication(
+        self, config: PulsarConfig, auth: AuthMaterial, status: ops.StatusBase
+    ) -> ops.StatusBase:
+        """Leader: keep every peer registered and replicating; everyone: report it."""
+        same = self._same_name_peer(config)
+        problems: list[str] = []
+        if self._charm.unit.is_leader():
+            problems = self._serve(config, auth)
+        if same is not None:
+            # Named by the option, as every Blocked status: the fix is a different name.
+            return ops.BlockedStatus(
+                f"cluster-name: '{config.cluster_name}' is also the cluster-name of the "
+                f"replication peer {same}; replicating clusters need different names"
+            )
+        if not isinstance(status, ops.ActiveStatus):
+            return status
+        record = self._record()
+        message = status.message
+        if record.peers:
+            peers = ", ".join(sorted(record.peers))
+            message += f", replicating with {peers}"
+        if record.stopped:
+            message += f"; replication with {', '.join(sorted(record.stopped))} stopped"
+        if problems:
+            message += f"; replication: {problems[0]}"
+            if len(problems) > 1:
+                message += f" (+{len(problems) - 1} more)"
+        return ops.ActiveStatus(message)
+
+    # -- relation data ----------------------------------------------------------------------
+
+    def relations(self) -> list[ops.Relation]:
+        return [r for endpoint in ENDPOINTS for r in self._charm.model.relations[endpoint]]
+
+    def _same_name_peer(self, config: PulsarConfig) -> str | None:
+        for relation in self.relations():
+            if relation.app is None:
+                continue
+            name = relation.data[relation.app].get(CLUSTER_NAME_KEY)
+            if name == config.cluster_name:
+                return relation.app.name
+        return None
+
+    def read_peer_cluster(self, relation: ops.Relation) -> tuple[str, str, str] | None:
+        """Return the peer's (cluster name, broker URL, web URL); None while missing.
+
+        InvalidField when a value is refused.
+        """
+        if relation.app is None:
+            return None
+        data = relation.data[relation.app]
+        source = relation.name
+        keys = (CLUSTER_NAME_KEY, BROKER_SERVICE_URL_KEY, WEB_SERVICE_URL_KEY)
+        cluster, broker, web = (data.get(k) for k in keys)
+        if not (cluster and broker and web):
+            return None
+        if not is_cluster_name(cluster):
+            raise InvalidField(source, CLUSTER_NAME_KEY, "is not a cluster name")
+        broker = parse_service_url(source, BROKER_SERVICE_URL_KEY, broker)
+        web = parse_service_url(source, WEB_SERVICE_URL_KEY, web)
+        return cluster, broker, web
+
+    def read_peer_token(self, relation: ops.Relation) -> str | None:
+        """Return the peer's token against it; None while missing; InvalidField if refused."""
+        if relation.app is None:
+            return None
+        secret_id = relation.data[relation.app].get(TOKEN_SECRET_KEY)
+        if not secret_id:
+            return None
+        try:
+            content = self._charm.model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+        source = f"{relation.name} token secret"
+        return parse_credential(source, TOKEN_FIELD, content.get(TOKEN_FIELD))
+
+    def _publish(self, relation: ops.Relation, config: PulsarConfig) -> None:
+        service = service_fqdn(self._charm.app.name, self._charm.model.name)
+        write_if_different(
+            relation.data[self._charm.app],
+            {
+                CLUSTER_NAME_KEY: config.cluster_name,
+                BROKER_SERVICE_URL_KEY: f"pulsar://{service}:{BROKER_SERVICE_PORT}",
+                WEB_SERVICE_URL_KEY: f"http://{service}:{WEB_SERVICE_PORT}",
+            },
+        )
+
+    def _publish_token(self, relation: ops.Relation, auth: AuthMaterial, peer: str) -> None:
+        """Publish the peer's token against this cluster, in a secret granted to the relation."""
+        role = replicator_role(peer)
+        secret = self._token_secret(relation.id)
+        content = _content(secret)
+        token = content.get(TOKEN_FIELD) if content else None
+        kept = {pulsar_tokens.token_role(k, token) for k in auth.client_keys_kept} if token else ()
+        if token is None or role not in kept:
+            token = pulsar_tokens.mint_token(auth.client_signing_key, role)
+        if secret is None:
+            secret = self._charm.app.add_secret(
+                {TOKEN_FIELD: token},
+                label=token_secret_label(relation.id),
+                description=f"pulsar_replication token of relation {relation.id}",
+            )
+        elif content != {TOKEN_FIELD: token}:
+            secret.set_content({TOKEN_FIELD: token})
+        secret.grant(relation)
+        secret_id = secret.id or secret.get_info().id or ""
+        write_if_different(relation.data[self._charm.app], {TOKEN_SECRET_KEY: secret_id})
+
+    def _token_secret(self, relation_id: int) -> ops.Secret | None:
+        try:
+            return self._charm.model.get_secret(label=token_secret_label(relation_id))
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+
+    def _remove_token(self, relation_id: int) -> None:
+        secret = self._token_secret(relation_id)
+        if secret is None:
+            return
+        try:
+            secret.remove_all_revisions()
+        except (ops.SecretNotFoundError, ops.ModelError) as exc:
+            logger.warning("could not remove the replication secret of %s: %s", relation_id, exc)
+
+    # -- the record -------------------------------------------------------------------------
+
+    def _record(self) -> Record:
+        data = self._charm._peer_app_data()
+        return parse_record(data.get(PEERS_KEY) if data is not None else None)
+
+    def _write_record(self, record: Record) -> None:
+        data = self._charm._peer_app_data()
+        if data is not None:
+            empty = not record.peers and not record.stopped
+            write_if_different(data, {PEERS_KEY: "" if empty else record.encode()})
+
+    # -- the leader's work ------------------------------------------------------------------
+
+    def admin_client(self, auth: AuthMaterial) -> ReplicationAdmin:
+        return ReplicationAdmin(
+            f"http://{self._charm.unit_address}:{WEB_SERVICE_PORT}",
+            self._charm.key_rotation.local_admin_token(auth),
+        )
+
+    def _serve(self, config: PulsarConfig, auth: AuthMaterial) -> list[str]:
+        record = self._record()
+        problems: list[str] = []
+        links: dict[str, PeerLink] = {}
+        live_ids = set()
+        for relation in self.relations():
+            live_ids.add(relation.id)
+            self._publish(relation, config)
+            app = relation.app.name if relation.app else "?"
+            try:
+                peer = self.read_peer_cluster(relation)
+                if peer is None:
+                    problems.append(f"waiting for {app} to publish its cluster")
+                    continue
+                cluster, broker, web = peer
+                if cluster == config.cluster_name:
+                    continue  # refused: Blocked (same name)
+                if cluster in links:
+                    problems.append(f"{app}: cluster {cluster} is already related")
+                    continue
+                # The peer needs only this side's name to get its token: no deadlock.
+                self._publish_token(relation, auth, cluster)
+                token = self.read_peer_token(relation)
+            except InvalidField as exc:
+                problems.append(f"{exc} (from {app})")
+                continue
+            if token is None:
+                problems.append(f"waiting for {app} to publish its token")
+                continue
+            links[cluster] = PeerLink(relation.id, app, cluster, broker, web, token)
+
+        # Relation data problems are woken by the peer's next change; admin failures need a retry.
+        waiting_on_peers = len(problems)
+        admin = self.admin_client(auth)
+        peers = dict(record.peers)
+        stopped = set(record.stopped)
+        # A peer keeps replicating while its relation exists, even if its data is briefly bad.
+        kept = {c for c, p in peers.items() if p.relation_id in live_ids} | set(links)
+        wanted = config.replicated
+
+        for cluster, link in sorted(links.items()):
+            previous = peers.get(cluster)
+            problem = self._register(admin, link, previous)
+            if problem:
+                problems.append(problem)
+                continue
+            peers[cluster] = PeerRecord(
+                link.relation_id,
+                previous.namespaces if previous else (),
+                pulsar_tokens.key_id(link.token),
+            )
+            stopped.discard(cluster)
+
+        registered = {c for c in kept if c in peers}
+        for namespace in wanted if registered else ():
+            problem = self._replicate(admin, config, namespace, registered)
+            if problem:
+                problems.append(problem)
+                continue
+            for cluster in registered:
+                entry = peers[cluster]
+                if namespace not in entry.namespaces:
+                    namespaces = tuple(sorted({*entry.namespaces, namespace}))
+                    peers[cluster] = PeerRecord(entry.relation_id, namespaces, entry.token_id)
+
+        # Namespaces no longer listed stop replicating (the data stays where it is).
+        for cluster in sorted(registered):
+            entry = peers[cluster]
+            dropped = [n for n in entry.namespaces if n not in wanted]
+            done = [n for n in dropped if self._unreplicate(admin, n, cluster, problems)]
+            if done:
+                remaining = tuple(n for n in entry.namespaces if n not in done)
+                peers[cluster] = PeerRecord(entry.relation_id, remaining, entry.token_id)
+
+        # Relations that are gone: undo everything, then forget the peer.
+        for cluster in sorted(set(peers) - kept):
+            if self._stop(admin, cluster, peers[cluster], problems):
+                self._remove_token(peers[cluster].relation_id)
+                del peers[cluster]
+                stopped.add(cluster)
+                logger.info("replication with cluster %s stopped", cluster)
+
+        if problems:
+            self.retry_needed = len(problems) > waiting_on_peers
+            for problem in problems:
+                logger.warning("replication: %s", problem)
+        self._write_record(Record(peers, tuple(sorted(stopped))))
+        return problems
+
+    def _register(
+        self, admin: ReplicationAdmin, link: PeerLink, previous: PeerRecord | None
+    ) -> str | None:
+        """Register the peer cluster, or update it when its URLs or token changed."""
+        wanted = link.cluster_data()
+        current = admin.get_cluster(link.cluster)
+        if current.ok:
+            info = _json(current.body)
+            same_urls = all(
+                info.get(k) == wanted[k]
+                for k in ("serviceUrl", "brokerServiceUrl", "authenticationPlugin")
+            )
+            same_token = previous is not None and previous.token_id == pulsar_tokens.key_id(
+                link.token
+            )
+            if same_urls and same_token:
+                return None
+            result = admin.update_cluster(link.cluster, wanted)
+        elif current.status == 404:
+            result = admin.put_cluster(link.cluster, wanted)
+            if result.status == 409:
+                result = admin.update_cluster(link.cluster, wanted)
+        else:
+            result = current
+        if not result.ok:
+            return f"registering cluster {link.cluster}: {result.describe()}"
+        logger.info("registered peer cluster %s", link.cluster)
+        return None
+
+    def _replicate(
+        self,
+        admin: ReplicationAdmin,
+        config: PulsarConfig,
+        namespace: str,
+        peers: set[str],
+    ) -> str | None:
+        """Tenant allows every cluster, namespace exists, roles granted, clusters set."""
+        tenant = namespace.split("/", 1)[0]
+        clusters = {config.cluster_name, *peers}
+        result = admin.ensure_tenant(tenant, sorted(clusters))
+        if not result.ok:
+            return f"tenant {tenant}: {result.describe()}"
+        result = admin.permissions(namespace)
+        if result.status == 404:
+            result = admin.create_namespace(namespace)
+            if not result.ok:
+                return f"namespace {namespace}: {result.describe()}"
+            result = admin.permissions(namespace)
+        if not result.ok:
+            return f"permissions on {namespace}: {result.describe()}"
+        granted = _json(result.body)
+        for peer in sorted(peers):
+            role = replicator_role(peer)
+            if sorted(granted.get(role) or []) != list(REPLICATOR_ACTIONS):
+                result = admin.grant(namespace, role, REPLICATOR_ACTIONS)
+                if not result.ok:
+                    return f"permissions on {namespace}: {result.describe()}"
+        return self._set_clusters(admin, namespace, clusters)
+
+    def _set_clusters(
+        self, admin: ReplicationAdmin, namespace: str, clusters: set[str]
+    ) -> str | None:
+        result = admin.replication_clusters(namespace)
+        if not result.ok:
+            return f"replication clusters of {namespace}: {result.describe()}"
+        current = _json_list(result.body)
+        if set(current) == clusters:
+            return None
+        result = admin.set_replication_clusters(namespace, clusters)
+        if not result.ok:
+            return f"replication clusters of {namespace}: {result.describe()}"
+        logger.info("namespace %s replicates on %s", namespace, ", ".join(sorted(clusters)))
+        return None
+
+    def _unreplicate(
+        self, admin: ReplicationAdmin, namespace: str, peer: str, problems: list[str]
+    ) -> bool:
+        """Take ``peer`` out of the namespace's replication; True when done (False: retry)."""
+        result = admin.replication_clusters(namespace)
+        if result.status == 404:
+            return True  # the namespace is gone
+        if not result.ok:
+            problems.append(f"replication clusters of {namespace}: {result.describe()}")
+            return False
+        current = set(_json_list(result.body))
+        if peer in current:
+            problem = self._set_clusters(admin, namespace, current - {peer})
+            if problem:
+                problems.append(problem)
+                return False
+        result = admin.revoke(namespace, replicator_role(peer))
+        if not result.ok:
+            problems.append(f"revoking {replicator_role(peer)}: {result.describe()}")
+            return False
+        return True
+
+    def _stop(
+        self, admin: ReplicationAdmin, cluster: str, entry: PeerRecord, problems: list[str]
+    ) -> bool:
+        """Stop replicating to ``cluster`` (its relation is gone) and unregister it."""
+        for namespace in entry.namespaces:
+            if not self._unreplicate(admin, namespace, cluster, problems):
+                return False
+        for tenant in sorted({n.split("/", 1)[0] for n in entry.namespaces}):
+            result = admin.remove_tenant_cluster(tenant, cluster)
+            if not result.ok:
+                problems.append(f"tenant {tenant}: {result.describe()}")
+                return False
+        result = admin.delete_cluster(cluster)
+        if not result.ok:
+            problems.append(f"unregistering cluster {cluster}: {result.describe()}")
+            return False
+        return True
+
+
+def _content(secret: ops.Secret | None) -> dict[str, str] | None:
+    if secret is None:
+        return None
+    try:
+        return secret.get_content(refresh=True)
+    except (ops.SecretNotFoundError, ops.ModelError):
+        return None
+
+
+def _q(part: str) -> str:
+    return pulsar_admin._q(part)
+
+
+def _ns(namespace: str) -> str:
+    return pulsar_admin._ns(namespace)
+
+
+def _json(text: str) -> dict[str, Any]:
+    return pulsar_admin._json(text)
+
+
+def _json_list(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

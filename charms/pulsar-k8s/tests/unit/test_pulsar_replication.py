@@ -1,0 +1,516 @@
+"""Geo-replication over ``replication-offer`` / ``replication`` (pulsar_replication)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import ops
+import pulsar_admin
+import pulsar_replication
+import pulsar_tokens
+import pytest
+from ops import testing
+from pulsar_replication import PEERS_KEY, TOKEN_AUTH_PLUGIN, parse_record, token_secret_label
+from test_pulsar_charm import SIGNING_KEY, peers
+from test_pulsar_clients import _peer, running_state
+
+PEER_TOKEN = "peer.token.value"
+SCHEMA = Path(__file__).resolve().parents[4] / "interfaces/pulsar_replication/v0/app.json"
+ACTIVE = "broker ready (cluster pulsar)"
+
+
+@dataclass
+class FakeCluster:
+    """This cluster's admin API, in memory: clusters, tenants, namespaces, grants."""
+
+    clusters: dict[str, dict[str, str]] = field(default_factory=dict)
+    tenants: dict[str, set[str]] = field(default_factory=dict)
+    replication: dict[str, list[str]] = field(default_factory=dict)
+    grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    # method name -> the status it answers instead (0: not reachable)
+    fail: dict[str, int] = field(default_factory=dict)
+
+    def _answer(self, name: str, *args: Any, body: Any = "") -> pulsar_admin.AdminResult:
+        self.calls.append((name, *args))
+        if name in self.fail:
+            status = self.fail[name]
+            return pulsar_admin.AdminResult(status, '{"reason": "boom"}' if status else "down")
+        text = body if isinstance(body, str) else json.dumps(body)
+        return pulsar_admin.AdminResult(200 if text else 204, text)
+
+    def writes(self) -> list[str]:
+        reads = {"get_cluster", "get_tenant", "replication_clusters", "permissions"}
+        return [c[0] for c in self.calls if c[0] not in reads]
+
+
+class FakeAdmin:
+    def __init__(self, cluster: FakeCluster):
+        self.c = cluster
+
+    def get_cluster(self, name):
+        if name not in self.c.clusters and "get_cluster" not in self.c.fail:
+            self.c.calls.append(("get_cluster", name))
+            return pulsar_admin.AdminResult(404, "")
+        return self.c._answer("get_cluster", name, body=self.c.clusters.get(name, {}))
+
+    def put_cluster(self, name, data):
+        result = self.c._answer("put_cluster", name)
+        if result.ok:
+            self.c.clusters[name] = dict(data)
+        return result
+
+    def update_cluster(self, name, data):
+        result = self.c._answer("update_cluster", name)
+        if result.ok:
+            self.c.clusters[name] = dict(data)
+        return result
+
+    def delete_cluster(self, name):
+        result = self.c._answer("delete_cluster", name)
+        if result.ok:
+            self.c.clusters.pop(name, None)
+        return result
+
+    def get_tenant(self, tenant):
+        return self.c._answer("get_tenant", tenant)
+
+    def ensure_tenant(self, tenant, clusters, admin_roles=()):
+        if set(clusters) <= self.c.tenants.get(tenant, set()):
+            return self.c._answer("get_tenant", tenant)
+        result = self.c._answer("ensure_tenant", tenant, sorted(clusters))
+        if result.ok:
+            self.c.tenants.setdefault(tenant, set()).update(clusters)
+        return result
+
+    def remove_tenant_cluster(self, tenant, cluster):
+        result = self.c._answer("remove_tenant_cluster", tenant, cluster)
+        if result.ok:
+            self.c.tenants.get(tenant, set()).discard(cluster)
+        return result
+
+    def create_namespace(self, namespace):
+        result = self.c._answer("create_namespace", namespace)
+        if result.ok:
+            self.c.namespaces.add(namespace)
+        return result
+
+    def permissions(self, namespace):
+        if namespace not in self.c.namespaces:
+            self.c.calls.append(("permissions", namespace))
+            return pulsar_admin.AdminResult(404, "")
+        return self.c._answer("permissions", namespace, body=self.c.grants.get(namespace, {}))
+
+    def grant(self, namespace, role, actions):
+        result = self.c._answer("grant", namespace, role, sorted(actions))
+        if result.ok:
+            self.c.grants.setdefault(namespace, {})[role] = sorted(actions)
+        return result
+
+    def revoke(self, namespace, role):
+        result = self.c._answer("revoke", namespace, role)
+        if result.ok:
+            self.c.grants.get(namespace, {}).pop(role, None)
+        return result
+
+    def replication_clusters(self, namespace):
+        return self.c._answer(
+            "replication_clusters", namespace, body=self.c.replication.get(namespace, ["pulsar"])
+        )
+
+    def set_replication_clusters(self, namespace, clusters):
+        result = self.c._answer("set_replication_clusters", namespace, sorted(clusters))
+        if result.ok:
+            self.c.replication[namespace] = sorted(clusters)
+        return result
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    fake = FakeCluster()
+    tokens: list[str] = []
+
+    def factory(url: str, token: str, timeout: float = 0) -> FakeAdmin:
+        tokens.append(token)
+        assert url.endswith(":8080")
+        return FakeAdmin(fake)
+
+    monkeypatch.setattr(pulsar_replication, "ReplicationAdmin", factory)
+    fake.tokens = tokens  # type: ignore[attr-defined]
+    return fake
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "pulsar"
+    path.mkdir()
+    return path
+
+
+def peer_secret(token: str = PEER_TOKEN) -> testing.Secret:
+    return testing.Secret(tracked_content={"token": token})
+
+
+def link(
+    endpoint: str = "replication",
+    cluster_name: str | None = "east",
+    secret: testing.Secret | None = None,
+    app: str = "pulsar-east",
+    **overrides: str,
+) -> testing.Relation:
+    data = {
+        "broker-service-url": "pulsar://pulsar-east.east.svc.cluster.local:6650",
+        "web-service-url": "http://pulsar-east.east.svc.cluster.local:8080",
+    }
+    if cluster_name is not None:
+        data["cluster-name"] = cluster_name
+    if secret is not None:
+        data["token-secret-id"] = secret.id
+    data.update(overrides)
+    return testing.Relation(endpoint, remote_app_name=app, remote_app_data=data)
+
+
+def run(ctx, root, *relations, secrets=(), config=None, peer=None, event=None, leader=True):
+    state = running_state(
+        root,
+        *relations,
+        peer=peer,
+        secrets=list(secrets),
+        config={"replicated-namespaces": "geo/orders", **(config or {})},
+        leader=leader,
+    )
+    return ctx.run(event or ctx.on.update_status(), state)
+
+
+def record(out: testing.State):
+    return parse_record(_peer(out).local_app_data.get(PEERS_KEY))
+
+
+# -- both directions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["replication", "replication-offer"])
+def test_leader_publishes_registers_the_peer_and_replicates(ctx, root, cluster, endpoint):
+    secret = peer_secret()
+    relation = link(endpoint, secret=secret)
+    out = run(ctx, root, relation, secrets=[secret], event=ctx.on.relation_changed(relation))
+    data = out.get_relation(relation.id).local_app_data
+    assert data["cluster-name"] == "pulsar"
+    assert data["broker-service-url"] == "pulsar://pulsar-k8s.pulsar.svc.cluster.local:6650"
+    assert data["web-service-url"] == "http://pulsar-k8s.pulsar.svc.cluster.local:8080"
+    # The peer's token against this cluster: role replicator-east, in a secret granted to it.
+    mine = out.get_secret(label=token_secret_label(relation.id))
+    assert data["token-secret-id"] == mine.id
+    assert mine.remote_grants == {relation.id: {"pulsar-east"}}
+    token = mine.tracked_content["token"]
+    assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
+    assert token not in json.dumps(dict(data))
+    # The contract: both sides write what interfaces/pulsar_replication/v0/app.json allows.
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(dict(data))
+    # This cluster's half: the peer registered with its URLs and its token.
+    assert cluster.clusters["east"] == {
+        "serviceUrl": "http://pulsar-east.east.svc.cluster.local:8080",
+        "brokerServiceUrl": "pulsar://pulsar-east.east.svc.cluster.local:6650",
+        "authenticationPlugin": TOKEN_AUTH_PLUGIN,
+        "authenticationParameters": f"token:{PEER_TOKEN}",
+    }
+    assert cluster.tenants == {"geo": {"pulsar", "east"}}
+    assert cluster.grants == {"geo/orders": {"replicator-east": ["produce"]}}
+    assert cluster.replication == {"geo/orders": ["east", "pulsar"]}
+    assert record(out).peers["east"].namespaces == ("geo/orders",)
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}, replicating with east")
+    # Nothing in the record or the logs reveals the peer's token.
+    assert PEER_TOKEN not in _peer(out).local_app_data[PEERS_KEY]
+
+
+def test_a_converged_reconcile_writes_nothing(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    cluster.calls.clear()
+    out2 = ctx.run(ctx.on.update_status(), out)
+    assert cluster.writes() == []
+    assert out2.unit_status == out.unit_status
+
+
+def test_publishes_its_cluster_first_and_waits_for_the_peer(ctx, root, cluster):
+    relation = link(cluster_name=None)
+    out = run(ctx, root, relation, event=ctx.on.relation_joined(relation))
+    data = out.get_relation(relation.id).local_app_data
+    assert data["cluster-name"] == "pulsar"
+    assert "token-secret-id" not in data  # no token before the peer's name is known
+    assert cluster.writes() == []
+    assert out.unit_status == ops.ActiveStatus(
+        f"{ACTIVE}; replication: waiting for pulsar-east to publish its cluster"
+    )
+
+
+def test_peer_without_its_token_yet_is_not_registered(ctx, root, cluster):
+    relation = link()
+    out = run(ctx, root, relation)
+    # The peer learns this cluster's token meanwhile (it needs this side's name only).
+    assert "token-secret-id" in out.get_relation(relation.id).local_app_data
+    assert cluster.clusters == {}
+    assert "waiting for pulsar-east" in out.unit_status.message
+
+
+def test_peer_token_rotation_updates_the_registration(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    rotated = out.get_secret(id=secret.id)
+    out = ctx.run(
+        ctx.on.update_status(),
+        testing.State(
+            leader=True,
+            model=out.model,
+            config=out.config,
+            relations=out.relations,
+            containers=out.containers,
+            secrets=[s for s in out.secrets if s.id != secret.id]
+            + [testing.Secret(id=rotated.id, tracked_content={"token": "new.peer.token"})],
+        ),
+    )
+    assert cluster.clusters["east"]["authenticationParameters"] == "token:new.peer.token"
+    assert "update_cluster" in cluster.writes()
+
+
+def test_non_leader_reports_but_calls_nothing(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    done = json.dumps(
+        {"peers": {"east": {"relation": relation.id, "namespaces": ["geo/orders"]}}, "stopped": []}
+    )
+    out = run(
+        ctx,
+        root,
+        relation,
+        secrets=[secret],
+        peer=peers(app_data={PEERS_KEY: done}),
+        leader=False,
+    )
+    assert cluster.calls == []
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}, replicating with east")
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_same_cluster_name_blocks_naming_the_problem(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(cluster_name="pulsar", secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    assert out.unit_status == ops.BlockedStatus(
+        "cluster-name: 'pulsar' is also the cluster-name of the replication peer pulsar-east; "
+        "replicating clusters need different names"
+    )
+    assert cluster.writes() == []
+    assert "token-secret-id" not in out.get_relation(relation.id).local_app_data
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"cluster-name": "bad name\n${x}"}, "cluster-name"),
+        ({"broker-service-url": "http://x:6650"}, "broker-service-url"),
+        ({"web-service-url": "http://x:99999"}, "web-service-url"),
+        ({"web-service-url": "http://a b:8080"}, "web-service-url"),
+    ],
+)
+def test_bad_peer_data_is_refused_naming_the_field_no_hook_error(
+    ctx, root, cluster, overrides, field
+):
+    secret = peer_secret()
+    relation = link(secret=secret, **overrides)
+    out = run(ctx, root, relation, secrets=[secret])
+    assert isinstance(out.unit_status, ops.ActiveStatus)
+    assert f"replication relation: {field} " in out.unit_status.message
+    assert "${x}" not in out.unit_status.message
+    assert cluster.writes() == []
+
+
+def test_bad_peer_token_is_refused_and_never_echoed(ctx, root, cluster):
+    secret = peer_secret('bad "token" ${x}')
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    assert "replication token secret: token has characters" in out.unit_status.message
+    assert "${x}" not in out.unit_status.message
+    assert cluster.clusters == {}
+
+
+def test_missing_peer_secret_waits(ctx, root, cluster):
+    relation = link()
+    missing = {**relation.remote_app_data, "token-secret-id": "secret:cv3h0000000000000000"}
+    relation = dataclasses.replace(relation, remote_app_data=missing)
+    out = run(ctx, root, relation)
+    assert "waiting for pulsar-east" in out.unit_status.message
+    assert cluster.clusters == {}
+
+
+def test_bad_replicated_namespaces_blocks_naming_the_option(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(
+        ctx, root, relation, secrets=[secret], config={"replicated-namespaces": "geo/a,../x"}
+    )
+    assert isinstance(out.unit_status, ops.BlockedStatus)
+    assert out.unit_status.message.startswith("replicated-namespaces: ")
+    assert cluster.calls == []
+
+
+def test_two_relations_to_one_cluster_serve_the_first(ctx, root, cluster):
+    secret = peer_secret()
+    first = link(secret=secret)
+    second = link("replication-offer", secret=secret, app="pulsar-east2")
+    out = run(ctx, root, first, second, secrets=[secret])
+    assert ": cluster east is already related" in out.unit_status.message
+    assert out.unit_status.message.startswith(f"{ACTIVE}, replicating with east;")
+
+
+# -- removal and retries -----------------------------------------------------------------------
+
+
+def test_relation_removal_stops_replication_and_says_so(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    assert cluster.replication["geo/orders"] == ["east", "pulsar"]
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert cluster.replication["geo/orders"] == ["pulsar"]
+    assert cluster.tenants["geo"] == {"pulsar"}
+    assert cluster.grants["geo/orders"] == {}
+    assert "east" not in cluster.clusters
+    order = [c[0] for c in cluster.calls if c[0] != "replication_clusters"]
+    assert order.index("set_replication_clusters") < order.index("remove_tenant_cluster")
+    assert order.index("remove_tenant_cluster") < order.index("delete_cluster")
+    assert all(s.label != token_secret_label(relation.id) for s in out.secrets)
+    assert record(out).peers == {}
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
+
+
+def test_failed_cleanup_is_retried_by_a_real_event_and_then_completes(
+    ctx, root, cluster, monkeypatch
+):
+    retries: list[bool] = []
+    monkeypatch.setattr(
+        "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: retries.append(True)
+    )
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    cluster.fail["delete_cluster"] = 412
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert "unregistering cluster east: HTTP 412: boom" in out.unit_status.message
+    assert "east" in record(out).peers  # kept until undone
+    # The retry view: the broker-view check will fail and wake the charm.
+    assert retries == [True]
+    del cluster.fail["delete_cluster"]
+    gone = [r for r in out.relations if r.id != relation.id]
+    out = ctx.run(
+        ctx.on.update_status(),
+        testing.State(
+            leader=True,
+            model=out.model,
+            config=out.config,
+            relations=gone,
+            containers=out.containers,
+            secrets=out.secrets,
+        ),
+    )
+    assert "east" not in cluster.clusters
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
+
+
+def test_broker_refusing_registration_is_reported_and_retried(ctx, root, cluster, monkeypatch):
+    retries: list[bool] = []
+    monkeypatch.setattr(
+        "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: retries.append(True)
+    )
+    cluster.fail["put_cluster"] = 0
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    assert "registering cluster east: broker not reachable" in out.unit_status.message
+    assert retries == [True]
+    assert cluster.replication == {}
+
+
+@pytest.mark.parametrize("overrides", [{"cluster-name": ""}, {"web-service-url": "ftp://x:1"}])
+def test_waiting_for_the_peer_schedules_no_retry(ctx, root, cluster, monkeypatch, overrides):
+    """Missing or bad peer data is woken by the peer's next relation-changed, not a timer."""
+    retries: list[bool] = []
+    monkeypatch.setattr(
+        "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: retries.append(True)
+    )
+    out = run(ctx, root, link(**overrides))
+    assert "replication: " in out.unit_status.message
+    assert retries == []
+
+
+def test_a_namespace_taken_out_of_the_option_stops_replicating(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(
+        ctx, root, relation, secrets=[secret], config={"replicated-namespaces": "geo/a,geo/b"}
+    )
+    assert record(out).peers["east"].namespaces == ("geo/a", "geo/b")
+    out = ctx.run(
+        ctx.on.config_changed(),
+        testing.State(
+            leader=True,
+            model=out.model,
+            config={"replicated-namespaces": "geo/a"},
+            relations=out.relations,
+            containers=out.containers,
+            secrets=out.secrets,
+        ),
+    )
+    assert cluster.replication["geo/b"] == ["pulsar"]
+    assert "replicator-east" not in cluster.grants["geo/b"]
+    assert record(out).peers["east"].namespaces == ("geo/a",)
+    assert "east" in cluster.clusters
+
+
+def test_a_corrupt_record_waits_naming_the_field(ctx, root, cluster):
+    out = run(ctx, root, peer=peers(app_data={PEERS_KEY: "not json"}))
+    assert out.unit_status == ops.WaitingStatus(
+        f"cluster relation: {PEERS_KEY} is not JSON; waiting for valid data"
+    )
+
+
+def test_a_token_signed_with_another_key_is_reminted_in_the_same_secret(ctx, root, cluster):
+    """After a signing-key rotation the peer gets a new token through a new secret revision."""
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret])
+    mine = out.get_secret(label=token_secret_label(relation.id))
+    other_key = "b3RoZXIta2V5LWZvci10aGUtcmVwbGljYXRpb24tdGVzdHMtMDE="
+    stale = pulsar_tokens.mint_token(other_key, "replicator-east")
+    state = testing.State(
+        leader=True,
+        model=out.model,
+        config=out.config,
+        relations=out.relations,
+        containers=out.containers,
+        secrets=[s for s in out.secrets if s.id != mine.id]
+        + [
+            testing.Secret(
+                id=mine.id,
+                owner="app",
+                label=token_secret_label(relation.id),
+                tracked_content={"token": stale},
+                latest_content={"token": stale},
+            )
+        ],
+    )
+    out = ctx.run(ctx.on.update_status(), state)
+    token = out.get_secret(id=mine.id).latest_content["token"]
+    assert token != stale
+    assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
+    assert out.get_relation(relation.id).local_app_data["token-secret-id"] == mine.id
