@@ -411,6 +411,27 @@ SCENARIO_ROWS.append(
         "default",
     )
 )
+# Geo-replication between two clusters (issue 11, item 2).
+ROWS += [
+    ("georep.relate_to_replicating_s", "G", "relate to both statuses replicating", "s"),
+    ("georep.first_message_latency_a_to_b_s", "G", "first message alpha -> beta", "s"),
+    ("georep.first_message_latency_b_to_a_s", "G", "first message beta -> alpha", "s"),
+    ("georep.median_latency_a_to_b_s", "G", "median of ten, alpha -> beta", "s"),
+    ("georep.catch_up_after_restore_s", "G", "beta's broker pod restored to backlog arrived", "s"),
+    ("georep.outage_duplicates", "G", "duplicates among the messages sent during the loss", ""),
+    ("georep.relate_again_to_replicating_s", "G", "relate again to replicating", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "G",
+        "geo-replication: two clusters in one model (1 ZooKeeper, 1 bookie, 1 broker each) "
+        "related on `replication-offer`/`replication`; messages both ways, those produced while "
+        "the peer's broker pod is lost arrive once it is back, unrelating stops replication, "
+        "relating again replicates again",
+        "`test_geo_replication.py`",
+        "slow",
+    )
+)
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
     f"| {n} | {what} | {module} | {run} |\n" for n, what, module, run in SCENARIO_ROWS
 )
