@@ -51,6 +51,7 @@ from pulsar_peer_state import (
     PulsarPeerState,
 )
 from pulsar_peer_state import parse as parse_peer_state
+from pulsar_proxy_serving import PROXY_RELATION, PulsarProxyServing
 from pulsar_render import (
     JAAS_CONF_PATH,
     WEB_SERVICE_PORT,
@@ -110,6 +111,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
+        self.proxy_serving = PulsarProxyServing(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
         self.observability = Observability(
@@ -127,6 +129,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 ZOOKEEPER_RELATION,
                 BOOKKEEPER_RELATION,
                 CLIENT_RELATION,
+                PROXY_RELATION,
                 *COS_RELATIONS,
             ),
             storages=("data",),
@@ -230,6 +233,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
+            self.proxy_serving.publish(config, auth, zookeeper)
             if self.client_serving.retry_needed or self.function_serving.retry_needed:
                 self._retry_later()
             if rotation:
