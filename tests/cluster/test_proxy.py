@@ -11,7 +11,9 @@ client-b: its own namespace). Real pulsar-client and WebSocket traffic from the 
 4. WebSocket produce/consume with client-a's token directly on the broker and through a proxy;
    client-b's token is refused on client-a's namespace through the proxy;
 5. each proxy pod is lost in turn under a producer that lists both proxies: the producer
-   reconnects through the other one and no acknowledged message is lost.
+   reconnects through the other one and no acknowledged message is lost;
+6. ``slow``: a second broker, then the broker that owns the producer's topic is lost behind the
+   proxies: the producer carries on through them, no acknowledged message is lost.
 """
 
 from __future__ import annotations
@@ -269,3 +271,35 @@ def test_proxy_pod_lost_under_a_producer_loses_nothing(proxied: Model):
     assert ok, f"acknowledged message #{index} missing; {len(producer.acked)} acked"
     record("proxy.loss.acked", len(producer.acked))
     record("proxy.loss.send_failures", producer.failures)
+
+
+@pytest.mark.slow
+def test_broker_pod_lost_behind_the_proxies_loses_nothing(proxied: Model):
+    """A second broker, then the broker owning the topic is lost under a producer."""
+    model = proxied
+    model.add_unit(BROKER)
+    model.settle(timeout=SETTLE_S)
+    token = relation_token(model, CLIENT_A)
+    producer = workload.BackgroundProducer(
+        topic=topic_a("broker-loss"), url=proxy_url(0, 1), token=token
+    ).start()
+    try:
+        producer.wait_acks(50)
+        name = producer.topic.rsplit("/", 1)[1]
+        lookup = workload.http_get(
+            f"http://{unit_fqdn(BROKER, 0)}:8080/lookup/v2/topic/persistent/{NAMESPACE_A}/{name}"
+        )
+        assert lookup, "the topic has no owner"
+        owner = next(n for n in range(2) if unit_fqdn(BROKER, n) in lookup)
+        before = len(producer.acked)
+        lost_at = time.monotonic()
+        model.lose_pod(f"{BROKER}/{owner}")
+        producer.wait_acks(before + 50, timeout=180)
+        record("proxy.broker_loss.longest_ack_gap_s", producer.longest_gap(since=lost_at))
+        model.settle(timeout=SETTLE_S)
+    finally:
+        producer.stop()
+    got = workload.read_all(producer.topic, url=proxy_url(0, 1))
+    ok, index = workload.is_subsequence(producer.acked, got)
+    assert ok, f"acknowledged message #{index} missing; {len(producer.acked)} acked"
+    record("proxy.broker_loss.acked", len(producer.acked))

@@ -27,11 +27,7 @@ def proxy_relation() -> testing.Relation:
     return testing.Relation("pulsar-proxy", remote_app_name="pulsar-proxy-k8s")
 
 
-def test_leader_publishes_the_offer_with_credentials_only_in_a_granted_secret(
-    ctx,
-    root,
-    admin,  # noqa: F811
-):
+def test_leader_publishes_the_offer_and_its_credentials_in_a_secret(ctx, root, admin):  # noqa: F811
     relation = proxy_relation()
     out = ctx.run(ctx.on.relation_joined(relation), running_state(root, relation))
     data = out.get_relation(relation.id).local_app_data
