@@ -198,6 +198,15 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("rotation.producer_failed_sends", "K", "producer sends failed (then retried)", ""),
     ("rotation.probe_failures", "K", "new-connection probes failed (any reason)", ""),
     ("rotation.broker_token_refusals", "K", "tokens refused by a broker during the roll", ""),
+    (
+        "zk_rotation.published_s",
+        "ZR",
+        "rotate-zookeeper-credentials to the new user published",
+        "s",
+    ),
+    ("zk_rotation.total_s", "ZR", "rotate-zookeeper-credentials to the old user gone", "s"),
+    ("zk_rotation.publish_gap_s", "ZR", "longest publish gap under the producer", "s"),
+    ("zk_rotation.producer_failed_sends", "ZR", "producer sends failed (then retried)", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -299,6 +308,15 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "clients through their relation secrets, their actions work with them, old tokens are "
         "refused afterwards, nothing acknowledged is lost",
         "`test_key_rotation.py`",
+        "slow",
+    ),
+    (
+        "ZR",
+        "ZooKeeper credential rotation of the bookkeeper relation (the cluster's one ZooKeeper "
+        "identity) under a producer: `rotate-zookeeper-credentials` rolls the servers, the "
+        "bookies and the broker move to the new user, the old one is refused by ZooKeeper "
+        "afterwards, nothing acknowledged is lost",
+        "`test_zookeeper_rotation.py`",
         "slow",
     ),
 ]
@@ -516,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
+            tests.append("tests/cluster/test_zookeeper_rotation.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,

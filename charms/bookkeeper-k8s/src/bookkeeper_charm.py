@@ -168,7 +168,7 @@ class BookKeeperCharm(ops.CharmBase):
         view = view_layer(self.address)
         if self.workload.layer_differs(view):
             self.workload.add_layer(VIEW_LAYER_LABEL, view)
-        return self._health_status(uri)
+        return self._health_status(uri, connection.username)
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -299,8 +299,11 @@ class BookKeeperCharm(ops.CharmBase):
             self._view_stale = False
         return state
 
-    def _health_status(self, uri: str) -> ops.StatusBase:
+    def _health_status(self, uri: str, zookeeper_user: str) -> ops.StatusBase:
         own = self._observe()
+        # the bookie answers with the files on disk: it logged in to ZooKeeper as this user (what
+        # a ZooKeeper credential rotation waits for before removing the old user)
+        self.zookeeper.report_running_user(zookeeper_user if own != DOWN else None)
         own_id = bookie_id(self.address)
         self.bookkeeper.report(own_id, own)
         reports = self._peer_reports(own)

@@ -69,17 +69,7 @@ def request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return AdminResult(response.status, response.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        try:
-            text = exc.read().decode("utf-8", "replace")
-        except OSError:
-            text = ""
-        return AdminResult(exc.code, text)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return AdminResult(0, str(exc))
+    return _send(req, timeout)
 
 
 def multipart_request(
@@ -115,6 +105,7 @@ def multipart_request(
 
 
 def _send(req: urllib.request.Request, timeout: float) -> AdminResult:
+    """Send; an HTTP error is a result with its status and body, a transport error status 0."""
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return AdminResult(response.status, response.read().decode("utf-8", "replace"))

@@ -224,6 +224,9 @@ class PulsarBrokerCharm(ops.CharmBase):
             return status if isinstance(status, ops.WaitingStatus) else short_of_bookies
         self._open_serving_gate()
         if isinstance(status, ops.ActiveStatus):
+            # the broker serves with the files on disk: tell ZooKeeper which user it logged in
+            # with (the bookies' shared one; a credential rotation waits for it)
+            self.zookeeper.report_running_user(zookeeper.username)
             self.key_rotation.report_serving(auth)
             rotation = None
             if self.unit.is_leader():

@@ -5,6 +5,7 @@ Peer relation ``cluster``: read through ``zookeeper_peer_state`` (its keys are l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
-from charms.pulsar_k8s.v0.validation import is_credential, parse_credential
+from charms.pulsar_k8s.v0.validation import InvalidField, is_credential, parse_credential
 from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
@@ -29,6 +30,7 @@ from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     ClientRequest,
     ZooKeeperProvider,
+    client_secret_label,
     client_username,
     generate_password,
 )
@@ -41,6 +43,7 @@ from zookeeper_peer_state import (
     INTERNAL_SECRET_ID_KEY,
     MEMBERS_KEY,
     PEER,
+    ROTATIONS_KEY,
     SERVER_ID_KEY,
     STARTED_KEY,
     USERS_KEY,
@@ -62,6 +65,18 @@ from zookeeper_render import (
     render_static_config,
     server_id,
     server_line,
+)
+from zookeeper_rotation import (
+    ADDING,
+    REMOVING,
+    SWITCHING,
+    Rotation,
+    client_progress,
+    describe,
+    encode_rotations,
+    next_username,
+    relation_id_of,
+    rotation_secret_label,
 )
 from zookeeper_view import (
     DOWN,
@@ -107,10 +122,14 @@ class ZooKeeperCharm(ops.CharmBase):
     # What this hook saw of the server (None: not looked at).
     _observed: str | None = None
     _view_stale = False
+    # rotation secrets written in this hook (relation id -> content): read back from here, as a
+    # secret created in a hook may not be readable by label before the hook ends
+    _written_rotation_secrets: dict[int, dict[str, str]]
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         quiet_credential_loggers()
+        self._written_rotation_secrets = {}
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
@@ -128,6 +147,7 @@ class ZooKeeperCharm(ops.CharmBase):
         )
         for event in [self.on.start, *events]:
             framework.observe(event, self._on_event)
+        framework.observe(self.on.rotate_zookeeper_credentials_action, self._on_rotate_credentials)
 
     # ---- identity -------------------------------------------------------------------------
 
@@ -428,8 +448,20 @@ class ZooKeeperCharm(ops.CharmBase):
         }
         exclusive = acl_policy == EXCLUSIVE
         requests = assign_chroots(self.provider.requests(), acl_policy)
+        notes: list[str] = []
+        rotating = self._rotations(relation)
+        if rotating and not (leaving or joining):
+            rotation_status, rotation_notes, switched = self._advance_rotations(
+                relation, credentials, members, requests, rotating
+            )
+            notes.extend(rotation_notes)
+            if rotation_status is not None or switched:
+                # a switch rewrote relation secrets: the next event publishes from them
+                return rotation_status, notes
+            rotating = self._rotations(relation)
+        requests = [self._with_current_user(r) for r in requests]
         valid = [r for r in requests if r.error is None]
-        notes = [f"invalid request from {r.app_name}: {r.error}" for r in requests if r.error]
+        notes += [f"invalid request from {r.app_name}: {r.error}" for r in requests if r.error]
         for r in requests:
             if r.error:
                 logger.warning("skipping relation %s (%s): %s", r.relation_id, r.app_name, r.error)
@@ -438,6 +470,9 @@ class ZooKeeperCharm(ops.CharmBase):
         # exclusive: znodes clients created since the last reconcile are made theirs alone
         to_grant = [r for r in valid if exclusive or clients.get(r.username) != r.chroot]
         wanted_users = {r.username for r in valid}
+        for relation_id, rotation in rotating.items():
+            if rotation.phase != REMOVING and any(r.relation_id == relation_id for r in valid):
+                wanted_users |= {rotation.old, rotation.new}
         to_revoke = {u: c for u, c in clients.items() if u not in wanted_users}
 
         if leaving or joining or to_grant or to_revoke:
@@ -461,6 +496,7 @@ class ZooKeeperCharm(ops.CharmBase):
                     to_grant,
                     to_revoke,
                     clients,
+                    rotating,
                     exclusive=exclusive,
                 )
             except EnsembleError as exc:
@@ -487,6 +523,7 @@ class ZooKeeperCharm(ops.CharmBase):
         to_grant: list[ClientRequest],
         to_revoke: dict[str, str],
         clients: dict[str, str],
+        rotating: dict[int, Rotation],
         *,
         exclusive: bool = False,
     ) -> dict[int, str]:
@@ -505,23 +542,37 @@ class ZooKeeperCharm(ops.CharmBase):
                 members = current
                 self._write_members(relation, members)
             for request in to_grant:
+                # the current user's password (request.username is the current user)
                 password = self.provider.ensure_password(request.relation_id)
                 if password is None or not is_credential(password):
                     continue
                 old_chroot = clients.get(request.username)
                 if old_chroot and old_chroot != request.chroot:
                     zk.revoke(old_chroot, request.username, recursive=exclusive)
+                # both users of a rotation keep the chroot (exclusive: only they)
+                also = [
+                    pair
+                    for pair in self._rotation_users(request.relation_id, rotating).items()
+                    if pair[0] != request.username
+                ]
                 changed = zk.grant(
-                    request.chroot, request.username, password, request.acl, exclusive=exclusive
+                    request.chroot,
+                    request.username,
+                    password,
+                    request.acl,
+                    exclusive=exclusive,
+                    also=also,
                 )
                 if changed:
                     logger.info("ACL of %s znode(s) under %s set", changed, request.chroot)
                 clients[request.username] = request.chroot
                 self._write_clients(relation, clients)
+            live = set(self._client_relation_ids())
             for username, chroot in to_revoke.items():
-                zk.revoke(chroot, username, recursive=exclusive)
-                relation_id = _relation_id_of(username)
-                if relation_id is not None:
+                relation_id = relation_id_of(username)
+                # a rotated-out user of a live relation: its entries are everywhere under it
+                zk.revoke(chroot, username, recursive=exclusive or relation_id in live)
+                if relation_id is not None and relation_id not in live:
                     self.provider.withdraw(relation_id)
                 del clients[username]
                 self._write_clients(relation, clients)
@@ -536,12 +587,9 @@ class ZooKeeperCharm(ops.CharmBase):
         endpoints = [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)]
         waiting: list[str] = []
         for request in valid:
-            password = self.provider.password(request.relation_id)
-            if (
-                password is None
-                or not is_credential(password)
-                or clients.get(request.username) != request.chroot
-            ):
+            current = self._current_user(request.relation_id)
+            password = current[1] if current else None
+            if password is None or clients.get(request.username) != request.chroot:
                 waiting.append(request.chroot)
                 continue
             loaded = all(sid in peers and request.username in peers[sid].users for sid in members)
@@ -550,6 +598,250 @@ class ZooKeeperCharm(ops.CharmBase):
                 continue
             self.provider.publish(request, endpoints=endpoints, password=password)
         return waiting
+
+    # ---- credential rotation (zookeeper_rotation has the phases) ---------------------------
+
+    def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
+        """Start a rotation of one (``relation-id``) or every served client relation's user.
+
+        Re-running it while a rotation rolls starts nothing and reports the progress.
+        """
+        if not self.unit.is_leader():
+            event.fail("run this action on the leader unit")
+            return
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            event.fail("the peer relation is not there yet")
+            return
+        try:
+            rotating = self._rotations(relation)
+            clients = self._clients(relation)
+        except InvalidField as exc:
+            event.fail(f"cannot read the rotation state: {exc}")
+            return
+        served: dict[int, tuple[str, str]] = {}
+        for request in self.provider.requests():
+            current = self._current_user(request.relation_id)
+            if request.error is None and current and clients.get(current[0]) == request.chroot:
+                served[request.relation_id] = current
+        served_ids = sorted(set(served) | set(rotating))
+        raw = event.params.get("relation-id")
+        if raw is not None:
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                event.fail("relation-id: must be the id of a client relation (an integer)")
+                return
+            if raw not in served_ids:
+                known = ", ".join(map(str, served_ids)) or "none"
+                event.fail(
+                    f"relation-id: {raw} is not a served client relation of this application "
+                    f"(served client relations: {known})"
+                )
+                return
+            targets = [raw]
+        else:
+            targets = served_ids
+        if not targets:
+            event.fail("no served client relation to rotate")
+            return
+        results: dict[str, str] = {}
+        started = False
+        for relation_id in targets:
+            rotation = rotating.get(relation_id)
+            if rotation is not None:
+                detail = self._rotation_detail(relation, relation_id, rotation)
+                results[f"relation-{relation_id}"] = "in-progress: " + describe(rotation, detail)
+                continue
+            old_user, old_password = served[relation_id]
+            rotation = Rotation(ADDING, old_user, next_username(relation_id, old_user))
+            content = {"old-password": old_password, "new-password": generate_password()}
+            label = rotation_secret_label(relation_id)
+            try:
+                try:
+                    self.model.get_secret(label=label).set_content(content)
+                except ops.SecretNotFoundError:
+                    self.app.add_secret(content, label=label)
+            except ops.ModelError as exc:
+                event.fail(f"cannot write the rotation secret of relation {relation_id}: {exc}")
+                return
+            self._written_rotation_secrets[relation_id] = content
+            rotating[relation_id] = rotation
+            started = True
+            results[f"relation-{relation_id}"] = f"started: {rotation.old} -> {rotation.new}"
+            logger.info("rotating relation %s: %s -> %s", relation_id, rotation.old, rotation.new)
+        self._write_rotations(relation, rotating)
+        # the leader's own server loads the new user now; the peers follow on relation-changed
+        self._reconcile()
+        event.set_results({"status": "started" if started else "in-progress", **results})
+
+    def _rotations(self, relation: ops.Relation) -> dict[int, Rotation]:
+        return dict(self._peer_state(relation).rotations)
+
+    def _write_rotations(self, relation: ops.Relation, rotations: dict[int, Rotation]) -> None:
+        data = relation.data[self.app]
+        if not rotations:
+            if ROTATIONS_KEY in data:
+                del data[ROTATIONS_KEY]
+            return
+        write_if_different(data, {ROTATIONS_KEY: encode_rotations(rotations)})
+
+    def _rotation_passwords(self, relation_id: int) -> tuple[str, str] | None:
+        """(old, new) password of a rotation, from its secret; None when unusable."""
+        content = self._written_rotation_secrets.get(relation_id)
+        if content is None:
+            try:
+                secret = self.model.get_secret(label=rotation_secret_label(relation_id))
+                content = secret.get_content(refresh=True)
+            except (ops.SecretNotFoundError, ops.ModelError):
+                return None
+        old, new = content.get("old-password"), content.get("new-password")
+        if not (old and new and is_credential(old) and is_credential(new)):
+            return None
+        return old, new
+
+    def _rotation_users(self, relation_id: int, rotating: dict[int, Rotation]) -> dict[str, str]:
+        """Both users of a rotation while clients may use either; else none."""
+        rotation = rotating.get(relation_id)
+        if rotation is None or rotation.phase == REMOVING:
+            return {}
+        passwords = self._rotation_passwords(relation_id)
+        if passwords is None:
+            return {}
+        return {rotation.old: passwords[0], rotation.new: passwords[1]}
+
+    def _remove_rotation_secret(self, relation_id: int) -> None:
+        self._written_rotation_secrets.pop(relation_id, None)
+        try:
+            self.model.get_secret(label=rotation_secret_label(relation_id)).remove_all_revisions()
+        except (ops.SecretNotFoundError, ops.ModelError) as exc:
+            logger.info("rotation secret of relation %s: %s", relation_id, exc)
+
+    def _client_reports(self, relation_id: int) -> tuple[dict, dict]:
+        """Return the users client units report: (the rotated relation's, every other's)."""
+        rotated: dict[str, str | None] = {}
+        others: dict[str, str | None] = {}
+        for client in self.provider.relations:
+            reports = self.provider.running_users(client)
+            (rotated if client.id == relation_id else others).update(reports)
+        return rotated, others
+
+    def _rotation_detail(
+        self, relation: ops.Relation, relation_id: int, rotation: Rotation
+    ) -> str:
+        """Return what the rotation waits for, in words (empty when its next step can run)."""
+        peers = self._peers(relation)
+        members = self._members(relation)
+        if rotation.phase == ADDING:
+            loaded = [
+                sid
+                for sid in members
+                if sid in peers and peers[sid].started and rotation.new in peers[sid].users
+            ]
+            if len(loaded) == len(members):
+                return ""
+            return f"{len(loaded)}/{len(members)} servers run with the new user"
+        if rotation.phase == SWITCHING:
+            progress = client_progress(*self._client_reports(relation_id), rotation)
+            if progress.done:
+                return ""
+            detail = f"{progress.on_new}/{progress.total} client units run with the new user"
+            if progress.still_old:
+                detail += f" (waiting for {', '.join(progress.still_old)})"
+            return detail
+        dropped = [
+            sid
+            for sid in members
+            if sid in peers and peers[sid].started and rotation.old not in peers[sid].users
+        ]
+        if len(dropped) == len(members):
+            return ""
+        return f"{len(dropped)}/{len(members)} servers run without the old user"
+
+    def _advance_rotations(
+        self,
+        relation: ops.Relation,
+        credentials: Credentials,
+        members: dict[int, str],
+        requests: list[ClientRequest],
+        rotating: dict[int, Rotation],
+    ) -> tuple[ops.StatusBase | None, list[str], bool]:
+        """Leader: take every rotation whose wait is over one phase on.
+
+        Returns a status when ZooKeeper cannot be worked on, notes, and whether a relation's
+        secret now names its new user (then the rest of the leader's client work waits for
+        the next event, which reads it back).
+        """
+        live = {r.relation_id: self._with_current_user(r) for r in requests if r.error is None}
+        remaining = dict(rotating)
+        notes: list[str] = []
+        steps: list[tuple[int, Rotation, ClientRequest]] = []
+        for relation_id, rotation in sorted(rotating.items()):
+            request = live.get(relation_id)
+            if request is None:
+                # relation gone (or its request invalid): the usual revocation takes its users
+                del remaining[relation_id]
+                self._remove_rotation_secret(relation_id)
+                continue
+            if rotation.phase == ADDING and self._rotation_passwords(relation_id) is None:
+                # nothing was handed out yet: drop it; the action starts it afresh
+                logger.warning("rotation of relation %s: its secret is unusable", relation_id)
+                del remaining[relation_id]
+                notes.append(f"rotation of relation-{relation_id} abandoned: secret unusable")
+                continue
+            detail = self._rotation_detail(relation, relation_id, rotation)
+            if detail:
+                notes.append(f"rotating relation-{relation_id}: {describe(rotation, detail)}")
+            elif rotation.phase == REMOVING:
+                logger.info("rotation of relation %s done: %s", relation_id, rotation.new)
+                del remaining[relation_id]
+            else:
+                steps.append((relation_id, rotation, request))
+        switched = False
+        status: ops.StatusBase | None = None
+        if steps:
+            serving = self._serving_members(members)
+            if not serving:
+                self._write_rotations(relation, remaining)
+                return ops.WaitingStatus("waiting for quorum"), notes, False
+            endpoints = [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)]
+            clients = self._clients(relation)
+            try:
+                with zookeeper_ensemble.ZooKeeperEnsemble(
+                    serving, credentials.super_password
+                ) as zk:
+                    for relation_id, rotation, request in steps:
+                        if rotation.phase == ADDING:
+                            passwords = self._rotation_passwords(relation_id)
+                            assert passwords is not None  # checked above
+                            changed = zk.mirror(
+                                request.chroot, rotation.old, rotation.new, passwords[1]
+                            )
+                            logger.info("rotation: %s znode(s) granted to the new user", changed)
+                            clients[rotation.new] = request.chroot
+                            self._write_clients(relation, clients)
+                            self.provider.publish(
+                                dataclasses.replace(request, user=rotation.new),
+                                endpoints=endpoints,
+                                password=passwords[1],
+                            )
+                            remaining[relation_id] = dataclasses.replace(rotation, phase=SWITCHING)
+                            switched = True
+                        else:  # SWITCHING, every client on the new user
+                            current = self._current_user(relation_id)
+                            if current is not None and current[0] == rotation.new:
+                                # znodes the old user's sessions created meanwhile
+                                zk.mirror(request.chroot, rotation.old, rotation.new, current[1])
+                            zk.revoke(request.chroot, rotation.old, recursive=True)
+                            clients.pop(rotation.old, None)
+                            self._write_clients(relation, clients)
+                            remaining[relation_id] = dataclasses.replace(rotation, phase=REMOVING)
+                            self._remove_rotation_secret(relation_id)
+                        self._write_rotations(relation, remaining)
+            except EnsembleError as exc:
+                logger.warning("rotation step failed: %s", exc)
+                self._retry_later()
+                status = ops.WaitingStatus(f"waiting for the ensemble: {exc}")
+        self._write_rotations(relation, remaining)
+        return status, notes, switched
 
     # ---- what the units see ---------------------------------------------------------------
 
@@ -560,14 +852,38 @@ class ZooKeeperCharm(ops.CharmBase):
         exists with no ACL and an unpublished password, so its request needs no restart.
         """
         users: dict[str, str] = {}
+        relation = self.model.get_relation(PEER)
+        rotating = self._rotations(relation) if relation else {}
         for relation_id in self._client_relation_ids():
-            password = self.provider.password(relation_id)
-            if password and is_credential(password):
-                users[client_username(relation_id)] = password
-            elif password:
-                # never rendered: the user is left out until its secret holds a usable password
-                logger.warning("client secret of relation %s: unusable password", relation_id)
+            current = self._current_user(relation_id)
+            if current is not None:
+                users[current[0]] = current[1]
+            # both users of a rotation until every client left the old one
+            users.update(self._rotation_users(relation_id, rotating))
         return users
+
+    def _current_user(self, relation_id: int) -> tuple[str, str] | None:
+        """Return the relation's current (username, password) from its secret, or None."""
+        try:
+            secret = self.model.get_secret(label=client_secret_label(relation_id))
+            content = secret.get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+        password = content.get("password")
+        if not password:
+            return None
+        username = content.get("username") or client_username(relation_id)
+        if not is_credential(password) or relation_id_of(username) != relation_id:
+            # never rendered: the user is left out until its secret holds usable values
+            logger.warning("client secret of relation %s: unusable credentials", relation_id)
+            return None
+        return username, password
+
+    def _with_current_user(self, request: ClientRequest) -> ClientRequest:
+        current = self._current_user(request.relation_id)
+        if current is None or current[0] == request.username:
+            return request
+        return dataclasses.replace(request, user=current[0])
 
     def _client_relation_ids(self) -> list[int]:
         """Every client relation but those whose request is invalid."""
@@ -599,10 +915,3 @@ class ZooKeeperCharm(ops.CharmBase):
 
 def _new_internal_content() -> dict[str, str]:
     return {"super-password": generate_password(), "quorum-password": generate_password()}
-
-
-def _relation_id_of(username: str) -> int | None:
-    try:
-        return int(username.removeprefix("relation-"))
-    except ValueError:
-        return None

@@ -78,6 +78,13 @@ def acl_entries(username: str, password: str, letters: str) -> list[ACL]:
     ]
 
 
+def _entries(username: str, password: str, perms: int) -> list[ACL]:
+    return [
+        ACL(perms, Id("sasl", username)),
+        ACL(perms, Id("digest", digest(username, password))),
+    ]
+
+
 def _belongs_to(acl: ACL, username: str) -> bool:
     ident = acl.id.id
     return (acl.id.scheme == "sasl" and ident == username) or (
@@ -168,26 +175,63 @@ class ZooKeeperEnsemble:
         return parse_members(data.decode())
 
     def grant(
-        self, chroot: str, username: str, password: str, letters: str, *, exclusive: bool = False
+        self,
+        chroot: str,
+        username: str,
+        password: str,
+        letters: str,
+        *,
+        exclusive: bool = False,
+        also: Iterable[tuple[str, str]] = (),
     ) -> int:
         """Create ``chroot`` if missing and give ``username`` its ACL entries there.
 
         Shared: the chroot znode's ACL keeps other users' entries. Exclusive: the chroot and
         every znode under it get exactly the client's entries (clients such as Pulsar create
-        znodes world-open, so this is re-applied on every call). Returns the znodes changed.
+        znodes world-open, so this is re-applied on every call). ``also``: more (user,
+        password) pairs given the same entries (both users of a credential rotation). Returns
+        the znodes changed.
         """
-        wanted = acl_entries(username, password, letters)
+        pairs = [(username, password), *also]
+        wanted = [acl for user, pw in pairs for acl in acl_entries(user, pw, letters)]
         with self._calling(f"grant {chroot} to {username}") as client:
             client.ensure_path(chroot, acl=wanted)
             if not exclusive:
                 current, stat = cast("tuple[list[ACL], Any]", client.get_acls(chroot))
-                merged = [a for a in current if not _belongs_to(a, username)] + wanted
+                merged = [
+                    a for a in current if not any(_belongs_to(a, user) for user, _ in pairs)
+                ] + wanted
                 return int(self._set_if_different(client, chroot, current, stat, merged))
             changed = 0
             for path in self._subtree(client, chroot):
                 # a znode may vanish or change under us (ephemeral nodes): the next call fixes it
                 with suppress(NoNodeError, BadVersionError):
                     current, stat = cast("tuple[list[ACL], Any]", client.get_acls(path))
+                    changed += self._set_if_different(client, path, current, stat, wanted)
+            return changed
+
+    def mirror(self, chroot: str, old_user: str, new_user: str, new_password: str) -> int:
+        """Give ``new_user`` the permissions ``old_user`` holds, on ``chroot`` and under it.
+
+        A credential rotation's step: every znode whose ACL names the old user gets the new
+        user's ``sasl`` and ``digest`` entries with the same permission bits (other entries are
+        kept). Returns the znodes changed; idempotent.
+        """
+        with self._calling(f"mirror {old_user} to {new_user} on {chroot}") as client:
+            if client.exists(chroot) is None:
+                return 0
+            changed = 0
+            for path in self._subtree(client, chroot):
+                with suppress(NoNodeError, BadVersionError):
+                    current, stat = cast("tuple[list[ACL], Any]", client.get_acls(path))
+                    perms = 0
+                    for acl in current:
+                        if _belongs_to(acl, old_user):
+                            perms |= acl.perms
+                    if not perms:
+                        continue
+                    wanted = [a for a in current if not _belongs_to(a, new_user)]
+                    wanted += _entries(new_user, new_password, perms)
                     changed += self._set_if_different(client, path, current, stat, wanted)
             return changed
 

@@ -8,7 +8,8 @@ Unit databags (every unit, this one included):
 Application databag (leader):
     ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
     {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
-    id of the ``zookeeper-internal`` secret (read by ``find_app_secret``).
+    id of the ``zookeeper-internal`` secret (read by ``find_app_secret``); ``rotations`` the
+    credential rotations in progress (``zookeeper_rotation``).
 The rolling-restart library keeps its own keys in both and reads them itself.
 """
 
@@ -27,6 +28,7 @@ from charms.pulsar_k8s.v0.validation import (
     parse_znode_path,
 )
 from zookeeper_render import server_id
+from zookeeper_rotation import Rotation, parse_rotations
 
 PEER = "cluster"
 ADDRESS_KEY = "address"
@@ -36,6 +38,7 @@ USERS_KEY = "users"
 MEMBERS_KEY = "members"
 CLIENTS_KEY = "clients"
 INTERNAL_SECRET_ID_KEY = "internal-secret-id"
+ROTATIONS_KEY = "rotations"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class ZooKeeperPeerState:
     clients: Mapping[str, str] = field(default_factory=dict)
     # server id -> every unit that published an address
     peers: Mapping[int, Peer] = field(default_factory=dict)
+    # relation id -> its credential rotation in progress
+    rotations: Mapping[int, Rotation] = field(default_factory=dict)
 
 
 def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> ZooKeeperPeerState:
@@ -69,6 +74,7 @@ def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> Zoo
         members=_members(app),
         clients=_clients(app),
         peers={peer.server_id: peer for peer in peers if peer is not None},
+        rotations=parse_rotations(PEER, app.get(ROTATIONS_KEY)),
     )
 
 

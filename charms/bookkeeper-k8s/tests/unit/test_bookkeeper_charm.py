@@ -608,3 +608,60 @@ def test_corrupt_peer_flag_waits_naming_cluster_and_field(ctx, storage, tmp_path
         'cluster relation: bookkeeper-initialised is not "true"; waiting for valid data'
     )
     assert executed(ctx) == []
+
+
+# --- the ZooKeeper user the running bookie logged in with ----------------------------------
+
+
+def zk_report(out: testing.State) -> str | None:
+    (relation,) = [r for r in out.relations if r.endpoint == "zookeeper"]
+    return relation.local_unit_data.get("zookeeper-username")
+
+
+def test_a_serving_bookie_reports_its_zookeeper_user(ctx, storage, tmp_path, calls):
+    cont = container(storage, tmp_path, running=True)
+    out = ctx.run(ctx.on.update_status(), state(cont, peer=peers(reports={1: "writable"})))
+    assert zk_report(out) == USERNAME
+
+
+def test_the_report_changes_only_once_the_bookie_answers_with_the_new_user(
+    ctx, storage, tmp_path, calls, fake_http
+):
+    # the bookie runs with the files of relation-7; the secret now names relation-7-r1
+    rotated = testing.Secret(
+        tracked_content={
+            "username": f"{USERNAME}-r1",
+            "password": "n3w-pw",
+            "uris": f"{ZK_ENDPOINTS}/bookkeeper",
+        }
+    )
+    cont = container(storage, tmp_path, running=True)
+    peer = peers(app_data={"restart-granted": f"{APP}/1"})
+    st = state(cont, leader=False, peer=peer, secret=rotated)
+    zk = next(r for r in st.relations if r.endpoint == "zookeeper")
+    zk = dataclasses.replace(zk, local_unit_data={"zookeeper-username": USERNAME})
+    st = dataclasses.replace(st, relations={*(r for r in st.relations if r.id != zk.id), zk})
+
+    # waiting for the restart lock: still the old user
+    out = ctx.run(ctx.on.secret_changed(rotated), st)
+    assert out.unit_status.message == "waiting for the rolling-restart lock to apply changes"
+    assert zk_report(out) == USERNAME
+
+    # granted: restarted, not answering yet: still the old user
+    fake_http.own = "starting"  # running: false, reads as down
+    peer_out = out.get_relation(peer.id)
+    assert isinstance(peer_out, testing.PeerRelation)
+    granted = dataclasses.replace(
+        peer_out, local_app_data={**peer_out.local_app_data, "restart-granted": f"{APP}/0"}
+    )
+    out = dataclasses.replace(
+        out, relations={*(r for r in out.relations if r.id != peer.id), granted}
+    )
+    out = ctx.run(ctx.on.relation_changed(granted), out)
+    assert "restart_bookie" in calls.names()
+    assert zk_report(out) == USERNAME
+
+    # the bookie answers: it logged in with the new user
+    fake_http.own = "writable"
+    out = ctx.run(ctx.on.update_status(), out)
+    assert zk_report(out) == f"{USERNAME}-r1"

@@ -13,8 +13,10 @@ from test_pulsar_charm import (
     BK_URI,
     PASSWORD,
     SECRET,
+    USERNAME,
     ZK_HOSTS,
     bk_relation,
+    full_state,
     peers,
     state,
     zk_relation,
@@ -104,3 +106,21 @@ def test_unreadable_shared_secret_waits_and_asks_for_nothing(ctx, root):
         "waiting for bookkeeper to publish its metadata service"
     )
     assert out.get_relation(own.id).local_app_data == {}
+
+
+def test_a_ready_broker_reports_the_zookeeper_user_it_runs_with(ctx, root):
+    out = ctx.run(ctx.on.leader_elected(), full_state(root))
+    assert out.unit_status == ops.ActiveStatus("broker ready (cluster pulsar)")
+    (zk,) = [r for r in out.relations if r.endpoint == "zookeeper"]
+    assert zk.local_unit_data["zookeeper-username"] == USERNAME
+
+
+def test_the_shared_identity_is_reported_on_the_brokers_own_zookeeper_relation(ctx, root):
+    own = zk_relation(
+        SECRET, **{"database": "/pulsar", "endpoints": ZK_HOSTS, "secret-user": SECRET.id}
+    )
+    secret = shared_secret()
+    relations = [own, sharing_bookies(secret), peers()]
+    out = ctx.run(ctx.on.leader_elected(), full_state(root, relations=relations))
+    out = ctx.run(ctx.on.update_status(), dataclasses.replace(out, secrets={secret, SECRET}))
+    assert out.get_relation(own.id).local_unit_data.get("zookeeper-username") == BOOKIES_USER

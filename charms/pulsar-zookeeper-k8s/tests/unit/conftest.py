@@ -83,9 +83,22 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
             return dict(recorder.view)
 
         def grant(
-            self, chroot: str, username: str, password: str, letters: str, *, exclusive=False
+            self,
+            chroot: str,
+            username: str,
+            password: str,
+            letters: str,
+            *,
+            exclusive=False,
+            also=(),
         ) -> int:
             recorder.calls.append(("grant", chroot, username, letters, exclusive))
+            if also:
+                recorder.calls.append(("grant-also", chroot, tuple(user for user, _ in also)))
+            return 0
+
+        def mirror(self, chroot: str, old_user: str, new_user: str, new_password: str) -> int:
+            recorder.calls.append(("mirror", chroot, old_user, new_user))
             return 0
 
         def revoke(self, chroot: str, username: str, *, recursive=False) -> None:

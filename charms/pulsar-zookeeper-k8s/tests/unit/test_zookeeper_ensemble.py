@@ -151,3 +151,59 @@ def test_a_znode_vanishing_during_the_walk_is_skipped(tree):
     tree.vanish = {"/pulsar/admin"}
     with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
         assert zk.grant("/pulsar", "relation-1", "pw1", "cdrwa", exclusive=True) == 3
+
+
+# A credential rotation: relation-2 becomes relation-2-r1.
+
+
+def users_of(acls: list[ACL]) -> set[tuple[str, str, int]]:
+    return {(a.id.scheme, a.id.id.split(":")[0], a.perms) for a in acls}
+
+
+def test_mirror_gives_the_new_user_the_old_ones_permissions_where_it_has_any(tree):
+    read_only = zookeeper_ensemble.acl_entries("relation-2", "pw2", "r")
+    tree.nodes["/pulsar/admin"] = WORLD + read_only
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        assert zk.mirror("/pulsar", "relation-2", "relation-2-r1", "new-pw") == 3
+        # level-triggered: a second pass writes nothing
+        tree.set_calls.clear()
+        assert zk.mirror("/pulsar", "relation-2", "relation-2-r1", "new-pw") == 0
+        assert tree.set_calls == []
+    for path in ("/pulsar", "/pulsar/ledgers/L1"):
+        acls = users_of(tree.nodes[path])
+        assert ("sasl", "relation-2-r1", Permissions.ALL) in acls, path
+        assert ("digest", "relation-2-r1", Permissions.ALL) in acls, path
+        assert ("sasl", "relation-2", Permissions.ALL) in acls, path  # the old user stays
+    assert ("sasl", "relation-2-r1", Permissions.READ) in users_of(tree.nodes["/pulsar/admin"])
+    # the new user's digest entry is built from the new password
+    new_digest = zookeeper_ensemble.digest("relation-2-r1", "new-pw")
+    assert any(a.id.id == new_digest for a in tree.nodes["/pulsar/ledgers/L1"])
+    # znodes the old user had nothing on are left alone
+    assert tree.nodes["/pulsar/ledgers"] == WORLD
+    assert tree.nodes["/pulsarx"] == WORLD
+
+
+def test_mirror_of_a_missing_chroot_changes_nothing(tree):
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        assert zk.mirror("/absent", "relation-2", "relation-2-r1", "new-pw") == 0
+    assert tree.set_calls == []
+
+
+def test_grant_with_also_keeps_both_users_of_a_rotation(tree):
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw") as zk:
+        zk.grant(
+            "/pulsar",
+            "relation-2-r1",
+            "new-pw",
+            "cdrwa",
+            exclusive=True,
+            also=[("relation-2", "pw2")],
+        )
+    for path in ("/pulsar", "/pulsar/ledgers", "/pulsar/ledgers/L1", "/pulsar/admin"):
+        names = {(a.id.scheme, a.id.id.split(":")[0]) for a in tree.nodes[path]}
+        assert names == {
+            ("sasl", "relation-2"),
+            ("digest", "relation-2"),
+            ("sasl", "relation-2-r1"),
+            ("digest", "relation-2-r1"),
+        }, path

@@ -23,6 +23,12 @@ provider application databag
 The credentials (``username``, ``password``) always travel in ``secret-user``, whatever the
 requirer asked: a password is never written into a databag.
 
+requirer unit databag (an addition of this library, optional for other requirers)
+    ``zookeeper-username`` the ZooKeeper user the unit's running workload logged in with; a
+                          unit that shares its identity with another application (the brokers
+                          use the bookies' user) reports it on its own ``zookeeper`` relation.
+                          The provider removes a rotated-out user only when no unit reports it.
+
 Requirers use :class:`ZooKeeperRequirer`; the ZooKeeper charm uses :class:`ZooKeeperProvider`.
 Neither raises on bad data from the other side: bad or incomplete data reads as "not ready".
 """
@@ -41,7 +47,7 @@ import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 4
+LIBPATCH = 5
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,9 @@ PROVIDER_KEYS = (
     "secret-user",
     "secret-tls",
 )
+# Requirer unit databag key: the user the unit's running workload logged in with.
+RUNNING_USER_KEY = "zookeeper-username"
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CHROOT = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _ACL_LETTERS = set("cdrwa")
 
@@ -119,10 +128,12 @@ class ClientRequest:
         default_factory=lambda: frozenset(DEFAULT_REQUESTED_SECRETS)
     )
     echo_chroot: bool = False
+    # the relation's current user when it is not the first one (after a credential rotation)
+    user: str | None = None
 
     @property
     def username(self) -> str:
-        return client_username(self.relation_id)
+        return self.user or client_username(self.relation_id)
 
 
 def parse_request(
@@ -350,6 +361,18 @@ class ZooKeeperProvider:
         if relation is not None:
             _converge_databag(relation.data[self._charm.app], {}, PROVIDER_KEYS)
 
+    def running_users(self, relation: ops.Relation) -> dict[str, str | None]:
+        """Return unit name -> the user it reports running with (None: nothing valid)."""
+        found: dict[str, str | None] = {}
+        for unit in relation.units:
+            try:
+                value = relation.data[unit].get(RUNNING_USER_KEY)
+            except ops.ModelError as exc:  # pragma: no cover - a unit departing mid-hook
+                logger.info("cannot read %s on relation %s: %s", unit.name, relation.id, exc)
+                value = None
+            found[unit.name] = value if value and _USERNAME.fullmatch(value) else None
+        return found
+
     def withdraw(self, relation_id: int) -> None:
         """Leader only: forget a departed client's secrets (its ACL is the charm's business)."""
         for label in (client_secret_label(relation_id), client_tls_secret_label(relation_id)):
@@ -398,6 +421,22 @@ class ZooKeeperRequirer:
         if relation is None or not self._charm.unit.is_leader():
             return
         _converge_databag(relation.data[self._charm.app], {}, tuple(self.request_data()))
+
+    def report_running_user(self, username: str | None) -> None:
+        """Tell the provider which user this unit's running workload logged in with.
+
+        Call it once the workload runs with the credentials of ``connection()`` (None: it runs
+        with none). Writes only when the value differs.
+        """
+        relation = self.relation
+        if relation is None:
+            return
+        databag = relation.data[self._charm.unit]
+        if username is None:
+            if RUNNING_USER_KEY in databag:
+                del databag[RUNNING_USER_KEY]
+        elif databag.get(RUNNING_USER_KEY) != username:
+            databag[RUNNING_USER_KEY] = username
 
     def connection(self) -> ZooKeeperConnection | None:
         """Return the granted connection; None until the provider answered (correctly)."""
