@@ -207,6 +207,20 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("zk_rotation.total_s", "ZR", "rotate-zookeeper-credentials to the old user gone", "s"),
     ("zk_rotation.publish_gap_s", "ZR", "longest publish gap under the producer", "s"),
     ("zk_rotation.producer_failed_sends", "ZR", "producer sends failed (then retried)", ""),
+    ("upgrade.total_s", "U", "refresh to the next patch release, all three applications", "s"),
+    ("upgrade.pulsar-zookeeper-k8s.refresh_s", "U", "ZooKeeper refresh (3 units)", "s"),
+    ("upgrade.bookkeeper-k8s.refresh_s", "U", "bookie refresh (3 units)", "s"),
+    ("upgrade.pulsar-k8s.refresh_s", "U", "broker refresh (2 units)", "s"),
+    ("upgrade.longest_gap_s", "U", "longest publish gap during the whole refresh", "s"),
+    (
+        "upgrade.pulsar-k8s.longest_gap_s",
+        "U",
+        "longest publish gap during the broker refresh",
+        "s",
+    ),
+    ("upgrade.acked", "U", "messages acknowledged during the refresh", ""),
+    ("upgrade.consumed", "U", "messages consumed (acked ones all, in order)", ""),
+    ("upgrade.send_failures", "U", "producer sends failed (then retried)", ""),
 ]
 
 SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
@@ -319,6 +333,17 @@ SCENARIO_ROWS: list[tuple[str, str, str, str]] = [
         "`test_zookeeper_rotation.py`",
         "slow",
     ),
+    (
+        "U",
+        "`juju refresh` from the previous Pulsar patch release (`PULSAR_UPGRADE_FROM_VERSION`) to "
+        "`PULSAR_VERSION` (ZooKeeper x3, bookies x3, brokers x2) under "
+        "a producer and a consumer, in the order ZooKeeper, bookies, brokers, each after "
+        "`pre-refresh-check` passed: every unit restarts once, never two units of one "
+        "application down at a time, nothing acknowledged lost, every JVM on the new jars; a "
+        "pre-refresh check with a bookie killed fails naming it",
+        "`test_upgrade.py`",
+        "slow",
+    ),
 ]
 ROWS += [
     ("cos_targets", "O", "Prometheus targets built from metrics-endpoint (every unit)", ""),
@@ -369,6 +394,49 @@ SCENARIO_ROWS.append(
         "lost behind the proxies",
         "`test_proxy.py`",
         "default (+ slow)",
+    )
+)
+# Safe bookie scale-down (issue 12, item 2).
+ROWS += [
+    (
+        "scaledown.decommission_s",
+        "D",
+        "bookie 4 -> 3: the storage-detaching hook that decommissions",
+        "s",
+    ),
+    ("scaledown.ledgers_moved", "D", "ledgers that had a copy on the removed bookie", ""),
+    ("scaledown.decommission_attempts", "D", "decommissionbookie runs in that hook", ""),
+    ("scaledown.publish_gap_s", "D", "longest publish gap under the producer during 4 -> 3", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "D",
+        "bookie scale-down at ensemble/write/ack quorum 3/3/2: 4 -> 3 decommissions the removed "
+        "bookie (read-only, stopped, `decommissionbookie`), every message readable, nothing "
+        "under-replicated, the bookie no longer listed; 3 -> 2 is refused (Blocked, nothing "
+        "decommissioned) and every message is still readable",
+        "`test_bookie_scale_down.py`",
+        "slow",
+    )
+)
+ROWS += [
+    ("tls.enable_to_active_s", "T", "certificates related to broker serving TLS, active", "s"),
+    ("tls.enable_publish_gap_s", "T", "longest publish gap while TLS is enabled (1 broker)", "s"),
+    ("tls.client_round_trip_s", "T", "client charm: 10 messages produced+consumed over TLS", "s"),
+    ("tls.renewal_reload_s", "T", "renewed certificate published to served, no restart", "s"),
+    ("tls.ca_rotation_reload_s", "T", "new CA published to served, no restart", "s"),
+    ("tls_slow.enable_two_brokers_s", "T", "TLS enabled on 2 brokers, one at a time", "s"),
+    ("tls_slow.enable_publish_gap_s", "T", "longest publish gap then (2 brokers)", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "T",
+        "TLS: a self-signed CA application on `certificates`; the broker enables TLS under a "
+        "producer (nothing acknowledged lost), handshakes on 6651/8443 verify the chain and SANs, "
+        "6650 refuses, the client charm moves messages over `pulsar+ssl`; a renewal and a CA "
+        "rotation are served without a restart",
+        "`test_tls.py`",
+        "default",
     )
 )
 SCENARIOS = "| # | scenario | module | run |\n|---|---|---|---|\n" + "".join(
@@ -531,10 +599,14 @@ def main(argv: list[str] | None = None) -> int:
         figures_file().unlink(missing_ok=True)
         marker = [] if args.slow else ["-m", "not slow"]
         tests = ["tests/cluster/test_scenarios.py", "tests/cluster/test_observability.py"]
+        tests.append("tests/cluster/test_tls.py")
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
             tests.append("tests/cluster/test_zookeeper_rotation.py")
+            tests.append("tests/cluster/test_tls_slow.py")
+            tests.append("tests/cluster/test_upgrade.py")
+            tests.append("tests/cluster/test_bookie_scale_down.py")
         rc = subprocess.run(
             [sys.executable, "-m", "pytest", *tests, *marker, "-q", "-s", *pytest_args],
             cwd=ROOT,

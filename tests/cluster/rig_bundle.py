@@ -74,8 +74,12 @@ def deploy_bundle(
     proxies: int = 0,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     relate: bool = True,
+    pulsar_version: str | None = None,
 ) -> dict[str, RigApp]:
-    """Deploy the bundle's applications and relations (events are queued; call ``settle``)."""
+    """Deploy the bundle's applications and relations (events are queued; call ``settle``).
+
+    ``pulsar_version``: every application's image runs that Pulsar (default: ``PULSAR_VERSION``).
+    """
     classes = charm_classes()
     scales = {ZOOKEEPER: zookeepers, BOOKKEEPER: bookies, BROKER: brokers, PROXY: proxies}
     apps = {}
@@ -84,7 +88,11 @@ def deploy_bundle(
             continue
         extra = (config or {}).get(name)
         apps[name] = model.deploy(
-            name, charm_type, units=scales[name], config=small_config(name, charm_type, extra)
+            name,
+            charm_type,
+            units=scales[name],
+            config=small_config(name, charm_type, extra),
+            pulsar_version=pulsar_version,
         )
     if relate:
         for a, b in RELATIONS:

@@ -100,6 +100,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_DRAIN = 2000
+READINESS_INITIAL_DELAY_S = 30.0
+"""Juju's readiness probe on a sidecar workload container starts 30 s after the container
+(``containerProbeInitialDelay``); Kubernetes counts the new pod ready only at its first success.
+Pebble counts a new check up until its first run, so without the delay a rolling replacement
+could move on before a charm's ready check had run once. Used by :meth:`Model.refresh`."""
 UPDATE_STATUS_INTERVAL_ENV = "PULSAR_RIG_UPDATE_STATUS_INTERVAL"
 """Seconds; overrides the interval of every model (for experiments only)."""
 
@@ -147,6 +152,8 @@ class Model:
             UPDATE_STATUS_INTERVAL if update_status_interval is None else update_status_interval
         )
         self._pods: list[Pod] = []
+        self._images: dict[str, Image] = {}
+        """Application -> the image its pods are created from (default: the env's)."""
 
     @property
     def update_status_interval(self) -> float:
@@ -239,9 +246,11 @@ class Model:
         units: int = 1,
         config: Mapping[str, Any] | None = None,
         storage: Mapping[str, str] | None = None,
+        pulsar_version: str | None = None,
     ) -> RigApp:
         """``juju deploy``. ``storage`` overrides the storage -> container location mapping
-        read from the charm's ``containers.pulsar.mounts``."""
+        read from the charm's ``containers.pulsar.mounts``; ``pulsar_version``: the image's
+        Pulsar (``--resource pulsar-image=...``; default: ``PULSAR_VERSION``)."""
         if name in self.apps:
             raise RigError(f"application {name} already deployed")
         spec = load_charm_spec(charm_type)
@@ -257,6 +266,8 @@ class Model:
             storage_mounts=dict(storage) if storage is not None else mounts,
         )
         self.apps[name] = app
+        if pulsar_version is not None:
+            self._images[name] = self.env.image.for_version(pulsar_version)
         self.env.plan.add_app(name)
         for endpoint, info in (meta.get("peers") or {}).items():
             rel = rig_relations.new_relation(
@@ -345,17 +356,56 @@ class Model:
             return
         self._rolling_replace(list(reversed(app.live_units)))
 
-    def _rolling_replace(self, units: list[RigUnit]) -> None:
+    def refresh(self, app_name: str, pulsar_version: str | None = None) -> None:
+        """``juju refresh app --resource pulsar-image=<Pulsar pulsar_version>``: the pods are
+        replaced one by one as in :meth:`upgrade_charm`, each new pod from the new image, each
+        deleted gracefully, and the next one only once this one passed Juju's readiness probe
+        (:data:`READINESS_INITIAL_DELAY_S` after it started, then Pebble's ready level)."""
+        image = (
+            self.env.image
+            if pulsar_version is None
+            else self.env.image.for_version(pulsar_version)
+        )
+        self._images[app_name] = image
+        self._rolling_replace(
+            list(reversed(self.apps[app_name].live_units)),
+            image,
+            graceful=True,
+            ready_after=READINESS_INITIAL_DELAY_S,
+        )
+
+    def image_of(self, app_name: str) -> Image:
+        """The image new pods of the application are created from."""
+        return self._images.get(app_name, self.env.image)
+
+    def _rolling_replace(
+        self,
+        units: list[RigUnit],
+        image: Image | None = None,
+        graceful: bool = False,
+        ready_after: float = 0.0,
+    ) -> None:
+        """Replace the pods one by one; the next once this one is ready, at the earliest
+        ``ready_after`` seconds after it started (the readiness probe's initial delay)."""
         if not units:
             return
         unit, rest = units[0], units[1:]
         if unit.dying or unit.number not in unit.app.units:
-            self._rolling_replace(rest)
+            self._rolling_replace(rest, image, graceful, ready_after)
             return
+        started: list[float] = []
 
         def recreate() -> None:
-            unit.pod.recreate()
+            if image is not None:
+                unit.pod.image = image
+            unit.pod.recreate(graceful=graceful)
+            started.append(time.monotonic())
             self.timers.start(unit)
+
+        def ready() -> bool:
+            if not started or time.monotonic() < started[0] + ready_after:
+                return False
+            return pod_ready(unit.pod)
 
         self._push(RigAction(unit.name, "recreate pod", recreate))
         for kind in POD_CHURN_EVENTS:
@@ -363,8 +413,8 @@ class Model:
         self.gates.append(
             Gate(
                 f"{unit.name} ready",
-                lambda: pod_ready(unit.pod),
-                lambda: self._rolling_replace(rest),
+                ready,
+                lambda: self._rolling_replace(rest, image, graceful, ready_after),
             )
         )
 
@@ -522,7 +572,7 @@ class Model:
         pod = Pod(
             name=pod_name,
             hostname=pod_name,
-            image=self.env.image,
+            image=self.image_of(app.name),
             pod_dir=self.env.state_dir / "pods" / pod_name,
             storage_dir=self.env.state_dir / "storage" / pod_name,
             storage=app.storage_mounts,

@@ -28,6 +28,7 @@ that daemonised away from Pebble.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -99,6 +100,20 @@ class Image:
             python_runtime=rig_setup.ensure_python_runtime(),
             env=env,
         )
+
+    def for_version(self, version: str) -> Image:
+        """This image with another cached Pulsar distribution (``rig_setup`` fetches it)."""
+        from tests.cluster import rig_setup
+
+        return dataclasses.replace(
+            self,
+            distribution=rig_setup.ensure_distribution(version),
+            pristine_conf=rig_setup.pristine_conf_dir(version),
+        )
+
+    def pulsar_version(self) -> str:
+        """The Pulsar version of the distribution (``apache-pulsar-<version>``)."""
+        return self.distribution.name.removeprefix("apache-pulsar-")
 
     def populate(self, rootfs: Path, deps_dir: Path) -> None:
         """Lay out a fresh container filesystem (the image state) under ``rootfs``."""
@@ -322,8 +337,14 @@ class Pod:
         for path in (self.rootfs, self.charm_dir, self.pod_dir / "instances-deps"):
             shutil.rmtree(path, ignore_errors=True)
 
-    def recreate(self, timeout: float = 30.0) -> None:
-        """Pod loss followed by Kubernetes creating the pod again from the image."""
+    def recreate(self, timeout: float = 30.0, graceful: bool = False) -> None:
+        """Pod loss followed by Kubernetes creating the pod again from the image.
+
+        ``graceful``: the pod is deleted as a rolling update does (SIGTERM to Pebble, which
+        stops its services, then up to 30 s: Kubernetes' default termination grace period).
+        """
+        if graceful:
+            self.stop(graceful=True, grace=30.0)
         self.lose()
         self.start(timeout)
 

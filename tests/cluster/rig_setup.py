@@ -306,8 +306,23 @@ def ensure_python_runtime() -> Path:
     return target
 
 
-def main() -> int:
+def upgrade_from_version() -> str:
+    """The older Pulsar the refresh scenario (``test_upgrade.py``, slow) starts from
+    (``PULSAR_UPGRADE_FROM_VERSION``): fetched only by ``--upgrade-from`` (``tox -e cluster-slow``)
+    or by that scenario."""
+    return (REPO_ROOT / "PULSAR_UPGRADE_FROM_VERSION").read_text().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fetch the cache; ``--upgrade-from``: the refresh scenario's older Pulsar too;
+    ``--also <version>`` (repeatable): any other Pulsar distribution."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    also = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--also"]
+    if "--upgrade-from" in args:
+        also.append(upgrade_from_version())
     started = time.monotonic()
+    for version in also:
+        ensure_distribution(version)
     dist = ensure_distribution()
     pebble = ensure_pebble()
     ensure_python_runtime()

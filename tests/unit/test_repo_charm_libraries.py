@@ -30,6 +30,8 @@ CORE_LIBRARIES = [
         "log_hygiene",
         "view_check",
         "observability",
+        "tls",
+        "refresh",
     )
 ]
 

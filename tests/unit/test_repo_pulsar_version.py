@@ -26,6 +26,8 @@ TEXT_SUFFIXES = {".py", ".yaml", ".yml", ".md", ".txt", ".toml", ".ini", ".cfg",
 def allowed_places(root: pathlib.Path) -> set[pathlib.Path]:
     """Files that may (must) spell the version out, relative to ``root``."""
     places = {pathlib.Path("PULSAR_VERSION"), pathlib.Path("bundle.yaml")}
+    # the older release the slow refresh scenario starts from (tests/cluster/test_upgrade.py)
+    places.add(pathlib.Path("PULSAR_UPGRADE_FROM_VERSION"))
     places |= {p.relative_to(root) for p in root.glob("charms/*/charmcraft.yaml")}
     places |= {p.relative_to(root) for p in root.glob("docs/reference/*.md")}  # generated
     return places

@@ -7,6 +7,7 @@ Peer relation ``cluster``: read through ``bookkeeper_peer_state`` (its keys are 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import ops
@@ -18,6 +19,17 @@ from bookkeeper_peer_state import (
     BookKeeperPeerState,
 )
 from bookkeeper_peer_state import parse as parse_peer_state
+from bookkeeper_refresh import UNDERREPLICATED_COMMAND, bookie_problems, underreplicated_problem
+from bookkeeper_removal import (
+    DECOMMISSION_TIMEOUT_S,
+    REFUSED,
+    decide,
+    decommissioned_message,
+    decommissioning_message,
+    failed_message,
+    leaving_message,
+    short_of_bookies,
+)
 from bookkeeper_render import (
     BOOKKEEPER_SCRIPT,
     CONF_PATH,
@@ -55,9 +67,11 @@ from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
+from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
 from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
+    WorkloadError,
     reconcile_events,
     restart_token,
     unit_fqdn,
@@ -86,9 +100,22 @@ def _no_cluster(output: str) -> bool:
     return any(marker in output for marker in _NO_CLUSTER_MARKERS)
 
 
+# What decommissionbookie says while the stopped bookie is still registered in ZooKeeper.
+STILL_REGISTERED = "is not shutdown yet"
+STILL_REGISTERED_ATTEMPTS = 6
+_JAAS_PASSWORD = re.compile(r'password="([^"]*)"')
+# The hooks a removed unit runs after its relations are gone, in order; the last one is remove.
+_TEARDOWN_EVENTS = (ops.StorageDetachingEvent, ops.StopEvent, ops.RemoveEvent)
+
+
 class BookKeeperCharm(ops.CharmBase):
+    # This unit's removal, decided once (see bookkeeper_removal): plan "" (not leaving),
+    # "decommission" or "refused"; reason (refused); done (decommissioned).
+    _removal = ops.StoredState()
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self._removal.set_default(plan="", reason="", done=False)
         # Set by each reconcile: the bookie-view check failed, so record the view afresh.
         self._view_stale = False
         quiet_credential_loggers()
@@ -102,6 +129,7 @@ class BookKeeperCharm(ops.CharmBase):
             PEER,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
+        self.refresh = Refresh(self, PEER, self._refresh_problems)
         for event in reconcile_events(
             self,
             CONTAINER,
@@ -109,6 +137,13 @@ class BookKeeperCharm(ops.CharmBase):
             storages=("journal", "ledgers"),
         ):
             framework.observe(event, self._reconcile)
+        for event in (
+            self.on.journal_storage_detaching,
+            self.on.ledgers_storage_detaching,
+            self.on.stop,
+            self.on.remove,
+        ):
+            framework.observe(event, self._on_teardown)
 
     @property
     def address(self) -> str:
@@ -120,12 +155,16 @@ class BookKeeperCharm(ops.CharmBase):
         # The view check failed: the view is stale; record it afresh even if unchanged.
         failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
         self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
+        if self._removal.plan or self._departing(event):
+            # Being removed: only the removal runs (a stopped bookie must stay stopped).
+            self.unit.status = self._leave(event)
+            return
         # Bookie and HTTP (health, metrics) ports on the application's Service; no-op when open.
         self.unit.set_ports(3181, 8000)
         status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
-        self.unit.status = status
+        self.unit.status = self.refresh.status(status)
 
     def _converge(self) -> ops.StatusBase:
         try:
@@ -144,6 +183,9 @@ class BookKeeperCharm(ops.CharmBase):
         }
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
+        refused = self.refresh.refused(self.workload)
+        if refused is not None:
+            return refused
         layer = pebble_layer(self.address, bookie_env(config))
         running = self.workload.bookie_running()
         if not running:
@@ -169,6 +211,130 @@ class BookKeeperCharm(ops.CharmBase):
         if self.workload.layer_differs(view):
             self.workload.add_layer(VIEW_LAYER_LABEL, view)
         return self._health_status(uri, connection.username)
+
+    # --- removal (bookkeeper_removal) ------------------------------------------------------
+
+    def _departing(self, event: ops.EventBase | None) -> bool:
+        return isinstance(event, ops.RelationDepartedEvent) and event.departing_unit == self.unit
+
+    def _on_teardown(self, event: ops.EventBase) -> None:
+        # storage-detaching happens only on removal; stop and remove also end a pod restart
+        # (stop) or follow a removal already seen: only then do they act.
+        if isinstance(event, ops.StorageDetachingEvent) or self._removal.plan:
+            self.unit.status = self._leave(event)
+
+    def _leave(self, event: ops.EventBase | None) -> ops.StatusBase:
+        """Remove this unit: decide once, then decommission in a teardown hook."""
+        if not self._removal.plan:
+            self._decide()
+        if self._removal.plan == REFUSED:
+            return ops.BlockedStatus(self._removal.reason)
+        if self._removal.done:
+            return ops.MaintenanceStatus("decommissioned; waiting for the unit to go")
+        if isinstance(event, _TEARDOWN_EVENTS):
+            return self._decommission(last_hook=isinstance(event, ops.RemoveEvent))
+        return ops.MaintenanceStatus(leaving_message())
+
+    def _decide(self) -> None:
+        own = bookie_id(self.address)
+        remaining = self._planned_units()
+        writable = self.workload.writable_bookies()
+        if writable is not None:
+            remaining = min(remaining, len(set(writable) - {own}))
+        decision = decide(remaining, self.bookkeeper.required_bookies(), self.app.name)
+        self._removal.plan, self._removal.reason = decision.plan, decision.reason
+        if decision.plan == REFUSED:
+            logger.warning("%s", decision.reason)
+            return
+        # No new ledger lands on it from now on; the brokers move their writes elsewhere.
+        read_only = self.workload.set_read_only()
+        logger.info("leaving: decommissioning %s (read-only: %s)", own, read_only)
+
+    def _planned_units(self) -> int:
+        try:
+            return self.app.planned_units()
+        except ops.ModelError:
+            relation = self.model.get_relation(PEER)
+            return len(relation.units) if relation else 0
+
+    def _decommission(self, last_hook: bool) -> ops.StatusBase:
+        """Stop the bookie, wait for its ledgers to be re-replicated, check its cookie is gone."""
+        own = bookie_id(self.address)
+        try:
+            config = self.load_config(BookKeeperConfig)
+        except (ValueError, TypeError):
+            config = BookKeeperConfig()  # the tools need only the files on disk
+        env = tool_env(config)
+        self.unit.status = ops.MaintenanceStatus(decommissioning_message())
+        started = time.monotonic()
+        try:
+            self.workload.stop_bookie()
+        except WorkloadError as exc:
+            return self._failed(f"cannot stop the bookie: {exc}", "", last_hook)
+        command = [BOOKKEEPER_SCRIPT, "shell", "decommissionbookie", "-bookieid", own]
+        deadline = started + DECOMMISSION_TIMEOUT_S
+        for _ in range(STILL_REGISTERED_ATTEMPTS):
+            result = self.workload.run(command, env, max(deadline - time.monotonic(), 1.0))
+            # A bookie killed at the end of Pebble's kill-delay stays registered until its
+            # ZooKeeper session expires (zkTimeout, 10 s): each attempt is a JVM start later.
+            if result.ok or STILL_REGISTERED not in result.output:
+                break
+        if not result.ok:
+            return self._failed("decommissionbookie did not finish", result.output, last_hook)
+        # The tools print their answers at INFO.
+        listed = self.workload.run(
+            [BOOKKEEPER_SCRIPT, "shell", "listbookies", "-a"],
+            {**env, "PULSAR_LOG_LEVEL": "info", "PULSAR_LOG_ROOT_LEVEL": "info"},
+            TOOL_TIMEOUT_S,
+        )
+        if not listed.ok or own in listed.output:
+            return self._failed("the bookie is still listed", listed.output, last_hook)
+        self._removal.done = True
+        elapsed = time.monotonic() - started
+        logger.info("decommissioned %s in %.0f s", own, elapsed)
+        return ops.MaintenanceStatus(decommissioned_message(elapsed))
+
+    def _failed(self, what: str, output: str, last_hook: bool) -> ops.StatusBase:
+        logger.warning("decommission: %s: %s", what, redact(output, self._known_secrets()))
+        return ops.BlockedStatus(failed_message(what, last_hook))
+
+    def _known_secrets(self) -> list[str]:
+        """Return the ZooKeeper password (relation, else the JAAS file), for redaction."""
+        secrets = []
+        try:
+            connection = self.zookeeper.connection() if self.zookeeper.relation else None
+        except ops.ModelError:  # the relation or its secret is going away
+            connection = None
+        if connection is not None:
+            secrets.append(connection.password)
+        try:
+            jaas = self.workload.read(JAAS_PATH)
+        except WorkloadError:
+            jaas = None
+        if jaas:
+            secrets += _JAAS_PASSWORD.findall(jaas.decode("utf-8", "replace"))
+        return [secret for secret in secrets if secret]
+
+    def _refresh_problems(self) -> list[str]:
+        """Run the pre-refresh check: every bookie writable, no under-replicated ledger."""
+        relation = self.model.get_relation(PEER)
+        units = [self.unit, *(relation.units if relation is not None else ())]
+        states = {
+            unit.name: bookie_state(
+                self.workload.state_json(unit_fqdn(unit.name, self.app.name, self.model.name))
+            )
+            for unit in units
+        }
+        problems = bookie_problems(states)
+        try:
+            config = self.load_config(BookKeeperConfig)
+        except (ValueError, TypeError) as exc:
+            return [*problems, f"configuration: {exc}"]
+        result = self.workload.run(
+            [BOOKKEEPER_SCRIPT, *UNDERREPLICATED_COMMAND], tool_env(config), TOOL_TIMEOUT_S
+        )
+        problem = underreplicated_problem(result.ok, result.output)
+        return [*problems, problem] if problem else problems
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -310,6 +476,11 @@ class BookKeeperCharm(ops.CharmBase):
         everyone = self._all_bookie_ids()
         writable = sorted(b for b, state in reports.items() if state == WRITABLE and b in everyone)
         self._publish(BookKeeperInfo(uri, tuple(everyone), tuple(writable)))
+        short = short_of_bookies(
+            self._planned_units(), self.bookkeeper.required_bookies(), self.app.name
+        )
+        if short:
+            return ops.BlockedStatus(short)
         if own == DOWN:
             return ops.WaitingStatus("bookie not answering on its HTTP API yet")
         if own != WRITABLE:

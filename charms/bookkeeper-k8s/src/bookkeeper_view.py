@@ -16,11 +16,14 @@ from typing import Any
 
 from bookkeeper_render import HTTP_PORT
 from charms.pulsar_k8s.v0 import view_check
+from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import check_script, record_content, recorded_state
 
 VIEW_CHECK = "bookie-view"
 VIEW_LAYER_LABEL = "bookie-view"
 VIEW_PATH = f"{view_check.VIEW_DIR}/bookie-state"
+# Readiness (what Kubernetes' probe asks, so a refresh waits for it): the bookie is writable.
+WRITABLE_CHECK = "bookie-writable"
 WRITABLE, READ_ONLY, DOWN = "writable", "read-only", "down"
 # Below the check's 1 s timeout, so a frozen bookie yields "down" rather than a timed-out check.
 _READ_TIMEOUT_S = "0.5"
@@ -58,10 +61,12 @@ def state_script(address: str, port: int = HTTP_PORT) -> str:
 
 
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the bookie's view check."""
-    return view_check.view_layer(
+    """Return the layer of the bookie's view check and its readiness gate (restarts nothing)."""
+    layer = view_check.view_layer(
         "bookkeeper-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
     )
+    layer["checks"][WRITABLE_CHECK] = ready_gate(VIEW_PATH, WRITABLE)
+    return layer
 
 
 __all__ = [

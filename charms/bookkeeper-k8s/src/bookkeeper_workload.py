@@ -41,6 +41,9 @@ class BookieWorkload(Workload):
     def restart_bookie(self) -> None:
         self.restart(SERVICE)
 
+    def stop_bookie(self) -> None:
+        self.stop(SERVICE)
+
     # --- the bookie's own HTTP API ---------------------------------------------------------
 
     def is_ready(self) -> bool:
@@ -63,16 +66,41 @@ class BookieWorkload(Workload):
             return None
         return sorted(str(bookie) for bookie in listed)
 
-    def state_json(self) -> str | None:
+    def state_json(self, address: str | None = None) -> str | None:
         """GET /api/v1/bookie/state: the bookie's own view of itself (None: no answer).
 
         A local call a live bookie answers in milliseconds: a short timeout keeps a hook on a
         frozen or starting bookie short (the view check wakes the unit when it answers).
+        ``address``: another bookie's (the pre-refresh check asks every bookie).
         """
+        if address is not None and address != self._address:
+            return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S, host=address)
         return self._http_get("/api/v1/bookie/state", timeout=STATE_TIMEOUT_S)
 
-    def _http_get(self, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
+    def set_read_only(self) -> bool:
+        """PUT /api/v1/bookie/state/readonly: the bookie takes no new writes; False: no answer."""
+        body = json.dumps({"readOnly": True})
+        return self._http_put("/api/v1/bookie/state/readonly", body) is not None
+
+    def _http_put(self, path: str, body: str) -> str | None:
         url = f"http://{self._address}:{HTTP_PORT}{path}"
+        request = urllib.request.Request(
+            url,
+            data=body.encode(),
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+                return response.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            logger.info("PUT %s failed: %s", url, exc)
+            return None
+
+    def _http_get(
+        self, path: str, timeout: float = HTTP_TIMEOUT_S, host: str | None = None
+    ) -> str | None:
+        url = f"http://{host or self._address}:{HTTP_PORT}{path}"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.read().decode("utf-8", "replace")

@@ -15,6 +15,8 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
+from charms.pulsar_k8s.v0.refresh import Refresh
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -53,6 +55,7 @@ from pulsar_peer_state import (
 from pulsar_peer_state import parse as parse_peer_state
 from pulsar_proxy_serving import PROXY_RELATION, PulsarProxyServing
 from pulsar_render import (
+    BROKER_SERVICE_PORT,
     JAAS_CONF_PATH,
     WEB_SERVICE_PORT,
     ZOOKEEPER_CHROOT,
@@ -64,6 +67,7 @@ from pulsar_render import (
     render_jaas,
     tool_environment,
 )
+from pulsar_tls import BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS, BrokerTls, tls_files
 from pulsar_view import (
     FUNCTIONS_VIEW_CHECK,
     READY,
@@ -84,6 +88,7 @@ CONTAINER = "pulsar"
 ZOOKEEPER_RELATION = "zookeeper"
 BOOKKEEPER_RELATION = "bookkeeper"
 CLIENT_RELATION = "pulsar"
+CERTIFICATES_RELATION = "certificates"
 
 # The app secret holding the token signing key and the charm's own tokens (its fields, and the
 # previous key kept while a rotation rolls, are named in pulsar_key_rotation).
@@ -100,6 +105,9 @@ class PulsarBrokerCharm(ops.CharmBase):
     """Apache Pulsar broker on Kubernetes."""
 
     _view_stale = False
+    # This unit's TLS state, read by each reconcile (the client relation publishes from it).
+    tls_state = TlsState()
+    _ports: tuple[int, ...] = (BROKER_SERVICE_PORT, WEB_SERVICE_PORT)
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -108,6 +116,14 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.bookkeeper = BookKeeperRequirer(self, BOOKKEEPER_RELATION)
         self.restart_lock = RollingRestart(self, PEER_RELATION)
         self.workload = PulsarWorkload(self.unit.get_container(CONTAINER))
+        # Before the reconcile's observers: the library stores and requests first.
+        # An invalid tls-extra-sans blocks the reconcile; the request keeps the charm's names.
+        extra = parse_extra_sans(self.config.get("tls-extra-sans", "")) or ()
+        self.tls = TlsRequirer(
+            self,
+            sans=tls_sans(self.unit.name, self.app.name, self.model.name, extra),
+            relation_name=CERTIFICATES_RELATION,
+        )
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
@@ -120,6 +136,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             PEER_RELATION,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
+        self.refresh = Refresh(self, PEER_RELATION, self._refresh_problems)
 
         for event in reconcile_events(
             self,
@@ -130,17 +147,16 @@ class PulsarBrokerCharm(ops.CharmBase):
                 BOOKKEEPER_RELATION,
                 CLIENT_RELATION,
                 PROXY_RELATION,
+                CERTIFICATES_RELATION,
                 *COS_RELATIONS,
             ),
             storages=("data",),
         ):
             framework.observe(event, self._on_event)
-        framework.observe(self.on.secret_remove, self._on_secret_remove)
-
-    def _on_secret_remove(self, event: ops.SecretRemoveEvent) -> None:
-        # Nobody tracks that revision any more (e.g. the one holding a rotated-out key).
-        if event.secret.label == INTERNAL_SECRET_LABEL and self.unit.is_leader():
-            event.remove_revision()
+        framework.observe(self.tls.available, self._on_event)
+        # secret-remove (nobody tracks a revision any more, e.g. the one holding a rotated-out
+        # signing key): the tls-certificates library observes it for EVERY secret this unit
+        # owns and removes that revision; a second removal here would fail the hook.
 
     def _on_event(self, event: ops.EventBase) -> None:
         # The view check failed: the view is stale; record it afresh even if unchanged.
@@ -153,6 +169,22 @@ class PulsarBrokerCharm(ops.CharmBase):
         )
         self._reconcile()
 
+    def _refresh_problems(self) -> list[str]:
+        """Run the pre-refresh check: every broker answers ``/admin/v2/brokers/ready``."""
+        auth = self.auth_material()
+        if auth is None:
+            return [f"the {INTERNAL_SECRET_LABEL} secret is not available yet"]
+        token = self.key_rotation.local_admin_token(auth)
+        relation = self.model.get_relation(PEER_RELATION)
+        units = [self.unit, *(relation.units if relation is not None else ())]
+        return [
+            f"{unit.name} broker not serving"
+            for unit in sorted(units, key=lambda u: u.name)
+            if not pulsar_admin.broker_ready(
+                unit_fqdn(unit.name, self.app.name, self.model.name), timeout=3.0, token=token
+            )
+        ]
+
     # -- the reconcile -------------------------------------------------------------------
 
     def reconcile(self) -> None:
@@ -160,11 +192,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         self._reconcile()
 
     def _reconcile(self) -> None:
-        # The cluster's service URLs name the application's Service: open the broker and web
-        # ports on it (a no-op when already open).
-        self.unit.set_ports(6650, 8080)
         status = statuses.guarded(self._converge)
-        self.unit.status = self.observability.reconcile(self.workload, status)
+        # The cluster's service URLs name the application's Service: open the broker and web
+        # ports on it (a no-op when already open); with TLS, 6651 and 8443 too.
+        self.unit.set_ports(*self._ports)
+        self.unit.status = self.refresh.status(self.observability.reconcile(self.workload, status))
 
     def _converge(self) -> ops.StatusBase:
         # Lock and chroot bookkeeping come first: other units depend on them even while
@@ -177,6 +209,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             config = self.load_config(PulsarConfig)
         except (ValueError, TypeError) as exc:
             return statuses.bad_config(exc)
+        self._publish_ensemble_size(config)
 
         recorded = self._recorded_cluster_name()
         if recorded is not None and recorded != config.cluster_name:
@@ -187,6 +220,16 @@ class PulsarBrokerCharm(ops.CharmBase):
 
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
+        refused = self.refresh.refused(self.workload)
+        if refused is not None:
+            return refused
+        tls_state = self.tls.state()
+        if tls_state.waiting:
+            # Nothing changes on this unit until the certificate is there (no half TLS).
+            return statuses.awaiting(f"a certificate on the {CERTIFICATES_RELATION} relation")
+        self.tls_state = tls_state
+        tls = BrokerTls.of(tls_state, config.tls_plaintext_enabled)
+        self._ports = _open_ports(tls)
         if isinstance(zookeeper, ops.StatusBase):
             return zookeeper
         check_zookeeper_connection(ZOOKEEPER_RELATION, zookeeper)
@@ -215,9 +258,14 @@ class PulsarBrokerCharm(ops.CharmBase):
             return short_of_bookies
 
         inputs = BrokerInputs(
-            config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri
+            config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri, tls
         )
         files = broker_files(inputs, zookeeper.username, zookeeper.password, auth)
+        # The PEM files are no restart input: Pulsar re-reads them
+        # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart.
+        pem_files = tls_files(tls_state)
+        if self.workload.changed_files(pem_files):
+            self.workload.push(pem_files)
         layer = pebble_layer(config, self._unit_address)
         status = self._converge_broker(config, files, layer)
         if short_of_bookies is not None:
@@ -242,6 +290,13 @@ class PulsarBrokerCharm(ops.CharmBase):
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
         return status
+
+    def _publish_ensemble_size(self, config: PulsarConfig) -> None:
+        """Leader: tell the bookies the ensemble size, so they refuse a removal below it."""
+        try:
+            self.bookkeeper.publish_ensemble_size(config.managed_ledger_ensemble_size)
+        except ops.ModelError as exc:  # e.g. the relation is going away
+            logger.info("cannot publish the ensemble size: %s", exc)
 
     def _retry_later(self) -> None:
         """Make the broker-view check fail in RETRY_AFTER_S (no update-status).
@@ -449,6 +504,15 @@ class PulsarBrokerCharm(ops.CharmBase):
             self.workload.push({VIEW_PATH: record_content(observed, time.time())})
             self._view_stale = False
         return observed
+
+
+def _open_ports(tls: BrokerTls) -> tuple[int, ...]:
+    ports = [WEB_SERVICE_PORT]
+    if tls.plaintext:
+        ports.append(BROKER_SERVICE_PORT)
+    if tls.enabled:
+        ports += [BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS]
+    return tuple(sorted(ports))
 
 
 def _text(content: bytes | None) -> str | None:

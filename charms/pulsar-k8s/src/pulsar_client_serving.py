@@ -19,6 +19,7 @@ from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, not_ser
 from pulsar_config import PulsarConfig
 from pulsar_peer_state import CLIENTS_KEY, encode_served_clients
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
+from pulsar_tls import client_tls_endpoints
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -47,6 +48,15 @@ class PulsarClientServing:
         )
 
     def client_endpoints(self) -> Endpoints:
+        material = self._charm.tls_state.material
+        if material is not None:
+            tls = client_tls_endpoints(self._charm.app.name, self._charm.model.name)
+            return Endpoints(
+                broker_service_url=tls.broker_service_url,
+                web_service_url=tls.web_service_url,
+                websocket_url=tls.websocket_url,
+                tls_ca=material.ca,
+            )
         service = service_fqdn(self._charm.app.name, self._charm.model.name)
         return Endpoints(
             broker_service_url=f"pulsar://{service}:{BROKER_SERVICE_PORT}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from charms.pulsar_k8s.v0.tls import parse_extra_sans
 from charms.pulsar_k8s.v0.validation import JAVA_INT_MAX, JAVA_LONG_MAX, ConfigError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -45,6 +46,8 @@ class PulsarConfig:
     log_level: str = "info"
     functions_worker_enabled: bool = False
     websocket_service_enabled: bool = True
+    tls_plaintext_enabled: bool = False
+    tls_extra_sans: str = ""
 
     def __post_init__(self) -> None:
         error = self.first_error()
@@ -61,6 +64,7 @@ class PulsarConfig:
             self._check_retention,
             self._check_memory,
             self._check_log_level,
+            self._check_tls_extra_sans,
         ):
             error = check()
             if error:
@@ -132,4 +136,9 @@ class PulsarConfig:
     def _check_log_level(self) -> str | None:
         if self.log_level not in LOG_LEVELS:
             return f"log-level: one of {', '.join(LOG_LEVELS)}"
+        return None
+
+    def _check_tls_extra_sans(self) -> str | None:
+        if parse_extra_sans(self.tls_extra_sans) is None:
+            return "tls-extra-sans: comma-separated DNS names (no IP addresses)"
         return None

@@ -14,6 +14,15 @@ import yaml
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from pulsar_config import PulsarConfig
+from pulsar_tls import (
+    NO_TLS,
+    TLS_PRIVATE_PATHS,
+    BrokerTls,
+    broker_tls_properties,
+    client_conf_tls_properties,
+    functions_worker_tls_settings,
+    internal_broker_url,
+)
 
 PULSAR_HOME = "/pulsar"
 BROKER_CONF_PATH = "/pulsar/conf/broker.conf"
@@ -25,7 +34,9 @@ AUTH_DIR = "/pulsar/conf/auth"
 SECRET_KEY_PATH = f"{AUTH_DIR}/secret.key"
 ADMIN_TOKEN_PATH = f"{AUTH_DIR}/admin.token"
 BROKER_TOKEN_PATH = f"{AUTH_DIR}/broker.token"
-PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, SECRET_KEY_PATH, ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH})
+PRIVATE_PATHS = frozenset(
+    {JAAS_CONF_PATH, SECRET_KEY_PATH, ADMIN_TOKEN_PATH, BROKER_TOKEN_PATH, *TLS_PRIVATE_PATHS}
+)
 TOKEN_PROVIDER = "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
 TOKEN_CLIENT_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
 FUNCTION_AUTH_PROVIDER = "org.apache.pulsar.functions.auth.ClearTextFunctionTokenAuthProvider"
@@ -141,6 +152,7 @@ class BrokerInputs:
     unit_address: str
     zookeeper_hosts: str
     bookkeeper_metadata_service_uri: str
+    tls: BrokerTls = NO_TLS
 
 
 def service_fqdn(app_name: str, model_name: str) -> str:
@@ -184,6 +196,7 @@ def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
         "backlogQuotaDefaultLimitBytes": str(backlog_bytes),
         "brokerShutdownTimeoutMs": str(BROKER_SHUTDOWN_TIMEOUT_MS),
         **auth_properties(),
+        **broker_tls_properties(inputs.tls),
     }
 
 
@@ -225,7 +238,7 @@ def functions_worker_auth_settings() -> dict[str, Any]:
     }
 
 
-def render_client_conf(unit_address: str) -> str:
+def render_client_conf(unit_address: str, tls: BrokerTls = NO_TLS) -> str:
     """conf/client.conf for bin/pulsar-admin and bin/pulsar-client inside the container.
 
     It names the admin token by file, so the file itself holds no secret.
@@ -233,9 +246,10 @@ def render_client_conf(unit_address: str) -> str:
     return render_properties(
         {
             "webServiceUrl": f"http://{unit_address}:{WEB_SERVICE_PORT}/",
-            "brokerServiceUrl": f"pulsar://{unit_address}:{BROKER_SERVICE_PORT}/",
+            "brokerServiceUrl": f"{internal_broker_url(unit_address, tls, BROKER_SERVICE_PORT)}/",
             "authPlugin": TOKEN_CLIENT_PLUGIN,
             "authParams": f"file://{ADMIN_TOKEN_PATH}",
+            **client_conf_tls_properties(tls),
         },
         "Managed by the pulsar-k8s charm: bin/pulsar-admin and bin/pulsar-client as role admin.",
     )
@@ -271,7 +285,9 @@ def functions_worker_settings(inputs: BrokerInputs) -> dict[str, Any]:
         "workerPort": WEB_SERVICE_PORT,
         "configurationMetadataStoreUrl": metadata_store_url(inputs.zookeeper_hosts),
         "pulsarFunctionsCluster": config.cluster_name,
-        "pulsarServiceUrl": f"pulsar://{inputs.unit_address}:{BROKER_SERVICE_PORT}",
+        "pulsarServiceUrl": internal_broker_url(
+            inputs.unit_address, inputs.tls, BROKER_SERVICE_PORT
+        ),
         "pulsarWebServiceUrl": f"http://{inputs.unit_address}:{WEB_SERVICE_PORT}",
         # Function packages are ledgers too: as many copies as an ordinary entry gets.
         "numFunctionPackageReplicas": config.managed_ledger_write_quorum,
@@ -285,6 +301,7 @@ def functions_worker_settings(inputs: BrokerInputs) -> dict[str, Any]:
         "functionsDirectory": f"{PULSAR_HOME}/functions",
         "connectorsDirectory": f"{PULSAR_HOME}/connectors",
         **functions_worker_auth_settings(),
+        **functions_worker_tls_settings(inputs.tls),
     }
 
 
@@ -305,7 +322,7 @@ def broker_files(
     files: dict[str, str | bytes] = {
         BROKER_CONF_PATH: render_broker_conf(inputs),
         JAAS_CONF_PATH: render_jaas(username, password),
-        CLIENT_CONF_PATH: render_client_conf(inputs.unit_address),
+        CLIENT_CONF_PATH: render_client_conf(inputs.unit_address, inputs.tls),
         **auth_files(auth),
     }
     if inputs.config.functions_worker_enabled:

@@ -18,6 +18,7 @@ from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
+from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.validation import InvalidField, is_credential, parse_credential
 from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -51,6 +52,7 @@ from zookeeper_peer_state import (
     ZooKeeperPeerState,
 )
 from zookeeper_peer_state import parse as parse_peer_state
+from zookeeper_refresh import refresh_problems
 from zookeeper_render import (
     CLIENT_PORT,
     CONF_PATH,
@@ -139,6 +141,7 @@ class ZooKeeperCharm(ops.CharmBase):
             PEER,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
+        self.refresh = Refresh(self, PEER, self._refresh_problems)
         events = reconcile_events(
             self,
             CONTAINER,
@@ -182,7 +185,7 @@ class ZooKeeperCharm(ops.CharmBase):
             self.unit.status = statuses.bad_config(exc)
             return
         status = statuses.guarded(lambda: self._converge(config))
-        self.unit.status = self.observability.reconcile(self.workload, status)
+        self.unit.status = self.refresh.status(self.observability.reconcile(self.workload, status))
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
         relation = self.model.get_relation(PEER)
@@ -217,6 +220,21 @@ class ZooKeeperCharm(ops.CharmBase):
             leader_status, notes = self._lead(relation, credentials, config.acl_policy)
         return workload_status or leader_status or self._health(self._members(relation), notes)
 
+    def _refresh_problems(self) -> list[str]:
+        """Run the pre-refresh check: every unit an ensemble member and serving."""
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return ["no peer relation yet"]
+        units = {
+            unit.name: unit_fqdn(unit.name, self.app.name, self.model.name)
+            for unit in [self.unit, *relation.units]
+        }
+        return refresh_problems(
+            units,
+            self._members(relation),
+            lambda address: zookeeper_ensemble.four_letter_word(address, "srvr", timeout=2.0),
+        )
+
     # ---- workload ----------------------------------------------------------------------
 
     def _workload_step(
@@ -224,6 +242,9 @@ class ZooKeeperCharm(ops.CharmBase):
     ) -> ops.StatusBase | None:
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
+        refused = self.refresh.refused(self.workload)
+        if refused is not None:
+            return refused
         try:
             self.workload.ensure_storage_owned()
             return self._converge_workload(config, credentials, members)

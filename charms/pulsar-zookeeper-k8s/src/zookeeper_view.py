@@ -15,12 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
+from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
 from zookeeper_render import CLIENT_PORT
 
 VIEW_CHECK = "zookeeper-view"
 VIEW_LAYER_LABEL = "zookeeper-view"
 VIEW_PATH = f"{view_check.VIEW_DIR}/zookeeper-state"
+# Readiness (what Kubernetes' probe asks, so a refresh waits for it): the server is in a quorum.
+SERVING_CHECK = "zookeeper-serving"
 DOWN, UP, SERVING = "down", "up", "serving"
 _READ_TIMEOUT_S = "0.4"
 
@@ -51,10 +54,12 @@ def state_script(address: str, port: int = CLIENT_PORT) -> str:
 
 
 def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer holding only the server's view check."""
-    return view_check.view_layer(
+    """Return the layer of the server's view check and its readiness gate (restarts nothing)."""
+    layer = view_check.view_layer(
         "ZooKeeper view check", VIEW_CHECK, state_script(address), VIEW_PATH
     )
+    layer["checks"][SERVING_CHECK] = ready_gate(VIEW_PATH, SERVING)
+    return layer
 
 
 __all__ = ["DOWN", "SERVING", "UP", "VIEW_CHECK", "VIEW_PATH", "record_content", "recorded_state"]

@@ -34,6 +34,13 @@ class FakeBookieHttp:
     ready: bool = True
     own: str = "writable"
     requests: list[str] = field(default_factory=list)
+    # PUT requests (path, body); ``put_ok`` = False: the bookie does not answer them.
+    puts: list[tuple[str, str]] = field(default_factory=list)
+    put_ok: bool = True
+
+    def put(self, path: str, body: str) -> str | None:
+        self.puts.append((path, body))
+        return "" if self.put_ok and self.writable is not None else None
 
     def get(self, path: str) -> str | None:
         self.requests.append(path)
@@ -52,6 +59,9 @@ class FakeBookieHttp:
 def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeBookieHttp:
     fake = FakeBookieHttp()
     monkeypatch.setattr(BookieWorkload, "_http_get", lambda _self, path, **_: fake.get(path))
+    monkeypatch.setattr(
+        BookieWorkload, "_http_put", lambda _self, path, body: fake.put(path, body)
+    )
     return fake
 
 

@@ -372,6 +372,14 @@ def test_ensemble_larger_than_the_bookkeeper_cluster_blocks(ctx, root, calls):
         "managed-ledger-ensemble-size=3 needs 3 bookies; bookkeeper has 2"
     )
     assert "start_broker" not in calls.names()
+    # The bookies learn the ensemble size (they refuse a removal below it), even while blocked.
+    assert out.get_relation(relations[1].id).local_app_data["ensemble-size"] == "3"
+
+
+def test_only_the_leader_publishes_the_ensemble_size(ctx, root):
+    relations = [zk_relation(SECRET), bk_relation(total=2), peers()]
+    out = ctx.run(ctx.on.config_changed(), full_state(root, relations=relations, leader=False))
+    assert "ensemble-size" not in out.get_relation(relations[1].id).local_app_data
 
 
 def test_too_few_writable_bookies_waits_with_numbers(ctx, root, calls):

@@ -113,7 +113,7 @@ def test_requirer_leader_writes_its_request_on_every_relation_of_each_endpoint()
     orders = {
         "namespace": "shop/orders",
         "extra-user-roles": "produce,consume",
-        "requested-secrets": '["username", "token"]',
+        "requested-secrets": '["username", "token", "tls", "tls-ca"]',
     }
     assert out.get_relation(first.id).local_app_data == orders
     assert out.get_relation(other_cluster.id).local_app_data == orders
@@ -551,3 +551,93 @@ def test_a_namespace_with_a_line_break_is_refused(namespace):
 
     assert validate_namespace(namespace) is not None
     assert validate_namespace("team-a/orders") is None
+
+
+# -- TLS (LIBPATCH 6) ----------------------------------------------------------------------------
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+TLS_URLS = Endpoints(
+    "pulsar+ssl://pulsar-k8s.m.svc.cluster.local:6651",
+    "https://pulsar-k8s.m.svc.cluster.local:8443",
+    "wss://pulsar-k8s.m.svc.cluster.local:8443/ws/v2",
+    tls_ca=CA_PEM,
+)
+
+
+class TlsProviderCharm(ProviderCharm):
+    def _on_changed(self, event: ops.RelationChangedEvent) -> None:
+        request = self.provider.request(event.relation)
+        assert request is not None and request.error is None
+        self.provider.publish(event.relation, TLS_URLS, request, f"token-{request.role}")
+
+
+def serve_tls(remote: dict[str, str]) -> tuple[testing.State, testing.RelationBase]:
+    ctx = testing.Context(TlsProviderCharm, meta=PROVIDER_META)
+    relation = testing.Relation("pulsar", remote_app_name="shop", remote_app_data=remote)
+    out = ctx.run(
+        ctx.on.relation_changed(relation), testing.State(leader=True, relations=[relation])
+    )
+    return out, out.get_relation(relation.id)
+
+
+def test_provider_with_tls_publishes_tls_urls_and_the_ca_in_the_tls_secret():
+    request = REQUEST | {"requested-secrets": '["username", "token", "tls", "tls-ca"]'}
+    out, relation = serve_tls(request)
+    data = relation.local_app_data
+    assert_valid("provider", data)
+    assert data["broker-service-url"] == TLS_URLS.broker_service_url
+    assert data["endpoints"] == "pulsar-k8s.m.svc.cluster.local:6651"
+    assert "tls" not in data and "tls-ca" not in data
+    secret = out.get_secret(label=f"pulsar.{relation.id}.tls.secret")
+    assert secret.id == data["secret-tls"]
+    assert secret.tracked_content == {"tls": "enabled", "tls-ca": CA_PEM}
+
+
+def test_provider_with_tls_says_enabled_to_an_old_requirer_without_the_ca():
+    _out, relation = serve_tls(REQUEST)  # LIBPATCH <= 5: requested-secrets username, token
+    data = relation.local_app_data
+    assert_valid("provider", data)
+    assert data["tls"] == "enabled"
+    assert "BEGIN CERTIFICATE" not in json.dumps(dict(data))
+
+
+def test_requirer_connection_carries_the_ca_and_a_new_ca_is_endpoints_changed():
+    ctx = testing.Context(RequirerCharm, meta=REQUIRER_META)
+    secret = user_secret()
+    tls = testing.Secret(tracked_content={"tls": "enabled", "tls-ca": CA_PEM})
+    answer = provider_answer(secret, **{"secret-tls": tls.id}) | {
+        "broker-service-url": TLS_URLS.broker_service_url
+    }
+    answer.pop("tls")
+    relation = testing.Relation("pulsar", remote_app_data=answer)
+    state = testing.State(leader=True, relations=[relation], secrets=[secret, tls])
+    with ctx(ctx.on.relation_changed(relation), state) as manager:
+        out = manager.run()
+        connection = manager.charm.pulsar.connection()
+    assert connection is not None and connection.tls and connection.tls_ca == CA_PEM
+
+    ctx.emitted_events.clear()
+    rotated = testing.Secret(
+        id=tls.id,
+        tracked_content=tls.tracked_content,
+        latest_content={"tls": "enabled", "tls-ca": CA_PEM.replace("MIIB", "MIIC")},
+    )
+    state = testing.State(
+        leader=True,
+        relations=[relation],
+        secrets=[secret, rotated],
+        stored_states=out.stored_states,
+    )
+    ctx.run(ctx.on.secret_changed(rotated), state)
+    assert emitted(ctx) == [(EndpointsChangedEvent, relation.id)]
+
+
+def test_requirer_tls_without_a_readable_ca_is_no_connection():
+    ctx = testing.Context(RequirerCharm, meta=REQUIRER_META)
+    secret = user_secret()
+    answer = provider_answer(secret, tls="enabled")
+    relation = testing.Relation("pulsar", remote_app_data=answer)
+    state = testing.State(leader=True, relations=[relation], secrets=[secret])
+    with ctx(ctx.on.relation_changed(relation), state) as manager:
+        manager.run()
+        assert manager.charm.pulsar.connection() is None

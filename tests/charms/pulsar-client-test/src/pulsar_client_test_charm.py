@@ -117,7 +117,11 @@ class PulsarClientTestCharm(ops.CharmBase):
         if connection is None:
             return None
         return client_io.Target(
-            connection.broker_service_url, connection.namespace, connection.role, connection.token
+            connection.broker_service_url,
+            connection.namespace,
+            connection.role,
+            connection.token,
+            connection.tls_ca,
         )
 
     def _not_connected(self, event: ops.ActionEvent, endpoint: str) -> None:

@@ -8,6 +8,9 @@ raised as :class:`ClientIOError` whose message says what failed and why, so that
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,8 @@ class Target:
     namespace: str
     role: str
     token: str = field(repr=False)
+    # The CA (PEM) the relation published for pulsar+ssl URLs; empty for plain pulsar://.
+    tls_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,36 @@ def topic_url(namespace: str, topic: str) -> str:
     return f"persistent://{namespace}/{topic}"
 
 
+def ca_file(ca_pem: str) -> str:
+    """Write the CA to a file named by its digest (the client library takes a path)."""
+    digest = hashlib.sha256(ca_pem.encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"pulsar-client-test-ca-{digest}.pem")
+    if not os.path.exists(path):
+        with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False) as f:
+            f.write(ca_pem)
+        os.replace(f.name, path)
+    return path
+
+
 def make_client(target: Target) -> Any:
-    """The seam the unit tests replace: a real ``pulsar.Client`` with the relation's token."""
+    """The seam the unit tests replace: a real ``pulsar.Client`` with the relation's token.
+
+    With a CA (pulsar+ssl URL) it trusts only that CA and checks the broker's host name.
+    """
+    tls: dict[str, Any] = {}
+    if target.tls_ca:
+        tls = {
+            "tls_trust_certs_file_path": ca_file(target.tls_ca),
+            "tls_allow_insecure_connection": False,
+            "tls_validate_hostname": True,
+        }
     return pulsar.Client(
         target.broker_service_url,
         authentication=pulsar.AuthenticationToken(target.token),
         operation_timeout_seconds=OPERATION_TIMEOUT_SECONDS,
         connection_timeout_ms=CONNECTION_TIMEOUT_MS,
         logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+        **tls,
     )
 
 

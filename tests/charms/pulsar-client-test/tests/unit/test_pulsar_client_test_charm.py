@@ -27,7 +27,7 @@ def test_leader_writes_default_request(ctx: testing.Context):
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "pulsar-client-test/default",
         "extra-user-roles": "produce,consume",
-        "requested-secrets": ["username", "token"],
+        "requested-secrets": ["username", "token", "tls", "tls-ca"],
     }
     assert out.unit_status == testing.WaitingStatus(
         "waiting for namespace pulsar-client-test/default"
@@ -45,7 +45,7 @@ def test_leader_writes_configured_request(ctx: testing.Context):
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "orders/eu",
         "extra-user-roles": "consume,produce",
-        "requested-secrets": ["username", "token"],
+        "requested-secrets": ["username", "token", "tls", "tls-ca"],
     }
 
 
@@ -60,7 +60,7 @@ def test_config_change_updates_request(ctx: testing.Context):
     assert request_of(out.get_relation(relation.id)) == {
         "namespace": "c/d",
         "extra-user-roles": "produce,consume",
-        "requested-secrets": ["username", "token"],
+        "requested-secrets": ["username", "token", "tls", "tls-ca"],
     }
 
 

@@ -20,7 +20,10 @@ provider (bookkeeper-k8s) unit databag, written by every bookie about itself (LI
     ``bookie-state``          what the bookie itself reports now: ``writable``, ``read-only`` or
                               ``down``
 
-requirer (pulsar-k8s) application databag: nothing is required.
+requirer (pulsar-k8s) application databag (LIBPATCH 5; optional)
+    ``ensemble-size``         the brokers' managed-ledger ensemble size (a decimal integer >= 1):
+                              the provider refuses to decommission a bookie whose removal would
+                              leave fewer bookies than the largest ensemble size it is told
 
 A requirer counts a bookie as ready from the bookie's own unit report when there is one, and
 from the leader's ``ready-bookies`` only for bookies that report nothing (older providers): the
@@ -40,7 +43,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 4
+LIBPATCH = 5
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ class BookKeeperInfo:
 
 
 ZOOKEEPER_SECRET_KEY = "zookeeper-secret"
+ENSEMBLE_SIZE_KEY = "ensemble-size"
+# Java int: what Pulsar's managedLedgerDefaultEnsembleSize holds.
+_MAX_SIZE = 2**31 - 1
 ZOOKEEPER_SECRET_LABEL = "bookkeeper-zookeeper-identity"
 
 
@@ -142,6 +148,26 @@ class BookKeeperProvider:
                 else:
                     del databag[ZOOKEEPER_SECRET_KEY]
 
+    def required_bookies(self) -> int | None:
+        """Return the largest ``ensemble-size`` a related application asks for (None: none).
+
+        A malformed value is ignored (logged): it never raises.
+        """
+        sizes = []
+        for relation in self._charm.model.relations[self._relation_name]:
+            if relation.app is None:
+                continue
+            try:
+                raw = relation.data[relation.app].get(ENSEMBLE_SIZE_KEY, "")
+            except ops.ModelError:
+                continue
+            size = _parse_size(raw)
+            if size is None and raw:
+                logger.info("ignoring a malformed %s from %s", ENSEMBLE_SIZE_KEY, relation.app)
+            if size is not None:
+                sizes.append(size)
+        return max(sizes, default=None)
+
     def report(self, bookie_id: str, state: str | None) -> None:
         """Every unit: publish this bookie's own state (``None`` withdraws the report)."""
         wanted = {"bookie-id": bookie_id, "bookie-state": state} if state else {}
@@ -188,6 +214,19 @@ class BookKeeperRequirer:
         # Only bookies the provider lists count (a report may precede the leader's listing).
         return BookKeeperInfo(uri, tuple(bookies), tuple(sorted(merged & set(bookies))))
 
+    def publish_ensemble_size(self, size: int | None) -> None:
+        """Leader only: tell the bookies the ensemble size (``None`` withdraws it)."""
+        if not self._charm.unit.is_leader():
+            return
+        wanted = str(size) if size else ""
+        for relation in self._charm.model.relations[self._relation_name]:
+            databag = relation.data[self._charm.app]
+            if databag.get(ENSEMBLE_SIZE_KEY, "") != wanted:
+                if wanted:
+                    databag[ENSEMBLE_SIZE_KEY] = wanted
+                else:
+                    del databag[ENSEMBLE_SIZE_KEY]
+
     def shared_zookeeper(self) -> SharedZooKeeper | None:
         """Return the bookies' ZooKeeper identity; None when not shared (yet) or not readable."""
         relation = self._charm.model.get_relation(self._relation_name)
@@ -216,6 +255,14 @@ def _unit_reports(relation: ops.Relation) -> dict[str, str]:
         if bookie and state:
             reports[bookie] = state
     return reports
+
+
+def _parse_size(raw: str) -> int | None:
+    """Return a positive decimal integer (ASCII digits only), else None."""
+    if not raw or len(raw) > 10 or not raw.isascii() or not raw.isdigit():
+        return None
+    size = int(raw)
+    return size if 1 <= size <= _MAX_SIZE else None
 
 
 def _is_str_list(value: object) -> bool:

@@ -64,7 +64,7 @@ LIBID = "006328e74cc343f89608d2e0243e920c"
 LIBAPI = 0
 # Increment this PATCH version before using `charmcraft publish-lib` or reset to 0 if you are
 # raising the major API version.
-LIBPATCH = 5
+LIBPATCH = 6
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,10 @@ TLS_GROUP = "tls"
 SECRET_GROUP_FIELDS = {USER_GROUP: ("username", "token"), TLS_GROUP: ("tls", "tls-ca")}
 USERNAME_FIELD = "username"
 TOKEN_FIELD = "token"
-REQUESTED_SECRETS = ("username", "token")
+TLS_FIELD = "tls"
+TLS_CA_FIELD = "tls-ca"
+# LIBPATCH 6: the requirer asks for the TLS secret too (the CA once the brokers serve TLS).
+REQUESTED_SECRETS = ("username", "token", TLS_FIELD, TLS_CA_FIELD)
 PROVIDER_KEYS = (
     NAMESPACE_KEY,
     ENDPOINTS_KEY,
@@ -267,6 +270,8 @@ class Endpoints:
     broker_service_url: str
     web_service_url: str
     websocket_url: str
+    # LIBPATCH 6: the CA chain (PEM) when the URLs are TLS ones (pulsar+ssl, https, wss).
+    tls_ca: str = ""
 
     @property
     def hosts(self) -> str:
@@ -355,6 +360,8 @@ class PulsarClientProvider:
         )
         tls_values = {TLS_KEY: "disabled"}
         tls_secret = ""
+        if endpoints.tls_ca:
+            tls_values = {TLS_KEY: "enabled", TLS_CA_FIELD: endpoints.tls_ca}
         if request.wants_secret(TLS_GROUP):
             tls_secret, tls_values = self._publish_secret(relation, TLS_GROUP, tls_values), {}
         else:
@@ -471,6 +478,9 @@ class PulsarConnection:
     namespace: str
     role: str
     token: str = field(repr=False)
+    # LIBPATCH 6: whether the URLs are TLS ones, and the CA (PEM) to trust for them.
+    tls: bool = False
+    tls_ca: str = ""
 
     @property
     def tenant(self) -> str:
@@ -667,8 +677,19 @@ class PulsarClientRequirer(ops.Object):
         role, token = content.get(USERNAME_FIELD, ""), content.get(TOKEN_FIELD, "")
         if not (role and token):
             return None
+        tls = {TLS_FIELD: data.get(TLS_KEY, "")}
+        tls_secret_id = data.get(secret_key(TLS_GROUP), "")
+        if tls_secret_id:
+            try:
+                tls = self._charm.model.get_secret(id=tls_secret_id).get_content(refresh=True)
+            except (ops.SecretNotFoundError, ops.ModelError):
+                return None
+        enabled = tls.get(TLS_FIELD, "") == "enabled"
+        ca = tls.get(TLS_CA_FIELD, "") if enabled else ""
+        if enabled and not ca:
+            return None  # TLS URLs are useless without the CA to trust
         return PulsarConnection(
-            relation.id, broker, web, websocket, endpoints, namespace, role, token
+            relation.id, broker, web, websocket, endpoints, namespace, role, token, enabled, ca
         )
 
     def connections(self) -> dict[int, PulsarConnection]:
@@ -702,7 +723,10 @@ class PulsarClientRequirer(ops.Object):
             # Digests, so the unit-local state never holds the token itself.
             now["namespace"] = connection.namespace
             now["endpoints"] = _digest(
-                connection.broker_service_url, connection.web_service_url, connection.websocket_url
+                connection.broker_service_url,
+                connection.web_service_url,
+                connection.websocket_url,
+                connection.tls_ca,
             )
             now["token"] = _digest(connection.token)
             if before.get("namespace") != connection.namespace:

@@ -1,0 +1,126 @@
+"""The broker's TLS: pure renderers from the unit's ``TlsState`` to broker settings and files.
+
+With a certificate from the ``certificates`` relation the broker serves ``pulsar+ssl`` on 6651
+and HTTPS (admin REST, WebSocket) on 8443, talks TLS to other brokers (lookups, redirects,
+system topics) and trusts the provider's CA. The plain-text binary port 6650 closes unless
+``tls-plaintext-enabled`` keeps it open; the HTTP port 8080 stays open in this release (the
+charm's readiness checks, the admin calls and Prometheus use it): see docs/how-to/enable-tls.md.
+
+Pulsar re-reads the certificate files every ``tlsCertRefreshCheckDurationSec``; a renewed
+certificate is pushed and picked up without a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState, service_fqdn
+
+TLS_DIR = "/pulsar/conf/tls"
+TLS_PATHS = TlsPaths(
+    certificate=f"{TLS_DIR}/certificate.pem",
+    private_key=f"{TLS_DIR}/private-key.pem",
+    ca=f"{TLS_DIR}/ca.pem",
+)
+TLS_PRIVATE_PATHS = frozenset({TLS_PATHS.private_key})
+BROKER_SERVICE_PORT_TLS = 6651
+WEB_SERVICE_PORT_TLS = 8443
+# How often the broker re-reads the PEM files (a renewal reaches it without a restart).
+CERT_REFRESH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """What the broker's files depend on: TLS on or off, and the plain-text binary port."""
+
+    enabled: bool = False
+    plaintext: bool = True
+
+    @classmethod
+    def of(cls, state: TlsState, plaintext_enabled: bool) -> BrokerTls:
+        if not state.enabled:
+            return cls()
+        return cls(enabled=True, plaintext=plaintext_enabled)
+
+
+NO_TLS = BrokerTls()
+
+
+def broker_tls_properties(tls: BrokerTls) -> dict[str, str]:
+    """broker.conf keys for TLS (empty when TLS is off: Pulsar's defaults, no TLS port)."""
+    if not tls.enabled:
+        return {}
+    properties = {
+        "brokerServicePortTls": str(BROKER_SERVICE_PORT_TLS),
+        "webServicePortTls": str(WEB_SERVICE_PORT_TLS),
+        "tlsCertificateFilePath": TLS_PATHS.certificate,
+        "tlsKeyFilePath": TLS_PATHS.private_key,
+        "tlsTrustCertsFilePath": TLS_PATHS.ca,
+        "tlsAllowInsecureConnection": "false",
+        "tlsRequireTrustedClientCertOnConnect": "false",
+        "tlsCertRefreshCheckDurationSec": str(CERT_REFRESH_SECONDS),
+        # Broker to broker (and the in-broker WebSocket service to its broker): TLS, CA-checked.
+        "brokerClientTlsEnabled": "true",
+        "brokerClientTrustCertsFilePath": TLS_PATHS.ca,
+    }
+    if not tls.plaintext:
+        # An empty port disables the listener (as in the shipped broker.conf for the TLS ports).
+        properties["brokerServicePort"] = ""
+    return properties
+
+
+def internal_broker_url(unit_address: str, tls: BrokerTls, plain_port: int) -> str:
+    """Return the binary URL tools and the functions worker use inside the pod."""
+    if tls.enabled and not tls.plaintext:
+        return f"pulsar+ssl://{unit_address}:{BROKER_SERVICE_PORT_TLS}"
+    return f"pulsar://{unit_address}:{plain_port}"
+
+
+def client_conf_tls_properties(tls: BrokerTls) -> dict[str, str]:
+    """conf/client.conf keys so bin/pulsar-client trusts the CA (and checks the name)."""
+    if not tls.enabled:
+        return {}
+    return {
+        "tlsTrustCertsFilePath": TLS_PATHS.ca,
+        "tlsAllowInsecureConnection": "false",
+        "tlsEnableHostnameVerification": "true",
+    }
+
+
+def functions_worker_tls_settings(tls: BrokerTls) -> dict[str, Any]:
+    """functions_worker.yml keys so the worker and its instances reach the broker over TLS."""
+    if not tls.enabled or tls.plaintext:
+        return {}
+    return {
+        "useTls": True,
+        "tlsAllowInsecureConnection": False,
+        "tlsEnableHostnameVerification": False,
+        "tlsTrustCertsFilePath": TLS_PATHS.ca,
+        "brokerClientTrustCertsFilePath": TLS_PATHS.ca,
+    }
+
+
+def tls_files(state: TlsState) -> dict[str, str | bytes]:
+    """Return the PEM files (none when TLS is off); the key file is pushed 0600."""
+    if state.material is None:
+        return {}
+    return dict(state.material.files(TLS_PATHS))
+
+
+@dataclass(frozen=True)
+class ClientTlsEndpoints:
+    """The TLS URLs published to clients (the application's Service name)."""
+
+    broker_service_url: str
+    web_service_url: str
+    websocket_url: str
+
+
+def client_tls_endpoints(app_name: str, model_name: str) -> ClientTlsEndpoints:
+    service = service_fqdn(app_name, model_name)
+    return ClientTlsEndpoints(
+        broker_service_url=f"pulsar+ssl://{service}:{BROKER_SERVICE_PORT_TLS}",
+        web_service_url=f"https://{service}:{WEB_SERVICE_PORT_TLS}",
+        websocket_url=f"wss://{service}:{WEB_SERVICE_PORT_TLS}/ws/v2",
+    )

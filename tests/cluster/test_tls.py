@@ -1,0 +1,259 @@
+"""TLS through the ``certificates`` relation, on the real broker (issue 9, first increment).
+
+The settled bundle (module scope), under the rig's producer, plus ``tls``, a self-signed CA
+application (``tls_provider_charm/``, the provider side of charmlibs-interfaces-tls-certificates),
+related to ``pulsar-k8s:certificates``, and a test client ``client-tls`` on ``pulsar-k8s:pulsar``.
+The tests run in order and share the model:
+
+1. with ``tls-plaintext-enabled`` true (the migration path of docs/how-to/enable-tls.md) the
+   broker gets its certificate and restarts with TLS under a producer on ``pulsar://``: nothing
+   acknowledged is lost, the publish gap is recorded; then ``tls-plaintext-enabled`` false closes
+   6650 (a second restart); the relation carries a CSR for the unit and the signed certificate;
+2. real TLS handshakes (Python ``ssl``, trusting only the provider's CA) on 6651 and 8443: the
+   chain verifies and the SANs are the unit's pod name and the Service name; a handshake that
+   trusts only the system CAs fails; the plain-text binary port 6650 refuses connections;
+3. the client relation publishes ``pulsar+ssl://`` / ``https://`` / ``wss://`` URLs and the CA
+   (in the TLS secret the client asked for); the client charm produces and consumes over
+   ``pulsar+ssl`` with that CA and host-name verification;
+4. a renewal (the provider signs the same request again) reaches the broker without a restart:
+   Pulsar re-reads the PEM files (``tlsCertRefreshCheckDurationSec``);
+5. a CA rotation (a new CA signs the request): the broker serves the new chain without a
+   restart, the client relation publishes the new CA and the client moves messages trusting it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tests.cluster import workload
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import BROKER
+from tests.cluster.rig_juju import Model
+
+sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
+from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
+
+TLS_APP = "tls"
+CLIENT = "client-tls"
+NAMESPACE = "secure/orders"
+UNIT_FQDN = f"{BROKER}-0.{BROKER}-endpoints.rig.svc.cluster.local"
+SERVICE_FQDN = f"{BROKER}.rig.svc.cluster.local"
+BROKER_CONF = "/pulsar/conf/broker.conf"
+
+
+def broker_active_with_tls(model: Model) -> bool:
+    if model.unit(f"{BROKER}/0").status.name != "active":
+        return False
+    try:
+        return "brokerServicePortTls=6651" in model.pod(f"{BROKER}/0").read(BROKER_CONF)
+    except Exception:  # not pushed yet, or Pebble restarting
+        return False
+
+
+def plaintext_closed(model: Model) -> bool:
+    try:
+        return "brokerServicePort=\n" in model.pod(f"{BROKER}/0").read(BROKER_CONF)
+    except Exception:
+        return False
+
+
+def client_active(model: Model) -> bool:
+    status = model.unit(f"{CLIENT}/0").status
+    return status.name == "active" and NAMESPACE in status.message
+
+
+def provider_certificates(model: Model) -> list[dict[str, Any]]:
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    return json.loads(model.app_data(relation.id, TLS_APP).get("certificates") or "[]")
+
+
+def provider_ca(model: Model) -> str:
+    (certificate,) = provider_certificates(model)
+    return certificate["ca"]
+
+
+def handshake(host: str, port: int, context: ssl.SSLContext) -> dict[str, Any]:
+    with (
+        socket.create_connection((host, port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        cert = x509.load_der_x509_certificate(der)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return {
+            "serial": cert.serial_number,
+            "version": tls.version(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "sans": set(sans.value.get_values_for_type(x509.DNSName)),
+        }
+
+
+@pytest.fixture(scope="module")
+def secure(bundle: Model) -> Model:
+    from pulsar_client_test_charm import PulsarClientTestCharm  # type: ignore[import-not-found]
+
+    model = bundle
+    # Without TLS the option changes nothing (no restart); it keeps 6650 open while TLS comes.
+    model.config(BROKER, **{"tls-plaintext-enabled": True})
+    model.deploy(TLS_APP, RigTlsProviderCharm)
+    model.deploy(CLIENT, PulsarClientTestCharm, config={"namespace": NAMESPACE})
+    producer = workload.BackgroundProducer().start()
+    try:
+        producer.wait_acks(50)
+        started = time.monotonic()
+        model.integrate(f"{BROKER}:certificates", f"{TLS_APP}:certificates")
+        model.integrate(f"{BROKER}:pulsar", f"{CLIENT}:pulsar")
+        model.settle(
+            until=lambda: broker_active_with_tls(model) and client_active(model), timeout=300
+        )
+        record("tls.enable_to_active_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+    record("tls.enable_publish_gap_s", producer.longest_gap(since=started))
+    producer.check_nothing_lost()  # read back over 6650, still open
+    model.config(BROKER, **{"tls-plaintext-enabled": False})
+    model.settle(until=lambda: broker_active_with_tls(model) and plaintext_closed(model))
+    return model
+
+
+def test_broker_gets_a_certificate_and_serves_tls(secure: Model):
+    model = secure
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    requests = json.loads(
+        model.unit_data(relation.id, f"{BROKER}/0").get("certificate_signing_requests") or "[]"
+    )
+    assert len(requests) == 1 and requests[0]["ca"] is False, requests
+    csr = x509.load_pem_x509_csr(requests[0]["certificate_signing_request"].encode())
+    csr_sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert {UNIT_FQDN, SERVICE_FQDN} <= set(csr_sans.value.get_values_for_type(x509.DNSName))
+    (issued,) = provider_certificates(model)
+    assert (
+        issued["certificate_signing_request"].strip()
+        == requests[0]["certificate_signing_request"].strip()
+    )
+    # The key never left the unit except in its own secret: not in any databag.
+    assert "PRIVATE KEY" not in json.dumps(model.relation(relation.id).app_data)
+    assert "PRIVATE KEY" not in json.dumps(model.unit_data(relation.id, f"{BROKER}/0"))
+    key = model.pod(f"{BROKER}/0").read("/pulsar/conf/tls/private-key.pem") or ""
+    assert key.startswith("-----BEGIN PRIVATE KEY-----"), "PKCS#8 for Pulsar"
+
+
+def test_every_tls_listener_serves_the_ca_chain_and_the_plain_port_is_closed(secure: Model):
+    model = secure
+    ca = provider_ca(model)
+    trusting_ca = ssl.create_default_context(cadata=ca)
+    for port in (6651, 8443):
+        seen = handshake(UNIT_FQDN, port, trusting_ca)
+        assert "CN=rig-ca" in seen["issuer"].split(","), seen
+        assert {UNIT_FQDN, SERVICE_FQDN} <= seen["sans"], seen
+        assert seen["version"] in ("TLSv1.2", "TLSv1.3"), seen
+        # The Service name is covered too (it is what the client relation publishes).
+        handshake(SERVICE_FQDN, port, trusting_ca)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(UNIT_FQDN, port, ssl.create_default_context())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((UNIT_FQDN, 6650), timeout=5).close()
+    assert model.unit(f"{BROKER}/0").status.name == "active"
+
+
+def test_client_gets_tls_urls_and_the_ca_and_moves_messages_over_tls(secure: Model):
+    model = secure
+    (relation,) = model.relations_of(CLIENT, "pulsar")
+    data = model.app_data(relation.id, BROKER)
+    assert data["broker-service-url"] == f"pulsar+ssl://{SERVICE_FQDN}:6651", data
+    assert data["web-service-url"] == f"https://{SERVICE_FQDN}:8443", data
+    assert data["websocket-url"] == f"wss://{SERVICE_FQDN}:8443/ws/v2", data
+    tls = model.secret(data["secret-tls"]).content()
+    assert tls == {"tls": "enabled", "tls-ca": provider_ca(model).strip() + "\n"}, tls
+
+    topic = f"tls-{uuid.uuid4().hex[:8]}"
+    count = 10
+    started = time.monotonic()
+    sent = model.run_action(
+        f"{CLIENT}/0", "produce", {"topic": topic, "count": count, "payload-prefix": "t"}
+    )
+    assert int(sent["count"]) == count, sent
+    got = model.run_action(
+        f"{CLIENT}/0", "consume", {"topic": topic, "count": count, "timeout-seconds": 30}
+    )
+    assert int(got["count"]) == count, got
+    assert got["first-payload"] == "t-0" and got["last-payload"] == f"t-{count - 1}", got
+    record("tls.client_round_trip_s", time.monotonic() - started)
+
+
+def served_serial(ca: str, port: int = 6651) -> int | None:
+    """The serial of the certificate ``port`` serves, if it verifies against ``ca``."""
+    try:
+        return handshake(UNIT_FQDN, port, ssl.create_default_context(cadata=ca))["serial"]
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def wait_served(model: Model, ca: str, serial: int, timeout: float = 150) -> float:
+    """Let time pass (Juju's events delivered) until 6651 and 8443 serve ``serial``."""
+    started = time.monotonic()
+    while any(served_serial(ca, port) != serial for port in (6651, 8443)):
+        assert time.monotonic() - started < timeout, f"serial {serial} not served in {timeout}s"
+        model.run_for(5)
+    return time.monotonic() - started
+
+
+def issued_serial(model: Model) -> int:
+    (issued,) = provider_certificates(model)
+    return x509.load_pem_x509_certificate(issued["certificate"].encode()).serial_number
+
+
+def test_renewal_is_served_without_a_restart(secure: Model):
+    model = secure
+    pid = model.pod(f"{BROKER}/0").service_pid("broker")
+    ca = provider_ca(model)
+    before = issued_serial(model)
+    assert served_serial(ca) == before
+    model.config(TLS_APP, **{"certificate-validity-hours": 48})
+    model.settle(until=lambda: issued_serial(model) != before, timeout=120)
+    record("tls.renewal_reload_s", wait_served(model, ca, issued_serial(model)))
+    assert model.pod(f"{BROKER}/0").service_pid("broker") == pid, "renewal restarted the broker"
+    assert model.unit(f"{BROKER}/0").status.name == "active"
+
+
+def test_ca_rotation_is_served_and_published_without_a_restart(secure: Model):
+    model = secure
+    pid = model.pod(f"{BROKER}/0").service_pid("broker")
+    old_ca = provider_ca(model)
+    model.config(TLS_APP, **{"ca-common-name": "rig-ca-2"})
+    model.settle(until=lambda: provider_ca(model) != old_ca, timeout=120)
+    new_ca = provider_ca(model)
+    record("tls.ca_rotation_reload_s", wait_served(model, new_ca, issued_serial(model)))
+    seen = handshake(UNIT_FQDN, 8443, ssl.create_default_context(cadata=new_ca))
+    assert "CN=rig-ca-2" in seen["issuer"].split(","), seen
+    assert model.pod(f"{BROKER}/0").service_pid("broker") == pid, "rotation restarted the broker"
+
+    (relation,) = model.relations_of(CLIENT, "pulsar")
+    secret_id = model.app_data(relation.id, BROKER)["secret-tls"]
+    model.settle(
+        until=lambda: (
+            model.secret(secret_id).content().get("tls-ca", "").strip() == new_ca.strip()
+        ),
+        timeout=120,
+    )
+    topic = f"rotated-{uuid.uuid4().hex[:8]}"
+    sent = model.run_action(
+        f"{CLIENT}/0", "produce", {"topic": topic, "count": 3, "payload-prefix": "r"}
+    )
+    assert int(sent["count"]) == 3, sent
+    got = model.run_action(
+        f"{CLIENT}/0", "consume", {"topic": topic, "count": 3, "timeout-seconds": 30}
+    )
+    assert int(got["count"]) == 3, got
