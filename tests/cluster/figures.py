@@ -368,6 +368,34 @@ SCENARIO_ROWS.append(
         "default",
     )
 )
+ROWS += [
+    ("proxy.ready_s", "P", "deploy + integrate 2 proxies and 2 clients to all active", "s"),
+    ("proxy.loss_0.longest_ack_gap_s", "P", "longest ack gap, proxy pod 0 lost", "s"),
+    ("proxy.loss_1.longest_ack_gap_s", "P", "longest ack gap, proxy pod 1 lost", "s"),
+    ("proxy.loss.acked", "P", "messages acknowledged through the proxies (all read back)", ""),
+    ("proxy.loss.send_failures", "P", "sends failed (then retried) over both proxy losses", ""),
+    (
+        "proxy.broker_loss.longest_ack_gap_s",
+        "P",
+        "longest ack gap, topic owner broker lost behind the proxies (slow)",
+        "s",
+    ),
+    ("proxy.broker_loss.acked", "P", "messages acknowledged, all read back (slow)", ""),
+]
+SCENARIO_ROWS.append(
+    (
+        "P",
+        "proxies: 2 pulsar-proxy-k8s units in front of the brokers; a client's relation token "
+        "produces and consumes through each; no token, a forged token and another namespace's "
+        "token are refused through the proxy; WebSocket produce/consume with the client's token "
+        "on the broker and through each proxy, another namespace's token refused at the "
+        "proxy's handshake; each proxy pod lost in turn under a producer listing both: it "
+        "reconnects through the other, nothing acknowledged lost; (slow) the topic's broker "
+        "lost behind the proxies",
+        "`test_proxy.py`",
+        "default (+ slow)",
+    )
+)
 # Safe bookie scale-down (issue 12, item 2).
 ROWS += [
     (
@@ -593,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         marker = [] if args.slow else ["-m", "not slow"]
         tests = ["tests/cluster/test_scenarios.py", "tests/cluster/test_observability.py"]
         tests.append("tests/cluster/test_tls.py")
+        tests.append("tests/cluster/test_proxy.py")
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")

@@ -1,5 +1,8 @@
 """The bundle's shape in the rig: ZooKeeper x3, bookies x3, brokers x1 (or x2), three relations.
 
+The proxies (``proxies=2`` as in ``bundle.yaml``) are deployed only when a scenario asks for
+them, so the other scenarios keep their JVM count.
+
 Mirrors ``bundle.yaml`` (scales and relations) with small JVMs so that seven of them fit on a
 test machine. The charm classes are imported lazily, so this module can be imported before the
 charms exist.
@@ -19,11 +22,13 @@ logger = logging.getLogger(__name__)
 ZOOKEEPER = "pulsar-zookeeper-k8s"
 BOOKKEEPER = "bookkeeper-k8s"
 BROKER = "pulsar-k8s"
+PROXY = "pulsar-proxy-k8s"
 
 SMALL_JVMS: dict[str, dict[str, Any]] = {
     ZOOKEEPER: {"heap-mb": 128},
     BOOKKEEPER: {"heap-mb": 256, "direct-memory-mb": 256},
     BROKER: {"heap-mb": 384, "direct-memory-mb": 256},
+    PROXY: {"heap-mb": 128, "direct-memory-mb": 128},
 }
 """Memory options passed through app config (only those the charm actually has)."""
 
@@ -31,15 +36,22 @@ RELATIONS = (
     (f"{ZOOKEEPER}:zookeeper", f"{BOOKKEEPER}:zookeeper"),
     (f"{ZOOKEEPER}:zookeeper", f"{BROKER}:zookeeper"),
     (f"{BOOKKEEPER}:bookkeeper", f"{BROKER}:bookkeeper"),
+    (f"{BROKER}:pulsar-proxy", f"{PROXY}:pulsar-proxy"),
 )
 
 
 def charm_classes() -> dict[str, type]:
     from bookkeeper_charm import BookKeeperCharm  # type: ignore[import-not-found]
+    from proxy_charm import PulsarProxyCharm  # type: ignore[import-not-found]
     from pulsar_charm import PulsarBrokerCharm  # type: ignore[import-not-found]
     from zookeeper_charm import ZooKeeperCharm  # type: ignore[import-not-found]
 
-    return {ZOOKEEPER: ZooKeeperCharm, BOOKKEEPER: BookKeeperCharm, BROKER: PulsarBrokerCharm}
+    return {
+        ZOOKEEPER: ZooKeeperCharm,
+        BOOKKEEPER: BookKeeperCharm,
+        BROKER: PulsarBrokerCharm,
+        PROXY: PulsarProxyCharm,
+    }
 
 
 def small_config(app: str, charm_type: type, extra: Mapping[str, Any] | None = None) -> dict:
@@ -59,6 +71,7 @@ def deploy_bundle(
     zookeepers: int = 3,
     bookies: int = 3,
     brokers: int = 1,
+    proxies: int = 0,
     config: Mapping[str, Mapping[str, Any]] | None = None,
     relate: bool = True,
     pulsar_version: str | None = None,
@@ -68,7 +81,7 @@ def deploy_bundle(
     ``pulsar_version``: every application's image runs that Pulsar (default: ``PULSAR_VERSION``).
     """
     classes = charm_classes()
-    scales = {ZOOKEEPER: zookeepers, BOOKKEEPER: bookies, BROKER: brokers}
+    scales = {ZOOKEEPER: zookeepers, BOOKKEEPER: bookies, BROKER: brokers, PROXY: proxies}
     apps = {}
     for name, charm_type in classes.items():
         if scales[name] <= 0:

@@ -43,6 +43,11 @@ REQUIRED_COPIES = {
         *CORE_LIBRARIES,
     ],
     "pulsar-zookeeper-k8s": CORE_LIBRARIES,
+    "pulsar-proxy-k8s": [
+        "pulsar_k8s/v0/pulsar_proxy.py",
+        "pulsar_zookeeper_k8s/v0/rolling_restart.py",
+        *CORE_LIBRARIES,
+    ],
     "pulsar-k8s": [
         "pulsar_zookeeper_k8s/v0/zookeeper.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",

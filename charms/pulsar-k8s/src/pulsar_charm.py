@@ -53,6 +53,7 @@ from pulsar_peer_state import (
     PulsarPeerState,
 )
 from pulsar_peer_state import parse as parse_peer_state
+from pulsar_proxy_serving import PROXY_RELATION, PulsarProxyServing
 from pulsar_render import (
     BROKER_SERVICE_PORT,
     JAAS_CONF_PATH,
@@ -129,6 +130,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
         self.replication = PulsarReplication(self)
+        self.proxy_serving = PulsarProxyServing(self)
         self.key_rotation = SigningKeyRotation(self)
         self.actions = PulsarActions(self)
         self.observability = Observability(
@@ -147,6 +149,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 ZOOKEEPER_RELATION,
                 BOOKKEEPER_RELATION,
                 CLIENT_RELATION,
+                PROXY_RELATION,
                 CERTIFICATES_RELATION,
                 *REPLICATION_ENDPOINTS,
                 *COS_RELATIONS,
@@ -285,6 +288,7 @@ class PulsarBrokerCharm(ops.CharmBase):
             status = self.function_serving.with_functions(
                 config.functions_worker_enabled, auth, status
             )
+            self.proxy_serving.publish(config, auth, zookeeper)
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
             status = self.replication.with_replication(config, auth, status)

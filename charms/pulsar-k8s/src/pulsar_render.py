@@ -40,7 +40,10 @@ PRIVATE_PATHS = frozenset(
 TOKEN_PROVIDER = "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
 TOKEN_CLIENT_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
 FUNCTION_AUTH_PROVIDER = "org.apache.pulsar.functions.auth.ClearTextFunctionTokenAuthProvider"
-SUPER_USER_ROLES = ("admin", "pulsar-broker")
+# The proxies' role is a super-user and a proxy role (Pulsar authorizes both the proxy role
+# and the client role it forwards; a proxy role connecting without a client role is refused).
+PROXY_ROLE = "pulsar-proxy"
+SUPER_USER_ROLES = ("admin", "pulsar-broker", PROXY_ROLE)
 # Outside the storage mount on purpose: it must not survive a pod restart, where the charm
 # recreates it just before the broker starts.
 STATUS_FILE_PATH = "/pulsar/status"
@@ -209,6 +212,7 @@ def auth_properties() -> dict[str, str]:
         "authenticationProviders": TOKEN_PROVIDER,
         "tokenSecretKey": f"file://{SECRET_KEY_PATH}",
         "superUserRoles": ",".join(SUPER_USER_ROLES),
+        "proxyRoles": PROXY_ROLE,
         "brokerClientAuthenticationPlugin": TOKEN_CLIENT_PLUGIN,
         "brokerClientAuthenticationParameters": f"file://{BROKER_TOKEN_PATH}",
     }

@@ -20,7 +20,10 @@ import secrets
 KEY_BYTES = 32
 ADMIN_ROLE = "admin"
 BROKER_ROLE = "pulsar-broker"
-SUPER_USER_ROLES = (ADMIN_ROLE, BROKER_ROLE)
+# The role of the Pulsar proxies (pulsar-proxy relation): in the brokers' proxyRoles, so the
+# client's role it forwards is what the brokers authorize.
+PROXY_ROLE = "pulsar-proxy"
+SUPER_USER_ROLES = (ADMIN_ROLE, BROKER_ROLE, PROXY_ROLE)
 
 # Never only dots: the role is a path segment of the permissions URL ("..").
 _ROLE = re.compile(r"^(?!\.+$)[A-Za-z0-9_.@-]{1,128}$")

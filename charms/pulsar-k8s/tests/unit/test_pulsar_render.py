@@ -318,7 +318,8 @@ def test_auth_is_always_on_and_secrets_are_referenced_by_file(inputs):
         "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
     )
     assert props["tokenSecretKey"] == f"file://{SECRET_KEY_PATH}"
-    assert props["superUserRoles"] == "admin,pulsar-broker"
+    assert props["superUserRoles"] == "admin,pulsar-broker,pulsar-proxy"
+    assert props["proxyRoles"] == "pulsar-proxy"
     assert props["brokerClientAuthenticationPlugin"] == (
         "org.apache.pulsar.client.impl.auth.AuthenticationToken"
     )
@@ -343,7 +344,7 @@ def test_functions_worker_authenticates_too(inputs):
     settings = functions_worker_settings(inputs)
     assert settings["authenticationEnabled"] is True
     assert settings["authorizationEnabled"] is True
-    assert settings["superUserRoles"] == ["admin", "pulsar-broker"]
+    assert settings["superUserRoles"] == ["admin", "pulsar-broker", "pulsar-proxy"]
     assert settings["brokerClientAuthenticationParameters"] == f"file://{BROKER_TOKEN_PATH}"
     assert settings["clientAuthenticationParameters"] == f"file://{BROKER_TOKEN_PATH}"
     assert settings["properties"] == {"tokenSecretKey": f"file://{SECRET_KEY_PATH}"}

@@ -1,0 +1,177 @@
+"""pulsar-proxy-k8s: one stateless Pulsar proxy per unit, converged by a single reconcile.
+
+Every observed event runs ``_reconcile``. The proxy needs only the brokers' offer on the
+``pulsar-proxy`` relation (service URLs, cluster name, metadata store, the proxy role's token
+and the token verification key, in a Juju secret); a changed offer or config restarts the
+running proxies one at a time (the rolling-restart lock on the peer relation), so clients
+always have a proxy to reconnect through.
+
+Peer relation ``cluster``: only the rolling-restart lock (library) and the workload version
+(observability library).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import ops
+from charms.pulsar_k8s.v0 import statuses
+from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
+from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
+from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
+from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
+from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
+from charms.pulsar_k8s.v0.workload import reconcile_events, restart_token, unit_fqdn
+from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
+from proxy_config import ProxyConfig
+from proxy_render import (
+    LAYER_LABEL,
+    SERVICE_PORT,
+    WEB_SERVICE_PORT,
+    ProxyInputs,
+    ProxySecrets,
+    pebble_layer,
+    proxy_environment,
+    proxy_files,
+)
+from proxy_view import (
+    DOWN,
+    READY,
+    VIEW_CHECK,
+    VIEW_LAYER_LABEL,
+    VIEW_PATH,
+    proxy_state,
+    record_content,
+    recorded_state,
+    view_layer,
+)
+from proxy_workload import ProxyWorkload
+
+logger = logging.getLogger(__name__)
+
+CONTAINER = "pulsar"
+PEER = "cluster"
+
+
+class PulsarProxyCharm(ops.CharmBase):
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        # Set by each reconcile: the proxy-view check failed, so record the view afresh.
+        self._view_stale = False
+        quiet_credential_loggers()
+        self.brokers = PulsarProxyRequirer(self, PROXY_RELATION)
+        self.rolling_restart = RollingRestart(self, PEER)
+        self.workload = ProxyWorkload(self.unit.get_container(CONTAINER), self.address)
+        self.observability = Observability(
+            self,
+            MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/"),
+            PEER,
+            lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
+        )
+        for event in reconcile_events(
+            self, CONTAINER, relations=(PEER, PROXY_RELATION, *COS_RELATIONS)
+        ):
+            framework.observe(event, self._reconcile)
+
+    @property
+    def address(self) -> str:
+        return unit_fqdn(self.unit.name, self.app.name, self.model.name)
+
+    # --- the reconcile ---------------------------------------------------------------------
+
+    def _reconcile(self, event: ops.EventBase | None = None) -> None:
+        failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
+        self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
+        # The binary protocol and the web port (HTTP, WebSocket, metrics) on the Service.
+        self.unit.set_ports(SERVICE_PORT, WEB_SERVICE_PORT)
+        status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
+        if self.unit.is_leader():
+            self.rolling_restart.arbitrate()
+        self.unit.status = status
+
+    def _converge(self) -> ops.StatusBase:
+        try:
+            config = self.load_config(ProxyConfig)
+        except (ValueError, TypeError) as exc:
+            return statuses.bad_config(exc)
+        if self.brokers.relation is None:
+            self._stop_without_brokers()
+            return statuses.no_relation(PROXY_RELATION)
+        offer = self.brokers.offer()
+        if offer is None:
+            return statuses.awaiting("the brokers to publish their service URLs and credentials")
+        if not self.workload.can_connect():
+            return statuses.pebble_unreachable()
+        files = proxy_files(_inputs(config, self.address, offer), _secrets(offer))
+        layer = pebble_layer(self.address, proxy_environment(config))
+        if not self.workload.proxy_running():
+            # Nothing reads the files until the proxy starts, so they change freely.
+            self.workload.push(files)
+            self.workload.add_layer(LAYER_LABEL, layer)
+            self.workload.start_proxy()
+            self.rolling_restart.release()
+        else:
+            waiting = self._apply_by_rolling_restart(files, layer)
+            if waiting:
+                return waiting
+        # Its own layer, outside the restart inputs: adding it restarts nothing.
+        view = view_layer(self.address)
+        if self.workload.layer_differs(view):
+            self.workload.add_layer(VIEW_LAYER_LABEL, view)
+        if self._observe() != READY:
+            return ops.WaitingStatus("proxy started; waiting for /status.html")
+        return ops.ActiveStatus(f"proxy ready (cluster {offer.cluster_name})")
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _stop_without_brokers(self) -> None:
+        """Stop serving once the relation is gone (its credentials may be revoked)."""
+        if self.workload.can_connect() and self.workload.proxy_running():
+            logger.info("no pulsar-proxy relation: stopping the proxy")
+            self.workload.stop_proxy()
+
+    def _apply_by_rolling_restart(
+        self, files: dict[str, str | bytes], layer: dict
+    ) -> ops.StatusBase | None:
+        """Restart a running proxy on changed inputs, one unit at a time; None when done."""
+        if self.workload.changed_files(files) or self.workload.layer_differs(layer):
+            self.rolling_restart.request(restart_token(files, layer))
+            if self.unit.is_leader():
+                self.rolling_restart.arbitrate()
+            if not self.rolling_restart.granted():
+                return ops.WaitingStatus("waiting for the rolling-restart lock to apply changes")
+            self.workload.push(files)
+            self.workload.add_layer(LAYER_LABEL, layer)
+            logger.info("restarting the proxy to apply changed configuration")
+            self.workload.restart_proxy()
+            # Keep the lock until the proxy answers again: the view check wakes this unit.
+            return ops.WaitingStatus("proxy restarted; waiting for /status.html")
+        if self.rolling_restart.pending() and self._observe() != DOWN:
+            self.rolling_restart.release()
+        return None
+
+    def _observe(self) -> str:
+        """Read the proxy's live state and record it where the view check compares it."""
+        state = proxy_state(self.workload.answers())
+        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != state:
+            self.workload.push({VIEW_PATH: record_content(state, time.time())})
+            self._view_stale = False
+        return state
+
+
+def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer) -> ProxyInputs:
+    return ProxyInputs(
+        config,
+        address,
+        offer.cluster_name,
+        offer.broker_service_url,
+        offer.web_service_url,
+        offer.metadata_store_url,
+    )
+
+
+def _secrets(offer: ProxyOffer) -> ProxySecrets:
+    return ProxySecrets(
+        offer.token, offer.token_key, offer.zookeeper_username, offer.zookeeper_password
+    )

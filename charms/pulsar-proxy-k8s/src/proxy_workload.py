@@ -1,0 +1,58 @@
+"""The proxy's container (the core ``Workload``) and its one HTTP probe.
+
+Pebble failures raise ``WorkloadError`` (the reconcile waits); the probe answers False when the
+proxy does not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+
+import ops
+from charms.pulsar_k8s.v0.workload import Workload
+from proxy_render import PRIVATE_PATHS, SERVICE, STATUS_FILE_PATH, WEB_SERVICE_PORT
+
+logger = logging.getLogger(__name__)
+
+# A local call a live proxy answers in milliseconds: a short timeout keeps a hook on a frozen
+# or starting proxy short (the view check wakes the unit when it answers).
+STATUS_TIMEOUT_S = 1.0
+
+
+class ProxyWorkload(Workload):
+    def __init__(self, container: ops.Container, address: str):
+        super().__init__(container, private_paths=sorted(PRIVATE_PATHS))
+        self._address = address
+
+    def proxy_running(self) -> bool:
+        return self.is_running(SERVICE)
+
+    def read_text(self, path: str) -> str | None:
+        content = self.read(path)
+        return None if content is None else content.decode("utf-8", "replace")
+
+    def start_proxy(self) -> None:
+        """Start with the status file in place (status.html answers 200 only then)."""
+        self.push({STATUS_FILE_PATH: "OK\n"})
+        self.replan()
+        if not self.proxy_running():
+            self.start(SERVICE)
+
+    def restart_proxy(self) -> None:
+        self.push({STATUS_FILE_PATH: "OK\n"})
+        self.restart(SERVICE)
+
+    def stop_proxy(self) -> None:
+        self.stop(SERVICE)
+
+    def answers(self) -> bool:
+        """GET /status.html answers 200."""
+        url = f"http://{self._address}:{WEB_SERVICE_PORT}/status.html"
+        try:
+            with urllib.request.urlopen(url, timeout=STATUS_TIMEOUT_S) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            logger.debug("GET %s failed: %s", url, exc)
+            return False

@@ -1,0 +1,162 @@
+"""Fuzz: random config, broker offers, secrets, leadership, Pebble and events never break a hook.
+
+For every case: no exception escapes the charm; no injected value reaches a pushed file, the
+Pebble layer or an exec argument; a bad config value blocks with the option's name and touches
+nothing; refused relation or secret data names the relation (or the secret) and the field.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from ops import testing
+from proxy_charm import PulsarProxyCharm
+from proxy_config import ProxyConfig
+
+from tests.fuzz_support import (
+    FUZZ_SETTINGS,
+    MARKER,
+    maybe_bad,
+    mostly,
+    recording,
+    refusal_problems,
+)
+
+CHARM_ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = {
+    "heap-mb",
+    "direct-memory-mb",
+    "websocket-service-enabled",
+    "max-concurrent-inbound-connections",
+    "log-level",
+}
+SOURCES = {"pulsar-proxy", "pulsar-proxy secret"}
+BROKERS = "pulsar-k8s.m.svc.cluster.local"
+ZK = "pulsar-zookeeper-k8s-{}.pulsar-zookeeper-k8s-endpoints.m.svc.cluster.local:2181"
+KEY = base64.b64encode(b"k" * 32).decode()
+
+config_values: dict[str, st.SearchStrategy[Any]] = {
+    "heap-mb": st.sampled_from([64, 128, 512, 2**31]),
+    "direct-memory-mb": st.sampled_from([32, 64, 512]),
+    "websocket-service-enabled": st.booleans(),
+    "max-concurrent-inbound-connections": st.sampled_from([0, 1, 10000, 10**7]),
+    "log-level": maybe_bad(st.sampled_from(["info", "debug", "loud"]), 3),
+}
+valid_configs = st.sampled_from([{}, {"heap-mb": 256, "log-level": "debug"}])
+configs = mostly(valid_configs, st.fixed_dictionaries({}, optional=config_values), 3)
+stores = st.lists(st.sampled_from([ZK.format(n) for n in range(3)]), min_size=1, unique=True)
+offer_data = st.fixed_dictionaries(
+    {
+        "cluster-name": maybe_bad(st.sampled_from(["pulsar", "east-1"])),
+        "broker-service-url": maybe_bad(st.just(f"pulsar://{BROKERS}:6650")),
+        "web-service-url": maybe_bad(st.just(f"http://{BROKERS}:8080")),
+        "metadata-store": maybe_bad(stores.map(lambda h: f"zk:{','.join(h)}/pulsar")),
+    }
+)
+secret_content = st.fixed_dictionaries(
+    {
+        "token": maybe_bad(st.just("aGVhZA.cGF5bG9hZA.c2ln")),
+        "token-key": maybe_bad(st.sampled_from([KEY, "c2hvcnQ="])),
+        "zookeeper-username": maybe_bad(st.just("relation-4")),
+        "zookeeper-password": maybe_bad(st.just("zk-s3cret")),
+    }
+)
+events = st.sampled_from(
+    [
+        "config_changed",
+        "update_status",
+        "leader_elected",
+        "pebble_ready",
+        "proxy_changed",
+        "secret_changed",
+        "upgrade_charm",
+    ]
+)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "config": draw(configs),
+        "leader": draw(st.booleans()),
+        "can_connect": draw(mostly(st.just(True), st.just(False), 5)),
+        "offer": draw(mostly(offer_data, st.none())),
+        "secret": draw(mostly(secret_content, st.none())),
+        "peer": draw(mostly(st.just(True), st.just(False))),
+        "events": draw(st.lists(events, min_size=1, max_size=2)),
+    }
+
+
+def build_state(case: dict[str, Any]) -> tuple[testing.State, dict[str, Any]]:
+    secrets: list[testing.Secret] = []
+    relations: list[Any] = []
+    handles: dict[str, Any] = {}
+    secret = None
+    if case["secret"] is not None:
+        secret = testing.Secret(tracked_content=case["secret"])
+        secrets.append(secret)
+        handles["secret"] = secret
+    if case["offer"] is not None:
+        data = dict(case["offer"])
+        if secret is not None:
+            data["secret-proxy"] = secret.id
+        relation = testing.Relation(
+            "pulsar-proxy", remote_app_name="pulsar-k8s", remote_app_data=data
+        )
+        relations.append(relation)
+        handles["relation"] = relation
+    if case["peer"]:
+        relations.append(testing.PeerRelation("cluster"))
+    container = testing.Container("pulsar", can_connect=case["can_connect"])
+    state = testing.State(
+        leader=case["leader"],
+        model=testing.Model(name="m"),
+        config=case["config"],
+        relations=relations,
+        secrets=secrets,
+        containers={container},
+    )
+    return state, handles
+
+
+def event_for(
+    ctx: testing.Context, kind: str, handles: dict[str, Any], state: testing.State
+) -> Any:
+    if kind == "pebble_ready":
+        return ctx.on.pebble_ready(state.get_container("pulsar"))
+    if kind == "proxy_changed" and "relation" in handles:
+        return ctx.on.relation_changed(state.get_relation(handles["relation"].id))
+    if kind == "secret_changed" and "secret" in handles:
+        return ctx.on.secret_changed(state.get_secret(id=handles["secret"].id))
+    if kind in ("leader_elected", "upgrade_charm", "update_status"):
+        return getattr(ctx.on, kind)()
+    return ctx.on.config_changed()
+
+
+def config_is_valid(config: dict[str, Any]) -> bool:
+    try:
+        ProxyConfig(**{k.replace("-", "_"): v for k, v in config.items()})
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+@FUZZ_SETTINGS
+@given(case=cases())
+def test_no_input_breaks_a_hook_or_reaches_the_workload(case, fake_http):
+    ctx = testing.Context(PulsarProxyCharm, charm_root=CHARM_ROOT)
+    state, handles = build_state(case)
+    with recording() as recorder:
+        for kind in case["events"]:
+            state = ctx.run(event_for(ctx, kind, handles, state), state)
+            assert recorder.leaks() == [], case
+            status = state.unit_status
+            assert refusal_problems(status, OPTIONS, SOURCES) == []
+            if not config_is_valid(case["config"]):
+                assert status.name == "blocked"
+                assert not recorder.touched()
+    assert all(MARKER not in log.message for log in ctx.juju_log)
