@@ -368,7 +368,9 @@ class Pod:
 
         Pebble starts services in its own session with a process group each, and execs in a
         new session; among Pebble's service children, the one that started when Pebble says
-        the service became active is the service.
+        the service became active is the service. Exec checks are Pebble's children in the
+        same session too: they run a shell every 2 s, and one that started within the service's
+        start-up second would otherwise pass for the service (a JVM never runs as a shell).
         """
         if not self.running:
             return None
@@ -380,7 +382,7 @@ class Pod:
         candidates = []
         for pid, stat in _live_processes():
             ppid, sid = stat.ppid, stat.sid
-            if ppid == self.process.pid and sid == self.process.pid:
+            if ppid == self.process.pid and sid == self.process.pid and not _is_shell(pid):
                 candidates.append((abs(stat.start_time - since), pid))
         if not candidates:
             return None
@@ -490,6 +492,16 @@ def _read_stat(pid: int) -> _Stat | None:
         start_time=_boot_time() + int(fields[19]) / ticks,
         state=fields[0],
     )
+
+
+_SHELLS = frozenset({"bash", "sh", "env"})
+
+
+def _is_shell(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in _SHELLS
+    except OSError:
+        return True  # gone already: a short-lived check, not a service
 
 
 def _live_processes() -> Iterator[tuple[int, _Stat]]:
