@@ -16,7 +16,6 @@ from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
-from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
 from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
@@ -61,19 +60,10 @@ def view_layer(address: str) -> dict[str, Any]:
     layer = view_check.view_layer(
         "pulsar-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
     )
-    layer["checks"][SERVING_CHECK] = {
-        "override": "replace",
-        "level": "ready",
-        "period": "2s",
-        "timeout": "1s",
-        # Down from its first run until the gate opens (Pebble counts a check up until then).
-        "threshold": 1,
-        "exec": {
-            "command": shlex.join(["/bin/bash", "-c", f"test -e {SERVING_PATH}"]),
-            "user-id": WORKLOAD_UID,
-            "group": "root",
-        },
-    }
+    # Down from its first run until the gate opens (Pebble counts a check up until then).
+    layer["checks"][SERVING_CHECK] = view_check.exec_check(
+        f"test -e {shlex.quote(SERVING_PATH)}", level="ready"
+    )
     return layer
 
 

@@ -26,7 +26,7 @@ from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
 
 LIBID = "def62e14dfd24541af2ded9317797ade"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 # A view recorded this recently passes. Longer than two check periods, so at least one run falls
 # inside it.
@@ -67,20 +67,32 @@ def check_script(live_state_script: str, path: str) -> str:
     )
 
 
-def view_check(live_state_script: str, path: str) -> dict[str, Any]:
-    """Return the check: up while the recorded view equals the live state."""
-    return {
+def exec_check(script: str, level: str | None = None, shell: str = "/bin/bash") -> dict[str, Any]:
+    """Return a 2 s Pebble exec check of ``script`` run by the workload's user.
+
+    One failure is enough (threshold 1): a failure is a change of state, the event a charm
+    waits for, and a ready check that fails must take the pod out at once. ``level: ready``
+    makes it part of Kubernetes' readiness probe.
+    """
+    check: dict[str, Any] = {
         "override": "replace",
         "period": "2s",
         "timeout": "1s",
-        # One failure is a change of state: that is the event the charm waits for.
         "threshold": 1,
         "exec": {
-            "command": shlex.join(["/bin/bash", "-c", check_script(live_state_script, path)]),
+            "command": shlex.join([shell, "-c", script]),
             "user-id": WORKLOAD_UID,
             "group": "root",
         },
     }
+    if level is not None:
+        check["level"] = level
+    return check
+
+
+def view_check(live_state_script: str, path: str) -> dict[str, Any]:
+    """Return the check: up while the recorded view equals the live state."""
+    return exec_check(check_script(live_state_script, path))
 
 
 def view_layer(summary: str, name: str, live_state_script: str, path: str) -> dict[str, Any]:

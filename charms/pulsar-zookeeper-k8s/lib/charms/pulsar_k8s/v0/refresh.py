@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,12 +36,12 @@ from charms.pulsar_k8s.v0.observability import (
     WORKLOAD_VERSION_KEY,
     distribution_version,
 )
-from charms.pulsar_k8s.v0.view_check import RETRY_PREFIX
-from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, WORKLOAD_UID, Workload, WorkloadError
+from charms.pulsar_k8s.v0.view_check import RETRY_PREFIX, exec_check
+from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, Workload, WorkloadError
 
 LIBID = "5f3c2a1b0e9d4c8b7a6f5e4d3c2b1a09"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -108,38 +107,14 @@ def ready_gate(view_path: str, healthy: str) -> dict[str, Any]:
         f"read -r seen _ < {view_path} 2>/dev/null; "
         f'case "$seen" in {healthy}|{RETRY_PREFIX}{healthy}) exit 0;; esac; exit 1'
     )
-    return {
-        "override": "replace",
-        "level": "ready",
-        "period": "2s",
-        "timeout": "1s",
-        "threshold": 1,
-        "exec": {
-            "command": shlex.join(["/bin/bash", "-c", script]),
-            "user-id": WORKLOAD_UID,
-            "group": "root",
-        },
-    }
+    return exec_check(script, level="ready")
 
 
 def refused_layer() -> dict[str, Any]:
     """Return the layer of a refused pod: a readiness check that always fails."""
     return {
         "summary": "refresh refused: this pod stays not ready",
-        "checks": {
-            REFUSED_CHECK: {
-                "override": "replace",
-                "level": "ready",
-                "period": "2s",
-                "timeout": "1s",
-                "threshold": 1,
-                "exec": {
-                    "command": shlex.join(["/bin/sh", "-c", "exit 1"]),
-                    "user-id": WORKLOAD_UID,
-                    "group": "root",
-                },
-            }
-        },
+        "checks": {REFUSED_CHECK: exec_check("exit 1", level="ready", shell="/bin/sh")},
     }
 
 
