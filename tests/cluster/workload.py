@@ -98,6 +98,11 @@ def round_trip(payloads: list[bytes], url: str = SERVICE_URL, timeout: int = 90)
 
 
 OPEN_WITHIN_S = 90.0
+# One attempt to open a reader. The C++ client (under pulsar-client) can stay stuck on a broker
+# that answered "bundle not served by this instance, redo the lookup" ("Ignoring reconnection
+# request since we're already connected") until the operation times out: short attempts, each
+# with a fresh client, get past the old owner's expiry instead of one 90 s wait.
+OPEN_ATTEMPT_S = 15
 
 
 def read_all(
@@ -114,7 +119,7 @@ def read_all(
 
     deadline = time.monotonic() + OPEN_WITHIN_S
     while True:
-        c = client(url)
+        c = client(url, timeout=OPEN_ATTEMPT_S)
         try:
             reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
             break
