@@ -126,7 +126,8 @@ class ProxyClientServing(ops.Object):
                 )
             if request.error:
                 self.clients.publish_error(relation, request.error)
-                problems.append(f"{request.app_name}: {request.error.message}")
+                # The code only: the message may quote the client's data.
+                problems.append(f"{request.app_name}: request refused ({request.error.code})")
                 continue
             forwarded[request.relation_id] = forwarded_fields(request)
             answer = answers.get(request.relation_id) if answers is not None else None
@@ -149,7 +150,7 @@ class ProxyClientServing(ops.Object):
         fatal = [s for s in answer.statuses if s.is_fatal] if answer else []
         if fatal:
             self.clients.publish_error(relation, fatal[0])
-            return fatal[0].message
+            return f"refused by the brokers ({fatal[0].code})"
         if answer is None or not answer.secret_user or answer.namespace != request.namespace:
             status = answer.statuses[0] if answer and answer.statuses else None
             self.clients.report(
@@ -168,5 +169,5 @@ class ProxyClientServing(ops.Object):
         self.clients.publish(relation, endpoints, as_proxied(request, role), token)
         if answer.statuses:
             self.clients.report(relation, answer.statuses[0])
-            return answer.statuses[0].message
+            return f"the brokers report a problem ({answer.statuses[0].code})"
         return None

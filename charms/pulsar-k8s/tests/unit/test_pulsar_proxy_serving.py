@@ -10,11 +10,15 @@ import jsonschema
 import ops
 import pulsar_tokens
 import pytest
-from charms.pulsar_k8s.v0.pulsar_proxy import parse_offer
+from charms.pulsar_k8s.v0.pulsar_proxy import parse_client_answers, parse_offer
 from charms.pulsar_k8s.v0.validation import InvalidField
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ops import testing
 from test_pulsar_charm import AUTH, PASSWORD, SIGNING_KEY, USERNAME, ZK_HOSTS
 from test_pulsar_clients import admin, root, running_state  # noqa: F401 (fixtures)
+
+from tests.fuzz_support import FUZZ_SETTINGS, MARKER, injected, maybe_bad, mostly
 
 SERVICE = "pulsar-k8s.pulsar.svc.cluster.local"
 SCHEMAS = Path(__file__).resolve().parents[4] / "interfaces" / "pulsar_proxy" / "v0"
@@ -236,3 +240,34 @@ def test_proxied_roles_are_refused_by_the_permission_actions():
     assert _RELATION_ROLE.fullmatch("proxy-3-relation-7")
     assert _RELATION_ROLE.fullmatch("relation-7")
     assert not _RELATION_ROLE.fullmatch("proxy-3")
+
+
+# What a proxy may forward: the serving broker answers every value without a hook error,
+# revokes nothing it should keep, and no forwarded value reaches a log line.
+_forwarded_entry = st.fixed_dictionaries(
+    {"namespace": maybe_bad(st.sampled_from(["shop/orders", "a/b", "nope"]), 3)},
+    optional={
+        "extra-user-roles": maybe_bad(st.sampled_from(["produce", "consume,admin", "x"]), 3),
+        "requested-secrets": maybe_bad(st.sampled_from(['["token"]', "[]", "{"]), 3),
+        "functions": st.just('[{"name": "f"}]'),
+    },
+)
+_forwarded = mostly(
+    st.dictionaries(st.sampled_from(["1", "7", "x", "-1"]), _forwarded_entry, max_size=3).map(
+        json.dumps
+    ),
+    st.sampled_from(["{", "[]", '{"7": ["x"]}', '{"7": {"namespace": 1}}']) | injected(),
+    4,
+)
+
+
+@settings(FUZZ_SETTINGS, max_examples=150)
+@given(raw=_forwarded)
+def test_fuzz_forwarded_requests_never_break_the_serving_broker(ctx, root, admin, raw):  # noqa: F811
+    relation = forwarding_relation(raw)
+    out = ctx.run(ctx.on.relation_changed(relation), running_state(root, relation))
+    assert out.unit_status.name == "active"
+    answers = out.get_relation(relation.id).local_app_data.get("client-answers")
+    # Whatever was asked, the answer is what the proxy's library reads without refusing.
+    parse_client_answers("pulsar-proxy", answers)
+    assert all(MARKER not in log.message for log in ctx.juju_log)
