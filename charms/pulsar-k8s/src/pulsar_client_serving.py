@@ -133,7 +133,7 @@ class PulsarClientServing:
             if request.error:
                 # Refused on the relation (status propagation), never guessed at.
                 channel.refuse(request.error)
-                problems.append(f"{request.app_name}: {request.error.message}")
+                problems.append(f"{request.app_name}: {channel.describe(request.error)}")
                 continue
             problem = self._serve_client(config, auth, admin, request, served)
             if problem:
@@ -222,6 +222,7 @@ class ClientChannel(Protocol):
     """Where one request's answer goes: its own relation, or the proxy relation it came by."""
 
     def refuse(self, status: RelationStatus) -> None: ...
+    def describe(self, status: RelationStatus) -> str: ...
     def report(self, status: RelationStatus | None) -> None: ...
     def stored_token(self) -> str | None: ...
     def publish(self, endpoints: Endpoints, request: ClientRequest, token: str) -> None: ...
@@ -236,6 +237,9 @@ class DirectChannel:
 
     def refuse(self, status: RelationStatus) -> None:
         self._clients.publish_error(self._relation, status)
+
+    def describe(self, status: RelationStatus) -> str:
+        return status.message
 
     def report(self, status: RelationStatus | None) -> None:
         self._clients.report(self._relation, status)

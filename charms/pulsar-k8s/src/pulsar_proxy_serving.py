@@ -135,6 +135,10 @@ class ProxiedChannel:
     def refuse(self, status: RelationStatus) -> None:
         self._provider.refuse_client(self._relation, self._client_id, status)
 
+    def describe(self, status: RelationStatus) -> str:
+        # The code only: the message may quote what the proxy forwarded (the client's data).
+        return f"request refused ({status.code})"
+
     def report(self, status: RelationStatus | None) -> None:
         self._provider.report_client(self._relation, self._client_id, status)
 
