@@ -376,6 +376,12 @@ ROWS += [
         "client related to the proxy: produce + consume 5 messages by its actions",
         "s",
     ),
+    (
+        "proxy.client_relation.revocation_s",
+        "P",
+        "client relation removed at the proxy until its token is refused through the proxy",
+        "s",
+    ),
     ("proxy.loss_0.longest_ack_gap_s", "P", "longest ack gap, proxy pod 0 lost", "s"),
     ("proxy.loss_1.longest_ack_gap_s", "P", "longest ack gap, proxy pod 1 lost", "s"),
     ("proxy.loss.acked", "P", "messages acknowledged through the proxies (all read back)", ""),

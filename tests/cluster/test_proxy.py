@@ -14,7 +14,8 @@ client-b: its own namespace). Real pulsar-client and WebSocket traffic from the 
    reconnects through the other one and no acknowledged message is lost;
 6. a test client related to the PROXY's ``pulsar`` endpoint (client-p: ``team-p/orders``) gets
    the proxy's URLs and a token the brokers minted for its own role, produces and consumes
-   through the proxy with its actions, and its token is refused on another namespace;
+   through the proxy with its actions, and its token is refused on another namespace; the
+   relation removed at the proxy: the brokers revoke the role and both secrets go;
 7. ``slow``: a second broker, then the broker that owns the producer's topic is lost behind the
    proxies: the producer carries on through them, no acknowledged message is lost.
 """
@@ -284,6 +285,38 @@ def test_a_client_related_to_the_proxy_is_served_through_it(proxied: Model):
     topic_p = f"persistent://{NAMESPACE_P}/a-on-p-{uuid.uuid4().hex[:6]}"
     assert produce(proxy_url(1), token_a, topic_p, [b"x"]) != "ok"
     assert produce(proxy_url(1), token, topic_p, [b"x"]) == "ok"
+
+
+def test_a_client_relation_removed_at_the_proxy_is_revoked_by_the_brokers(proxied: Model):
+    model = proxied
+    (rel,) = model.relations_of(CLIENT_P, "pulsar")
+    (proxy_rel,) = model.relations_of(PROXY, "pulsar-proxy")
+    mine = model.app_data(rel.id, PROXY)["secret-user"]
+    content = model.secret(mine).content()
+    role, token = content["username"], content["token"]
+    answers = json.loads(model.app_data(proxy_rel.id, BROKER)["client-answers"])
+    brokers_secret = answers[str(rel.id)]["secret-user"]
+    topic = f"persistent://{NAMESPACE_P}/revoked-{uuid.uuid4().hex[:6]}"
+    assert produce(proxy_url(0), token, topic, [b"before"]) == "ok"
+
+    started = time.monotonic()
+    model.remove_relation(rel.id)
+    model.settle(until=lambda: True, timeout=SETTLE_S)
+    served = model.peer_relation(BROKER).app_data.get(BROKER, {}).get("clients", "{}")
+    assert role not in served, served
+    assert mine not in model.secrets and brokers_secret not in model.secrets
+    answers = json.loads(model.app_data(proxy_rel.id, BROKER).get("client-answers", "{}"))
+    assert str(rel.id) not in answers, answers
+    assert str(rel.id) not in model.app_data(proxy_rel.id, PROXY).get("client-requests", "")
+    # The old token, through the proxy: refused within a bounded time.
+    deadline = time.monotonic() + 60
+    while True:
+        outcome = produce(proxy_url(0), token, topic, [b"after"])
+        if outcome != "ok" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert outcome != "ok", "still producing through the proxy 60 s after the removal"
+    record("proxy.client_relation.revocation_s", time.monotonic() - started)
 
 
 def test_proxy_pod_lost_under_a_producer_loses_nothing(proxied: Model):
