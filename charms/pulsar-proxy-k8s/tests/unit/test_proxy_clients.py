@@ -230,3 +230,35 @@ def test_non_leader_relays_nothing(ctx, tmp_path):
     out = ctx.run(ctx.on.relation_changed(client), relay_state(tmp_path, client, leader=False))
     assert out.get_relation(client.id).local_app_data == {}
     assert "client-requests" not in brokers_of(out).local_app_data
+
+
+def test_a_transient_status_next_to_the_answer_is_relayed_with_it(ctx, tmp_path):
+    client = client_relation()
+    token_secret = broker_client_secret()
+    retry = {"code": 4001, "message": "not served yet: boom", "resolution": "none"}
+    state = relay_state(
+        tmp_path,
+        client,
+        answer=answers(client, token_secret, status=[retry]),
+        extra_secrets=(token_secret,),
+    )
+    out = ctx.run(ctx.on.relation_changed(client), state)
+    data = out.get_relation(client.id).local_app_data
+    assert "secret-user" in data
+    assert client_status(out, client) == [retry]
+    assert "boom" not in out.unit_status.message
+
+
+def test_an_answer_for_another_namespace_is_not_yet_the_clients(ctx, tmp_path):
+    client = client_relation()
+    token_secret = broker_client_secret()
+    state = relay_state(
+        tmp_path,
+        client,
+        answer=answers(client, token_secret, namespace="shop/old"),
+        extra_secrets=(token_secret,),
+    )
+    out = ctx.run(ctx.on.relation_changed(client), state)
+    (status,) = client_status(out, client)
+    assert status["code"] == 4001
+    assert "secret-user" not in out.get_relation(client.id).local_app_data
