@@ -369,7 +369,19 @@ SCENARIO_ROWS.append(
     )
 )
 ROWS += [
-    ("proxy.ready_s", "P", "deploy + integrate 2 proxies and 2 clients to all active", "s"),
+    ("proxy.ready_s", "P", "deploy + integrate 2 proxies and 3 clients to all active", "s"),
+    (
+        "proxy.client_relation.produce_consume_s",
+        "P",
+        "client related to the proxy: produce + consume 5 messages by its actions",
+        "s",
+    ),
+    (
+        "proxy.client_relation.revocation_s",
+        "P",
+        "client relation removed at the proxy until its token is refused through the proxy",
+        "s",
+    ),
     ("proxy.loss_0.longest_ack_gap_s", "P", "longest ack gap, proxy pod 0 lost", "s"),
     ("proxy.loss_1.longest_ack_gap_s", "P", "longest ack gap, proxy pod 1 lost", "s"),
     ("proxy.loss.acked", "P", "messages acknowledged through the proxies (all read back)", ""),
@@ -389,7 +401,9 @@ SCENARIO_ROWS.append(
         "produces and consumes through each; no token, a forged token and another namespace's "
         "token are refused through the proxy; WebSocket produce/consume with the client's token "
         "on the broker and through each proxy, another namespace's token refused at the "
-        "proxy's handshake; each proxy pod lost in turn under a producer listing both: it "
+        "proxy's handshake; a client related to the proxy's `pulsar` endpoint gets the proxy's "
+        "URLs and a token for its namespace only, and produces/consumes through it; each proxy "
+        "pod lost in turn under a producer listing both: it "
         "reconnects through the other, nothing acknowledged lost; (slow) the topic's broker "
         "lost behind the proxies",
         "`test_proxy.py`",

@@ -12,7 +12,11 @@ client-b: its own namespace). Real pulsar-client and WebSocket traffic from the 
    client-b's token is refused on client-a's namespace through the proxy;
 5. each proxy pod is lost in turn under a producer that lists both proxies: the producer
    reconnects through the other one and no acknowledged message is lost;
-6. ``slow``: a second broker, then the broker that owns the producer's topic is lost behind the
+6. a test client related to the PROXY's ``pulsar`` endpoint (client-p: ``team-p/orders``) gets
+   the proxy's URLs and a token the brokers minted for its own role, produces and consumes
+   through the proxy with its actions, and its token is refused on another namespace; the
+   relation removed at the proxy: the brokers revoke the role and both secrets go;
+7. ``slow``: a second broker, then the broker that owns the producer's topic is lost behind the
    proxies: the producer carries on through them, no acknowledged message is lost.
 """
 
@@ -32,11 +36,13 @@ from tests.cluster import workload
 from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BROKER, PROXY, small_config
 from tests.cluster.rig_juju import Model
-from tests.cluster.rig_net import unit_fqdn
+from tests.cluster.rig_net import service_fqdn, unit_fqdn
 
 CLIENT_A = "client-a"
 CLIENT_B = "client-b"
+CLIENT_P = "client-p"
 NAMESPACE_A = "team-a/orders"
+NAMESPACE_P = "team-p/orders"
 PROXIES = 2
 SETTLE_S = 300.0
 
@@ -179,6 +185,8 @@ def proxied(bundle: Model) -> Iterator[Model]:
         model.deploy(CLIENT_B, PulsarClientTestCharm)
         model.integrate(f"{BROKER}:pulsar", f"{CLIENT_A}:pulsar")
         model.integrate(f"{BROKER}:pulsar", f"{CLIENT_B}:pulsar")
+        model.deploy(CLIENT_P, PulsarClientTestCharm, config={"namespace": NAMESPACE_P})
+        model.integrate(f"{PROXY}:pulsar", f"{CLIENT_P}:pulsar")
         model.settle(timeout=SETTLE_S)
         record("proxy.ready_s", time.monotonic() - started)
         yield model
@@ -245,6 +253,70 @@ def test_websocket_with_a_client_token_on_the_broker_and_through_the_proxy(proxi
     token_b = relation_token(model, CLIENT_B)
     assert ws_refused(proxy_ws(0), token_b, topic_a("ws-b")).startswith("refused 40")
     assert ws_refused(proxy_ws(0), None, topic_a("ws-none")).startswith("refused 40")
+
+
+def test_a_client_related_to_the_proxy_is_served_through_it(proxied: Model):
+    model = proxied
+    (rel,) = model.relations_of(CLIENT_P, "pulsar")
+    data = model.app_data(rel.id, PROXY)
+    service = service_fqdn(PROXY)
+    assert data["broker-service-url"] == f"pulsar://{service}:6650"
+    assert data["web-service-url"] == f"http://{service}:8080"
+    assert data["websocket-url"] == f"ws://{service}:8080/ws/v2"
+    assert data["namespace"] == NAMESPACE_P
+    assert "status" not in data, data
+    # The proxy's secret carries the token the brokers minted for this client's own role.
+    content = model.secret(data["secret-user"]).content()
+    role, token = content["username"], content["token"]
+    assert role.startswith("proxy-") and role.endswith("-relation-" + str(rel.id)), role
+    (unit,) = model.units(CLIENT_P)
+    assert unit.unit_status.name == "active", unit.unit_status
+    assert NAMESPACE_P in unit.unit_status.message
+    # The client charm's own actions produce and consume through the proxy's Service.
+    started = time.monotonic()
+    sent = model.run_action(unit.name, "produce", {"topic": "through-proxy", "count": 5})
+    assert int(sent["count"]) == 5
+    got = model.run_action(unit.name, "consume", {"topic": "through-proxy", "count": 5})
+    assert int(got["count"]) == 5, got
+    record("proxy.client_relation.produce_consume_s", time.monotonic() - started)
+    # Its token opens only its namespace, at the proxy as on the brokers.
+    assert produce(proxy_url(0), token, topic_a("p-on-a"), [b"x"]) != "ok"
+    token_a = relation_token(model, CLIENT_A)
+    topic_p = f"persistent://{NAMESPACE_P}/a-on-p-{uuid.uuid4().hex[:6]}"
+    assert produce(proxy_url(1), token_a, topic_p, [b"x"]) != "ok"
+    assert produce(proxy_url(1), token, topic_p, [b"x"]) == "ok"
+
+
+def test_a_client_relation_removed_at_the_proxy_is_revoked_by_the_brokers(proxied: Model):
+    model = proxied
+    (rel,) = model.relations_of(CLIENT_P, "pulsar")
+    (proxy_rel,) = model.relations_of(PROXY, "pulsar-proxy")
+    mine = model.app_data(rel.id, PROXY)["secret-user"]
+    content = model.secret(mine).content()
+    role, token = content["username"], content["token"]
+    answers = json.loads(model.app_data(proxy_rel.id, BROKER)["client-answers"])
+    brokers_secret = answers[str(rel.id)]["secret-user"]
+    topic = f"persistent://{NAMESPACE_P}/revoked-{uuid.uuid4().hex[:6]}"
+    assert produce(proxy_url(0), token, topic, [b"before"]) == "ok"
+
+    started = time.monotonic()
+    model.remove_relation(rel.id)
+    model.settle(until=lambda: True, timeout=SETTLE_S)
+    served = model.peer_relation(BROKER).app_data.get(BROKER, {}).get("clients", "{}")
+    assert role not in served, served
+    assert mine not in model.secrets and brokers_secret not in model.secrets
+    answers = json.loads(model.app_data(proxy_rel.id, BROKER).get("client-answers", "{}"))
+    assert str(rel.id) not in answers, answers
+    assert str(rel.id) not in model.app_data(proxy_rel.id, PROXY).get("client-requests", "")
+    # The old token, through the proxy: refused within a bounded time.
+    deadline = time.monotonic() + 60
+    while True:
+        outcome = produce(proxy_url(0), token, topic, [b"after"])
+        if outcome != "ok" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert outcome != "ok", "still producing through the proxy 60 s after the removal"
+    record("proxy.client_relation.revocation_s", time.monotonic() - started)
 
 
 def test_proxy_pod_lost_under_a_producer_loses_nothing(proxied: Model):

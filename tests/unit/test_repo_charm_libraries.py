@@ -45,6 +45,7 @@ REQUIRED_COPIES = {
     "pulsar-zookeeper-k8s": CORE_LIBRARIES,
     "pulsar-proxy-k8s": [
         "pulsar_k8s/v0/pulsar_proxy.py",
+        "pulsar_k8s/v0/pulsar_client.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",
         *CORE_LIBRARIES,
     ],

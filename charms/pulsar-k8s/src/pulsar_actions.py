@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_RELATION_ROLE = re.compile(r"^relation-\d+$")
+_RELATION_ROLE = re.compile(r"^(proxy-\d+-)?relation-\d+$")
 
 
 class ActionError(Exception):

@@ -4,18 +4,28 @@ The leader serves every relation of the ``pulsar`` endpoint, level-triggered: ea
 its own role ``relation-<id>`` with its own namespace, so one application may hold several
 relations (several endpoints, or several clusters) and several namespaces. A request the
 library does not understand is refused on the relation and its role holds no grant.
+
+The requests the proxies forward on ``pulsar-proxy`` (role ``proxy-<id>-relation-<id>``) are
+served by the same code; only where the answer goes differs (a :class:`ClientChannel`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import ops
 import pulsar_admin
 import pulsar_tokens
 from charms.pulsar_k8s.v0.databags import write_if_different
-from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, not_served_yet
+from charms.pulsar_k8s.v0.pulsar_client import (
+    ClientRequest,
+    Endpoints,
+    PulsarClientProvider,
+    RelationStatus,
+    not_served_yet,
+)
+from charms.pulsar_k8s.v0.pulsar_proxy import parse_proxied_role
 from pulsar_config import PulsarConfig
 from pulsar_peer_state import CLIENTS_KEY, encode_served_clients
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
@@ -90,30 +100,51 @@ class PulsarClientServing:
                 message += f" (+{len(problems) - 1} more)"
         return ops.ActiveStatus(message)
 
+    def client_channels(
+        self, served: dict[str, str], problems: list[str]
+    ) -> tuple[list[tuple[ClientRequest, ClientChannel]], set[str]]:
+        """Every request with where its answer goes, and the served roles kept as they are.
+
+        Direct client relations, then the ones the proxies forward (pulsar_proxy_serving):
+        both are served by the same code below. A proxy relation whose requests are
+        unreadable keeps its roles (neither served anew nor revoked) until they are readable.
+        """
+        relations = {r.id: r for r in self.clients.relations}
+        channels: list[tuple[ClientRequest, ClientChannel]] = [
+            (request, DirectChannel(self.clients, relations[request.relation_id]))
+            for request in self.clients.requests()
+        ]
+        proxied, unreadable = self._charm.proxy_serving.client_channels()
+        problems.extend(unreadable.values())
+        held = {
+            role
+            for role in served
+            if (ids := parse_proxied_role(role)) is not None and ids[0] in unreadable
+        }
+        return channels + proxied, held
+
     def _serve_clients(self, config: PulsarConfig, auth: AuthMaterial) -> list[str]:
         """Level-triggered: grant what every relation asks, revoke what no relation holds."""
         admin = self.admin_client(auth)
         served = self.served_clients()
         problems: list[str] = []
-        relations = {r.id: r for r in self.clients.relations}
-        requests = self.clients.requests()
-        for request in requests:
-            relation = relations[request.relation_id]
+        channels, held = self.client_channels(served, problems)
+        for request, channel in channels:
             if request.error:
                 # Refused on the relation (status propagation), never guessed at.
-                self.clients.publish_error(relation, request.error)
-                problems.append(f"{request.app_name}: {request.error.message}")
+                channel.refuse(request.error)
+                problems.append(f"{request.app_name}: {channel.describe(request.error)}")
                 continue
             problem = self._serve_client(config, auth, admin, request, served)
             if problem:
                 self.retry_needed = True
                 logger.warning("client %s not served yet: %s", request.role, problem)
-                self.clients.report(relation, not_served_yet(problem))
+                channel.report(not_served_yet(problem))
                 problems.append(f"{request.app_name}: {problem}")
                 continue
             served[request.role] = request.namespace
             # Signed with the key every broker accepts: the old one while a rotation rolls.
-            token = self.clients.stored_token(request.relation_id)
+            token = channel.stored_token()
             roles = (
                 {pulsar_tokens.token_role(k, token) for k in auth.client_keys_kept}
                 if token
@@ -121,12 +152,13 @@ class PulsarClientServing:
             )
             if token is None or request.role not in roles:
                 token = pulsar_tokens.mint_token(auth.client_signing_key, request.role)
-            self.clients.publish(relation, self.client_endpoints(), request, token)
+            channel.publish(self.client_endpoints(), request, token)
         # A refused request holds no grant: its role is revoked like a gone relation's.
+        requests = [request for request, _ in channels]
         live_roles = {r.role for r in requests if r.error is None}
-        refused = {r.relation_id for r in requests if r.error is not None}
+        refused = {r.role for r in requests if r.error is not None}
         for role, namespace in sorted(served.items()):
-            if role in live_roles:
+            if role in live_roles or role in held:
                 continue
             result = admin.revoke(namespace, role)
             if not result.ok:
@@ -134,18 +166,23 @@ class PulsarClientServing:
                 problems.append(f"revoking {role} failed: {result.describe()}")
                 continue
             admin.remove_tenant_admin(namespace.split("/", 1)[0], role)
-            relation_id = _relation_id(role)
-            if relation_id is not None:
-                # A relation that still exists but asks for nothing any more loses its answer
-                # too; a refused one keeps the status that says why.
-                still_asking = relation_id in refused
-                self.clients.withdraw(
-                    relation_id, None if still_asking else relations.get(relation_id)
-                )
+            # A relation that still exists but asks for nothing any more loses its answer too;
+            # a refused one keeps the status that says why.
+            self._withdraw(role, still_asking=role in refused)
             logger.info("revoked %s on %s (namespace kept)", role, namespace)
             del served[role]
         self._record_served(served)
         return problems
+
+    def _withdraw(self, role: str, still_asking: bool) -> None:
+        if self._charm.proxy_serving.withdraw(role, still_asking):
+            return
+        relation_id = _relation_id(role)
+        if relation_id is not None:
+            relations = {r.id: r for r in self.clients.relations}
+            self.clients.withdraw(
+                relation_id, None if still_asking else relations.get(relation_id)
+            )
 
     def _serve_client(
         self,
@@ -179,6 +216,39 @@ class PulsarClientServing:
         if not result.ok:
             return f"permissions on {request.namespace}: {result.describe()}"
         return None
+
+
+class ClientChannel(Protocol):
+    """Where one request's answer goes: its own relation, or the proxy relation it came by."""
+
+    def refuse(self, status: RelationStatus) -> None: ...
+    def describe(self, status: RelationStatus) -> str: ...
+    def report(self, status: RelationStatus | None) -> None: ...
+    def stored_token(self) -> str | None: ...
+    def publish(self, endpoints: Endpoints, request: ClientRequest, token: str) -> None: ...
+
+
+class DirectChannel:
+    """A client relation on the ``pulsar`` endpoint: the library answers on it."""
+
+    def __init__(self, clients: PulsarClientProvider, relation: ops.Relation):
+        self._clients = clients
+        self._relation = relation
+
+    def refuse(self, status: RelationStatus) -> None:
+        self._clients.publish_error(self._relation, status)
+
+    def describe(self, status: RelationStatus) -> str:
+        return status.message
+
+    def report(self, status: RelationStatus | None) -> None:
+        self._clients.report(self._relation, status)
+
+    def stored_token(self) -> str | None:
+        return self._clients.stored_token(self._relation.id)
+
+    def publish(self, endpoints: Endpoints, request: ClientRequest, token: str) -> None:
+        self._clients.publish(self._relation, endpoints, request, token)
 
 
 def _relation_id(role: str) -> int | None:

@@ -7,6 +7,12 @@ ZooKeeper identity (the proxies read policies to authorize clients). The token i
 the key the clients' tokens are signed with; HS256 over a fixed payload is deterministic, so an
 unchanged reconcile writes nothing. The offer is kept while the brokers are down (proxies keep
 their configuration); a gone relation's secret is removed.
+
+Client relations of the proxies: each proxy leader forwards its clients' requests
+(``client-requests``); this module turns them into requests with the role
+``proxy-<relation id>-relation-<client relation id>`` and a :class:`ProxiedChannel` that
+answers on the proxy relation, and ``pulsar_client_serving`` serves them exactly like direct
+client relations (namespaces, grants, tokens, revocation).
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from typing import TYPE_CHECKING
 
 import ops
 import pulsar_tokens
-from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyProvider
+from charms.pulsar_k8s.v0.pulsar_client import ClientRequest, Endpoints, RelationStatus
+from charms.pulsar_k8s.v0.pulsar_proxy import (
+    ProxyOffer,
+    PulsarProxyProvider,
+    parse_proxied_role,
+)
+from charms.pulsar_k8s.v0.validation import InvalidField
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection
 from pulsar_config import PulsarConfig
 from pulsar_render import (
@@ -74,3 +86,66 @@ class PulsarProxyServing(ops.Object):
     def _on_broken(self, event: ops.RelationBrokenEvent) -> None:
         if self._charm.unit.is_leader():
             self.provider.remove_secret(event.relation.id)
+
+    # -- client relations forwarded by the proxies --------------------------------------
+
+    def client_channels(self) -> tuple[list[tuple[ClientRequest, ProxiedChannel]], dict[int, str]]:
+        """Every forwarded request with its channel; relation id -> why its data is refused."""
+        channels: list[tuple[ClientRequest, ProxiedChannel]] = []
+        unreadable: dict[int, str] = {}
+        for relation in self.provider.relations:
+            if not relation.active:
+                continue  # being broken: its requests are gone, its roles get revoked
+            try:
+                requests = self.provider.client_requests(relation)
+            except InvalidField as exc:
+                unreadable[relation.id] = str(exc)
+                continue
+            channels += [
+                (request, ProxiedChannel(self.provider, relation, request.relation_id))
+                for request in requests
+            ]
+        return channels, unreadable
+
+    def withdraw(self, role: str, still_asking: bool) -> bool:
+        """Leader: withdraw a proxied role's answer and secret; False for another role."""
+        ids = self.parse(role)
+        if ids is None:
+            return False
+        relation_id, client_id = ids
+        relation = next(
+            (r for r in self.provider.relations if r.id == relation_id and r.active), None
+        )
+        self.provider.withdraw_client(relation_id, client_id, None if still_asking else relation)
+        return True
+
+    @staticmethod
+    def parse(role: str) -> tuple[int, int] | None:
+        return parse_proxied_role(role)
+
+
+class ProxiedChannel:
+    """A client relation of a proxy: the answer goes to the proxy relation it came by."""
+
+    def __init__(self, provider: PulsarProxyProvider, relation: ops.Relation, client_id: int):
+        self._provider = provider
+        self._relation = relation
+        self._client_id = client_id
+
+    def refuse(self, status: RelationStatus) -> None:
+        self._provider.refuse_client(self._relation, self._client_id, status)
+
+    def describe(self, status: RelationStatus) -> str:
+        # The code only: the message may quote what the proxy forwarded (the client's data).
+        return f"request refused ({status.code})"
+
+    def report(self, status: RelationStatus | None) -> None:
+        self._provider.report_client(self._relation, self._client_id, status)
+
+    def stored_token(self) -> str | None:
+        return self._provider.stored_client_token(self._relation.id, self._client_id)
+
+    def publish(self, endpoints: Endpoints, request: ClientRequest, token: str) -> None:
+        # The proxy publishes its own URLs to the client: only the token travels.
+        del endpoints
+        self._provider.publish_client(self._relation, request, token)

@@ -6,6 +6,9 @@ and the token verification key, in a Juju secret); a changed offer or config res
 running proxies one at a time (the rolling-restart lock on the peer relation), so clients
 always have a proxy to reconnect through.
 
+The leader also serves the ``pulsar`` client relation by relaying each request to the brokers
+and their answer back with the proxy's URLs (``proxy_clients``).
+
 Peer relation ``cluster``: only the rolling-restart lock (library) and the workload version
 (observability library).
 """
@@ -24,6 +27,7 @@ from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
 from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
 from charms.pulsar_k8s.v0.workload import reconcile_events, restart_token, unit_fqdn
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
+from proxy_clients import CLIENT_RELATION, ProxyClientServing
 from proxy_config import ProxyConfig
 from proxy_render import (
     LAYER_LABEL,
@@ -61,6 +65,7 @@ class PulsarProxyCharm(ops.CharmBase):
         self._view_stale = False
         quiet_credential_loggers()
         self.brokers = PulsarProxyRequirer(self, PROXY_RELATION)
+        self.client_serving = ProxyClientServing(self, self.brokers)
         self.rolling_restart = RollingRestart(self, PEER)
         self.workload = ProxyWorkload(self.unit.get_container(CONTAINER), self.address)
         self.observability = Observability(
@@ -70,7 +75,7 @@ class PulsarProxyCharm(ops.CharmBase):
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
         for event in reconcile_events(
-            self, CONTAINER, relations=(PEER, PROXY_RELATION, *COS_RELATIONS)
+            self, CONTAINER, relations=(PEER, PROXY_RELATION, CLIENT_RELATION, *COS_RELATIONS)
         ):
             framework.observe(event, self._reconcile)
 
@@ -86,6 +91,8 @@ class PulsarProxyCharm(ops.CharmBase):
         # The binary protocol and the web port (HTTP, WebSocket, metrics) on the Service.
         self.unit.set_ports(SERVICE_PORT, WEB_SERVICE_PORT)
         status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
+        # The client relations need only the brokers, not this unit's proxy: relayed always.
+        status = self.client_serving.with_clients(status)
         if self.unit.is_leader():
             self.rolling_restart.arbitrate()
         self.unit.status = status

@@ -146,6 +146,22 @@ replication_data = st.fixed_dictionaries(
 )
 
 
+# What a proxy forwards on ``pulsar-proxy`` (client-requests): valid, refused, or unreadable.
+forwarded_request = st.fixed_dictionaries(
+    {"namespace": maybe_bad(valid("shop/orders", "nope"), 4)},
+    optional={
+        "extra-user-roles": maybe_bad(valid("produce", "root"), 4),
+        "requested-secrets": maybe_bad(valid('["username", "token"]'), 4),
+        "functions": valid("[]"),
+    },
+)
+client_requests = mostly(
+    st.dictionaries(valid("7", "8"), forwarded_request, max_size=2).map(json.dumps),
+    valid("{", "[]", '{"x": {}}', '{"7": [1]}') | injected(),
+    4,
+)
+
+
 class FakeReplicationAdmin:
     """Every admin call of the replication step answers ``status`` (0: not reachable)."""
 
@@ -191,6 +207,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "internal": draw(mostly(internal_secret, st.none())),
         "record_internal_id": draw(mostly(st.just("yes"), st.sampled_from(["no", "dangling"]))),
         "replication": draw(mostly(replication_data, st.none(), 2)),
+        "proxy_requests": draw(mostly(client_requests, st.none(), 2)),
         "replication_token": draw(mostly(maybe_bad(valid("peer.token.x")), st.none())),
         "admin_status": draw(st.sampled_from([0, 200, 204, 404, 412, 500])),
         "storage_owned": draw(st.booleans()),
@@ -210,6 +227,8 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
                         "upgrade_charm",
                         "replication_changed",
                         "replication_broken",
+                        "proxy_changed",
+                        "proxy_broken",
                     ]
                 ),
                 min_size=1,
@@ -260,6 +279,14 @@ def build_state(case: dict[str, Any]) -> tuple[testing.State, dict[str, Any]]:
         )
         relations.append(relation)
         handles["replication"] = relation
+    if case["proxy_requests"] is not None:
+        relation = testing.Relation(
+            "pulsar-proxy",
+            remote_app_name="pulsar-proxy-k8s",
+            remote_app_data={"client-requests": case["proxy_requests"]},
+        )
+        relations.append(relation)
+        handles["proxy"] = relation
     if case["peer"]:
         app_data: dict[str, str] = {}
         if case["record_internal_id"] == "yes" and internal is not None:
@@ -306,6 +333,10 @@ def event_for(
         return ctx.on.relation_changed(state.get_relation(handles["replication"].id))
     if kind == "replication_broken" and "replication" in handles:
         return ctx.on.relation_broken(state.get_relation(handles["replication"].id))
+    if kind == "proxy_changed" and "proxy" in handles:
+        return ctx.on.relation_changed(state.get_relation(handles["proxy"].id))
+    if kind == "proxy_broken" and "proxy" in handles:
+        return ctx.on.relation_broken(state.get_relation(handles["proxy"].id))
     if kind == "secret_changed" and "secret" in handles:
         return ctx.on.secret_changed(state.get_secret(id=handles["secret"].id))
     if kind in ("leader_elected", "upgrade_charm", "update_status"):

@@ -1,5 +1,8 @@
 """Fuzz: random config, broker offers, secrets, leadership, Pebble and events never break a hook.
 
+Client relations too: random ``pulsar`` requests, brokers' ``client-answers`` and token secrets
+(whatever the brokers or the client write, the proxy relays or refuses without a hook error).
+
 For every case: no exception escapes the charm; no injected value reaches a pushed file, the
 Pebble layer or an exec argument; a bad config value blocks with the option's name and touches
 nothing; refused relation or secret data names the relation (or the secret) and the field.
@@ -8,6 +11,7 @@ nothing; refused relation or secret data names the relation (or the secret) and 
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from proxy_config import ProxyConfig
 from tests.fuzz_support import (
     FUZZ_SETTINGS,
     MARKER,
+    injected,
     maybe_bad,
     mostly,
     recording,
@@ -65,8 +70,40 @@ secret_content = st.fixed_dictionaries(
         "zookeeper-password": maybe_bad(st.just("zk-s3cret")),
     }
 )
+client_request = st.fixed_dictionaries(
+    {"namespace": maybe_bad(st.sampled_from(["shop/orders", "a/b", "nope", "../x"]), 4)},
+    optional={
+        "extra-user-roles": maybe_bad(st.sampled_from(["produce", "consume,admin", "root"]), 4),
+        "requested-secrets": maybe_bad(st.just('["username", "token"]'), 4),
+        "functions": st.sampled_from(["[]", '[{"name": "f"}]', "{"]),
+        "topic": st.just("x"),
+    },
+)
+answer_status = st.fixed_dictionaries(
+    {
+        "code": st.sampled_from([4001, 5002, 0, "x"]),
+        "message": maybe_bad(st.just("why"), 3),
+        "resolution": st.just("fix"),
+    }
+)
+answer_entry = st.fixed_dictionaries(
+    {},
+    optional={
+        "namespace": maybe_bad(st.sampled_from(["shop/orders", "a/b"]), 4),
+        "secret-user": st.sampled_from(["SECRET", "secret:nope", "not a uri"]),
+        "status": st.lists(answer_status, max_size=2) | st.just("x"),  # type: ignore[operator]
+    },
+)
+client_token = st.fixed_dictionaries(
+    {
+        "username": maybe_bad(st.sampled_from(["proxy-3-relation-7", "relation-1"]), 4),
+        "token": maybe_bad(st.just("aGVhZA.cGF5bG9hZA.c2ln"), 4),
+    }
+)
 events = st.sampled_from(
     [
+        "client_changed",
+        "client_broken",
         "config_changed",
         "update_status",
         "leader_elected",
@@ -88,6 +125,15 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "secret": draw(mostly(secret_content, st.none())),
         "peer": draw(mostly(st.just(True), st.just(False))),
         "events": draw(st.lists(events, min_size=1, max_size=2)),
+        "client": draw(mostly(client_request, st.none(), 3)),
+        "answers": draw(
+            mostly(
+                st.lists(answer_entry, max_size=1),
+                st.sampled_from(["{", "[]", '{"x": {}}']) | injected(),
+                4,
+            )
+        ),
+        "client_token": draw(mostly(client_token, st.none(), 4)),
     }
 
 
@@ -100,10 +146,28 @@ def build_state(case: dict[str, Any]) -> tuple[testing.State, dict[str, Any]]:
         secret = testing.Secret(tracked_content=case["secret"])
         secrets.append(secret)
         handles["secret"] = secret
+    client = None
+    if case["client"] is not None:
+        client = testing.Relation("pulsar", remote_app_name="shop", remote_app_data=case["client"])
+        relations.append(client)
+        handles["client"] = client
+    token_secret = None
+    if case["client_token"] is not None:
+        token_secret = testing.Secret(tracked_content=case["client_token"])
+        secrets.append(token_secret)
     if case["offer"] is not None:
         data = dict(case["offer"])
         if secret is not None:
             data["secret-proxy"] = secret.id
+        answers = case["answers"]
+        if isinstance(answers, list):
+            uri = token_secret.id if token_secret else "secret:gone"
+            entries = [
+                {k: (uri if v == "SECRET" else v) for k, v in entry.items()} for entry in answers
+            ]
+            key = str(client.id) if client else "7"
+            answers = json.dumps({key: entries[0]} if entries else {})
+        data["client-answers"] = answers
         relation = testing.Relation(
             "pulsar-proxy", remote_app_name="pulsar-k8s", remote_app_data=data
         )
@@ -128,6 +192,10 @@ def event_for(
 ) -> Any:
     if kind == "pebble_ready":
         return ctx.on.pebble_ready(state.get_container("pulsar"))
+    if kind == "client_changed" and "client" in handles:
+        return ctx.on.relation_changed(state.get_relation(handles["client"].id))
+    if kind == "client_broken" and "client" in handles:
+        return ctx.on.relation_broken(state.get_relation(handles["client"].id))
     if kind == "proxy_changed" and "relation" in handles:
         return ctx.on.relation_changed(state.get_relation(handles["relation"].id))
     if kind == "secret_changed" and "secret" in handles:
