@@ -141,6 +141,25 @@ def receive(consumer, count: int, timeout_s: float) -> tuple[list[bytes], float]
     return got, last
 
 
+def collect(consumer, payloads: list[bytes], timeout_s: float) -> tuple[list[bytes], float]:
+    """The messages of ``payloads`` received (others acknowledged and ignored) until every one
+    arrived or ``timeout_s`` passed, in arrival order; and the last arrival time."""
+    wanted, got = set(payloads), []
+    last = time.monotonic()
+    deadline = last + timeout_s
+    while not wanted <= set(got) and time.monotonic() < deadline:
+        remaining = max(100, int((deadline - time.monotonic()) * 1000))
+        try:
+            message = consumer.receive(timeout_millis=min(remaining, 1000))
+        except Exception:  # timeout: keep waiting until the deadline
+            continue
+        consumer.acknowledge(message)
+        if message.data() in wanted:
+            got.append(message.data())
+            last = time.monotonic()
+    return got, last
+
+
 def one_way(model: Model, src: str, dst: str) -> tuple[float, float]:
     """Messages produced on ``src`` are consumed on ``dst``; return the latency (s) of the
     first message of a new topic and the median of the next ten, sent one at a time."""
@@ -242,35 +261,52 @@ def test_two_clusters_replicate_both_ways_survive_an_outage_pause_on_unrelate_an
         ]
         assert peer in admin_get(model, side, "/admin/v2/clusters")
         assert admin_get(model, side, f"/admin/v2/namespaces/{NAMESPACE}/permissions") == {}
-    paused_topic = new_topic()
-    paused_payloads = [f"while unrelated {i}".encode() for i in range(PAUSED_MESSAGES)]
-    c = client(model, "b")
+    # Produced while paused, on both sides: on the outage topic (whose replicators were
+    # connected before the removal) and on a new one. Nothing crosses for NOT_CROSSING_S.
+    fresh = new_topic()
+    a_to_b = {
+        t: [f"{t[-8:]} alpha while unrelated {i}".encode() for i in range(PAUSED_MESSAGES)]
+        for t in (topic, fresh)
+    }
+    b_to_a = [f"beta while unrelated {i}".encode() for i in range(PAUSED_MESSAGES)]
+    ca, cb = client(model, "a"), client(model, "b")
     try:
-        consumer = c.subscribe(paused_topic, "geo-test")
-        produce(model, "a", paused_topic, paused_payloads)
-        got, _ = receive(consumer, 1, NOT_CROSSING_S)
+        on_b = {t: cb.subscribe(t, "geo-test") for t in a_to_b}
+        on_a = ca.subscribe(topic, "geo-back")
+        for t, payloads in a_to_b.items():
+            produce(model, "a", t, payloads)
+        produce(model, "b", topic, b_to_a)
+        deadline = time.monotonic() + NOT_CROSSING_S
+        crossed = collect(on_b[topic], a_to_b[topic], NOT_CROSSING_S)[0]
+        crossed += collect(on_b[fresh], a_to_b[fresh], max(1, deadline - time.monotonic()))[0]
+        crossed += collect(on_a, b_to_a, 1)[0]
     finally:
-        c.close()
-    assert got == [], "a message reached beta while the relation was removed"
+        ca.close()
+        cb.close()
+    assert crossed == [], "a message crossed while the relation was removed"
 
-    # Relating again resumes: what was produced meanwhile arrives, in order.
+    # Relating again resumes: what was produced meanwhile arrives, in order, both ways.
     started = time.monotonic()
     relation = model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
     wait_for_both(model, "replicating")
     record("georep.relate_again_to_replicating_s", time.monotonic() - started)
     assert "paused" not in status(model, "a") and "paused" not in status(model, "b")
-    c = client(model, "b")
+    ca, cb = client(model, "a"), client(model, "b")
     try:
-        consumer = c.subscribe(paused_topic, "geo-test")
-        got, arrived = receive(consumer, PAUSED_MESSAGES, 240)
+        received = [(p, *collect(cb.subscribe(t, "geo-test"), p, 240)) for t, p in a_to_b.items()]
+        received.append((b_to_a, *collect(ca.subscribe(topic, "geo-back"), b_to_a, 240)))
     finally:
-        c.close()
-    ok, missing_at = workload.is_subsequence(paused_payloads, got)
-    assert ok, f"{missing_at}/{PAUSED_MESSAGES} produced while unrelated arrived in order"
-    assert set(got) == set(paused_payloads)
-    record("georep.resume_messages", PAUSED_MESSAGES)
-    record("georep.resume_catch_up_s", arrived - started)
-    record("georep.resume_duplicates", len(got) - len(set(got)))
+        ca.close()
+        cb.close()
+    duplicates = 0
+    for payloads, got, _ in received:
+        ok, missing_at = workload.is_subsequence(payloads, got)
+        assert ok, f"{missing_at}/{len(payloads)} produced while unrelated arrived in order"
+        assert set(got) == set(payloads)
+        duplicates += len(got) - len(set(got))
+    record("georep.resume_messages", sum(len(p) for p, _, _ in received))
+    record("georep.resume_catch_up_s", max(last for _, _, last in received) - started)
+    record("georep.resume_duplicates", duplicates)
     first, _ = one_way(model, "a", "b")
     record("georep.first_message_latency_after_relating_again_s", first)
 
