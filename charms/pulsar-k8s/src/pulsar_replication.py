@@ -19,11 +19,13 @@ the peer relation (``replication-peers``).
 When a relation is gone, replication with that peer is *paused*, not undone: the peer stays in
 the namespaces' replication clusters and stays registered, so each topic keeps its replicator
 cursor (``pulsar.repl.<peer>``) and the messages produced meanwhile (the replication backlog).
-The leader revokes the peer's replicator role on the namespaces and, once the revocation is
-written (the reconcile after it, woken by the retry view), unloads the namespaces: the peer's
-replicator producers connected here are closed and their reconnection is refused. The peer's
-leader does the same on its side, so nothing crosses either way. Relating again grants the role
-again; the replicators, which retry with a backoff, reconnect and deliver the backlog in order.
+The leader revokes the peer's replicator role on the namespaces: Pulsar 4.0 re-checks the
+permission of every producer of a loaded topic when its namespace policies change
+(``PersistentTopic.applyUpdatedTopicPolicies`` -> ``Producer.checkPermissionsAsync``), so the
+peer's replicator producers connected here are closed, and their reconnection is refused. The
+peer's leader does the same on its side, so nothing crosses either way. Relating again grants
+the role again; the replicators, which retry with a backoff, reconnect and deliver the backlog
+in order.
 The registration is kept as it was (not blanked): Pulsar 4.0 builds a replication client once
 per peer cluster and closes it only when the registration is deleted, never when it is updated.
 
@@ -74,9 +76,9 @@ ROLE_PREFIX = "replicator-"
 # The replicator's producer on the remote cluster: produce covers its lookup and its writes.
 REPLICATOR_ACTIONS = ("produce",)
 
-# PeerRecord.state: replicating, role revoked (the namespaces' unload comes next), paused.
-LIVE, REVOKED, PAUSED = "", "revoked", "paused"
-STATES = (LIVE, REVOKED, PAUSED)
+# PeerRecord.state: replicating, or paused (the relation is gone, the backlog kept).
+LIVE, PAUSED = "", "paused"
+STATES = (LIVE, PAUSED)
 
 _URL = re.compile(r"^(?P<scheme>[a-z+]+)://(?P<host>[^:/]+):(?P<port>[0-9]{1,5})/?$")
 _SCHEMES = {
@@ -123,7 +125,7 @@ class PeerRecord:
     namespaces: tuple[str, ...] = ()
     # pulsar_tokens.key_id of the peer token the registration holds (never the token).
     token_id: str = ""
-    # LIVE while the relation exists; REVOKED then PAUSED once it is gone (see the module doc).
+    # LIVE while the relation exists; PAUSED once it is gone (see the module doc).
     state: str = LIVE
 
 
@@ -224,11 +226,6 @@ class ReplicationAdmin(pulsar_admin.PulsarAdmin):
             "POST", f"/admin/v2/namespaces/{_ns(namespace)}/replication", sorted(set(clusters))
         )
 
-    def unload_namespace(self, namespace: str) -> pulsar_admin.AdminResult:
-        """Unload every bundle: the topics close, their clients reconnect (no-op when gone)."""
-        result = self._call("PUT", f"/admin/v2/namespaces/{_ns(namespace)}/unload")
-        return pulsar_admin.AdminResult(204, "gone") if result.status == 404 else result
-
     def remove_tenant_cluster(self, tenant: str, cluster: str) -> pulsar_admin.AdminResult:
         """Take ``cluster`` out of the tenant's allowed clusters (no-op when absent or gone)."""
         current = self.get_tenant(tenant)
@@ -276,12 +273,9 @@ class PulsarReplication:
         record = self._record()
         message = status.message
         live = sorted(c for c, p in record.peers.items() if p.state == LIVE)
-        pausing = sorted(c for c, p in record.peers.items() if p.state == REVOKED)
         paused = sorted(c for c, p in record.peers.items() if p.state == PAUSED)
         if live:
             message += f", replicating with {', '.join(live)}"
-        if pausing:
-            message += f"; replication with {', '.join(pausing)} pausing (relation removed)"
         if paused:
             message += (
                 f"; replication with {', '.join(paused)} paused (relation removed, backlog "
@@ -504,10 +498,10 @@ class PulsarReplication:
                 continue
             peers[cluster] = self._pause(admin, cluster, entry, problems)
 
-        pausing = any(p.state == REVOKED for p in peers.values())
-        self.retry_needed = len(problems) > waiting_on_peers or pausing
-        for problem in problems:
-            logger.warning("replication: %s", problem)
+        if problems:
+            self.retry_needed = len(problems) > waiting_on_peers
+            for problem in problems:
+                logger.warning("replication: %s", problem)
         self._write_record(Record(peers, tuple(sorted(stopped))))
         return problems
 
@@ -646,27 +640,17 @@ class PulsarReplication:
     def _pause(
         self, admin: ReplicationAdmin, cluster: str, entry: PeerRecord, problems: list[str]
     ) -> PeerRecord:
-        """Revoke the peer's role, then (next reconcile) unload: its replicators are refused."""
+        """Revoke the peer's role: its connected replicators are closed, and refused after."""
         if entry.state == PAUSED:
             return entry
-        if entry.state == LIVE:
-            role = replicator_role(cluster)
-            for namespace in entry.namespaces:
-                result = admin.revoke(namespace, role)
-                if not result.ok:
-                    problems.append(f"revoking {role}: {result.describe()}")
-                    return entry
-            self._remove_token(entry.relation_id)
-            logger.info("replication with cluster %s pausing: %s revoked", cluster, role)
-            # Unloading waits for the next reconcile (the retry view), so that every broker's
-            # policy cache holds the revocation when the peer's producers reconnect.
-            return dataclasses.replace(entry, state=REVOKED)
+        role = replicator_role(cluster)
         for namespace in entry.namespaces:
-            result = admin.unload_namespace(namespace)
+            result = admin.revoke(namespace, role)
             if not result.ok:
-                problems.append(f"unloading {namespace}: {result.describe()}")
+                problems.append(f"revoking {role}: {result.describe()}")
                 return entry
-        logger.info("replication with cluster %s paused; its backlog is kept", cluster)
+        self._remove_token(entry.relation_id)
+        logger.info("replication with cluster %s paused (%s revoked), backlog kept", cluster, role)
         return dataclasses.replace(entry, state=PAUSED)
 
     def _unregister(self, admin: ReplicationAdmin, cluster: str, problems: list[str]) -> bool:

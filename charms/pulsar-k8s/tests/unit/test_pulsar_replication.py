@@ -34,7 +34,6 @@ class FakeCluster:
     replication: dict[str, list[str]] = field(default_factory=dict)
     grants: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
-    unloaded: list[str] = field(default_factory=list)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     # method name -> the status it answers instead (0: not reachable)
     fail: dict[str, int] = field(default_factory=dict)
@@ -125,12 +124,6 @@ class FakeAdmin:
         return self.c._answer(
             "replication_clusters", namespace, body=self.c.replication.get(namespace, ["pulsar"])
         )
-
-    def unload_namespace(self, namespace):
-        result = self.c._answer("unload_namespace", namespace)
-        if result.ok:
-            self.c.unloaded.append(namespace)
-        return result
 
     def set_replication_clusters(self, namespace, clusters):
         result = self.c._answer("set_replication_clusters", namespace, sorted(clusters))
@@ -412,15 +405,13 @@ def retries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def paused_cluster(ctx, root, cluster, config=None):
-    """Relate, remove the relation, and let the retry finish the pause; return the state."""
+    """Relate, then remove the relation; return the state without it."""
     secret = peer_secret()
     relation = link(secret=secret)
     out = run(ctx, root, relation, secrets=[secret], config=config)
     out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
-    gone = [r for r in out.relations if r.id != relation.id]
-    out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
     assert record(out).peers["east"].state == "paused"
-    return out, relation
+    return then(out, relations=[r for r in out.relations if r.id != relation.id]), relation
 
 
 def test_relation_removal_pauses_replication_keeping_the_backlog(ctx, root, cluster, retries):
@@ -439,27 +430,17 @@ def test_relation_removal_pauses_replication_keeping_the_backlog(ctx, root, clus
     assert cluster.grants["geo/orders"] == {}
     assert cluster.writes() == ["revoke"]
     assert all(s.label != token_secret_label(relation.id) for s in out.secrets)
-    assert record(out).peers["east"].state == "revoked"
-    assert out.unit_status == ops.ActiveStatus(
-        f"{ACTIVE}; replication with east pausing (relation removed)"
-    )
-    # The unload waits for a real event: the retry view's check failure.
-    assert retries == [1]
-    gone = [r for r in out.relations if r.id != relation.id]
-    cluster.calls.clear()
-    out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
-    assert cluster.writes() == ["unload_namespace"]
-    assert cluster.unloaded == ["geo/orders"]
     assert record(out).peers["east"].state == "paused"
     assert record(out).peers["east"].namespaces == ("geo/orders",)
     assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}{PAUSED_TEXT}")
-    assert retries == [1]
+    assert retries == []
     # Paused is converged: the next reconcile writes nothing and schedules nothing.
     cluster.calls.clear()
-    out2 = ctx.run(ctx.on.update_status(), then(out))
+    gone = [r for r in out.relations if r.id != relation.id]
+    out2 = ctx.run(ctx.on.update_status(), then(out, relations=gone))
     assert cluster.writes() == []
     assert out2.unit_status == out.unit_status
-    assert retries == [1]
+    assert retries == []
 
 
 def test_relating_again_resumes_without_touching_the_replication_clusters(
@@ -520,7 +501,6 @@ def test_emptying_the_option_while_paused_stops_for_good(ctx, root, cluster, ret
     order = cluster.writes()
     assert order.index("set_replication_clusters") < order.index("remove_tenant_cluster")
     assert order.index("remove_tenant_cluster") < order.index("delete_cluster")
-    assert "unload_namespace" not in order
     assert record(out).peers == {}
     assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
 
@@ -559,23 +539,8 @@ def test_a_failed_revocation_keeps_the_peer_live_and_is_retried(ctx, root, clust
     del cluster.fail["revoke"]
     gone = [r for r in out.relations if r.id != relation.id]
     out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
-    assert record(out).peers["east"].state == "revoked"
-
-
-def test_a_failed_unload_is_retried(ctx, root, cluster, retries):
-    secret = peer_secret()
-    relation = link(secret=secret)
-    out = run(ctx, root, relation, secrets=[secret])
-    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
-    gone = [r for r in out.relations if r.id != relation.id]
-    cluster.fail["unload_namespace"] = 500
-    out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
-    assert "unloading geo/orders: HTTP 500: boom" in out.unit_status.message
-    assert record(out).peers["east"].state == "revoked"
-    assert retries == [1, 1]
-    del cluster.fail["unload_namespace"]
-    out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
     assert record(out).peers["east"].state == "paused"
+    assert cluster.grants["geo/orders"] == {}
 
 
 def test_failed_stop_is_retried_by_a_real_event_and_then_completes(ctx, root, cluster, retries):
