@@ -328,6 +328,7 @@ def test_two_clusters_replicate_both_ways_survive_an_outage_pause_on_unrelate_an
     )
     assert admin_get(model, "a", f"/admin/v2/namespaces/{NAMESPACE}/replication") == ["alpha"]
     assert "beta" not in admin_get(model, "a", "/admin/v2/clusters")
+    assert "beta" not in admin_get(model, "a", "/admin/v2/tenants/geo")["allowedClusters"]
     model.config(broker_a, **{"replicated-namespaces": NAMESPACE})
     model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
     wait_for_both(model, "replicating")
