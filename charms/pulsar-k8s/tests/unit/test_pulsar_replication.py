@@ -652,3 +652,15 @@ def test_a_token_signed_with_another_key_is_reminted_in_the_same_secret(ctx, roo
     assert token != stale
     assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
     assert out.get_relation(relation.id).local_app_data["token-secret-id"] == mine.id
+
+
+def test_non_leader_reports_a_paused_peer_and_calls_nothing(ctx, root, cluster):
+    paused = json.dumps(
+        {
+            "peers": {"east": {"relation": 7, "namespaces": ["geo/orders"], "state": "paused"}},
+            "stopped": [],
+        }
+    )
+    out = run(ctx, root, peer=peers(app_data={PEERS_KEY: paused}), leader=False)
+    assert cluster.calls == []
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}{PAUSED_TEXT}")
