@@ -462,14 +462,17 @@ ROWS += [
     ("georep.catch_up_after_restore_s", "G", "beta's broker pod restored to backlog arrived", "s"),
     ("georep.outage_duplicates", "G", "duplicates among the messages sent during the loss", ""),
     ("georep.relate_again_to_replicating_s", "G", "relate again to replicating", "s"),
+    ("georep.resume_catch_up_s", "G", "relate again to the paused backlog arrived", "s"),
+    ("georep.resume_duplicates", "G", "duplicates among the messages sent while unrelated", ""),
 ]
 SCENARIO_ROWS.append(
     (
         "G",
         "geo-replication: two clusters in one model (1 ZooKeeper, 1 bookie, 1 broker each) "
         "related on `replication-offer`/`replication`; messages both ways, those produced while "
-        "the peer's broker pod is lost arrive once it is back, unrelating stops replication, "
-        "relating again replicates again",
+        "the peer's broker pod is lost arrive once it is back; unrelating pauses replication and "
+        "relating again delivers what was produced meanwhile, in order; a namespace unlisted "
+        "while unrelated stops for good",
         "`test_geo_replication.py`",
         "slow",
     )

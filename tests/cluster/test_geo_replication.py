@@ -4,10 +4,12 @@ Two clusters side by side, each 1 ZooKeeper, 1 bookie (ensemble and quorums 1) a
 with their own application and cluster names (``alpha``, ``beta``), related with
 ``pulsar-a:replication-offer`` / ``pulsar-b:replication``: a message produced on one cluster
 in the replicated namespace is consumed on the other, both ways; messages produced on alpha
-while beta's only broker pod is lost arrive once it is back; removing the relation stops
-replication (a new message on alpha does not reach beta) and both statuses say so; relating
-again replicates new messages again.
-Figures: replication latency each way, catch-up after the outage.
+while beta's only broker pod is lost arrive once it is back; removing the relation pauses
+replication (both statuses say so, a message produced on alpha does not reach beta) and
+relating again delivers what was produced meanwhile, in order; taking the namespace out of
+``replicated-namespaces`` while unrelated stops it for good (relating again does not deliver
+the messages of that period).
+Figures: replication latency each way, catch-up after the outage and after relating again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 NAMESPACE = "geo/orders"
 CLUSTERS = {"a": "alpha", "b": "beta"}
 OUTAGE_MESSAGES = 50
+PAUSED_MESSAGES = 20
+# How long a message produced while unrelated is watched for on the other side.
+NOT_CROSSING_S = 10
 
 
 def apps(side: str) -> tuple[str, str, str]:
@@ -136,6 +141,25 @@ def receive(consumer, count: int, timeout_s: float) -> tuple[list[bytes], float]
     return got, last
 
 
+def collect(consumer, payloads: list[bytes], timeout_s: float) -> tuple[list[bytes], float]:
+    """The messages of ``payloads`` received (others acknowledged and ignored) until every one
+    arrived or ``timeout_s`` passed, in arrival order; and the last arrival time."""
+    wanted, got = set(payloads), []
+    last = time.monotonic()
+    deadline = last + timeout_s
+    while not wanted <= set(got) and time.monotonic() < deadline:
+        remaining = max(100, int((deadline - time.monotonic()) * 1000))
+        try:
+            message = consumer.receive(timeout_millis=min(remaining, 1000))
+        except Exception:  # timeout: keep waiting until the deadline
+            continue
+        consumer.acknowledge(message)
+        if message.data() in wanted:
+            got.append(message.data())
+            last = time.monotonic()
+    return got, last
+
+
 def one_way(model: Model, src: str, dst: str) -> tuple[float, float]:
     """Messages produced on ``src`` are consumed on ``dst``; return the latency (s) of the
     first message of a new topic and the median of the next ten, sent one at a time."""
@@ -169,21 +193,14 @@ def admin_get(model: Model, side: str, path: str) -> Any:
         return json.loads(response.read().decode())
 
 
-def test_two_clusters_replicate_both_ways_survive_an_outage_and_stop_on_unrelate(
+def test_two_clusters_replicate_both_ways_survive_an_outage_pause_on_unrelate_and_stop(
     clusters: Model,
 ):
     model = clusters
     broker_a, broker_b = apps("a")[2], apps("b")[2]
     started = time.monotonic()
     relation = model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
-    model.settle(
-        until=lambda: (
-            model.all_active()
-            and "replicating with beta" in status(model, "a")
-            and "replicating with alpha" in status(model, "b")
-        ),
-        timeout=300,
-    )
+    wait_for_both(model, "replicating")
     record("georep.relate_to_replicating_s", time.monotonic() - started)
     # Each cluster did its half in its own configuration store.
     assert sorted(admin_get(model, "a", f"/admin/v2/namespaces/{NAMESPACE}/replication")) == [
@@ -233,53 +250,113 @@ def test_two_clusters_replicate_both_ways_survive_an_outage_and_stop_on_unrelate
     record("georep.outage_duplicates", len(got) - len(set(got)))
     record("georep.catch_up_after_restore_s", arrived - restored)
 
-    # Unrelating stops replication, on both sides, and says so.
+    # Unrelating pauses replication on both sides and says so: no message crosses, the peer
+    # stays registered and in the replication clusters (the backlog is kept), its role revoked.
     model.remove_relation(relation.id)
+    wait_for_both(model, "paused")
+    for side, peer in (("a", "beta"), ("b", "alpha")):
+        assert sorted(admin_get(model, side, f"/admin/v2/namespaces/{NAMESPACE}/replication")) == [
+            "alpha",
+            "beta",
+        ]
+        assert peer in admin_get(model, side, "/admin/v2/clusters")
+        assert admin_get(model, side, f"/admin/v2/namespaces/{NAMESPACE}/permissions") == {}
+    # Produced while paused, on both sides: on the outage topic (whose replicators were
+    # connected before the removal) and on a new one. Nothing crosses for NOT_CROSSING_S.
+    fresh = new_topic()
+    a_to_b = {
+        t: [f"{t[-8:]} alpha while unrelated {i}".encode() for i in range(PAUSED_MESSAGES)]
+        for t in (topic, fresh)
+    }
+    b_to_a = [f"beta while unrelated {i}".encode() for i in range(PAUSED_MESSAGES)]
+    ca, cb = client(model, "a"), client(model, "b")
+    try:
+        on_b = {t: cb.subscribe(t, "geo-test") for t in a_to_b}
+        on_a = ca.subscribe(topic, "geo-back")
+        for t, payloads in a_to_b.items():
+            produce(model, "a", t, payloads)
+        produce(model, "b", topic, b_to_a)
+        deadline = time.monotonic() + NOT_CROSSING_S
+        crossed = collect(on_b[topic], a_to_b[topic], NOT_CROSSING_S)[0]
+        crossed += collect(on_b[fresh], a_to_b[fresh], max(1, deadline - time.monotonic()))[0]
+        crossed += collect(on_a, b_to_a, 1)[0]
+    finally:
+        ca.close()
+        cb.close()
+    assert crossed == [], "a message crossed while the relation was removed"
+
+    # Relating again resumes: what was produced meanwhile arrives, in order, both ways.
+    started = time.monotonic()
+    relation = model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
+    wait_for_both(model, "replicating")
+    record("georep.relate_again_to_replicating_s", time.monotonic() - started)
+    assert "paused" not in status(model, "a") and "paused" not in status(model, "b")
+    ca, cb = client(model, "a"), client(model, "b")
+    try:
+        received = [(p, *collect(cb.subscribe(t, "geo-test"), p, 240)) for t, p in a_to_b.items()]
+        received.append((b_to_a, *collect(ca.subscribe(topic, "geo-back"), b_to_a, 240)))
+    finally:
+        ca.close()
+        cb.close()
+    duplicates = 0
+    for payloads, got, _ in received:
+        ok, missing_at = workload.is_subsequence(payloads, got)
+        assert ok, f"{missing_at}/{len(payloads)} produced while unrelated arrived in order"
+        assert set(got) == set(payloads)
+        duplicates += len(got) - len(set(got))
+    record("georep.resume_messages", sum(len(p) for p, _, _ in received))
+    record("georep.resume_catch_up_s", max(last for _, _, last in received) - started)
+    record("georep.resume_duplicates", duplicates)
+    first, _ = one_way(model, "a", "b")
+    record("georep.first_message_latency_after_relating_again_s", first)
+
+    # Stop for good: unrelated again, a namespace taken out of replicated-namespaces drops the
+    # backlog and the registration; relating again with it listed again does not send it.
+    model.remove_relation(relation.id)
+    wait_for_both(model, "paused")
+    stop_topic = new_topic()
+    c = client(model, "b")
+    try:
+        c.subscribe(stop_topic, "geo-test").close()
+    finally:
+        c.close()
+    produce(model, "a", stop_topic, [b"produced before the stop"])
+    model.config(broker_a, **{"replicated-namespaces": ""})
     model.settle(
-        until=lambda: (
-            model.all_active()
-            and "replication with beta stopped" in status(model, "a")
-            and "replication with alpha stopped" in status(model, "b")
-        ),
+        until=lambda: model.all_active() and "replication with beta stopped" in status(model, "a"),
         timeout=300,
     )
     assert admin_get(model, "a", f"/admin/v2/namespaces/{NAMESPACE}/replication") == ["alpha"]
     assert "beta" not in admin_get(model, "a", "/admin/v2/clusters")
-    assert "alpha" not in admin_get(model, "b", "/admin/v2/clusters")
-    unrelated_topic = new_topic()
+    assert "beta" not in admin_get(model, "a", "/admin/v2/tenants/geo")["allowedClusters"]
+    model.config(broker_a, **{"replicated-namespaces": NAMESPACE})
+    model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
+    wait_for_both(model, "replicating")
     c = client(model, "b")
     try:
-        consumer = c.subscribe(unrelated_topic, "geo-test")
-        produce(model, "a", unrelated_topic, [b"after unrelate"])
-        got, _ = receive(consumer, 1, 20)
+        consumer = c.subscribe(stop_topic, "geo-test")
+        produce(model, "a", stop_topic, [b"after relating again"])
+        got, _ = receive(consumer, 1, 120)
     finally:
         c.close()
-    assert got == [], "a message reached beta after the relation was removed"
+    # Replication is in order: a message of the dropped backlog would have come first.
+    assert got and set(got) == {b"after relating again"}, got
+    record(
+        "georep.messages_dropped_by_stop_delivered_after", got.count(b"produced before the stop")
+    )
 
-    # Relating again sets everything up again: new messages replicate. What was produced while
-    # unrelated is recorded, not asserted (the replicator of a removed cluster is gone).
-    started = time.monotonic()
-    model.integrate(f"{broker_a}:replication-offer", f"{broker_b}:replication")
+
+def wait_for_both(model: Model, what: str) -> None:
+    """Settle until both brokers are active and their statuses say ``what`` of the other."""
+    texts = {
+        "replicating": ("replicating with beta", "replicating with alpha"),
+        "paused": ("replication with beta paused", "replication with alpha paused"),
+    }[what]
     model.settle(
         until=lambda: (
             model.all_active()
-            and "replicating with beta" in status(model, "a")
-            and "replicating with alpha" in status(model, "b")
+            and texts[0] in status(model, "a")
+            and texts[1] in status(model, "b")
         ),
         timeout=300,
-    )
-    record("georep.relate_again_to_replicating_s", time.monotonic() - started)
-    assert "stopped" not in status(model, "a")
-    first, _ = one_way(model, "a", "b")
-    record("georep.first_message_latency_after_relating_again_s", first)
-    c = client(model, "b")
-    try:
-        consumer = c.subscribe(unrelated_topic, "geo-test")
-        produce(model, "a", unrelated_topic, [b"after relating again"])
-        got, _ = receive(consumer, 2, 30)
-    finally:
-        c.close()
-    assert b"after relating again" in got
-    record(
-        "georep.messages_produced_while_unrelated_delivered_after", got.count(b"after unrelate")
     )

@@ -14,13 +14,30 @@ URLs and the peer's token), and for every namespace of ``replicated-namespaces``
 peer to the tenant's allowed clusters, creates the namespace, grants the peer's replicator role
 ``produce`` (what the replicator's producer needs, and its topic lookup), and sets the
 namespace's replication clusters to this cluster plus every peer. What it set up is recorded in
-the peer relation (``replication-peers``), so when a relation is gone the leader undoes it:
-the peer leaves the namespaces' replication clusters and the tenants' allowed clusters, its role
-loses its grants, its registration is deleted, and the status says replication stopped.
+the peer relation (``replication-peers``).
+
+When a relation is gone, replication with that peer is *paused*, not undone: the peer stays in
+the namespaces' replication clusters and stays registered, so each topic keeps its replicator
+cursor (``pulsar.repl.<peer>``) and the messages produced meanwhile (the replication backlog).
+The leader revokes the peer's replicator role on the namespaces: Pulsar 4.0 re-checks the
+permission of every producer of a loaded topic when its namespace policies change
+(``PersistentTopic.applyUpdatedTopicPolicies`` -> ``Producer.checkPermissionsAsync``), so the
+peer's replicator producers connected here are closed, and their reconnection is refused. The
+peer's leader does the same on its side, so nothing crosses either way. Relating again grants
+the role again; the replicators, which retry with a backoff, reconnect and deliver the backlog
+in order.
+The registration is kept as it was (not blanked): Pulsar 4.0 builds a replication client once
+per peer cluster and closes it only when the registration is deleted, never when it is updated.
+
+Taking a namespace out of ``replicated-namespaces`` while paused stops it for good: the peer
+leaves its replication clusters (Pulsar deletes the replicator and its backlog), and once no
+namespace replicates with the peer, the tenant no longer allows it and its registration is
+deleted; the status then says replication stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -58,6 +75,10 @@ TOKEN_AUTH_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
 ROLE_PREFIX = "replicator-"
 # The replicator's producer on the remote cluster: produce covers its lookup and its writes.
 REPLICATOR_ACTIONS = ("produce",)
+
+# PeerRecord.state: replicating, or paused (the relation is gone, the backlog kept).
+LIVE, PAUSED = "", "paused"
+STATES = (LIVE, PAUSED)
 
 _URL = re.compile(r"^(?P<scheme>[a-z+]+)://(?P<host>[^:/]+):(?P<port>[0-9]{1,5})/?$")
 _SCHEMES = {
@@ -104,6 +125,8 @@ class PeerRecord:
     namespaces: tuple[str, ...] = ()
     # pulsar_tokens.key_id of the peer token the registration holds (never the token).
     token_id: str = ""
+    # LIVE while the relation exists; PAUSED once it is gone (see the module doc).
+    state: str = LIVE
 
 
 @dataclass(frozen=True)
@@ -119,6 +142,7 @@ class Record:
                 "relation": p.relation_id,
                 "namespaces": list(p.namespaces),
                 "token": p.token_id,
+                **({"state": p.state} if p.state else {}),
             }
             for name, p in sorted(self.peers.items())
         }
@@ -146,14 +170,16 @@ def parse_record(raw: str | None) -> Record:
         if not isinstance(entry, dict):
             raise InvalidField(source, name, "has a peer entry that is not an object")
         relation_id, namespaces = entry.get("relation"), entry.get("namespaces", [])
-        token_id = entry.get("token", "")
+        token_id, state = entry.get("token", ""), entry.get("state", LIVE)
         if not isinstance(relation_id, int) or isinstance(relation_id, bool):
             raise InvalidField(source, name, "has a relation id that is not an integer")
         if not isinstance(namespaces, list) or any(validate_namespace(n) for n in namespaces):
             raise InvalidField(source, name, "has a namespace that is not tenant/namespace")
         if not isinstance(token_id, str) or not re.fullmatch(r"[0-9a-f]{0,64}", token_id):
             raise InvalidField(source, name, "has a token id that is not hexadecimal")
-        peers[cluster] = PeerRecord(relation_id, tuple(namespaces), token_id)
+        if state not in STATES:
+            raise InvalidField(source, name, "has a peer state that is not known")
+        peers[cluster] = PeerRecord(relation_id, tuple(namespaces), token_id, state)
     if not all(isinstance(c, str) and is_cluster_name(c) for c in stopped_raw):
         raise InvalidField(source, name, "lists a stopped peer that is not a cluster name")
     return Record(peers, tuple(stopped_raw))
@@ -246,9 +272,16 @@ class PulsarReplication:
             return status
         record = self._record()
         message = status.message
-        if record.peers:
-            peers = ", ".join(sorted(record.peers))
-            message += f", replicating with {peers}"
+        live = sorted(c for c, p in record.peers.items() if p.state == LIVE)
+        paused = sorted(c for c, p in record.peers.items() if p.state == PAUSED)
+        if live:
+            message += f", replicating with {', '.join(live)}"
+        if paused:
+            message += (
+                f"; replication with {', '.join(paused)} paused (relation removed, backlog "
+                "kept): relate again to resume, or take the namespaces out of "
+                "replicated-namespaces to stop"
+            )
         if record.stopped:
             message += f"; replication with {', '.join(sorted(record.stopped))} stopped"
         if problems:
@@ -422,11 +455,16 @@ class PulsarReplication:
                 previous.namespaces if previous else (),
                 pulsar_tokens.key_id(link.token),
             )
+            if previous is not None and previous.state != LIVE:
+                logger.info("replication with cluster %s resumes", cluster)
             stopped.discard(cluster)
 
-        registered = {c for c in kept if c in peers}
+        registered = {c for c in kept if c in peers and peers[c].state == LIVE}
+        # Paused peers stay in the replication clusters of their namespaces (their backlog).
+        paused = {c: p for c, p in peers.items() if c not in kept}
         for namespace in wanted if registered else ():
-            problem = self._replicate(admin, config, namespace, registered)
+            keep = {c for c, p in paused.items() if namespace in p.namespaces}
+            problem = self._replicate(admin, config, namespace, registered, keep)
             if problem:
                 problems.append(problem)
                 continue
@@ -434,7 +472,7 @@ class PulsarReplication:
                 entry = peers[cluster]
                 if namespace not in entry.namespaces:
                     namespaces = tuple(sorted({*entry.namespaces, namespace}))
-                    peers[cluster] = PeerRecord(entry.relation_id, namespaces, entry.token_id)
+                    peers[cluster] = dataclasses.replace(entry, namespaces=namespaces)
 
         # Namespaces no longer listed stop replicating (the data stays where it is).
         for cluster in sorted(registered):
@@ -443,15 +481,22 @@ class PulsarReplication:
             done = [n for n in dropped if self._unreplicate(admin, n, cluster, problems)]
             if done:
                 remaining = tuple(n for n in entry.namespaces if n not in done)
-                peers[cluster] = PeerRecord(entry.relation_id, remaining, entry.token_id)
+                peers[cluster] = dataclasses.replace(entry, namespaces=remaining)
 
-        # Relations that are gone: undo everything, then forget the peer.
-        for cluster in sorted(set(peers) - kept):
-            if self._stop(admin, cluster, peers[cluster], problems):
-                self._remove_token(peers[cluster].relation_id)
+        # Relations that are gone: pause, keeping the backlog; stop what is no longer listed.
+        for cluster in sorted(paused):
+            entry = self._stop_unlisted(admin, cluster, paused[cluster], wanted, problems)
+            entry = entry or paused[cluster]
+            if not entry.namespaces:
+                if not self._unregister(admin, cluster, problems):
+                    peers[cluster] = entry
+                    continue
+                self._remove_token(entry.relation_id)
                 del peers[cluster]
                 stopped.add(cluster)
                 logger.info("replication with cluster %s stopped", cluster)
+                continue
+            peers[cluster] = self._pause(admin, cluster, entry, problems)
 
         if problems:
             self.retry_needed = len(problems) > waiting_on_peers
@@ -495,10 +540,14 @@ class PulsarReplication:
         config: PulsarConfig,
         namespace: str,
         peers: set[str],
+        keep: set[str],
     ) -> str | None:
-        """Tenant allows every cluster, namespace exists, roles granted, clusters set."""
+        """Tenant allows every cluster, namespace exists, roles granted, clusters set.
+
+        ``keep``: paused peers, left in the replication clusters (no grant).
+        """
         tenant = namespace.split("/", 1)[0]
-        clusters = {config.cluster_name, *peers}
+        clusters = {config.cluster_name, *peers, *keep}
         result = admin.ensure_tenant(tenant, sorted(clusters))
         if not result.ok:
             return f"tenant {tenant}: {result.describe()}"
@@ -556,18 +605,55 @@ class PulsarReplication:
             return False
         return True
 
-    def _stop(
-        self, admin: ReplicationAdmin, cluster: str, entry: PeerRecord, problems: list[str]
-    ) -> bool:
-        """Stop replicating to ``cluster`` (its relation is gone) and unregister it."""
-        for namespace in entry.namespaces:
+    def _stop_unlisted(
+        self,
+        admin: ReplicationAdmin,
+        cluster: str,
+        entry: PeerRecord,
+        wanted: tuple[str, ...],
+        problems: list[str],
+    ) -> PeerRecord | None:
+        """Stop a paused peer's namespaces no longer listed, for good (their backlog dropped).
+
+        Return the entry without them (None when nothing was dropped).
+        """
+        dropped = [n for n in entry.namespaces if n not in wanted]
+        if not dropped:
+            return None
+        remaining = list(entry.namespaces)
+        for namespace in dropped:
             if not self._unreplicate(admin, namespace, cluster, problems):
-                return False
-        for tenant in sorted({n.split("/", 1)[0] for n in entry.namespaces}):
-            result = admin.remove_tenant_cluster(tenant, cluster)
+                continue
+            tenant = namespace.split("/", 1)[0]
+            others = [n for n in remaining if n != namespace and n.split("/", 1)[0] == tenant]
+            if not others:
+                result = admin.remove_tenant_cluster(tenant, cluster)
+                if not result.ok:
+                    problems.append(f"tenant {tenant}: {result.describe()}")
+                    continue
+            remaining.remove(namespace)
+            logger.info(
+                "namespace %s no longer replicates with paused cluster %s", namespace, cluster
+            )
+        return dataclasses.replace(entry, namespaces=tuple(remaining))
+
+    def _pause(
+        self, admin: ReplicationAdmin, cluster: str, entry: PeerRecord, problems: list[str]
+    ) -> PeerRecord:
+        """Revoke the peer's role: its connected replicators are closed, and refused after."""
+        if entry.state == PAUSED:
+            return entry
+        role = replicator_role(cluster)
+        for namespace in entry.namespaces:
+            result = admin.revoke(namespace, role)
             if not result.ok:
-                problems.append(f"tenant {tenant}: {result.describe()}")
-                return False
+                problems.append(f"revoking {role}: {result.describe()}")
+                return entry
+        self._remove_token(entry.relation_id)
+        logger.info("replication with cluster %s paused (%s revoked), backlog kept", cluster, role)
+        return dataclasses.replace(entry, state=PAUSED)
+
+    def _unregister(self, admin: ReplicationAdmin, cluster: str, problems: list[str]) -> bool:
         result = admin.delete_cluster(cluster)
         if not result.ok:
             problems.append(f"unregistering cluster {cluster}: {result.describe()}")

@@ -14,6 +14,7 @@ import pulsar_admin
 import pulsar_replication
 import pulsar_tokens
 import pytest
+from charms.pulsar_k8s.v0.validation import InvalidField
 from ops import testing
 from pulsar_replication import PEERS_KEY, TOKEN_AUTH_PLUGIN, parse_record, token_secret_label
 from test_pulsar_charm import SIGNING_KEY, peers
@@ -376,55 +377,192 @@ def test_two_relations_to_one_cluster_serve_the_first(ctx, root, cluster):
 # -- removal and retries -----------------------------------------------------------------------
 
 
-def test_relation_removal_stops_replication_and_says_so(ctx, root, cluster):
+PAUSED_TEXT = (
+    "; replication with east paused (relation removed, backlog kept): relate again to resume, "
+    "or take the namespaces out of replicated-namespaces to stop"
+)
+
+
+def then(out: testing.State, relations=None, config=None, secrets=None) -> testing.State:
+    """The next event's state: what ``out`` left, with relations/config/secrets replaced."""
+    return testing.State(
+        leader=True,
+        model=out.model,
+        config=out.config if config is None else config,
+        relations=out.relations if relations is None else relations,
+        containers=out.containers,
+        secrets=out.secrets if secrets is None else secrets,
+    )
+
+
+@pytest.fixture
+def retries(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    monkeypatch.setattr(
+        "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: calls.append(1)
+    )
+    return calls
+
+
+def paused_cluster(ctx, root, cluster, config=None):
+    """Relate, then remove the relation; return the state without it."""
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret], config=config)
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert record(out).peers["east"].state == "paused"
+    return then(out, relations=[r for r in out.relations if r.id != relation.id]), relation
+
+
+def test_relation_removal_pauses_replication_keeping_the_backlog(ctx, root, cluster, retries):
     secret = peer_secret()
     relation = link(secret=secret)
     out = run(ctx, root, relation, secrets=[secret])
     assert cluster.replication["geo/orders"] == ["east", "pulsar"]
+    registration = dict(cluster.clusters["east"])
+    cluster.calls.clear()
     out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    # The peer stays in the replication clusters, registered and allowed: the replicator
+    # cursors and what is produced meanwhile are kept. Its role can no longer produce here.
+    assert cluster.replication["geo/orders"] == ["east", "pulsar"]
+    assert cluster.clusters["east"] == registration
+    assert cluster.tenants["geo"] == {"pulsar", "east"}
+    assert cluster.grants["geo/orders"] == {}
+    assert cluster.writes() == ["revoke"]
+    assert all(s.label != token_secret_label(relation.id) for s in out.secrets)
+    assert record(out).peers["east"].state == "paused"
+    assert record(out).peers["east"].namespaces == ("geo/orders",)
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}{PAUSED_TEXT}")
+    assert retries == []
+    # Paused is converged: the next reconcile writes nothing and schedules nothing.
+    cluster.calls.clear()
+    gone = [r for r in out.relations if r.id != relation.id]
+    out2 = ctx.run(ctx.on.update_status(), then(out, relations=gone))
+    assert cluster.writes() == []
+    assert out2.unit_status == out.unit_status
+    assert retries == []
+
+
+def test_relating_again_resumes_without_touching_the_replication_clusters(
+    ctx, root, cluster, retries
+):
+    out, old = paused_cluster(ctx, root, cluster)
+    cluster.calls.clear()
+    secret = peer_secret()
+    again = link(secret=secret)
+    assert again.id != old.id
+    out = ctx.run(
+        ctx.on.relation_changed(again),
+        then(out, relations=[*out.relations, again], secrets=[*out.secrets, secret]),
+    )
+    # The role is granted again; the replicators reconnect on their own backoff.
+    assert cluster.grants["geo/orders"] == {"replicator-east": ["produce"]}
+    assert cluster.writes() == ["grant"]
+    assert cluster.replication["geo/orders"] == ["east", "pulsar"]
+    entry = record(out).peers["east"]
+    assert (entry.state, entry.relation_id) == ("", again.id)
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}, replicating with east")
+    mine = out.get_secret(label=token_secret_label(again.id))
+    assert pulsar_tokens.token_role(SIGNING_KEY, mine.tracked_content["token"]) == (
+        "replicator-east"
+    )
+
+
+def test_a_new_peer_keeps_a_paused_one_in_the_replication_clusters(ctx, root, cluster):
+    out, _ = paused_cluster(ctx, root, cluster)
+    secret = peer_secret("west.token")
+    west = link(
+        cluster_name="west",
+        secret=secret,
+        app="pulsar-west",
+        **{
+            "broker-service-url": "pulsar://pulsar-west.west.svc.cluster.local:6650",
+            "web-service-url": "http://pulsar-west.west.svc.cluster.local:8080",
+        },
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(west),
+        then(out, relations=[*out.relations, west], secrets=[*out.secrets, secret]),
+    )
+    assert cluster.replication["geo/orders"] == ["east", "pulsar", "west"]
+    assert cluster.grants["geo/orders"] == {"replicator-west": ["produce"]}
+    assert out.unit_status.message == f"{ACTIVE}, replicating with west{PAUSED_TEXT}"
+
+
+def test_emptying_the_option_while_paused_stops_for_good(ctx, root, cluster, retries):
+    out, _ = paused_cluster(ctx, root, cluster)
+    cluster.calls.clear()
+    out = ctx.run(ctx.on.config_changed(), then(out, config={"replicated-namespaces": ""}))
+    # The peer leaves the replication clusters (Pulsar drops the replicators and their
+    # backlog), then the tenant, then the registration.
     assert cluster.replication["geo/orders"] == ["pulsar"]
     assert cluster.tenants["geo"] == {"pulsar"}
-    assert cluster.grants["geo/orders"] == {}
     assert "east" not in cluster.clusters
-    order = [c[0] for c in cluster.calls if c[0] != "replication_clusters"]
+    order = cluster.writes()
     assert order.index("set_replication_clusters") < order.index("remove_tenant_cluster")
     assert order.index("remove_tenant_cluster") < order.index("delete_cluster")
-    assert all(s.label != token_secret_label(relation.id) for s in out.secrets)
     assert record(out).peers == {}
     assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
 
 
-def test_failed_cleanup_is_retried_by_a_real_event_and_then_completes(
-    ctx, root, cluster, monkeypatch
-):
-    retries: list[bool] = []
-    monkeypatch.setattr(
-        "pulsar_charm.PulsarBrokerCharm._retry_later", lambda self: retries.append(True)
-    )
+def test_one_namespace_taken_out_while_paused_stops_only_that_one(ctx, root, cluster):
+    out, _ = paused_cluster(ctx, root, cluster, config={"replicated-namespaces": "geo/a,geo/b"})
+    out = ctx.run(ctx.on.config_changed(), then(out, config={"replicated-namespaces": "geo/a"}))
+    assert cluster.replication == {"geo/a": ["east", "pulsar"], "geo/b": ["pulsar"]}
+    assert cluster.tenants["geo"] == {"pulsar", "east"}  # geo/a still replicates with east
+    assert "east" in cluster.clusters
+    entry = record(out).peers["east"]
+    assert (entry.namespaces, entry.state) == (("geo/a",), "paused")
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}{PAUSED_TEXT}")
+
+
+def test_removal_with_nothing_replicated_stops_at_once(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret], config={"replicated-namespaces": ""})
+    assert "east" in cluster.clusters
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert "east" not in cluster.clusters
+    assert record(out).peers == {}
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
+
+
+def test_a_failed_revocation_keeps_the_peer_live_and_is_retried(ctx, root, cluster, retries):
     secret = peer_secret()
     relation = link(secret=secret)
     out = run(ctx, root, relation, secrets=[secret])
-    cluster.fail["delete_cluster"] = 412
+    cluster.fail["revoke"] = 0
     out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert "revoking replicator-east: broker not reachable" in out.unit_status.message
+    assert record(out).peers["east"].state == ""
+    assert retries == [1]
+    del cluster.fail["revoke"]
+    gone = [r for r in out.relations if r.id != relation.id]
+    out = ctx.run(ctx.on.update_status(), then(out, relations=gone))
+    assert record(out).peers["east"].state == "paused"
+    assert cluster.grants["geo/orders"] == {}
+
+
+def test_failed_stop_is_retried_by_a_real_event_and_then_completes(ctx, root, cluster, retries):
+    out, _ = paused_cluster(ctx, root, cluster)
+    retries.clear()
+    cluster.fail["delete_cluster"] = 412
+    out = ctx.run(ctx.on.config_changed(), then(out, config={"replicated-namespaces": ""}))
     assert "unregistering cluster east: HTTP 412: boom" in out.unit_status.message
     assert "east" in record(out).peers  # kept until undone
+    assert record(out).peers["east"].namespaces == ()
     # The retry view: the broker-view check will fail and wake the charm.
-    assert retries == [True]
+    assert retries == [1]
     del cluster.fail["delete_cluster"]
-    gone = [r for r in out.relations if r.id != relation.id]
-    out = ctx.run(
-        ctx.on.update_status(),
-        testing.State(
-            leader=True,
-            model=out.model,
-            config=out.config,
-            relations=gone,
-            containers=out.containers,
-            secrets=out.secrets,
-        ),
-    )
+    out = ctx.run(ctx.on.update_status(), then(out))
     assert "east" not in cluster.clusters
     assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}; replication with east stopped")
+
+
+def test_a_record_with_an_unknown_state_is_refused():
+    raw = json.dumps({"peers": {"east": {"relation": 1, "state": "gone\n"}}, "stopped": []})
+    with pytest.raises(InvalidField, match="peer state"):
+        parse_record(raw)
 
 
 def test_broker_refusing_registration_is_reported_and_retried(ctx, root, cluster, monkeypatch):
@@ -514,3 +652,15 @@ def test_a_token_signed_with_another_key_is_reminted_in_the_same_secret(ctx, roo
     assert token != stale
     assert pulsar_tokens.token_role(SIGNING_KEY, token) == "replicator-east"
     assert out.get_relation(relation.id).local_app_data["token-secret-id"] == mine.id
+
+
+def test_non_leader_reports_a_paused_peer_and_calls_nothing(ctx, root, cluster):
+    paused = json.dumps(
+        {
+            "peers": {"east": {"relation": 7, "namespaces": ["geo/orders"], "state": "paused"}},
+            "stopped": [],
+        }
+    )
+    out = run(ctx, root, peer=peers(app_data={PEERS_KEY: paused}), leader=False)
+    assert cluster.calls == []
+    assert out.unit_status == ops.ActiveStatus(f"{ACTIVE}{PAUSED_TEXT}")
