@@ -476,16 +476,13 @@ class PulsarReplication:
 
         # Namespaces no longer listed stop replicating (the data stays where it is).
         for cluster in sorted(registered):
-            entry = peers[cluster]
-            dropped = [n for n in entry.namespaces if n not in wanted]
-            done = [n for n in dropped if self._unreplicate(admin, n, cluster, problems)]
-            if done:
-                remaining = tuple(n for n in entry.namespaces if n not in done)
-                peers[cluster] = dataclasses.replace(entry, namespaces=remaining)
+            entry = self._drop_unlisted(admin, cluster, peers[cluster], wanted, problems)
+            if entry is not None:
+                peers[cluster] = entry
 
         # Relations that are gone: pause, keeping the backlog; stop what is no longer listed.
         for cluster in sorted(paused):
-            entry = self._stop_unlisted(admin, cluster, paused[cluster], wanted, problems)
+            entry = self._drop_unlisted(admin, cluster, paused[cluster], wanted, problems)
             entry = entry or paused[cluster]
             if not entry.namespaces:
                 if not self._unregister(admin, cluster, problems):
@@ -605,7 +602,7 @@ class PulsarReplication:
             return False
         return True
 
-    def _stop_unlisted(
+    def _drop_unlisted(
         self,
         admin: ReplicationAdmin,
         cluster: str,
@@ -613,9 +610,10 @@ class PulsarReplication:
         wanted: tuple[str, ...],
         problems: list[str],
     ) -> PeerRecord | None:
-        """Stop a paused peer's namespaces no longer listed, for good (their backlog dropped).
+        """Stop the peer's namespaces no longer listed, for good; return the entry without them.
 
-        Return the entry without them (None when nothing was dropped).
+        A paused peer's backlog is dropped; a tenant stops allowing the peer once none of its
+        namespaces replicates with it. None when nothing was dropped.
         """
         dropped = [n for n in entry.namespaces if n not in wanted]
         if not dropped:
@@ -632,9 +630,7 @@ class PulsarReplication:
                     problems.append(f"tenant {tenant}: {result.describe()}")
                     continue
             remaining.remove(namespace)
-            logger.info(
-                "namespace %s no longer replicates with paused cluster %s", namespace, cluster
-            )
+            logger.info("namespace %s no longer replicates with cluster %s", namespace, cluster)
         return dataclasses.replace(entry, namespaces=tuple(remaining))
 
     def _pause(

@@ -615,6 +615,21 @@ def test_a_namespace_taken_out_of_the_option_stops_replicating(ctx, root, cluste
     assert "east" in cluster.clusters
 
 
+def test_emptying_the_option_while_related_then_removing_leaves_nothing_behind(ctx, root, cluster):
+    secret = peer_secret()
+    relation = link(secret=secret)
+    out = run(ctx, root, relation, secrets=[secret], config={"replicated-namespaces": "geo/a"})
+    assert cluster.tenants["geo"] == {"pulsar", "east"}
+    out = ctx.run(ctx.on.config_changed(), then(out, config={"replicated-namespaces": ""}))
+    assert cluster.replication["geo/a"] == ["pulsar"]
+    assert cluster.tenants["geo"] == {"pulsar"}  # no namespace of geo replicates with east
+    assert "east" in cluster.clusters  # still related: registered
+    out = ctx.run(ctx.on.relation_broken(out.get_relation(relation.id)), out)
+    assert "east" not in cluster.clusters
+    assert cluster.tenants["geo"] == {"pulsar"}
+    assert record(out).peers == {}
+
+
 def test_a_corrupt_record_waits_naming_the_field(ctx, root, cluster):
     out = run(ctx, root, peer=peers(app_data={PEERS_KEY: "not json"}))
     assert out.unit_status == ops.WaitingStatus(
