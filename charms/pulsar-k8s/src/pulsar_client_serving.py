@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import ops
 import pulsar_admin
 import pulsar_tokens
+from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import (
     ClientRequest,
@@ -94,11 +95,7 @@ class PulsarClientServing:
         message = status.message
         if served:
             message += f", {served} client{'s' if served != 1 else ''}"
-        if problems:
-            message += f"; {problems[0]}"
-            if len(problems) > 1:
-                message += f" (+{len(problems) - 1} more)"
-        return ops.ActiveStatus(message)
+        return ops.ActiveStatus(statuses.with_problems(message, problems))
 
     def client_channels(
         self, served: dict[str, str], problems: list[str]

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import ops
 import pulsar_admin
 import pulsar_tokens
+from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
 from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname, parse_credential
@@ -284,11 +285,7 @@ class PulsarReplication:
             )
         if record.stopped:
             message += f"; replication with {', '.join(sorted(record.stopped))} stopped"
-        if problems:
-            message += f"; replication: {problems[0]}"
-            if len(problems) > 1:
-                message += f" (+{len(problems) - 1} more)"
-        return ops.ActiveStatus(message)
+        return ops.ActiveStatus(statuses.with_problems(message, problems, "replication: "))
 
     # -- relation data ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import ops
+from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.pulsar_client import (
     ClientRequest,
     Endpoints,
@@ -85,11 +86,7 @@ class ProxyClientServing(ops.Object):
         message = status.message
         if served:
             message += f", {served} client{'s' if served != 1 else ''}"
-        if problems:
-            message += f"; {problems[0]}"
-            if len(problems) > 1:
-                message += f" (+{len(problems) - 1} more)"
-        return ops.ActiveStatus(message)
+        return ops.ActiveStatus(statuses.with_problems(message, problems))
 
     def _relay(self) -> tuple[int, list[str]]:
         # A relation being broken is still listed (inactive): its request is gone.

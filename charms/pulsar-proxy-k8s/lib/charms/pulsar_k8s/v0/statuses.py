@@ -17,7 +17,7 @@ from charms.pulsar_k8s.v0.workload import PEBBLE_ERRORS, WorkloadError
 
 LIBID = "9e8d7c6b5a4f4e3d2c1b0a9f8e7d6c5b"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ def invalid_data(error: ValueError) -> ops.WaitingStatus:
 def pebble_unreachable(detail: str = "") -> ops.WaitingStatus:
     suffix = f" ({detail})" if detail else ""
     return ops.WaitingStatus(f"waiting for the pulsar container (Pebble){suffix}")
+
+
+def with_problems(message: str, problems: list[str], prefix: str = "") -> str:
+    """``message`` plus the first problem and how many more (a status line stays short)."""
+    if not problems:
+        return message
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{message}; {prefix}{problems[0]}{more}"
 
 
 def guarded(converge: Callable[[], ops.StatusBase]) -> ops.StatusBase:
