@@ -42,6 +42,7 @@ from zookeeper_config import ZooKeeperConfig
 from zookeeper_ensemble import EnsembleError
 from zookeeper_peer_state import (
     ADDRESS_KEY,
+    CERTIFICATE_KEY,
     CLIENTS_KEY,
     INTERNAL_SECRET_ID_KEY,
     MEMBERS_KEY,
@@ -213,7 +214,12 @@ class ZooKeeperCharm(ops.CharmBase):
         # Open the client ports on the application's Kubernetes Service (a no-op when open).
         self.unit.set_ports(CLIENT_PORT, *([SECURE_CLIENT_PORT] if tls_state.enabled else []))
         self._publish_unit(
-            relation, {ADDRESS_KEY: self.address, SERVER_ID_KEY: str(self.server_id)}
+            relation,
+            {
+                ADDRESS_KEY: self.address,
+                SERVER_ID_KEY: str(self.server_id),
+                CERTIFICATE_KEY: "true" if tls_state.enabled else "",
+            },
         )
 
         if self.unit.is_leader():
@@ -246,13 +252,14 @@ class ZooKeeperCharm(ops.CharmBase):
     def _plan_quorum_tls(self, relation: ops.Relation, members: dict[int, str]) -> None:
         """Leader: take the quorum TLS stage one step towards what the members can run.
 
-        TLS once every member serves its secure client port (it has a certificate); plain
-        text when the certificates relation is gone or a member has none.
+        TLS once every member has its certificate; plain text when the certificates relation
+        is gone or a member has none. A member restarts once for its certificate and a stage
+        when both come before its turn of the lock.
         """
         state = self._peer_state(relation)
         peers = state.peers
         target_tls = self.tls.relation is not None and all(
-            sid in peers and peers[sid].secure_port for sid in members
+            sid in peers and peers[sid].certificate for sid in members
         )
         applied = [peers[sid].quorum_tls if sid in peers else None for sid in members]
         any_started = any(sid in peers and peers[sid].started for sid in members)

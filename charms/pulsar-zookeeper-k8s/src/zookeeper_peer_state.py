@@ -5,7 +5,8 @@ Unit databags (every unit, this one included):
     the charm derives the id from the unit number and never reads it back); ``started`` "true"
     when its server runs and answers ``ruok``; ``users`` JSON list of the client users its
     running server's JAAS holds; ``quorum-tls`` the quorum TLS stage its running server was
-    started with; ``secure-port`` "true" when its running server serves the TLS client port.
+    started with; ``secure-port`` "true" when its running server serves the TLS client port;
+    ``certificate`` "true" when the unit has its certificate (it can run quorum TLS).
 Application databag (leader):
     ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
     {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
@@ -44,6 +45,7 @@ INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 ROTATIONS_KEY = "rotations"
 QUORUM_TLS_KEY = "quorum-tls"
 SECURE_PORT_KEY = "secure-port"
+CERTIFICATE_KEY = "certificate"
 QUORUM_TLS_STAGE_KEY = "quorum-tls-stage"
 
 
@@ -58,6 +60,7 @@ class Peer:
     # the quorum TLS stage its running server started with (None: unknown or not running)
     quorum_tls: str | None = None
     secure_port: bool = False
+    certificate: bool = False
 
     @property
     def server_id(self) -> int:
@@ -115,6 +118,7 @@ def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
         # anything unknown reads as an unknown stage: the leader then waits, the safe side
         quorum_tls=data.get(QUORUM_TLS_KEY) if data.get(QUORUM_TLS_KEY) in STAGES else None,
         secure_port=data.get(SECURE_PORT_KEY) == "true",
+        certificate=data.get(CERTIFICATE_KEY) == "true",
     )
 
 

@@ -208,14 +208,32 @@ def test_waits_for_its_certificate_without_starting_anything(
     assert "certificate_signing_requests" in out.get_relation(relation.id).local_unit_data
 
 
+def test_a_fresh_ensemble_with_certificates_starts_with_quorum_tls_at_once(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    state = answered(ctx, single(tmp_path, certificates()))
+    out = running(ctx.run(ctx.on.config_changed(), state))
+    conf = conf_of(tmp_path)
+    assert conf["secureClientPort"] == "2182"
+    assert (conf["sslQuorum"], conf["portUnification"]) == ("true", "false")
+    assert pebble_calls.starts == 1 and pebble_calls.restarts == 0
+    peer = next(r for r in out.relations if r.endpoint == "cluster")
+    assert out.get_relation(peer.id).local_unit_data["quorum-tls"] == TLS
+
+
 def test_the_certificate_serves_2182_and_the_leader_walks_the_quorum_to_tls(
     ctx, tmp_path, ensemble, pebble_calls
 ):
+    # a running member (started published) gets the certificates relation
+    plain = running(ctx.run(ctx.on.config_changed(), single(tmp_path)))
+    plain = running(ctx.run(ctx.on.update_status(), plain))
     relation = certificates()
-    state = answered(ctx, single(tmp_path, relation))
+    with_relation = dataclasses.replace(plain, relations={*plain.relations, relation})
+    state = answered(ctx, with_relation)
     out = running(ctx.run(ctx.on.config_changed(), state))
     conf = conf_of(tmp_path)
-    assert conf["secureClientPort"] == "2182" and conf["sslQuorum"] == "false"
+    assert conf["secureClientPort"] == "2182"
+    assert conf["sslQuorum"] == "false" and conf["portUnification"] == "true"
     keystore = (tmp_path / KEYSTORE_PATH.removeprefix("/pulsar/")).read_text()
     assert keystore.startswith("-----BEGIN PRIVATE KEY-----") and "CERTIFICATE" in keystore
     assert {p.port for p in out.opened_ports} == {2181, 2182}
@@ -223,7 +241,7 @@ def test_the_certificate_serves_2182_and_the_leader_walks_the_quorum_to_tls(
     assert out.get_relation(peer.id).local_unit_data["secure-port"] == "true"
 
     # the single member walks the stages: each one a restart (here: the lock is free)
-    stages = []
+    stages = [out.get_relation(peer.id).local_app_data.get("quorum-tls-stage")]
     for _ in range(8):
         out = running(ctx.run(ctx.on.update_status(), out))
         stages.append(out.get_relation(peer.id).local_app_data.get("quorum-tls-stage"))
@@ -237,7 +255,11 @@ def test_the_certificate_serves_2182_and_the_leader_walks_the_quorum_to_tls(
             out = dataclasses.replace(
                 out, relations={*(r for r in out.relations if r.id != peer.id), granted}
             )
-    assert stages[-1] == TLS and UNIFY in stages and TLS_UNIFIED in stages
+    assert [s for i, s in enumerate(stages) if s != stages[i - 1] or i == 0] == [
+        UNIFY,
+        TLS_UNIFIED,
+        TLS,
+    ]
     conf = conf_of(tmp_path)
     assert (conf["sslQuorum"], conf["portUnification"]) == ("true", "false")
     assert out.get_relation(peer.id).local_unit_data["quorum-tls"] == TLS
