@@ -203,9 +203,6 @@ class ZooKeeperCharm(ops.CharmBase):
         self.unit.status = self.refresh.status(self.observability.reconcile(self.workload, status))
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
-        relation = self.model.get_relation(PEER)
-        if relation is None:
-            return statuses.awaiting("the peer relation")
         tls_state = self.tls.state()
         if tls_state.waiting:
             # nothing changes on this unit until its certificate is there (no half TLS)
@@ -213,6 +210,9 @@ class ZooKeeperCharm(ops.CharmBase):
         self.tls_state = tls_state
         # Open the client ports on the application's Kubernetes Service (a no-op when open).
         self.unit.set_ports(CLIENT_PORT, *([SECURE_CLIENT_PORT] if tls_state.enabled else []))
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return statuses.awaiting("the peer relation")
         self._publish_unit(
             relation,
             {
