@@ -10,7 +10,9 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
    verifies and the SANs are the pod name and the Service name; a plain-text client on 2182
    gets no answer; the quorum runs TLS only (``sslQuorum``, no port unification) and serves;
 3. bookies and the broker run against the 2182 endpoints (which only speak TLS) and messages
-   still go round.
+   still go round;
+4. (``slow``) removing the certificates relation walks everything back to plain text under a
+   producer: 2182 closed, the quorum plain, clients on 2181, nothing acknowledged lost.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from tests.cluster.rig_juju import Model
 
 sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
 from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
-
-pytestmark = pytest.mark.slow
 
 TLS_APP = "zk-tls"
 SERVICE_FQDN = f"{ZOOKEEPER}.rig.svc.cluster.local"
@@ -194,3 +194,46 @@ def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
     started = time.monotonic()
     workload.round_trip([f"zk-tls-{n}".encode() for n in range(10)])
     record("zk_tls.round_trip_after_s", time.monotonic() - started)
+
+
+def everything_plain(model: Model) -> bool:
+    if not model.all_active() or quorum_stage(model) != "off":
+        return False
+    if any("secureClientPort" in zk_conf(model, u.name) for u in model.units(ZOOKEEPER)):
+        return False
+    return all(
+        ":2181" in read(model, u.name, path)
+        for u, path in [
+            *((u, "/pulsar/conf/bookkeeper.conf") for u in model.units(BOOKKEEPER)),
+            *((u, "/pulsar/conf/broker.conf") for u in model.units(BROKER)),
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_removing_the_certificates_relation_returns_to_plain_text(zk_secure: Model):
+    model = zk_secure
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    producer = workload.BackgroundProducer().start()
+    try:
+        producer.wait_acks(50)
+        started = time.monotonic()
+        model.remove_relation(relation.id)
+        model.settle(until=lambda: everything_plain(model), timeout=900)
+        record("zk_tls.disable_to_all_plain_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+    record("zk_tls.disable_publish_gap_s", producer.longest_gap(since=started))
+    producer.check_nothing_lost()
+    for unit in model.units(ZOOKEEPER):
+        conf = zk_conf(model, unit.name)
+        assert (conf.get("sslQuorum"), conf.get("portUnification")) == ("false", "false"), conf
+        with pytest.raises(OSError):
+            socket.create_connection((zk_fqdn(unit.number), 2182), timeout=5).close()
+    for zk_relation in model.relations_of(ZOOKEEPER, "zookeeper"):
+        data = model.app_data(zk_relation.id, ZOOKEEPER)
+        if data:
+            assert all(e.endswith(":2181") for e in data["endpoints"].split(",")), data
+            tls = model.secret(data["secret-tls"]).content()
+            assert tls.get("tls") == "disabled", tls
