@@ -263,7 +263,10 @@ class ZooKeeperCharm(ops.CharmBase):
         )
         applied = [peers[sid].quorum_tls if sid in peers else None for sid in members]
         any_started = any(sid in peers and peers[sid].started for sid in members)
-        stage = plan_stage(state.quorum_tls_stage, target_tls, applied, any_started)
+        any_certificate = any(sid in peers and peers[sid].certificate for sid in members)
+        stage = plan_stage(
+            state.quorum_tls_stage, target_tls, applied, any_started, any_certificate
+        )
         if stage != state.quorum_tls_stage:
             logger.info("quorum TLS: stage %s -> %s", state.quorum_tls_stage, stage)
         write_if_different(relation.data[self.app], {QUORUM_TLS_STAGE_KEY: stage})

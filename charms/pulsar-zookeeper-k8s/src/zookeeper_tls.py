@@ -64,18 +64,23 @@ def next_stage(current: str, target_tls: bool) -> str:
 
 
 def plan_stage(
-    current: str, target_tls: bool, applied: list[str | None], any_started: bool
+    current: str,
+    target_tls: bool,
+    applied: list[str | None],
+    any_started: bool,
+    any_certificate: bool = True,
 ) -> str:
     """Leader: the quorum stage the members should run now.
 
     ``applied``: the stage each member's running server was started with (None: unknown).
     Before any member started, the target is taken at once (nothing runs to keep talking);
-    otherwise one step, once every member runs the current stage.
+    so is plain text once no member has a certificate (none can open TLS any more, and each
+    restarts anyway); otherwise one step, once every member runs the current stage.
     """
     target = TLS if target_tls else OFF
     if current == target:
         return current
-    if not any_started:
+    if not any_started or (not target_tls and not any_certificate):
         return target
     if all(stage == current for stage in applied):
         return next_stage(current, target_tls)

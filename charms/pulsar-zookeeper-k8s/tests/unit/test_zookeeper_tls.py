@@ -150,6 +150,12 @@ def test_before_any_member_started_the_target_is_taken_at_once():
     assert plan_stage(OFF, True, [None, None], any_started=False) == TLS
 
 
+def test_once_no_member_has_a_certificate_plain_text_is_taken_at_once():
+    assert plan_stage(TLS, False, [TLS, TLS], any_started=True, any_certificate=False) == OFF
+    # while some member still has one, the walk back goes step by step
+    assert plan_stage(TLS, False, [TLS, TLS], any_started=True) == TLS_UNIFIED
+
+
 def test_a_bad_stage_in_the_app_databag_is_refused_naming_it():
     with pytest.raises(InvalidField, match="quorum-tls-stage"):
         parse({"quorum-tls-stage": "on\nsslQuorum=false"}, {})
