@@ -77,7 +77,12 @@ from charms.pulsar_k8s.v0.workload import (
     unit_fqdn,
 )
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
+    CLIENT_TLS_CA_PATH,
+    ZooKeeperConnection,
+    ZooKeeperRequirer,
+    usable_tls_ca,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +186,14 @@ class BookKeeperCharm(ops.CharmBase):
             CONF_PATH: render_bookkeeper_conf(BookieInputs(self.address, uri, config)),
             JAAS_PATH: render_jaas(connection.username, connection.password),
         }
+        if connection.tls:
+            files[CLIENT_TLS_CA_PATH] = usable_tls_ca(connection) or ""
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
         refused = self.refresh.refused(self.workload)
         if refused is not None:
             return refused
-        layer = pebble_layer(self.address, bookie_env(config))
+        layer = pebble_layer(self.address, bookie_env(config, connection.tls))
         running = self.workload.bookie_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.
@@ -264,7 +271,7 @@ class BookKeeperCharm(ops.CharmBase):
             config = self.load_config(BookKeeperConfig)
         except (ValueError, TypeError):
             config = BookKeeperConfig()  # the tools need only the files on disk
-        env = tool_env(config)
+        env = tool_env(config, self._zookeeper_tls())
         self.unit.status = ops.MaintenanceStatus(decommissioning_message())
         started = time.monotonic()
         try:
@@ -331,7 +338,9 @@ class BookKeeperCharm(ops.CharmBase):
         except (ValueError, TypeError) as exc:
             return [*problems, f"configuration: {exc}"]
         result = self.workload.run(
-            [BOOKKEEPER_SCRIPT, *UNDERREPLICATED_COMMAND], tool_env(config), TOOL_TIMEOUT_S
+            [BOOKKEEPER_SCRIPT, *UNDERREPLICATED_COMMAND],
+            tool_env(config, self._zookeeper_tls()),
+            TOOL_TIMEOUT_S,
         )
         problem = underreplicated_problem(result.ok, result.output)
         return [*problems, problem] if problem else problems
@@ -351,16 +360,29 @@ class BookKeeperCharm(ops.CharmBase):
             return None, statuses.awaiting("zookeeper credentials")
         try:
             check_zookeeper_connection(ZOOKEEPER_RELATION, connection)
+            if usable_tls_ca(connection) is None:
+                raise InvalidField(
+                    ZOOKEEPER_RELATION, "tls-ca", "is missing or not PEM certificates with tls on"
+                )
         except InvalidField as exc:
             return None, statuses.invalid_data(exc)
         return connection, ops.ActiveStatus()
+
+    def _zookeeper_tls(self) -> bool:
+        """Whether the zookeeper relation says TLS (the one-off tools connect as the bookie)."""
+        connection = self.zookeeper.connection() if self.zookeeper.relation else None
+        return bool(connection and connection.tls)
 
     def _share_zookeeper(self, connection: ZooKeeperConnection | None) -> None:
         """Leader: hand the brokers this application's ZooKeeper identity (one per cluster)."""
         if not self.unit.is_leader():
             return
         identity = connection and SharedZooKeeper(
-            connection.endpoints, connection.chroot, connection.username, connection.password
+            connection.endpoints,
+            connection.chroot,
+            connection.username,
+            connection.password,
+            usable_tls_ca(connection) or "",
         )
         try:
             self.bookkeeper.share_zookeeper(identity)
@@ -416,7 +438,7 @@ class BookKeeperCharm(ops.CharmBase):
         data = self._peer_app_data()
         if data is None:
             return "waiting for the peer relation"
-        env = tool_env(config)
+        env = tool_env(config, self._zookeeper_tls())
         init = self.workload.run(
             [BOOKKEEPER_SCRIPT, "shell", "initnewcluster"], env, TOOL_TIMEOUT_S
         )

@@ -17,6 +17,7 @@ from typing import Any
 from bookkeeper_config import BookKeeperConfig
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
 
 PULSAR_HOME = "/pulsar"
 CONF_PATH = f"{PULSAR_HOME}/conf/bookkeeper.conf"
@@ -126,13 +127,15 @@ def render_jaas(username: str, password: str) -> str:
     return client_jaas(username, password)
 
 
-def _common_env(log_level: str) -> dict[str, str]:
+def _common_env(log_level: str, zookeeper_tls: bool) -> dict[str, str]:
     extra_opts = " ".join(
         (
             f"-Djava.security.auth.login.config={JAAS_PATH}",
             # ZooKeeper 3.9 clients default to FIPS mode, which refuses DIGEST-MD5 SASL
             # ("Client will not use DIGEST-MD5 ... because FIPS mode is enabled" -> AuthFailed).
             "-Dzookeeper.fips-mode=false",
+            # the zookeeper relation says TLS: the ZooKeeper client trusts its CA (SASL inside)
+            *(client_tls_jvm_options() if zookeeper_tls else ()),
             *_DEFAULT_EXTRA_OPTS,
         )
     )
@@ -150,18 +153,22 @@ def _common_env(log_level: str) -> dict[str, str]:
     }
 
 
-def bookie_env(config: BookKeeperConfig) -> dict[str, str]:
+def bookie_env(config: BookKeeperConfig, zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of the long-running bookie service."""
     mem = (
         f"-Xms{config.heap_mb}m -Xmx{config.heap_mb}m "
         f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m"
     )
-    return {**_common_env(config.log_level), "BOOKIE_MEM": mem, "PULSAR_MEM": mem}
+    return {**_common_env(config.log_level, zookeeper_tls), "BOOKIE_MEM": mem, "PULSAR_MEM": mem}
 
 
-def tool_env(config: BookKeeperConfig) -> dict[str, str]:
+def tool_env(config: BookKeeperConfig, zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of one-off ``bin/bookkeeper shell`` runs: same credentials, small heap."""
-    return {**_common_env(config.log_level), "BOOKIE_MEM": TOOL_MEM, "PULSAR_MEM": TOOL_MEM}
+    return {
+        **_common_env(config.log_level, zookeeper_tls),
+        "BOOKIE_MEM": TOOL_MEM,
+        "PULSAR_MEM": TOOL_MEM,
+    }
 
 
 def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:

@@ -31,7 +31,12 @@ from charms.pulsar_k8s.v0.workload import (
     unit_fqdn,
 )
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
-from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, ZooKeeperRequirer
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
+    CLIENT_TLS_CA_PATH,
+    ZooKeeperConnection,
+    ZooKeeperRequirer,
+    usable_tls_ca,
+)
 from pulsar_actions import PulsarActions
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
@@ -237,6 +242,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         if isinstance(zookeeper, ops.StatusBase):
             return zookeeper
         check_zookeeper_connection(ZOOKEEPER_RELATION, zookeeper)
+        zookeeper_ca = usable_tls_ca(zookeeper)
+        if zookeeper_ca is None:
+            raise InvalidField(
+                ZOOKEEPER_RELATION, "tls-ca", "is missing or not PEM certificates with tls on"
+            )
         if self.model.get_relation(BOOKKEEPER_RELATION) is None:
             return statuses.no_relation(BOOKKEEPER_RELATION)
         bookkeeper = _checked_bookkeeper(self.bookkeeper.info())
@@ -265,12 +275,15 @@ class PulsarBrokerCharm(ops.CharmBase):
             config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri, tls
         )
         files = broker_files(inputs, zookeeper.username, zookeeper.password, auth)
+        if zookeeper_ca:
+            # a restart input: the JVM's ZooKeeper clients read the trust store at start
+            files[CLIENT_TLS_CA_PATH] = zookeeper_ca
         # The PEM files are no restart input: Pulsar re-reads them
         # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart.
         pem_files = tls_files(tls_state)
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
-        layer = pebble_layer(config, self._unit_address)
+        layer = pebble_layer(config, self._unit_address, zookeeper.tls)
         status = self._converge_broker(config, files, layer)
         if short_of_bookies is not None:
             return status if isinstance(status, ops.WaitingStatus) else short_of_bookies
@@ -419,7 +432,9 @@ class PulsarBrokerCharm(ops.CharmBase):
             app_name=self.app.name,
             model_name=self.model.name,
         )
-        result = self.workload.run(argv, tool_environment(), INIT_TIMEOUT_SECONDS)
+        if zookeeper.tls:
+            self.workload.push({CLIENT_TLS_CA_PATH: usable_tls_ca(zookeeper) or ""})
+        result = self.workload.run(argv, tool_environment(zookeeper.tls), INIT_TIMEOUT_SECONDS)
         if not result.ok:
             output = redact(result.output, [zookeeper.password, *self._secret_values()])
             logger.warning("initialize-cluster-metadata failed: %s", output)

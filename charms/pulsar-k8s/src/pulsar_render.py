@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
 from pulsar_config import PulsarConfig
 from pulsar_tls import (
     NO_TLS,
@@ -330,7 +331,7 @@ def broker_files(
     return files
 
 
-def jvm_extra_opts() -> str:
+def jvm_extra_opts(zookeeper_tls: bool = False) -> str:
     return " ".join(
         (
             f"-Djava.security.auth.login.config={JAAS_CONF_PATH}",
@@ -338,19 +339,22 @@ def jvm_extra_opts() -> str:
             # will not use DIGEST-MD5 as SASL mechanism, because FIPS mode is enabled") and
             # then fail every call with AuthFailed: digest login needs FIPS mode off.
             "-Dzookeeper.fips-mode=false",
+            # ZooKeeper serves TLS (the shared identity carries its CA): the metadata store's
+            # and the BookKeeper client's ZooKeeper clients trust that CA, SASL inside
+            *(client_tls_jvm_options() if zookeeper_tls else ()),
             *_PULSAR_ENV_EXTRA_OPTS,
         )
     )
 
 
-def broker_environment(config: PulsarConfig) -> dict[str, str]:
+def broker_environment(config: PulsarConfig, zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of the broker service: memory, JAAS login, logging to stdout (Pebble)."""
     return {
         "PULSAR_MEM": (
             f"-Xms{config.heap_mb}m -Xmx{config.heap_mb}m "
             f"-XX:MaxDirectMemorySize={config.direct_memory_mb}m"
         ),
-        "PULSAR_EXTRA_OPTS": jvm_extra_opts(),
+        "PULSAR_EXTRA_OPTS": jvm_extra_opts(zookeeper_tls),
         "PULSAR_BROKER_CONF": BROKER_CONF_PATH,
         "PULSAR_LOG_APPENDER": "Console",
         "PULSAR_LOG_LEVEL": config.log_level,
@@ -358,11 +362,11 @@ def broker_environment(config: PulsarConfig) -> dict[str, str]:
     }
 
 
-def tool_environment() -> dict[str, str]:
+def tool_environment(zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of one-off tools: small heap (the image default is 2 GiB) and the JAAS file."""
     return {
         "PULSAR_MEM": TOOL_HEAP,
-        "PULSAR_EXTRA_OPTS": jvm_extra_opts(),
+        "PULSAR_EXTRA_OPTS": jvm_extra_opts(zookeeper_tls),
         "PULSAR_LOG_APPENDER": "Console",
     }
 
@@ -412,7 +416,9 @@ def broker_command(config: PulsarConfig) -> str:
     return command
 
 
-def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
+def pebble_layer(
+    config: PulsarConfig, unit_address: str, zookeeper_tls: bool = False
+) -> dict[str, Any]:
     base = f"http://{unit_address}:{WEB_SERVICE_PORT}"
     return {
         "summary": "Apache Pulsar broker",
@@ -420,7 +426,7 @@ def pebble_layer(config: PulsarConfig, unit_address: str) -> dict[str, Any]:
             SERVICE_NAME: workload_service(
                 "Pulsar broker",
                 broker_command(config),
-                broker_environment(config),
+                broker_environment(config, zookeeper_tls),
                 ALIVE_CHECK,
                 **{"working-dir": PULSAR_HOME, "kill-delay": f"{KILL_DELAY_SECONDS}s"},
             )

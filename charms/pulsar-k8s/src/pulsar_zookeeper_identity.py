@@ -35,7 +35,13 @@ def broker_zookeeper(
             )
         hosts = ",".join(shared.endpoints)
         return ZooKeeperConnection(
-            shared.endpoints, chroot, shared.username, shared.password, hosts + chroot, False
+            shared.endpoints,
+            chroot,
+            shared.username,
+            shared.password,
+            hosts + chroot,
+            tls=bool(shared.tls_ca),
+            tls_ca=shared.tls_ca,
         )
     if bookkeeper.relation is None:
         return ops.WaitingStatus("waiting for a bookkeeper relation")

@@ -19,6 +19,8 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.refresh import Refresh
+from charms.pulsar_k8s.v0.tls import RELATION as TLS_RELATION
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
 from charms.pulsar_k8s.v0.validation import InvalidField, is_credential, parse_credential
 from charms.pulsar_k8s.v0.view_check import retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -40,11 +42,15 @@ from zookeeper_config import ZooKeeperConfig
 from zookeeper_ensemble import EnsembleError
 from zookeeper_peer_state import (
     ADDRESS_KEY,
+    CERTIFICATE_KEY,
     CLIENTS_KEY,
     INTERNAL_SECRET_ID_KEY,
     MEMBERS_KEY,
     PEER,
+    QUORUM_TLS_KEY,
+    QUORUM_TLS_STAGE_KEY,
     ROTATIONS_KEY,
+    SECURE_PORT_KEY,
     SERVER_ID_KEY,
     STARTED_KEY,
     USERS_KEY,
@@ -79,6 +85,13 @@ from zookeeper_rotation import (
     next_username,
     relation_id_of,
     rotation_secret_label,
+)
+from zookeeper_tls import (
+    OFF,
+    SECURE_CLIENT_PORT,
+    plan_stage,
+    tls_files,
+    tls_properties,
 )
 from zookeeper_view import (
     DOWN,
@@ -124,6 +137,8 @@ class ZooKeeperCharm(ops.CharmBase):
     # What this hook saw of the server (None: not looked at).
     _observed: str | None = None
     _view_stale = False
+    # This unit's TLS state, read by each reconcile.
+    tls_state = TlsState()
     # rotation secrets written in this hook (relation id -> content): read back from here, as a
     # secret created in a hook may not be readable by label before the hook ends
     _written_rotation_secrets: dict[int, dict[str, str]]
@@ -135,6 +150,8 @@ class ZooKeeperCharm(ops.CharmBase):
         self.provider = ZooKeeperProvider(self, CLIENT_RELATION)
         self.restarts = RollingRestart(self, PEER)
         self.workload = ZooKeeperWorkload(self.unit.get_container(CONTAINER))
+        # before the reconcile's observers: the library stores and requests in the same hook
+        self.tls = TlsRequirer(self, sans=tls_sans(self.unit.name, self.app.name, self.model.name))
         self.observability = Observability(
             self,
             MetricsEndpoint(METRICS_PORT, "/metrics"),
@@ -145,10 +162,10 @@ class ZooKeeperCharm(ops.CharmBase):
         events = reconcile_events(
             self,
             CONTAINER,
-            relations=(PEER, CLIENT_RELATION, *COS_RELATIONS),
+            relations=(PEER, CLIENT_RELATION, TLS_RELATION, *COS_RELATIONS),
             storages=("data",),
         )
-        for event in [self.on.start, *events]:
+        for event in [self.on.start, self.tls.available, *events]:
             framework.observe(event, self._on_event)
         framework.observe(self.on.rotate_zookeeper_credentials_action, self._on_rotate_credentials)
 
@@ -176,8 +193,6 @@ class ZooKeeperCharm(ops.CharmBase):
         self._reconcile()
 
     def _reconcile(self) -> None:
-        # Open the client port on the application's Kubernetes Service (a no-op when open).
-        self.unit.set_ports(2181)
         try:
             config = self.load_config(ZooKeeperConfig, errors="raise")
         except (ValueError, TypeError) as exc:
@@ -188,11 +203,23 @@ class ZooKeeperCharm(ops.CharmBase):
         self.unit.status = self.refresh.status(self.observability.reconcile(self.workload, status))
 
     def _converge(self, config: ZooKeeperConfig) -> ops.StatusBase:
+        tls_state = self.tls.state()
+        if tls_state.waiting:
+            # nothing changes on this unit until its certificate is there (no half TLS)
+            return statuses.awaiting("a certificate on the certificates relation")
+        self.tls_state = tls_state
+        # Open the client ports on the application's Kubernetes Service (a no-op when open).
+        self.unit.set_ports(CLIENT_PORT, *([SECURE_CLIENT_PORT] if tls_state.enabled else []))
         relation = self.model.get_relation(PEER)
         if relation is None:
             return statuses.awaiting("the peer relation")
         self._publish_unit(
-            relation, {ADDRESS_KEY: self.address, SERVER_ID_KEY: str(self.server_id)}
+            relation,
+            {
+                ADDRESS_KEY: self.address,
+                SERVER_ID_KEY: str(self.server_id),
+                CERTIFICATE_KEY: "true" if tls_state.enabled else "",
+            },
         )
 
         if self.unit.is_leader():
@@ -213,12 +240,36 @@ class ZooKeeperCharm(ops.CharmBase):
                 )
             return ops.WaitingStatus("waiting for the leader to commit the ensemble")
 
+        if self.unit.is_leader():
+            self._plan_quorum_tls(relation, members)
         workload_status = self._workload_step(config, credentials, members)
         leader_status: ops.StatusBase | None = None
         notes: list[str] = []
         if self.unit.is_leader():
             leader_status, notes = self._lead(relation, credentials, config.acl_policy)
         return workload_status or leader_status or self._health(self._members(relation), notes)
+
+    def _plan_quorum_tls(self, relation: ops.Relation, members: dict[int, str]) -> None:
+        """Leader: take the quorum TLS stage one step towards what the members can run.
+
+        TLS once every member has its certificate; plain text when the certificates relation
+        is gone or a member has none. A member restarts once for its certificate and a stage
+        when both come before its turn of the lock.
+        """
+        state = self._peer_state(relation)
+        peers = state.peers
+        target_tls = self.tls.relation is not None and all(
+            sid in peers and peers[sid].certificate for sid in members
+        )
+        applied = [peers[sid].quorum_tls if sid in peers else None for sid in members]
+        any_started = any(sid in peers and peers[sid].started for sid in members)
+        any_certificate = any(sid in peers and peers[sid].certificate for sid in members)
+        stage = plan_stage(
+            state.quorum_tls_stage, target_tls, applied, any_started, any_certificate
+        )
+        if stage != state.quorum_tls_stage:
+            logger.info("quorum TLS: stage %s -> %s", state.quorum_tls_stage, stage)
+        write_if_different(relation.data[self.app], {QUORUM_TLS_STAGE_KEY: stage})
 
     def _refresh_problems(self) -> list[str]:
         """Run the pre-refresh check: every unit an ensemble member and serving."""
@@ -256,20 +307,33 @@ class ZooKeeperCharm(ops.CharmBase):
         self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
     ) -> DesiredWorkload:
         users = self._client_users()
+        stage = self._quorum_tls_stage()
+        settings = tls_properties(self.tls_state, self.address, stage)
         files = {
-            CONF_PATH: render_static_config(config, self.address),
+            CONF_PATH: render_static_config(config, self.address, settings),
             JAAS_PATH: render_jaas(credentials.super_password, credentials.quorum_password, users),
             MYID_PATH: render_myid(self.server_id),
+            # read at start only (ZooKeeper 3.9 does not reload them): a renewal restarts
+            **tls_files(self.tls_state),
         }
         layer = render_layer(render_env(config, credentials.super_password), self.address)
+        # Every stage is a restart, even when this unit's effective settings do not change:
+        # the leader steps on once every member started with the current stage.
+        token_inputs = {**files, "quorum-tls-stage": stage}
         return DesiredWorkload(
             files=files,
             # a starting server joins with the committed ensemble plus itself
             dynamic_config=render_dynamic_config({**members, self.server_id: self.address}),
             layer=layer,
-            token=restart_token(files, layer),
+            token=restart_token(token_inputs, layer),
             users=tuple(sorted(users)),
+            quorum_tls=stage,
+            secure_port=self.tls_state.enabled,
         )
+
+    def _quorum_tls_stage(self) -> str:
+        relation = self.model.get_relation(PEER)
+        return self._peer_state(relation).quorum_tls_stage if relation else OFF
 
     def _converge_workload(
         self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
@@ -310,11 +374,17 @@ class ZooKeeperCharm(ops.CharmBase):
             self.restarts.arbitrate()
 
         users = list(applied.users) if (started and applied) else []
+        running_with = applied if (started and applied) else None
         relation = self.model.get_relation(PEER)
         if relation is not None:
             self._publish_unit(
                 relation,
-                {STARTED_KEY: "true" if started else "false", USERS_KEY: json.dumps(users)},
+                {
+                    STARTED_KEY: "true" if started else "false",
+                    USERS_KEY: json.dumps(users),
+                    QUORUM_TLS_KEY: running_with.quorum_tls if running_with else "",
+                    SECURE_PORT_KEY: "true" if running_with and running_with.secure_port else "",
+                },
             )
         if status is None and not started:
             status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
@@ -605,7 +675,7 @@ class ZooKeeperCharm(ops.CharmBase):
         """Hand out credentials once every member's running JAAS holds the user."""
         peers = self._peers(relation)
         clients = self._clients(relation)
-        endpoints = [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)]
+        endpoints, tls_ca = self._client_endpoints(relation, members)
         waiting: list[str] = []
         for request in valid:
             current = self._current_user(request.relation_id)
@@ -617,8 +687,25 @@ class ZooKeeperCharm(ops.CharmBase):
             if not loaded:
                 waiting.append(request.chroot)
                 continue
-            self.provider.publish(request, endpoints=endpoints, password=password)
+            self.provider.publish(
+                request, endpoints=endpoints, password=password, tls=bool(tls_ca), tls_ca=tls_ca
+            )
         return waiting
+
+    def _client_endpoints(
+        self, relation: ops.Relation, members: dict[int, str]
+    ) -> tuple[list[str], str]:
+        """Return the endpoints clients use and the CA they trust ("" : plain text).
+
+        TLS once every member's running server serves the secure client port and this unit
+        has the CA; plain text otherwise (clients would fail on a member without TLS).
+        """
+        peers = self._peers(relation)
+        material = self.tls_state.material
+        secure = bool(members) and all(sid in peers and peers[sid].secure_port for sid in members)
+        if material is None or not secure:
+            return [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)], ""
+        return [f"{members[sid]}:{SECURE_CLIENT_PORT}" for sid in sorted(members)], material.ca
 
     # ---- credential rotation (zookeeper_rotation has the phases) ---------------------------
 
@@ -823,7 +910,7 @@ class ZooKeeperCharm(ops.CharmBase):
             if not serving:
                 self._write_rotations(relation, remaining)
                 return ops.WaitingStatus("waiting for quorum"), notes, False
-            endpoints = [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)]
+            endpoints, tls_ca = self._client_endpoints(relation, members)
             clients = self._clients(relation)
             try:
                 with zookeeper_ensemble.ZooKeeperEnsemble(
@@ -843,6 +930,8 @@ class ZooKeeperCharm(ops.CharmBase):
                                 dataclasses.replace(request, user=rotation.new),
                                 endpoints=endpoints,
                                 password=passwords[1],
+                                tls=bool(tls_ca),
+                                tls_ca=tls_ca,
                             )
                             remaining[relation_id] = dataclasses.replace(rotation, phase=SWITCHING)
                             switched = True

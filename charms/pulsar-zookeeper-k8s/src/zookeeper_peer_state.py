@@ -4,12 +4,15 @@ Unit databags (every unit, this one included):
     ``address`` its stable name; ``server-id`` its server id (for people reading the databag:
     the charm derives the id from the unit number and never reads it back); ``started`` "true"
     when its server runs and answers ``ruok``; ``users`` JSON list of the client users its
-    running server's JAAS holds.
+    running server's JAAS holds; ``quorum-tls`` the quorum TLS stage its running server was
+    started with; ``secure-port`` "true" when its running server serves the TLS client port;
+    ``certificate`` "true" when the unit has its certificate (it can run quorum TLS).
 Application databag (leader):
     ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
     {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
     id of the ``zookeeper-internal`` secret (read by ``find_app_secret``); ``rotations`` the
-    credential rotations in progress (``zookeeper_rotation``).
+    credential rotations in progress (``zookeeper_rotation``); ``quorum-tls-stage`` the quorum
+    TLS stage the members run (``zookeeper_tls``; missing: ``off``).
 The rolling-restart library keeps its own keys in both and reads them itself.
 """
 
@@ -29,6 +32,7 @@ from charms.pulsar_k8s.v0.validation import (
 )
 from zookeeper_render import server_id
 from zookeeper_rotation import Rotation, parse_rotations
+from zookeeper_tls import OFF, STAGES
 
 PEER = "cluster"
 ADDRESS_KEY = "address"
@@ -39,6 +43,10 @@ MEMBERS_KEY = "members"
 CLIENTS_KEY = "clients"
 INTERNAL_SECRET_ID_KEY = "internal-secret-id"
 ROTATIONS_KEY = "rotations"
+QUORUM_TLS_KEY = "quorum-tls"
+SECURE_PORT_KEY = "secure-port"
+CERTIFICATE_KEY = "certificate"
+QUORUM_TLS_STAGE_KEY = "quorum-tls-stage"
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,10 @@ class Peer:
     address: str
     started: bool
     users: frozenset[str]
+    # the quorum TLS stage its running server started with (None: unknown or not running)
+    quorum_tls: str | None = None
+    secure_port: bool = False
+    certificate: bool = False
 
     @property
     def server_id(self) -> int:
@@ -65,6 +77,8 @@ class ZooKeeperPeerState:
     peers: Mapping[int, Peer] = field(default_factory=dict)
     # relation id -> its credential rotation in progress
     rotations: Mapping[int, Rotation] = field(default_factory=dict)
+    # the quorum TLS stage the leader set (zookeeper_tls.STAGES)
+    quorum_tls_stage: str = OFF
 
 
 def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> ZooKeeperPeerState:
@@ -75,7 +89,16 @@ def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> Zoo
         clients=_clients(app),
         peers={peer.server_id: peer for peer in peers if peer is not None},
         rotations=parse_rotations(PEER, app.get(ROTATIONS_KEY)),
+        quorum_tls_stage=_stage(app.get(QUORUM_TLS_STAGE_KEY)),
     )
+
+
+def _stage(raw: str | None) -> str:
+    if raw is None or raw == "":
+        return OFF
+    if raw not in STAGES:
+        raise InvalidField(PEER, QUORUM_TLS_STAGE_KEY, f"must be one of {', '.join(STAGES)}")
+    return raw
 
 
 def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
@@ -92,6 +115,10 @@ def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
         # ensemble nor counted for quorum.
         started=data.get(STARTED_KEY) == "true",
         users=_users(data.get(USERS_KEY)),
+        # anything unknown reads as an unknown stage: the leader then waits, the safe side
+        quorum_tls=data.get(QUORUM_TLS_KEY) if data.get(QUORUM_TLS_KEY) in STAGES else None,
+        secure_port=data.get(SECURE_PORT_KEY) == "true",
+        certificate=data.get(CERTIFICATE_KEY) == "true",
     )
 
 

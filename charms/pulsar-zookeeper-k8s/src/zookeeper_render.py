@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from charms.pulsar_k8s.v0.rendering import render_jaas as render_jaas_sections
+from charms.pulsar_k8s.v0.tls import TlsState
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from zookeeper_config import ZooKeeperConfig
+from zookeeper_tls import OFF, tls_properties
 
 # Paths inside the `pulsar` container.
 CONF_PATH = "/pulsar/conf/zookeeper.conf"
@@ -84,8 +86,17 @@ def render_myid(sid: int) -> str:
     return f"{sid}\n"
 
 
-def render_static_config(config: ZooKeeperConfig, address: str) -> str:
-    """zookeeper.conf: everything but membership. ``address`` is this server's own name."""
+def render_static_config(
+    config: ZooKeeperConfig,
+    address: str,
+    tls_settings: Sequence[tuple[str, str | int]] | None = None,
+) -> str:
+    """zookeeper.conf: everything but membership. ``address`` is this server's own name.
+
+    ``tls_settings``: from ``zookeeper_tls.tls_properties`` (default: no TLS at all).
+    """
+    if tls_settings is None:
+        tls_settings = tls_properties(TlsState(), address, OFF)
     settings: list[tuple[str, str | int]] = [
         ("tickTime", config.tick_time),
         ("initLimit", config.init_limit),
@@ -130,8 +141,7 @@ def render_static_config(config: ZooKeeperConfig, address: str) -> str:
         ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
         ("quorum.auth.server.saslLoginContext", "QuorumServer"),
         ("quorum.cnxn.threads.size", 20),
-        ("sslQuorum", "false"),
-        ("portUnification", "false"),
+        *tls_settings,
     ]
     header = "# Rendered by the pulsar-zookeeper-k8s charm; ZooKeeper rewrites it on reconfig.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings)

@@ -19,6 +19,7 @@ from typing import Any
 import ops
 from charms.pulsar_k8s.v0.workload import Workload
 from zookeeper_render import DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, STATE_PATH, STORAGE_PATH
+from zookeeper_tls import OFF, STAGES, TLS_PRIVATE_PATHS
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class DesiredWorkload:
     layer: Mapping[str, Any]
     token: str
     users: tuple[str, ...] = field(default=())
+    quorum_tls: str = OFF
+    secure_port: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,15 @@ class AppliedState:
 
     token: str
     users: tuple[str, ...]
+    quorum_tls: str = OFF
+    secure_port: bool = False
 
 
 class ZooKeeperWorkload(Workload):
     """The `pulsar` container seen from the ZooKeeper charm."""
 
     def __init__(self, container: ops.Container):
-        super().__init__(container, private_paths=[JAAS_PATH])
+        super().__init__(container, private_paths=[JAAS_PATH, *TLS_PRIVATE_PATHS])
 
     def ensure_storage_owned(self) -> None:
         self.ensure_owned(STORAGE_PATH)
@@ -63,8 +68,14 @@ class ZooKeeperWorkload(Workload):
             return None
         try:
             data = json.loads(raw)
-            return AppliedState(str(data["token"]), tuple(str(u) for u in data["users"]))
-        except (ValueError, KeyError, TypeError):
+            stage = data.get("quorum-tls", OFF)
+            return AppliedState(
+                str(data["token"]),
+                tuple(str(u) for u in data["users"]),
+                stage if stage in STAGES else OFF,
+                data.get("secure-port") is True,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def start_server(self, desired: DesiredWorkload) -> None:
@@ -92,7 +103,14 @@ class ZooKeeperWorkload(Workload):
             self.add_layer(label, layer)
 
     def _apply(self, desired: DesiredWorkload) -> None:
-        state = json.dumps({"token": desired.token, "users": list(desired.users)})
+        state = json.dumps(
+            {
+                "token": desired.token,
+                "users": list(desired.users),
+                "quorum-tls": desired.quorum_tls,
+                "secure-port": desired.secure_port,
+            }
+        )
         self.push({**desired.files, DYNAMIC_CONF_PATH: desired.dynamic_config})
         self.add_layer(SERVICE, desired.layer)
         self.push({STATE_PATH: state})

@@ -33,13 +33,14 @@ def root(tmp_path: Path) -> Path:
 BOOKIES_USER, BOOKIES_PASSWORD = "relation-1", "bookies-pw"
 
 
-def shared_secret(chroot: str = "/pulsar") -> testing.Secret:
+def shared_secret(chroot: str = "/pulsar", **extra: str) -> testing.Secret:
     return testing.Secret(
         tracked_content={
             "username": BOOKIES_USER,
             "password": BOOKIES_PASSWORD,
             "endpoints": ZK_HOSTS,
             "chroot": chroot,
+            **extra,
         }
     )
 
@@ -124,3 +125,29 @@ def test_the_shared_identity_is_reported_on_the_brokers_own_zookeeper_relation(c
     out = ctx.run(ctx.on.leader_elected(), full_state(root, relations=relations))
     out = ctx.run(ctx.on.update_status(), dataclasses.replace(out, secrets={secret, SECRET}))
     assert out.get_relation(own.id).local_unit_data.get("zookeeper-username") == BOOKIES_USER
+
+
+ZK_CA = "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"
+
+
+def test_a_shared_identity_with_a_ca_makes_the_brokers_zookeeper_clients_use_tls(ctx, root):
+    secret = shared_secret(**{"tls-ca": ZK_CA})
+    relations = [sharing_bookies(secret), peers()]
+    before = state(root, relations=relations, secrets=[secret])
+    out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
+    assert (root / "conf" / "zookeeper-ca.pem").read_text() == ZK_CA
+    env = out.get_container("pulsar").plan.services["broker"].environment
+    opts = env["PULSAR_EXTRA_OPTS"]
+    assert "-Dzookeeper.client.secure=true" in opts
+    assert "-Dzookeeper.ssl.trustStore.location=/pulsar/conf/zookeeper-ca.pem" in opts
+    assert "-Djava.security.auth.login.config=" in opts  # SASL inside TLS
+
+
+def test_a_shared_ca_that_is_not_pem_waits_naming_the_field(ctx, root):
+    secret = shared_secret(**{"tls-ca": "garbage"})
+    relations = [sharing_bookies(secret), peers()]
+    before = state(root, relations=relations, secrets=[secret])
+    out = ctx.run(ctx.on.pebble_ready(before.get_container("pulsar")), before)
+    assert isinstance(out.unit_status, ops.WaitingStatus)
+    assert "tls-ca" in out.unit_status.message
+    assert not (root / "conf" / "broker.conf").exists()

@@ -8,7 +8,9 @@ provider (bookkeeper-k8s) application databag
     ``ready-bookies``         JSON list of the ids of the bookies that are writable now
     ``zookeeper-secret``      ID of a Juju secret granted to the requirer application, holding
                               the bookies' ZooKeeper identity: ``username``, ``password``,
-                              ``endpoints`` (``host:port,...``) and ``chroot``
+                              ``endpoints`` (``host:port,...``) and ``chroot``; with
+                              ``tls-ca`` (LIBPATCH 6) the endpoints serve TLS and the clients
+                              trust that CA (PEM); without it they are plain text
 
 One ZooKeeper identity per Pulsar cluster: brokers write ledger metadata under the BookKeeper
 root, so they must be the same ZooKeeper user as the bookies against a ZooKeeper that gives each
@@ -43,7 +45,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 5
+LIBPATCH = 6
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +72,19 @@ class SharedZooKeeper:
     chroot: str
     username: str
     password: str
+    # the CA of a ZooKeeper serving TLS on ``endpoints`` ("" : plain text)
+    tls_ca: str = ""
 
     def content(self) -> dict[str, str]:
-        return {
+        content = {
             "username": self.username,
             "password": self.password,
             "endpoints": ",".join(self.endpoints),
             "chroot": self.chroot,
         }
+        if self.tls_ca:
+            content["tls-ca"] = self.tls_ca
+        return content
 
     @classmethod
     def from_content(cls, content: dict[str, str]) -> SharedZooKeeper | None:
@@ -86,7 +93,7 @@ class SharedZooKeeper:
         if not endpoints or not all(fields):
             return None
         chroot, username, password = (str(f) for f in fields)
-        return cls(endpoints, chroot, username, password)
+        return cls(endpoints, chroot, username, password, str(content.get("tls-ca") or ""))
 
 
 class BookKeeperProvider:

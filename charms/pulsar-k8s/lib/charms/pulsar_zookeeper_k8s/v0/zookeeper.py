@@ -47,7 +47,7 @@ import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 5
+LIBPATCH = 6
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +231,42 @@ class ZooKeeperConnection:
     def hosts(self) -> str:
         """``host:port,host:port`` without chroot."""
         return ",".join(self.endpoints)
+
+
+# Where a requirer's JVM clients find the CA of a ZooKeeper that serves TLS (LIBPATCH 6).
+CLIENT_TLS_CA_PATH = "/pulsar/conf/zookeeper-ca.pem"
+_PEM_CERTIFICATE = re.compile(
+    r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+"
+)
+
+
+def usable_tls_ca(connection: ZooKeeperConnection) -> str | None:
+    """Return the CA (PEM, newline-terminated) a TLS connection trusts; None when unusable.
+
+    Plain text (``tls`` disabled) returns "". TLS without a CA, or with anything but PEM
+    certificates, returns None: the requirer waits rather than trust what it cannot check.
+    """
+    if not connection.tls:
+        return ""
+    ca = connection.tls_ca.strip().replace("\r\n", "\n") + "\n"
+    if not _PEM_CERTIFICATE.fullmatch(ca):
+        return None
+    return ca
+
+
+def client_tls_jvm_options(ca_path: str = CLIENT_TLS_CA_PATH) -> tuple[str, ...]:
+    """JVM system properties that make ZooKeeper clients (bookies, brokers) use TLS.
+
+    The ZooKeeper client reads them through ``ZKClientConfig``: the Netty socket, the secure
+    port and a PEM trust store holding the server's CA; the server name is checked against
+    the certificate. SASL works unchanged inside the TLS connection.
+    """
+    return (
+        "-Dzookeeper.client.secure=true",
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+        f"-Dzookeeper.ssl.trustStore.location={ca_path}",
+        "-Dzookeeper.ssl.trustStore.type=PEM",
+    )
 
 
 def read_answer(

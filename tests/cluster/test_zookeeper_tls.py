@@ -1,0 +1,239 @@
+"""ZooKeeper TLS (issue 9): the settled bundle, under the rig's producer, gets a certificates
+provider on ``pulsar-zookeeper-k8s:certificates``.
+
+1. every ZooKeeper server gets its certificate and serves TLS clients on 2182; the leader walks
+   the quorum through ``unify`` -> ``tls-unified`` -> ``tls`` (one rolling restart each, at most
+   one server down at a time); the ``zookeeper`` relation then publishes the 2182 endpoints,
+   ``tls`` enabled and the CA; bookies and the broker restart onto them (their ZooKeeper
+   clients on Netty with the CA as PEM trust store, SASL inside); nothing acknowledged is lost;
+2. a real TLS handshake on each server's 2182 trusting only the provider's CA: the chain
+   verifies and the SANs are the pod name and the Service name; a plain-text client on 2182
+   gets no answer; the quorum runs TLS only (``sslQuorum``, no port unification) and serves;
+3. bookies and the broker run against the 2182 endpoints (which only speak TLS) and messages
+   still go round;
+4. (``slow``) removing the certificates relation walks everything back to plain text under a
+   producer: 2182 closed, the quorum plain, clients on 2181, nothing acknowledged lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.cluster import workload
+from tests.cluster.figures import record
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
+from tests.cluster.rig_juju import Model
+
+sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
+from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
+
+TLS_APP = "zk-tls"
+SERVICE_FQDN = f"{ZOOKEEPER}.rig.svc.cluster.local"
+ZK_CONF = "/pulsar/conf/zookeeper.conf"
+
+
+def zk_fqdn(number: int) -> str:
+    return f"{ZOOKEEPER}-{number}.{ZOOKEEPER}-endpoints.rig.svc.cluster.local"
+
+
+def settings(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def zk_conf(model: Model, unit: str) -> dict[str, str]:
+    try:
+        return settings(model.pod(unit).read(ZK_CONF))
+    except Exception:  # not pushed yet, or Pebble restarting
+        return {}
+
+
+def quorum_stage(model: Model) -> str:
+    (peer,) = model.relations_of(ZOOKEEPER, "cluster")
+    return model.app_data(peer.id, ZOOKEEPER).get("quorum-tls-stage", "off")
+
+
+def read(model: Model, unit: str, path: str) -> str:
+    try:
+        return model.pod(unit).read(path)
+    except Exception:
+        return ""
+
+
+def everything_on_tls(model: Model) -> bool:
+    if not model.all_active() or quorum_stage(model) != "tls":
+        return False
+    (peer,) = model.relations_of(ZOOKEEPER, "cluster")
+    for unit in model.units(ZOOKEEPER):
+        if model.unit_data(peer.id, unit.name).get("quorum-tls") != "tls":
+            return False
+    bookies_on_2182 = all(
+        ":2182" in read(model, u.name, "/pulsar/conf/bookkeeper.conf")
+        for u in model.units(BOOKKEEPER)
+    )
+    broker_on_2182 = ":2182" in read(model, f"{BROKER}/0", "/pulsar/conf/broker.conf")
+    return bookies_on_2182 and broker_on_2182
+
+
+def provider_ca(model: Model) -> str:
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    issued = json.loads(model.app_data(relation.id, TLS_APP).get("certificates") or "[]")
+    assert issued, "no certificate issued"
+    return issued[0]["ca"]
+
+
+def handshake(host: str, port: int, context: ssl.SSLContext) -> tuple[str, set[str]]:
+    with (
+        socket.create_connection((host, port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        cert = x509.load_der_x509_certificate(der)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return cert.issuer.rfc4514_string(), set(sans.value.get_values_for_type(x509.DNSName))
+
+
+def plain_ruok(host: str, port: int) -> bytes:
+    """A plain-text four-letter word: what a client without TLS gets back."""
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"ruok")
+            sock.settimeout(5)
+            return sock.recv(64)
+    except OSError:
+        return b""
+
+
+@pytest.fixture(scope="module")
+def zk_secure(bundle: Model) -> Model:
+    model = bundle
+    model.deploy(TLS_APP, RigTlsProviderCharm)
+    zookeepers = model.units(ZOOKEEPER)
+    watcher = workload.PidWatcher(
+        {
+            u.name: (
+                u.pod,
+                "zookeeper",
+                lambda n=u.number: plain_ruok(zk_fqdn(n), 2181) == b"imok",
+            )
+            for u in zookeepers
+        }
+    ).start()
+    producer = workload.BackgroundProducer().start()
+    try:
+        producer.wait_acks(50)
+        started = time.monotonic()
+        model.integrate(f"{ZOOKEEPER}:certificates", f"{TLS_APP}:certificates")
+        model.settle(until=lambda: everything_on_tls(model), timeout=900)
+        record("zk_tls.enable_to_all_on_tls_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+        watcher.stop()
+    record("zk_tls.enable_publish_gap_s", producer.longest_gap(since=started))
+    restarts = {u.name: len(watcher.pids(u.name)) - 1 for u in zookeepers}
+    record("zk_tls.zookeeper_restarts_per_server", max(restarts.values()))
+    # at most one ZooKeeper server down at a time
+    downs = sorted((a, b, u.name) for u in zookeepers for a, b in watcher.down_intervals(u.name))
+    for (_, a1, ua), (b0, _, ub) in itertools.pairwise(downs):
+        assert ua == ub or b0 >= a1 - 0.5, (downs, restarts)
+    producer.check_nothing_lost()
+    return model
+
+
+def test_every_server_serves_tls_on_2182_with_the_ca_chain(zk_secure: Model):
+    model = zk_secure
+    trusting_ca = ssl.create_default_context(cadata=provider_ca(model))
+    for unit in model.units(ZOOKEEPER):
+        host = zk_fqdn(unit.number)
+        issuer, sans = handshake(host, 2182, trusting_ca)
+        assert "CN=rig-ca" in issuer.split(","), issuer
+        assert {host, SERVICE_FQDN} <= sans, sans
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(host, 2182, ssl.create_default_context())
+        # a plain-text client on the secure port gets nothing back
+        assert plain_ruok(host, 2182) != b"imok"
+        # the key never left the unit but in its secret; ZooKeeper reads key + chain as PEM
+        keystore = read(model, unit.name, "/pulsar/conf/tls/keystore.pem")
+        assert keystore.startswith("-----BEGIN PRIVATE KEY-----"), unit.name
+
+
+def test_the_quorum_runs_tls_only_and_serves(zk_secure: Model):
+    model = zk_secure
+    for unit in model.units(ZOOKEEPER):
+        conf = zk_conf(model, unit.name)
+        assert (conf.get("sslQuorum"), conf.get("portUnification")) == ("true", "false"), conf
+        with socket.create_connection((zk_fqdn(unit.number), 2181), timeout=5) as sock:
+            sock.sendall(b"srvr")
+            answer = sock.recv(4096)
+        assert b"Mode: " in answer, answer
+
+
+def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
+    model = zk_secure
+    ca = provider_ca(model).strip()
+    for relation in model.relations_of(ZOOKEEPER, "zookeeper"):
+        data = model.app_data(relation.id, ZOOKEEPER)
+        if not data:  # the brokers use the bookies' identity: no chroot of their own
+            continue
+        assert all(e.endswith(":2182") for e in data["endpoints"].split(",")), data
+        tls = model.secret(data["secret-tls"]).content()
+        assert tls["tls"] == "enabled" and tls["tls-ca"].strip() == ca, tls
+    for unit in [*model.units(BOOKKEEPER), *model.units(BROKER)]:
+        assert read(model, unit.name, "/pulsar/conf/zookeeper-ca.pem").strip() == ca
+        assert model.unit(unit.name).status.name == "active"
+    started = time.monotonic()
+    workload.round_trip([f"zk-tls-{n}".encode() for n in range(10)])
+    record("zk_tls.round_trip_after_s", time.monotonic() - started)
+
+
+def everything_plain(model: Model) -> bool:
+    if not model.all_active() or quorum_stage(model) != "off":
+        return False
+    if any("secureClientPort" in zk_conf(model, u.name) for u in model.units(ZOOKEEPER)):
+        return False
+    return all(
+        ":2181" in read(model, u.name, path)
+        for u, path in [
+            *((u, "/pulsar/conf/bookkeeper.conf") for u in model.units(BOOKKEEPER)),
+            *((u, "/pulsar/conf/broker.conf") for u in model.units(BROKER)),
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_removing_the_certificates_relation_returns_to_plain_text(zk_secure: Model):
+    model = zk_secure
+    (relation,) = model.relations_of(TLS_APP, "certificates")
+    producer = workload.BackgroundProducer().start()
+    try:
+        producer.wait_acks(50)
+        started = time.monotonic()
+        model.remove_relation(relation.id)
+        model.settle(until=lambda: everything_plain(model), timeout=900)
+        record("zk_tls.disable_to_all_plain_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+    record("zk_tls.disable_publish_gap_s", producer.longest_gap(since=started))
+    producer.check_nothing_lost()
+    for unit in model.units(ZOOKEEPER):
+        conf = zk_conf(model, unit.name)
+        assert (conf.get("sslQuorum"), conf.get("portUnification")) == ("false", "false"), conf
+        with pytest.raises(OSError):
+            socket.create_connection((zk_fqdn(unit.number), 2182), timeout=5).close()
+    for zk_relation in model.relations_of(ZOOKEEPER, "zookeeper"):
+        data = model.app_data(zk_relation.id, ZOOKEEPER)
+        if data:
+            assert all(e.endswith(":2181") for e in data["endpoints"].split(",")), data
+            tls = model.secret(data["secret-tls"]).content()
+            assert tls.get("tls") == "disabled", tls
