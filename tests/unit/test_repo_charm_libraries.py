@@ -46,6 +46,7 @@ REQUIRED_COPIES = {
     "pulsar-proxy-k8s": [
         "pulsar_k8s/v0/pulsar_proxy.py",
         "pulsar_k8s/v0/pulsar_client.py",
+        "pulsar_zookeeper_k8s/v0/zookeeper.py",
         "pulsar_zookeeper_k8s/v0/rolling_restart.py",
         *CORE_LIBRARIES,
     ],

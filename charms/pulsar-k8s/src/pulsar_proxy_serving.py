@@ -29,7 +29,7 @@ from charms.pulsar_k8s.v0.pulsar_proxy import (
     parse_proxied_role,
 )
 from charms.pulsar_k8s.v0.validation import InvalidField
-from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, usable_tls_ca
 from pulsar_config import PulsarConfig
 from pulsar_render import (
     BROKER_SERVICE_PORT,
@@ -70,6 +70,9 @@ class PulsarProxyServing(ops.Object):
             token_key=key,
             zookeeper_username=zookeeper.username,
             zookeeper_password=zookeeper.password,
+            # "" for plain text; a TLS connection without a usable CA never reaches here (the
+            # brokers wait for it first).
+            zookeeper_tls_ca=usable_tls_ca(zookeeper) or "",
         )
 
     def publish(

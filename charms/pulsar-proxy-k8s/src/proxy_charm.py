@@ -111,7 +111,9 @@ class PulsarProxyCharm(ops.CharmBase):
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
         files = proxy_files(_inputs(config, self.address, offer), _secrets(offer))
-        layer = pebble_layer(self.address, proxy_environment(config))
+        layer = pebble_layer(
+            self.address, proxy_environment(config, zookeeper_tls=bool(offer.zookeeper_tls_ca))
+        )
         if not self.workload.proxy_running():
             # Nothing reads the files until the proxy starts, so they change freely.
             self.workload.push(files)
@@ -175,6 +177,7 @@ def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer) -> ProxyInputs
         offer.broker_service_url,
         offer.web_service_url,
         offer.metadata_store_url,
+        offer.zookeeper_tls_ca,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import CLIENT_TLS_CA_PATH, client_tls_jvm_options
 from proxy_config import ProxyConfig
 
 PULSAR_HOME = "/pulsar"
@@ -32,6 +33,9 @@ JAAS_CONF_PATH = f"{PULSAR_HOME}/conf/proxy-zookeeper-jaas.conf"
 AUTH_DIR = f"{PULSAR_HOME}/conf/auth"
 TOKEN_KEY_PATH = f"{AUTH_DIR}/token.key"
 PROXY_TOKEN_PATH = f"{AUTH_DIR}/proxy.token"
+# The CA a TLS ZooKeeper's certificate is checked against (public; pushed only with TLS on):
+# the path the brokers and bookies use too.
+ZOOKEEPER_CA_PATH = CLIENT_TLS_CA_PATH
 PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, TOKEN_KEY_PATH, PROXY_TOKEN_PATH})
 # Outside any storage: a new pod starts without it; the charm writes it before the start.
 STATUS_FILE_PATH = f"{PULSAR_HOME}/status"
@@ -68,6 +72,8 @@ class ProxyInputs:
     broker_service_url: str
     web_service_url: str
     metadata_store_url: str
+    # PEM CA chain of a TLS ZooKeeper; "" for plain text.
+    zookeeper_tls_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,21 +128,25 @@ def proxy_files(inputs: ProxyInputs, secrets: ProxySecrets) -> dict[str, str | b
 
     The key file holds the RAW key bytes (a ``file://`` tokenSecretKey is read as bytes).
     """
-    return {
+    files: dict[str, str | bytes] = {
         PROXY_CONF_PATH: render_proxy_conf(inputs),
         JAAS_CONF_PATH: client_jaas(secrets.zookeeper_username, secrets.zookeeper_password),
         TOKEN_KEY_PATH: base64.b64decode(secrets.token_key),
         PROXY_TOKEN_PATH: secrets.token,
     }
+    if inputs.zookeeper_tls_ca:
+        files[ZOOKEEPER_CA_PATH] = inputs.zookeeper_tls_ca
+    return files
 
 
-def proxy_environment(config: ProxyConfig) -> dict[str, str]:
+def proxy_environment(config: ProxyConfig, zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of the proxy service: memory, JAAS login, logging to stdout (Pebble)."""
     extra_opts = " ".join(
         (
             f"-Djava.security.auth.login.config={JAAS_CONF_PATH}",
             # ZooKeeper 3.9 clients default to FIPS mode, which refuses DIGEST-MD5 SASL.
             "-Dzookeeper.fips-mode=false",
+            *(client_tls_jvm_options(ZOOKEEPER_CA_PATH) if zookeeper_tls else ()),
             *_PULSAR_ENV_EXTRA_OPTS,
         )
     )

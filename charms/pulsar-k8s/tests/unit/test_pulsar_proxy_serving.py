@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import ops
@@ -12,9 +13,12 @@ import pulsar_tokens
 import pytest
 from charms.pulsar_k8s.v0.pulsar_proxy import parse_client_answers, parse_offer
 from charms.pulsar_k8s.v0.validation import InvalidField
+from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops import testing
+from pulsar_config import PulsarConfig
+from pulsar_proxy_serving import PulsarProxyServing
 from test_pulsar_charm import AUTH, PASSWORD, SIGNING_KEY, USERNAME, ZK_HOSTS
 from test_pulsar_clients import admin, root, running_state  # noqa: F401 (fixtures)
 
@@ -58,6 +62,47 @@ def test_leader_publishes_the_offer_and_its_credentials_in_a_secret(ctx, root, a
     offer = parse_offer("pulsar-proxy", dict(data), dict(content))
     assert offer is not None and offer.token == content["token"]
     assert out.unit_status.name == "active"
+
+
+ZK_CA = "-----BEGIN CERTIFICATE-----\n" + "QUJD" * 16 + "\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize(("tls", "ca"), [(False, ""), (True, ZK_CA)])
+def test_the_offer_carries_the_ca_of_a_tls_zookeeper(tls, ca):
+    """With ZooKeeper TLS on, the proxies get the secure endpoints and the CA they trust."""
+    port = 2182 if tls else 2181
+    zookeeper = ZooKeeperConnection(
+        endpoints=(f"zk-0.zk-endpoints.pulsar.svc.cluster.local:{port}",),
+        chroot="/pulsar",
+        username=USERNAME,
+        password=PASSWORD,
+        uris="",
+        tls=tls,
+        tls_ca=ca,
+    )
+    charm = SimpleNamespace(
+        app=SimpleNamespace(name="pulsar-k8s"), model=SimpleNamespace(name="pulsar")
+    )
+    offer = PulsarProxyServing.offer(
+        SimpleNamespace(_charm=charm),  # type: ignore[arg-type]
+        PulsarConfig(),
+        AUTH,
+        zookeeper,
+    )
+    assert offer.zookeeper_tls_ca == ca
+    assert offer.metadata_store_url.endswith(f":{port}/pulsar")
+    data = {
+        "cluster-name": offer.cluster_name,
+        "broker-service-url": offer.broker_service_url,
+        "web-service-url": offer.web_service_url,
+        "metadata-store": offer.metadata_store_url,
+        "secret-proxy": "secret:abc",
+    }
+    if ca:
+        data["zookeeper-tls-ca"] = ca
+    jsonschema.Draft202012Validator(schema("provider")).validate({"app": data, "unit": {}})
+    parsed = parse_offer("pulsar-proxy", data, offer.secret_content())
+    assert parsed is not None and parsed.zookeeper_tls_ca == ca
 
 
 def test_an_unchanged_reconcile_writes_the_same_offer(ctx, root, admin):  # noqa: F811

@@ -19,6 +19,7 @@ from proxy_render import (
     PROXY_TOKEN_PATH,
     STATUS_FILE_PATH,
     TOKEN_KEY_PATH,
+    ZOOKEEPER_CA_PATH,
     ProxyInputs,
     ProxySecrets,
     pebble_layer,
@@ -348,3 +349,46 @@ def test_no_credential_in_the_layer_or_public_files():
     conf = str(files[PROXY_CONF_PATH])
     assert TOKEN not in conf and ZK_PASSWORD not in conf
     assert ZK_PASSWORD in str(files[JAAS_CONF_PATH])
+
+
+# --- a TLS ZooKeeper (the brokers pass its CA) ----------------------------------------------
+
+ZK_TLS = ZK.replace(":2181", ":2182")
+ZK_CA = "-----BEGIN CERTIFICATE-----\n" + "QUJD" * 16 + "\n-----END CERTIFICATE-----\n"
+
+
+def test_tls_zookeeper_restarts_onto_the_ca_and_the_secure_client(ctx, tmp_path, calls):
+    cont = container(tmp_path, running=True)
+    secret = proxy_secret()
+    relation = proxy_relation(
+        secret, **{"metadata-store": f"zk:{ZK_TLS}/pulsar", "zookeeper-tls-ca": ZK_CA}
+    )
+    out = ctx.run(ctx.on.relation_changed(relation), state(cont, relation=relation, secret=secret))
+    assert "restart_proxy" in calls.names()
+    fs = out.get_container("pulsar").get_filesystem(ctx)
+    assert (fs / ZOOKEEPER_CA_PATH.lstrip("/")).read_text() == ZK_CA
+    conf = (fs / PROXY_CONF_PATH.lstrip("/")).read_text()
+    assert f"metadataStoreUrl=zk:{ZK_TLS}/pulsar" in conf
+    env = out.get_container("pulsar").plan.services["proxy"].environment
+    opts = env["PULSAR_EXTRA_OPTS"].split()
+    assert "-Dzookeeper.client.secure=true" in opts
+    assert f"-Dzookeeper.ssl.trustStore.location={ZOOKEEPER_CA_PATH}" in opts
+    assert "-Dzookeeper.ssl.trustStore.type=PEM" in opts
+
+
+def test_plain_zookeeper_has_no_tls_options_and_no_ca_file():
+    files, layer = offer()
+    assert ZOOKEEPER_CA_PATH not in files
+    opts = layer["services"]["proxy"]["environment"]["PULSAR_EXTRA_OPTS"]
+    assert "zookeeper.client.secure" not in opts
+
+
+@pytest.mark.parametrize("bad", ["not a certificate", "-----BEGIN CERTIFICATE-----\n!!\n"])
+def test_a_bad_zookeeper_ca_waits_naming_the_field_and_changes_nothing(ctx, tmp_path, calls, bad):
+    cont = container(tmp_path, running=True)
+    secret = proxy_secret()
+    relation = proxy_relation(secret, **{"zookeeper-tls-ca": bad})
+    out = ctx.run(ctx.on.relation_changed(relation), state(cont, relation=relation, secret=secret))
+    assert out.unit_status.name == "waiting"
+    assert out.unit_status.message.startswith("pulsar-proxy relation: zookeeper-tls-ca ")
+    assert "restart_proxy" not in calls.names()

@@ -20,6 +20,10 @@ Provider application databag (the broker leader writes it once the brokers serve
   ``zookeeper-username``/``zookeeper-password`` (the ZooKeeper identity the brokers use, for
   the read-only policy lookups).
 
+With ZooKeeper TLS on (LIBPATCH 3), ``metadata-store`` names the secure port and
+``zookeeper-tls-ca`` holds the CA chain (PEM, public) the proxy's ZooKeeper client trusts;
+absent or empty: plain text.
+
 Client relations served through the proxy (LIBPATCH 2). The proxy serves the ``pulsar``
 client endpoint (interface ``pulsar_client``) but only the brokers create namespaces and mint
 tokens, so the proxy leader forwards every client relation's request and relays the answers:
@@ -70,7 +74,7 @@ from charms.pulsar_k8s.v0.validation import (
 
 LIBID = "5b1f0e3c9a7d4c2e8f6a1b3d5c7e9f02"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +97,11 @@ TOKEN_KEY_FIELD = "token-key"
 ZOOKEEPER_USERNAME_FIELD = "zookeeper-username"
 ZOOKEEPER_PASSWORD_FIELD = "zookeeper-password"
 SECRET_FIELDS = (TOKEN_FIELD, TOKEN_KEY_FIELD, ZOOKEEPER_USERNAME_FIELD, ZOOKEEPER_PASSWORD_FIELD)
+# LIBPATCH 3: the CA of a TLS ZooKeeper (optional: absent means plain text).
+ZOOKEEPER_TLS_CA_KEY = "zookeeper-tls-ca"
+_PEM_CERTIFICATES = re.compile(
+    r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+"
+)
 # LIBPATCH 2: client relations served through the proxy.
 CLIENT_REQUESTS_KEY = "client-requests"
 CLIENT_ANSWERS_KEY = "client-answers"
@@ -120,6 +129,8 @@ class ProxyOffer:
     token_key: str = field(repr=False)
     zookeeper_username: str = field(repr=False)
     zookeeper_password: str = field(repr=False)
+    # PEM CA chain of a TLS ZooKeeper; "" for plain text.
+    zookeeper_tls_ca: str = ""
 
     def secret_content(self) -> dict[str, str]:
         return {
@@ -307,6 +318,16 @@ def parse_token_key(source: str, field_name: str, value: object) -> str:
     return str(value)
 
 
+def parse_tls_ca(source: str, field_name: str, value: object) -> str:
+    """PEM certificates, newline-terminated; "" (plain text) for an absent or empty value."""
+    if value is None or value == "":
+        return ""
+    text = str(value).strip().replace("\r\n", "\n") + "\n"
+    if len(text) > 65536 or not _PEM_CERTIFICATES.fullmatch(text):
+        raise InvalidField(source, field_name, "is not PEM certificates")
+    return text
+
+
 def parse_offer(
     relation_name: str, data: dict[str, str], content: dict[str, str] | None
 ) -> ProxyOffer | None:
@@ -333,6 +354,9 @@ def parse_offer(
         zookeeper_password=parse_credential(
             secret, ZOOKEEPER_PASSWORD_FIELD, content.get(ZOOKEEPER_PASSWORD_FIELD)
         ),
+        zookeeper_tls_ca=parse_tls_ca(
+            relation_name, ZOOKEEPER_TLS_CA_KEY, data.get(ZOOKEEPER_TLS_CA_KEY)
+        ),
     )
 
 
@@ -357,7 +381,7 @@ class PulsarProxyProvider:
         """Leader: write ``offer`` on every relation (None: withdraw it). Idempotent."""
         for relation in self.relations:
             if offer is None:
-                self._update(relation, {key: "" for key in PROVIDER_KEYS})
+                self._update(relation, {key: "" for key in (*PROVIDER_KEYS, ZOOKEEPER_TLS_CA_KEY)})
                 continue
             uri = self._publish_secret(relation, offer.secret_content())
             self._update(
@@ -368,6 +392,7 @@ class PulsarProxyProvider:
                     WEB_SERVICE_URL_KEY: offer.web_service_url,
                     METADATA_STORE_KEY: offer.metadata_store_url,
                     SECRET_KEY: uri,
+                    ZOOKEEPER_TLS_CA_KEY: offer.zookeeper_tls_ca,
                 },
             )
 
