@@ -9,8 +9,9 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
 2. a real TLS handshake on each server's 2182 trusting only the provider's CA: the chain
    verifies and the SANs are the pod name and the Service name; a plain-text client on 2182
    gets no answer; the quorum runs TLS only (``sslQuorum``, no port unification) and serves;
-3. bookies and the broker run against the 2182 endpoints (which only speak TLS) and messages
-   still go round;
+3. bookies, the broker and a proxy run against the 2182 endpoints (which only speak TLS; the
+   brokers pass the CA to the proxy) and messages still go round, directly and through the
+   proxy;
 4. (``slow``) removing the certificates relation walks everything back to plain text under a
    producer: 2182 closed, the quorum plain, clients on 2181, nothing acknowledged lost.
 """
@@ -30,8 +31,9 @@ from cryptography import x509
 
 from tests.cluster import workload
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, PROXY, ZOOKEEPER, small_config
 from tests.cluster.rig_juju import Model
+from tests.cluster.rig_net import unit_fqdn
 
 sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
 from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
@@ -80,7 +82,8 @@ def everything_on_tls(model: Model) -> bool:
         for u in model.units(BOOKKEEPER)
     )
     broker_on_2182 = ":2182" in read(model, f"{BROKER}/0", "/pulsar/conf/broker.conf")
-    return bookies_on_2182 and broker_on_2182
+    proxy_on_2182 = ":2182" in read(model, f"{PROXY}/0", "/pulsar/conf/proxy.conf")
+    return bookies_on_2182 and broker_on_2182 and proxy_on_2182
 
 
 def provider_ca(model: Model) -> str:
@@ -115,7 +118,13 @@ def plain_ruok(host: str, port: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def zk_secure(bundle: Model) -> Model:
+    from proxy_charm import PulsarProxyCharm  # type: ignore[import-not-found]
+
     model = bundle
+    # A proxy reads policies in ZooKeeper too: it must follow the move to TLS.
+    model.deploy(PROXY, PulsarProxyCharm, config=small_config(PROXY, PulsarProxyCharm))
+    model.integrate(f"{BROKER}:pulsar-proxy", f"{PROXY}:pulsar-proxy")
+    model.settle(timeout=600)
     model.deploy(TLS_APP, RigTlsProviderCharm)
     zookeepers = model.units(ZOOKEEPER)
     watcher = workload.PidWatcher(
@@ -188,12 +197,17 @@ def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
         assert all(e.endswith(":2182") for e in data["endpoints"].split(",")), data
         tls = model.secret(data["secret-tls"]).content()
         assert tls["tls"] == "enabled" and tls["tls-ca"].strip() == ca, tls
-    for unit in [*model.units(BOOKKEEPER), *model.units(BROKER)]:
+    for unit in [*model.units(BOOKKEEPER), *model.units(BROKER), *model.units(PROXY)]:
         assert read(model, unit.name, "/pulsar/conf/zookeeper-ca.pem").strip() == ca
         assert model.unit(unit.name).status.name == "active"
     started = time.monotonic()
     workload.round_trip([f"zk-tls-{n}".encode() for n in range(10)])
     record("zk_tls.round_trip_after_s", time.monotonic() - started)
+    # through the proxy, whose ZooKeeper client now speaks TLS (the policies it authorizes with)
+    workload.round_trip(
+        [f"zk-tls-proxy-{n}".encode() for n in range(10)],
+        url=f"pulsar://{unit_fqdn(PROXY, 0)}:6650",
+    )
 
 
 def everything_plain(model: Model) -> bool:
@@ -206,6 +220,7 @@ def everything_plain(model: Model) -> bool:
         for u, path in [
             *((u, "/pulsar/conf/bookkeeper.conf") for u in model.units(BOOKKEEPER)),
             *((u, "/pulsar/conf/broker.conf") for u in model.units(BROKER)),
+            *((u, "/pulsar/conf/proxy.conf") for u in model.units(PROXY)),
         ]
     )
 
