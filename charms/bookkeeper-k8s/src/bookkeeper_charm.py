@@ -52,8 +52,6 @@ from bookkeeper_view import (
     VIEW_PATH,
     WRITABLE,
     bookie_state,
-    record_content,
-    recorded_state,
     view_layer,
 )
 from bookkeeper_workload import BookieWorkload
@@ -69,7 +67,7 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
-from charms.pulsar_k8s.v0.view_check import retry_content
+from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
     reconcile_events,
@@ -482,9 +480,8 @@ class BookKeeperCharm(ops.CharmBase):
     def _observe(self) -> str:
         """Read the bookie's live state and record it where the view check compares it."""
         state = bookie_state(self.workload.state_json())
-        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != state:
-            self.workload.push({VIEW_PATH: record_content(state, time.time())})
-            self._view_stale = False
+        record_view(self.workload, VIEW_PATH, state, self._view_stale)
+        self._view_stale = False
         return state
 
     def _health_status(self, uri: str, zookeeper_user: str) -> ops.StatusBase:

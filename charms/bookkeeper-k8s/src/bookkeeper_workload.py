@@ -29,11 +29,6 @@ class BookieWorkload(Workload):
     def bookie_running(self) -> bool:
         return self.is_running(SERVICE)
 
-    def read_text(self, path: str) -> str | None:
-        """Return the file's text, or None when it does not exist (yet)."""
-        content = self.read(path)
-        return None if content is None else content.decode("utf-8", "replace")
-
     def start_bookie(self) -> None:
         # replan starts the service (startup: enabled) and (re)starts what changed in the plan.
         self.replan()

@@ -24,7 +24,7 @@ from charms.pulsar_k8s.v0.validation import (
     parse_host_ports,
     parse_metadata_service_uri,
 )
-from charms.pulsar_k8s.v0.view_check import retry_content
+from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
     reconcile_events,
     restart_token,
@@ -82,8 +82,6 @@ from pulsar_view import (
     VIEW_CHECK,
     VIEW_PATH,
     broker_state,
-    record_content,
-    recorded_state,
     view_layer,
 )
 from pulsar_workload import PulsarWorkload
@@ -524,9 +522,8 @@ class PulsarBrokerCharm(ops.CharmBase):
             self.workload.add_broker_layer(view)
         ready = pulsar_admin.broker_ready(self._unit_address, token=self._token)
         observed = broker_state(ready)
-        if self._view_stale or recorded_state(_text(self.workload.read(VIEW_PATH))) != observed:
-            self.workload.push({VIEW_PATH: record_content(observed, time.time())})
-            self._view_stale = False
+        record_view(self.workload, VIEW_PATH, observed, self._view_stale)
+        self._view_stale = False
         return observed
 
 
@@ -537,10 +534,6 @@ def _open_ports(tls: BrokerTls) -> tuple[int, ...]:
     if tls.enabled:
         ports += [BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS]
     return tuple(sorted(ports))
-
-
-def _text(content: bytes | None) -> str | None:
-    return None if content is None else content.decode("utf-8", "replace")
 
 
 def _active(config: PulsarConfig) -> ops.ActiveStatus:

@@ -16,7 +16,6 @@ Peer relation ``cluster``: only the rolling-restart lock (library) and the workl
 from __future__ import annotations
 
 import logging
-import time
 
 import ops
 from charms.pulsar_k8s.v0 import statuses
@@ -25,6 +24,7 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
 from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
+from charms.pulsar_k8s.v0.view_check import record_view
 from charms.pulsar_k8s.v0.workload import reconcile_events, restart_token, unit_fqdn
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from proxy_clients import CLIENT_RELATION, ProxyClientServing
@@ -46,8 +46,6 @@ from proxy_view import (
     VIEW_LAYER_LABEL,
     VIEW_PATH,
     proxy_state,
-    record_content,
-    recorded_state,
     view_layer,
 )
 from proxy_workload import ProxyWorkload
@@ -163,9 +161,8 @@ class PulsarProxyCharm(ops.CharmBase):
     def _observe(self) -> str:
         """Read the proxy's live state and record it where the view check compares it."""
         state = proxy_state(self.workload.answers())
-        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != state:
-            self.workload.push({VIEW_PATH: record_content(state, time.time())})
-            self._view_stale = False
+        record_view(self.workload, VIEW_PATH, state, self._view_stale)
+        self._view_stale = False
         return state
 
 

@@ -29,10 +29,6 @@ class ProxyWorkload(Workload):
     def proxy_running(self) -> bool:
         return self.is_running(SERVICE)
 
-    def read_text(self, path: str) -> str | None:
-        content = self.read(path)
-        return None if content is None else content.decode("utf-8", "replace")
-
     def start_proxy(self) -> None:
         """Start with the status file in place (status.html answers 200 only then)."""
         self.push({STATUS_FILE_PATH: "OK\n"})

@@ -22,7 +22,7 @@ from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.tls import RELATION as TLS_RELATION
 from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
 from charms.pulsar_k8s.v0.validation import InvalidField, is_credential, parse_credential
-from charms.pulsar_k8s.v0.view_check import retry_content
+from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
     reconcile_events,
@@ -99,8 +99,6 @@ from zookeeper_view import (
     VIEW_CHECK,
     VIEW_LAYER_LABEL,
     VIEW_PATH,
-    record_content,
-    recorded_state,
     server_state,
     view_layer,
 )
@@ -399,9 +397,8 @@ class ZooKeeperCharm(ops.CharmBase):
             zookeeper_ensemble.four_letter_word(self.address, "srvr", timeout=1.0) if ruok else ""
         )
         observed = server_state(ruok, srvr)
-        if self._view_stale or recorded_state(self.workload.read_text(VIEW_PATH)) != observed:
-            self.workload.record(VIEW_PATH, record_content(observed, time.time()))
-            self._view_stale = False
+        record_view(self.workload, VIEW_PATH, observed, self._view_stale)
+        self._view_stale = False
         self._observed = observed
         return observed
 

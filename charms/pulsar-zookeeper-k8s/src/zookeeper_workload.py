@@ -88,11 +88,6 @@ class ZooKeeperWorkload(Workload):
         self._apply(desired)
         self.restart(SERVICE)
 
-    def read_text(self, path: str) -> str | None:
-        """Return a small file's text (None when missing)."""
-        content = self.read(path)
-        return None if content is None else content.decode("utf-8", "replace")
-
     def record(self, path: str, content: str) -> None:
         """Write a small file the workload's checks read (the core pushes only a change)."""
         self.push({path: content})

@@ -24,7 +24,7 @@ from ops import pebble
 
 LIBID = "5b0c8f3a2e7d4c1b9a6f0e2d4c8b7a11"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,11 @@ class Workload:
             return None
         except PEBBLE_ERRORS as exc:
             raise WorkloadError(f"cannot read {path}: {type(exc).__name__}") from exc
+
+    def read_text(self, path: str) -> str | None:
+        """Return a small file's text (None when it does not exist)."""
+        content = self.read(path)
+        return None if content is None else content.decode("utf-8", "replace")
 
     def changed_files(self, files: Mapping[str, str | bytes]) -> list[str]:
         """Paths whose content in the container differs from ``files``."""

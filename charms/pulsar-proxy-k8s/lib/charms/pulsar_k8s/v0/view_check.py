@@ -20,13 +20,14 @@ Each charm supplies only its state names and the bash that prints the live state
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Any
 
-from charms.pulsar_k8s.v0.workload import WORKLOAD_UID
+from charms.pulsar_k8s.v0.workload import WORKLOAD_UID, Workload
 
 LIBID = "def62e14dfd24541af2ded9317797ade"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 # A view recorded this recently passes. Longer than two check periods, so at least one run falls
 # inside it.
@@ -55,6 +56,16 @@ def retry_content(state: str, now: float, after_s: float) -> str:
 def recorded_state(content: str | None) -> str | None:
     """Return the state a view file records (None: nothing recorded)."""
     return content.split()[0] if content and content.split() else None
+
+
+def record_view(workload: Workload, path: str, state: str, stale: bool = False) -> None:
+    """Record the live ``state`` for the view check when it changed.
+
+    ``stale``: the check just failed, so the record is re-stamped even if equal (a new grace
+    period, hence a new event on the next difference).
+    """
+    if stale or recorded_state(workload.read_text(path)) != state:
+        workload.push({path: record_content(state, time.time())})
 
 
 def check_script(live_state_script: str, path: str) -> str:
