@@ -485,10 +485,7 @@ class PulsarBrokerCharm(ops.CharmBase):
                 self.restart_lock.release()
             return self._status(config)
 
-        self.restart_lock.request(restart_token(files, layer))
-        if self.unit.is_leader():
-            self.restart_lock.arbitrate()
-        if not self.restart_lock.granted():
+        if not self.restart_lock.acquire(restart_token(files, layer)):
             return ops.WaitingStatus("configuration changed; waiting for the rolling-restart lock")
         logger.info("restarting the broker to apply new configuration")
         self.workload.stop_draining()

@@ -143,10 +143,7 @@ class PulsarProxyCharm(ops.CharmBase):
     ) -> ops.StatusBase | None:
         """Restart a running proxy on changed inputs, one unit at a time; None when done."""
         if self.workload.changed_files(files) or self.workload.layer_differs(layer):
-            self.rolling_restart.request(restart_token(files, layer))
-            if self.unit.is_leader():
-                self.rolling_restart.arbitrate()
-            if not self.rolling_restart.granted():
+            if not self.rolling_restart.acquire(restart_token(files, layer)):
                 return ops.WaitingStatus("waiting for the rolling-restart lock to apply changes")
             self.workload.push(files)
             self.workload.add_layer(LAYER_LABEL, layer)

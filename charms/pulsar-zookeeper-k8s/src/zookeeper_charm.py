@@ -350,10 +350,7 @@ class ZooKeeperCharm(ops.CharmBase):
             # a stopped server costs the quorum nothing more: no lock needed
             self.workload.start_server(desired)
         elif applied is None or applied.token != desired.token:
-            self.restarts.request(desired.token)
-            if self.unit.is_leader():
-                self.restarts.arbitrate()
-            if self.restarts.granted():
+            if self.restarts.acquire(desired.token):
                 logger.info("restart lock granted: restarting to apply %s", desired.token)
                 self.workload.restart_server(desired)
             else:

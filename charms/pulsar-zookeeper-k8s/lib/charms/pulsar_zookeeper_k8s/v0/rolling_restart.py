@@ -17,7 +17,7 @@ import ops
 
 LIBID = "0b7e4d3c2a1f4e5d8c9b0a1f2e3d4c5b"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 REQUEST_KEY = "restart-request"
 GRANTED_KEY = "restart-granted"
@@ -52,6 +52,17 @@ class RollingRestart:
         relation = self._relation
         if relation is not None and relation.data[self._charm.unit].get(REQUEST_KEY) != token:
             relation.data[self._charm.unit][REQUEST_KEY] = token
+
+    def acquire(self, token: str) -> bool:
+        """Ask for the lock to apply ``token``; True once this unit holds it.
+
+        The leader arbitrates at once, so a leader (or a single unit) restarts in the same hook;
+        another unit is woken by the leader's grant (a peer relation change).
+        """
+        self.request(token)
+        if self._charm.unit.is_leader():
+            self.arbitrate()
+        return self.granted()
 
     def release(self) -> None:
         """Restart done (or no longer needed): give the lock back."""
