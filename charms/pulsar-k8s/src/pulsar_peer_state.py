@@ -7,7 +7,10 @@ Application databag (written by the leader):
     ``clients`` JSON {role: "tenant/namespace"} of every client relation role the leader served;
     ``functions-declared`` JSON {"tenant/namespace/name": config dict} of the functions the
     operator declared with ``deploy-function``; ``functions-deployed`` JSON
-    {"tenant/namespace/name": {"digest", "owner"}} of every function the leader created.
+    {"tenant/namespace/name": {"digest", "owner"}} of every function the leader created;
+    ``replication-peers`` JSON, the geo-replication record of the peer clusters set up (their
+    relation, namespaces, token id and state) and of those stopped: written and parsed only by
+    ``pulsar_replication`` (``Record``), which owns its format.
 Unit databags: ``signing-key-id`` the id (``pulsar_tokens.key_id``) of the token signing key the
 unit's broker runs with, written once the broker serves with it; the leader reads it to finish
 a signing-key rotation (see ``pulsar_key_rotation``). Besides it, only the rolling-restart
@@ -33,6 +36,7 @@ CLIENTS_KEY = "clients"
 FUNCTIONS_DECLARED_KEY = "functions-declared"
 FUNCTIONS_DEPLOYED_KEY = "functions-deployed"
 SIGNING_KEY_ID_KEY = "signing-key-id"
+REPLICATION_PEERS_KEY = "replication-peers"
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
 from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname, parse_credential
 from pulsar_config import PulsarConfig, is_cluster_name
+from pulsar_peer_state import REPLICATION_PEERS_KEY
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ WEB_SERVICE_URL_KEY = "web-service-url"
 TOKEN_SECRET_KEY = "token-secret-id"
 TOKEN_FIELD = "token"
 # The peer application databag key of what the leader set up (see ``Record``).
-PEERS_KEY = "replication-peers"
+PEERS_KEY = REPLICATION_PEERS_KEY
 
 TOKEN_AUTH_PLUGIN = "org.apache.pulsar.client.impl.auth.AuthenticationToken"
 ROLE_PREFIX = "replicator-"
