@@ -105,7 +105,10 @@ def _no_cluster(output: str) -> bool:
 
 # What decommissionbookie says while the stopped bookie is still registered in ZooKeeper.
 STILL_REGISTERED = "is not shutdown yet"
-STILL_REGISTERED_ATTEMPTS = 6
+# How long after the stop it may say so: the stopped bookie's ZooKeeper session lives on for
+# zkTimeout (10 s) after a kill; three times that, as a bound by time (a count of attempts
+# covered less than the session on a fast machine: one JVM start is ~1.4 s).
+STILL_REGISTERED_WINDOW_S = 30.0
 _JAAS_PASSWORD = re.compile(r'password="([^"]*)"')
 # The hooks a removed unit runs after its relations are gone, in order; the last one is remove.
 _TEARDOWN_EVENTS = (ops.StorageDetachingEvent, ops.StopEvent, ops.RemoveEvent)
@@ -278,11 +281,14 @@ class BookKeeperCharm(ops.CharmBase):
             return self._failed(f"cannot stop the bookie: {exc}", "", last_hook)
         command = [BOOKKEEPER_SCRIPT, "shell", "decommissionbookie", "-bookieid", own]
         deadline = started + DECOMMISSION_TIMEOUT_S
-        for _ in range(STILL_REGISTERED_ATTEMPTS):
+        while True:
             result = self.workload.run(command, env, max(deadline - time.monotonic(), 1.0))
             # A bookie killed at the end of Pebble's kill-delay stays registered until its
-            # ZooKeeper session expires (zkTimeout, 10 s): each attempt is a JVM start later.
+            # ZooKeeper session expires (zkTimeout, 10 s): try again until that is surely over.
             if result.ok or STILL_REGISTERED not in result.output:
+                break
+            # No pause: each attempt is a JVM start (~1.4 s) already.
+            if time.monotonic() - started > STILL_REGISTERED_WINDOW_S:
                 break
         if not result.ok:
             return self._failed("decommissionbookie did not finish", result.output, last_hook)

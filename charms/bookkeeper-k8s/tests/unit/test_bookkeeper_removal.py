@@ -330,6 +330,34 @@ def test_a_bookie_still_registered_is_tried_again_in_the_same_hook(
     assert "decommissioned in" in out.unit_status.message
 
 
+def test_a_bookie_still_registered_is_tried_for_its_session_time_not_a_count(
+    ctx3, storage, tmp_path, four_writable, monkeypatch
+):
+    """Fast tool runs (a quiet machine) must still cover the stopped bookie's ZooKeeper session:
+    the retries are bounded by STILL_REGISTERED_WINDOW_S, then the hook reports the failure."""
+    import bookkeeper_charm
+
+    clock = [1000.0]
+    monkeypatch.setattr(bookkeeper_charm.time, "monotonic", lambda: clock[0])
+    commands: list[tuple[str, ...]] = []
+
+    def run(_self, argv, environment, timeout, working_dir="/pulsar"):
+        commands.append(tuple(argv))
+        clock[0] += 1.0  # one tool run: a second
+        return ExecResult(False, "exit code 255: ERROR Bookie: x:3181 is not shutdown yet")
+
+    monkeypatch.setattr(BookieWorkload, "run", run)
+    st = leaving_state(storage, tmp_path, planned=3)
+    out = detaching(ctx3, departed(ctx3, st))
+    attempts = commands.count(DECOMMISSION_CMD)
+    assert attempts > bookkeeper_charm.STILL_REGISTERED_WINDOW_S - 2, attempts  # ~30 tries
+    assert attempts < bookkeeper_charm.STILL_REGISTERED_WINDOW_S + 3, attempts  # and then stop
+    assert out.unit_status == ops.BlockedStatus(
+        "decommission failed (decommissionbookie did not finish); "
+        "retrying in the next teardown hook"
+    )
+
+
 def test_still_listed_after_decommission_is_a_failure(ctx3, storage, tmp_path, four_writable):
     st = leaving_state(storage, tmp_path, planned=3, execs=execs(listing=listed(0, 1, 2, 3)))
     out = detaching(ctx3, departed(ctx3, st))
