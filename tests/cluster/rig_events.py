@@ -62,6 +62,36 @@ class Gate:
 
 
 class EventQueue(deque[QueuedEvent | RigAction]):
+    """Every unit's pending items, in the order Juju decided them.
+
+    Juju gives each unit agent its own queue and runs the agents side by side. The rig runs one
+    hook at a time, so the units take turns: the next item is the oldest one of the unit that
+    has waited longest since its last turn. Each unit's own order is kept; a unit whose events
+    were queued behind a burst of other units' events no longer waits for all of them, as it
+    would not on a controller.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._turns = 0
+        self._last_turn: dict[str, int] = {}
+
+    def take_next(self) -> QueuedEvent | RigAction:
+        """Remove and return the next item to deliver (see the class docstring)."""
+        chosen, chosen_turn, seen = 0, 0, set()
+        for index, item in enumerate(self):
+            if item.unit in seen:
+                continue
+            seen.add(item.unit)
+            turn = self._last_turn.get(item.unit, -1)
+            if len(seen) == 1 or turn < chosen_turn:
+                chosen, chosen_turn = index, turn
+        item = self[chosen]
+        del self[chosen]
+        self._turns += 1
+        self._last_turn[item.unit] = self._turns
+        return item
+
     def push(self, item: QueuedEvent | RigAction) -> None:
         """Queue, coalescing an identical pending event (Juju delivers the latest data)."""
         if isinstance(item, QueuedEvent) and item in self:

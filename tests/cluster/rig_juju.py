@@ -464,7 +464,7 @@ class Model:
                     f"event storm: {count} events without settling; queue head: "
                     + ", ".join(f"{e.unit}:{e}" for e in list(self.queue)[:20])
                 )
-            item = self.queue.popleft()
+            item = self.queue.take_next()
             count += 1
             if isinstance(item, RigAction):
                 logger.info("rig action %s %s", item.unit, item.what)
