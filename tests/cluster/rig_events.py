@@ -47,6 +47,9 @@ class RigAction:
     unit: str
     what: str
     run: Callable[[], None] = field(compare=False, hash=False)
+    barrier: bool = False
+    """It changes what every unit sees (a relation or unit dropped from the records): it runs
+    only once everything queued before it has run, and nothing queued after it runs first."""
 
     def __str__(self) -> str:
         return f"<{self.what}>"
@@ -66,7 +69,8 @@ class EventQueue(deque[QueuedEvent | RigAction]):
 
     Juju gives each unit agent its own queue and runs the agents side by side. The rig runs one
     hook at a time, so the units take turns: the next item is the oldest one of the unit that
-    has waited longest since its last turn. Each unit's own order is kept; a unit whose events
+    has waited longest since its last turn. Each unit's own order is kept, and a barrier (see
+    ``RigAction``) keeps the order of everything around it. A unit whose events
     were queued behind a burst of other units' events no longer waits for all of them, as it
     would not on a controller.
     """
@@ -80,6 +84,8 @@ class EventQueue(deque[QueuedEvent | RigAction]):
         """Remove and return the next item to deliver (see the class docstring)."""
         chosen, chosen_turn, seen = 0, 0, set()
         for index, item in enumerate(self):
+            if isinstance(item, RigAction) and item.barrier:
+                break  # nothing queued after a barrier runs before it; it runs at the head
             if item.unit in seen:
                 continue
             seen.add(item.unit)

@@ -320,7 +320,12 @@ class Model:
         rel = self.relations[relation_id]
         self._push_all(rig_relations.removal(rel))
         self._push(
-            RigAction("", f"drop relation {rel.id}", lambda: rig_relations.drop(self.records, rel))
+            RigAction(
+                "",
+                f"drop relation {rel.id}",
+                lambda: rig_relations.drop(self.records, rel),
+                barrier=True,
+            )
         )
 
     def config(self, app_name: str, **values: Any) -> None:
@@ -621,7 +626,7 @@ class Model:
             if unit.leader and app.live_units:
                 self.set_leader(app.live_units[0].name)
 
-        self._push(RigAction(unit.name, "pod deleted", gone))
+        self._push(RigAction(unit.name, "pod deleted", gone, barrier=True))
         # Planned units changed for everyone else: nothing is delivered for that in Juju.
 
     # -- internals: relations ----------------------------------------------------------------

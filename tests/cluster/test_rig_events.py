@@ -58,3 +58,15 @@ def test_identical_pending_events_still_coalesce():
     queue.push(QueuedEvent("a/0", "config_changed"))
     queue.push(QueuedEvent("a/0", "config_changed"))
     assert len(queue) == 1
+
+
+def test_a_barrier_keeps_the_order_around_it():
+    queue = EventQueue()
+    queue.push(QueuedEvent("a/0", "relation_broken", relation_id=1))
+    queue.push(QueuedEvent("a/0", "config_changed"))
+    queue.push(QueuedEvent("b/0", "relation_broken", relation_id=1))
+    queue.push(RigAction("", "drop relation 1", lambda: None, barrier=True))
+    queue.push(QueuedEvent("c/0", "install"))
+    taken = _drain(queue)
+    assert taken.index(("", "drop relation 1")) == 3
+    assert taken[-1] == ("c/0", "install")
