@@ -72,9 +72,10 @@ ROWS: list[tuple[str, str, str, str]] = [
     (
         "standalone.first_message_s",
         "baseline",
-        "`bin/pulsar standalone`: start to first consumed message",
+        "`bin/pulsar standalone`: start to first consumed message (median of the runs)",
         "s",
     ),
+    ("standalone.runs_s", "baseline", "each standalone run (s)", ""),
     (
         "bundle.settle_s",
         "1",
@@ -575,7 +576,8 @@ reruns the scenarios and rewrites this page.
 
 Measured {data.get("updated", "?")} on {data.get("machine", "?")}; every JVM small
 (ZooKeeper heap 128 MB, bookies 256 MB heap + 256 MB direct, brokers 384 MB + 256 MB; the
-standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`).
+standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`; every JVM, the baseline's
+included, with Pulsar's default collector from `conf/pulsar_env.sh`).
 
 {data.get("note", "")}
 
@@ -587,16 +589,17 @@ standalone baseline `-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m`).
 
 {pace(figures)}
 
-The rig runs every hook of the model one after the other (Juju runs each unit's hooks
-concurrently), so hook time adds up on its critical path; these figures are therefore an upper
-bound of what a controller would show. The figures of 2026-12-02 15:07 were measured with an
-experimental rig queue in which units took turns; it was reverted after scenario 5 failed twice
-with it (a reader timed out after the broker pod loss). The last fully green run without it
-(14:08) measured the cold deploy at 27.4 s = 4.7x and the full restart at 20.9 s = 3.6x
-standalone (5.87 s). On 2 CPUs the overlapped start (three bookie JVMs, the cluster-metadata
-tool and the broker JVM at once) is CPU-bound. The machine is shared: timings
-measured while other test runs use the same 2 CPUs are noisy (the standalone baseline itself
-took 5.5 s to 14 s).
+The rig runs one hook at a time (Juju runs each unit's hooks concurrently); units take turns
+in its queue, the one that waited longest since its last hook going next with each unit's own
+order kept, as Juju's unit agents run side by side. Hook time therefore still adds up on the
+critical path (a JVM start waits about 1 s in Pebble before the hook goes on), so these
+figures are an upper bound of what a controller would show. Until 2026-12-03 the queue was one
+FIFO for the whole model: the broker's first `bookkeeper` hook waited about 13 s behind the
+other units' joins, and the cold deploy measured 3.5x-4.7x. On 2 CPUs the overlapped start
+(three bookie JVMs, the cluster-metadata tool and the broker JVM at once) is CPU-bound, and
+timings measured while other processes use the same 2 CPUs are noisy: one standalone start
+took 5.5 s to 14 s, hence the median of three as the baseline, with the same JVM collector
+as the cluster.
 
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,

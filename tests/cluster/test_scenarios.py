@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import threading
 import time
 
@@ -25,6 +26,7 @@ from tests.cluster.timeline import LOST, TimelineRecorder, four_letter_word
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 BULK = 10_000
+STANDALONE_RUNS = 3
 WINDOW = 500
 
 
@@ -33,10 +35,19 @@ def test_standalone_baseline(rig_env: RigEnv):
 
     Runs before this module's cluster exists (its embedded bookie and ZooKeeper use their own
     ports, but nothing else of the rig must be listening while it runs)."""
-    took = workload.standalone_first_message(
-        rig_env.image.distribution, rig_env.image.pristine_conf
-    )
-    record("standalone.first_message_s", took)
+    # One start varies by half its length on a shared 2-CPU machine: the median of three is
+    # the baseline the cluster's figures are divided by (each run is recorded too).
+    runs = [
+        round(
+            workload.standalone_first_message(
+                rig_env.image.distribution, rig_env.image.pristine_conf
+            ),
+            2,
+        )
+        for _ in range(STANDALONE_RUNS)
+    ]
+    record("standalone.runs_s", runs)
+    record("standalone.first_message_s", statistics.median(runs))
 
 
 @pytest.fixture(scope="module")
