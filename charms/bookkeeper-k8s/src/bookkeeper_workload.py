@@ -30,8 +30,9 @@ class BookieWorkload(Workload):
         return self.is_running(SERVICE)
 
     def start_bookie(self) -> None:
-        # replan starts the service (startup: enabled) and (re)starts what changed in the plan.
-        self.replan()
+        # replan starts the service (startup: enabled) and (re)starts what changed in the plan;
+        # not running before, so no hook waits for the JVM (the view check says when it serves).
+        self.replan(wait=False)
 
     def restart_bookie(self) -> None:
         self.restart(SERVICE)

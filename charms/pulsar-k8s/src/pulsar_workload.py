@@ -42,9 +42,11 @@ class PulsarWorkload(Workload):
     def start_broker(self) -> None:
         """Start the broker with its status file in place (status.html must answer 200)."""
         self.create_status_file()
-        self.replan()
+        # Stopped (or never started) before: no hook waits for the JVM, the view check wakes
+        # the unit when the broker is ready.
+        self.replan(wait=False)
         if not self.broker_running():
-            self.start(SERVICE_NAME)
+            self.start(SERVICE_NAME, wait=False)
 
     def stop_draining(self) -> None:
         """Take the broker out of rotation (status.html -> 404), let load move, then stop."""

@@ -32,9 +32,10 @@ class ProxyWorkload(Workload):
     def start_proxy(self) -> None:
         """Start with the status file in place (status.html answers 200 only then)."""
         self.push({STATUS_FILE_PATH: "OK\n"})
-        self.replan()
+        # Not running before: no hook waits for the JVM (its checks say when it serves).
+        self.replan(wait=False)
         if not self.proxy_running():
-            self.start(SERVICE)
+            self.start(SERVICE, wait=False)
 
     def restart_proxy(self) -> None:
         self.push({STATUS_FILE_PATH: "OK\n"})

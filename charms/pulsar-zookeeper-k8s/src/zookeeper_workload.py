@@ -81,7 +81,8 @@ class ZooKeeperWorkload(Workload):
     def start_server(self, desired: DesiredWorkload) -> None:
         """Server not running: lay down every file (membership included) and start it."""
         self._apply(desired)
-        self.start(SERVICE)
+        # Not running before: no hook waits for the JVM (the view check says when it answers).
+        self.start(SERVICE, wait=False)
 
     def restart_server(self, desired: DesiredWorkload) -> None:
         """Restart a running server (lock held) after laying down every file."""

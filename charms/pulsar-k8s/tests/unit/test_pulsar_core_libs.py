@@ -181,3 +181,49 @@ def test_storage_chown_failing_is_waiting_not_a_hook_error(tmp_path):
     assert out.unit_status == ops.WaitingStatus(
         "waiting for the pulsar container (Pebble) (retrying)"
     )
+
+
+class _ChangeRecordingPebble:
+    """Only what ``Workload.start``/``replan`` call, recording the timeout they ask for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, float]] = []
+
+    def start_services(self, services, timeout=30.0, delay=0.1):
+        self.calls.append(("start", list(services), timeout))
+        return "1"
+
+    def replan_services(self, timeout=30.0, delay=0.1):
+        self.calls.append(("replan", None, timeout))
+        return "2"
+
+
+class _ContainerWithPebble:
+    def __init__(self, pebble) -> None:
+        self.pebble = pebble
+        self.waited: list[str] = []
+
+    def start(self, *services: str) -> None:
+        self.waited.append(f"start {' '.join(services)}")
+
+    def replan(self) -> None:
+        self.waited.append("replan")
+
+
+def test_a_first_start_does_not_wait_for_pebble_and_a_waited_one_does():
+    from charms.pulsar_k8s.v0.workload import Workload
+
+    client = _ChangeRecordingPebble()
+    container = _ContainerWithPebble(client)
+    workload = Workload(container)  # type: ignore[arg-type]
+
+    workload.start("broker", wait=False)
+    workload.replan(wait=False)
+    # submitted with timeout 0: Pebble returns the change at once, no hook waits its second
+    assert client.calls == [("start", ["broker"], 0), ("replan", None, 0)]
+    assert container.waited == []
+
+    workload.start("broker")
+    workload.replan()
+    assert container.waited == ["start broker", "replan"]
+    assert len(client.calls) == 2

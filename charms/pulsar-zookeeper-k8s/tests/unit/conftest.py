@@ -11,6 +11,7 @@ import ops
 import pytest
 import yaml
 import zookeeper_ensemble
+from charms.pulsar_k8s.v0.workload import Workload
 from ops import testing
 from zookeeper_charm import ZooKeeperCharm
 from zookeeper_render import parse_members
@@ -134,7 +135,7 @@ def pebble_calls(monkeypatch: pytest.MonkeyPatch) -> PebbleCalls:
     calls = PebbleCalls()
     original_push = ops.Container.push
     original_add_layer = ops.Container.add_layer
-    original_start = ops.Container.start
+    original_start = Workload.start
     original_restart = ops.Container.restart
 
     def push(self: ops.Container, path: str, *args: Any, **kwargs: Any) -> None:
@@ -145,9 +146,11 @@ def pebble_calls(monkeypatch: pytest.MonkeyPatch) -> PebbleCalls:
         calls.layers += 1
         original_add_layer(self, *args, **kwargs)
 
-    def start(self: ops.Container, *services: str) -> None:
+    def start(self: Workload, service: str, *, wait: bool = True) -> None:
+        # counted where the charm asks: a first start goes to Pebble without waiting (not
+        # through ops.Container.start)
         calls.starts += 1
-        original_start(self, *services)
+        original_start(self, service, wait=wait)
 
     def restart(self: ops.Container, *services: str) -> None:
         calls.restarts += 1
@@ -155,6 +158,6 @@ def pebble_calls(monkeypatch: pytest.MonkeyPatch) -> PebbleCalls:
 
     monkeypatch.setattr(ops.Container, "push", push)
     monkeypatch.setattr(ops.Container, "add_layer", add_layer)
-    monkeypatch.setattr(ops.Container, "start", start)
+    monkeypatch.setattr(Workload, "start", start)
     monkeypatch.setattr(ops.Container, "restart", restart)
     return calls

@@ -24,7 +24,7 @@ from ops import pebble
 
 LIBID = "5b0c8f3a2e7d4c1b9a6f0e2d4c8b7a11"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -299,11 +299,28 @@ class Workload:
         services = self._call("cannot read services", lambda: self._container.get_services())
         return service in services and services[service].is_running()
 
-    def replan(self) -> None:
-        self._call("cannot replan", self._container.replan)
+    def replan(self, *, wait: bool = True) -> None:
+        """Apply the plan. ``wait=False`` returns once Pebble has the change (see ``start``)."""
+        if wait:
+            self._call("cannot replan", self._container.replan)
+        else:
+            self._call("cannot replan", lambda: self._container.pebble.replan_services(timeout=0))
 
-    def start(self, service: str) -> None:
-        self._call(f"cannot start {service}", lambda: self._container.start(service))
+    def start(self, service: str, *, wait: bool = True) -> None:
+        """Start ``service``.
+
+        ``wait=False`` returns once Pebble has the change, not after the second Pebble waits for
+        the process to stay up: for a service that was not running, whose checks tell the charm
+        when it serves (nothing old can answer in its place). A restart must wait: until it has
+        stopped, the old process still answers.
+        """
+        if wait:
+            self._call(f"cannot start {service}", lambda: self._container.start(service))
+        else:
+            self._call(
+                f"cannot start {service}",
+                lambda: self._container.pebble.start_services([service], timeout=0),
+            )
 
     def restart(self, service: str) -> None:
         self._call(f"cannot restart {service}", lambda: self._container.restart(service))
