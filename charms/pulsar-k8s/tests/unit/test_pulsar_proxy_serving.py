@@ -108,7 +108,6 @@ def test_the_offer_carries_the_ca_of_a_tls_zookeeper(tls, ca):
     assert parsed is not None and parsed.zookeeper_tls_ca == ca
 
 
-
 BROKER_CA = "-----BEGIN CERTIFICATE-----\n" + "Q0FD" * 16 + "\n-----END CERTIFICATE-----\n"
 
 

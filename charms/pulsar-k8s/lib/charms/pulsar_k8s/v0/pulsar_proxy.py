@@ -388,7 +388,7 @@ def parse_offer(
 
 
 def parse_broker_tls(relation_name: str, data: dict[str, str]) -> dict[str, str]:
-    """The brokers' TLS URLs and CA (LIBPATCH 4): all three, or none (plain text)."""
+    """Parse the brokers' TLS URLs and CA (LIBPATCH 4): all three, or none (plain text)."""
     ca = parse_tls_ca(relation_name, TLS_CA_KEY, data.get(TLS_CA_KEY))
     service = data.get(BROKER_SERVICE_URL_TLS_KEY) or ""
     web = data.get(WEB_SERVICE_URL_TLS_KEY) or ""
