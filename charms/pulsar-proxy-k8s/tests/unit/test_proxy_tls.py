@@ -252,6 +252,22 @@ def test_the_certificate_turns_tls_on_through_the_restart_lock(ctx, tmp_path, ca
     assert again.unit_status == ops.ActiveStatus("proxy ready (cluster pulsar, TLS)")
 
 
+def test_a_renewed_certificate_is_pushed_without_a_restart(ctx, tmp_path, calls):
+    """The PEM files are no restart input: the proxy re-reads them."""
+    st_, _ = _answered(ctx, tmp_path, calls)
+    out = ctx.run(ctx.on.config_changed(), st_)
+    out = ctx.run(ctx.on.update_status(), out)
+    # What a renewal looks like on disk: the pushed certificate differs from the answer.
+    certificate = tmp_path / "conf" / "tls" / "certificate.pem"
+    issued = certificate.read_text()
+    certificate.write_text("an older certificate\n")
+    calls.log.clear()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert certificate.read_text() == issued
+    assert "push" in calls.names() and "restart_proxy" not in calls.names()
+    assert out.unit_status == ops.ActiveStatus("proxy ready (cluster pulsar, TLS)")
+
+
 def test_plaintext_enabled_keeps_6650(ctx, tmp_path, calls):
     st_, _ = _answered(ctx, tmp_path, calls, config={"tls-plaintext-enabled": True})
     out = ctx.run(ctx.on.config_changed(), st_)
