@@ -309,8 +309,9 @@ def tls_proxy(secure: Model) -> Model:
     model = secure
     started = time.monotonic()
     model.deploy(PROXY, PulsarProxyCharm, config=small_config(PROXY, PulsarProxyCharm))
-    model.integrate(f"{BROKER}:pulsar-proxy", f"{PROXY}:pulsar-proxy")
+    # The certificate first: the proxy then starts once, with TLS (no half TLS, no restart).
     model.integrate(f"{PROXY}:certificates", f"{TLS_APP}:certificates")
+    model.integrate(f"{BROKER}:pulsar-proxy", f"{PROXY}:pulsar-proxy")
     model.deploy(PROXY_CLIENT, PulsarClientTestCharm, config={"namespace": PROXY_NAMESPACE})
     model.integrate(f"{PROXY}:pulsar", f"{PROXY_CLIENT}:pulsar")
     model.settle(
