@@ -442,6 +442,14 @@ ROWS += [
     ("tls.ca_rotation_reload_s", "T", "new CA published to served, no restart", "s"),
     ("tls_slow.enable_two_brokers_s", "T", "TLS enabled on 2 brokers, one at a time", "s"),
     ("tls_slow.enable_publish_gap_s", "T", "longest publish gap then (2 brokers)", "s"),
+    ("proxy_tls.ready_s", "T", "proxy + certificates + client deployed to proxy serving TLS", "s"),
+    (
+        "proxy_tls.client_round_trip_s",
+        "T",
+        "client of the proxy: 10 messages produced+consumed over pulsar+ssl through it",
+        "s",
+    ),
+    ("proxy_tls.wss_round_trip_s", "T", "3 messages over wss through the proxy", "s"),
 ]
 SCENARIO_ROWS.append(
     (
@@ -449,7 +457,9 @@ SCENARIO_ROWS.append(
         "TLS: a self-signed CA application on `certificates`; the broker enables TLS under a "
         "producer (nothing acknowledged lost), handshakes on 6651/8443 verify the chain and SANs, "
         "6650 refuses, the client charm moves messages over `pulsar+ssl`; a renewal and a CA "
-        "rotation are served without a restart",
+        "rotation are served without a restart; a proxy reaches the TLS-only brokers over TLS and "
+        "serves `pulsar+ssl`/HTTPS with its own certificate (handshakes, SANs, 6650 refused), "
+        "its client moves messages through it over `pulsar+ssl` and `wss`",
         "`test_tls.py`",
         "default",
     )

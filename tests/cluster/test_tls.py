@@ -18,7 +18,13 @@ The tests run in order and share the model:
 4. a renewal (the provider signs the same request again) reaches the broker without a restart:
    Pulsar re-reads the PEM files (``tlsCertRefreshCheckDurationSec``);
 5. a CA rotation (a new CA signs the request): the broker serves the new chain without a
-   restart, the client relation publishes the new CA and the client moves messages trusting it.
+   restart, the client relation publishes the new CA and the client moves messages trusting it;
+6. a proxy (fixture ``tls_proxy``: pulsar-proxy-k8s related to the TLS brokers, whose 6650 is
+   closed, and to the CA; a client ``client-ptls`` on the PROXY's ``pulsar`` endpoint): the
+   brokers offer their TLS URLs and CA, the proxy reaches them over TLS only; handshakes on the
+   proxy's 6651 and 8443 verify the chain and SANs, its 6650 refuses; the client gets the
+   proxy's ``pulsar+ssl``/``https``/``wss`` URLs and CA and moves messages through the proxy
+   with its relation token, over the binary protocol and over WebSocket (wss).
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from cryptography import x509
 
 from tests.cluster import workload
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BROKER
+from tests.cluster.rig_bundle import BROKER, PROXY, small_config
 from tests.cluster.rig_juju import Model
+from tests.cluster.rig_net import service_fqdn, unit_fqdn
 
 sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
 from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
@@ -257,3 +264,151 @@ def test_ca_rotation_is_served_and_published_without_a_restart(secure: Model):
         f"{CLIENT}/0", "consume", {"topic": topic, "count": 3, "timeout-seconds": 30}
     )
     assert int(got["count"]) == 3, got
+
+
+# -- a proxy in front of the TLS brokers, with its own certificate ----------------------------
+
+PROXY_CLIENT = "client-ptls"
+PROXY_NAMESPACE = "proxied/orders"
+PROXY_UNIT_FQDN = unit_fqdn(PROXY, 0)
+PROXY_SERVICE_FQDN = service_fqdn(PROXY)
+PROXY_CONF = "/pulsar/conf/proxy.conf"
+
+
+def proxy_serving_tls(model: Model) -> bool:
+    if model.unit(f"{PROXY}/0").status.name != "active":
+        return False
+    try:
+        conf = model.pod(f"{PROXY}/0").read(PROXY_CONF) or ""
+    except Exception:  # not pushed yet, or Pebble restarting
+        return False
+    return "servicePortTls=6651" in conf and "tlsEnabledWithBroker=true" in conf
+
+
+def proxy_client_active(model: Model) -> bool:
+    status = model.unit(f"{PROXY_CLIENT}/0").status
+    return status.name == "active" and PROXY_NAMESPACE in status.message
+
+
+def provider_certificates_of(model: Model, app: str) -> dict[str, Any]:
+    """The certificate the CA application issued to ``app``'s unit 0 (its own relation)."""
+    (relation,) = model.relations_of(app, "certificates")
+    (certificate,) = json.loads(model.app_data(relation.id, TLS_APP).get("certificates") or "[]")
+    return certificate
+
+
+def proxy_ca(model: Model) -> str:
+    return provider_certificates_of(model, PROXY)["ca"]
+
+
+@pytest.fixture(scope="module")
+def tls_proxy(secure: Model) -> Model:
+    from proxy_charm import PulsarProxyCharm  # type: ignore[import-not-found]
+    from pulsar_client_test_charm import PulsarClientTestCharm  # type: ignore[import-not-found]
+
+    model = secure
+    started = time.monotonic()
+    model.deploy(PROXY, PulsarProxyCharm, config=small_config(PROXY, PulsarProxyCharm))
+    # The certificate first: the proxy then starts once, with TLS (no half TLS, no restart).
+    model.integrate(f"{PROXY}:certificates", f"{TLS_APP}:certificates")
+    model.integrate(f"{BROKER}:pulsar-proxy", f"{PROXY}:pulsar-proxy")
+    model.deploy(PROXY_CLIENT, PulsarClientTestCharm, config={"namespace": PROXY_NAMESPACE})
+    model.integrate(f"{PROXY}:pulsar", f"{PROXY_CLIENT}:pulsar")
+    model.settle(
+        until=lambda: proxy_serving_tls(model) and proxy_client_active(model), timeout=300
+    )
+    record("proxy_tls.ready_s", time.monotonic() - started)
+    return model
+
+
+def test_proxy_reaches_tls_only_brokers_and_serves_tls_with_the_ca_chain(tls_proxy: Model):
+    model = tls_proxy
+    # The brokers' plain-text port is closed: the proxy can only be reaching them over TLS.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((UNIT_FQDN, 6650), timeout=5).close()
+    (relation,) = model.relations_of(PROXY, "pulsar-proxy")
+    offer = model.app_data(relation.id, BROKER)
+    assert offer["broker-service-url-tls"] == f"pulsar+ssl://{SERVICE_FQDN}:6651", offer
+    assert offer["web-service-url-tls"] == f"https://{SERVICE_FQDN}:8443", offer
+    broker_ca = provider_certificates_of(model, BROKER)["ca"]
+    assert offer["tls-ca"].strip() == broker_ca.strip()
+    conf = model.pod(f"{PROXY}/0").read(PROXY_CONF) or ""
+    assert "tlsEnabledWithBroker=true" in conf and "tlsHostnameVerificationEnabled=true" in conf
+    assert "servicePort=\n" in conf, "tls-plaintext-enabled defaults to false: 6650 closed"
+
+    ca = proxy_ca(model)
+    trusting_ca = ssl.create_default_context(cadata=ca)
+    for port in (6651, 8443):
+        seen = handshake(PROXY_UNIT_FQDN, port, trusting_ca)
+        assert {PROXY_UNIT_FQDN, PROXY_SERVICE_FQDN} <= seen["sans"], seen
+        assert seen["version"] in ("TLSv1.2", "TLSv1.3"), seen
+        handshake(PROXY_SERVICE_FQDN, port, trusting_ca)  # what the client relation publishes
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(PROXY_UNIT_FQDN, port, ssl.create_default_context())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((PROXY_UNIT_FQDN, 6650), timeout=5).close()
+    assert "TLS" in model.unit(f"{PROXY}/0").status.message
+
+
+def test_a_client_of_the_proxy_moves_messages_through_it_over_tls(tls_proxy: Model):
+    model = tls_proxy
+    (relation,) = model.relations_of(PROXY_CLIENT, "pulsar")
+    data = model.app_data(relation.id, PROXY)
+    assert data["broker-service-url"] == f"pulsar+ssl://{PROXY_SERVICE_FQDN}:6651", data
+    assert data["web-service-url"] == f"https://{PROXY_SERVICE_FQDN}:8443", data
+    assert data["websocket-url"] == f"wss://{PROXY_SERVICE_FQDN}:8443/ws/v2", data
+    tls = model.secret(data["secret-tls"]).content()
+    assert tls == {"tls": "enabled", "tls-ca": proxy_ca(model).strip() + "\n"}, tls
+
+    topic = f"ptls-{uuid.uuid4().hex[:8]}"
+    count = 10
+    started = time.monotonic()
+    sent = model.run_action(
+        f"{PROXY_CLIENT}/0", "produce", {"topic": topic, "count": count, "payload-prefix": "p"}
+    )
+    assert int(sent["count"]) == count, sent
+    got = model.run_action(
+        f"{PROXY_CLIENT}/0", "consume", {"topic": topic, "count": count, "timeout-seconds": 30}
+    )
+    assert int(got["count"]) == count, got
+    assert got["first-payload"] == "p-0" and got["last-payload"] == f"p-{count - 1}", got
+    record("proxy_tls.client_round_trip_s", time.monotonic() - started)
+
+
+def test_websocket_over_tls_through_the_proxy_to_tls_only_brokers(tls_proxy: Model, tmp_path):
+    import base64
+
+    import websocket
+
+    model = tls_proxy
+    (relation,) = model.relations_of(PROXY_CLIENT, "pulsar")
+    data = model.app_data(relation.id, PROXY)
+    token = model.secret(data["secret-user"]).content()["token"]
+    ca_file = tmp_path / "proxy-ca.pem"
+    ca_file.write_text(proxy_ca(model))
+    base = f"wss://{PROXY_UNIT_FQDN}:8443/ws/v2"
+    path = f"persistent/{PROXY_NAMESPACE}/wss-{uuid.uuid4().hex[:6]}"
+    options = {
+        "header": [f"Authorization: Bearer {token}"],
+        "timeout": 20,
+        "sslopt": {"ca_certs": str(ca_file), "check_hostname": True},
+    }
+    started = time.monotonic()
+    consumer = websocket.create_connection(f"{base}/consumer/{path}/wss-sub", **options)
+    producer = websocket.create_connection(f"{base}/producer/{path}", **options)
+    sent = [f"wss-{i}".encode() for i in range(3)]
+    try:
+        for payload in sent:
+            producer.send(json.dumps({"payload": base64.b64encode(payload).decode()}))
+            answer = json.loads(producer.recv())
+            assert answer.get("result") == "ok", answer
+        got = []
+        for _ in sent:
+            message = json.loads(consumer.recv())
+            got.append(base64.b64decode(message["payload"]))
+            consumer.send(json.dumps({"messageId": message["messageId"]}))
+    finally:
+        producer.close()
+        consumer.close()
+    assert got == sent
+    record("proxy_tls.wss_round_trip_s", time.monotonic() - started)

@@ -6,7 +6,9 @@ the relation the proxy role's token, the key client tokens are verified with and
 ZooKeeper identity (the proxies read policies to authorize clients). The token is minted with
 the key the clients' tokens are signed with; HS256 over a fixed payload is deterministic, so an
 unchanged reconcile writes nothing. The offer is kept while the brokers are down (proxies keep
-their configuration); a gone relation's secret is removed.
+their configuration); a gone relation's secret is removed. With this unit's certificate (the
+brokers serve TLS) the offer adds the TLS URLs of the brokers' Service and the CA chain: the
+proxies then talk TLS to the brokers, which works with the plain-text port closed.
 
 Client relations of the proxies: each proxy leader forwards its clients' requests
 (``client-requests``); this module turns them into requests with the role
@@ -38,6 +40,7 @@ from pulsar_render import (
     metadata_store_url,
     service_fqdn,
 )
+from pulsar_tls import client_tls_endpoints
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -61,6 +64,8 @@ class PulsarProxyServing(ops.Object):
     ) -> ProxyOffer:
         service = service_fqdn(self._charm.app.name, self._charm.model.name)
         key = auth.client_signing_key
+        material = self._charm.tls_state.material
+        tls = client_tls_endpoints(self._charm.app.name, self._charm.model.name)
         return ProxyOffer(
             cluster_name=config.cluster_name,
             broker_service_url=f"pulsar://{service}:{BROKER_SERVICE_PORT}",
@@ -73,6 +78,9 @@ class PulsarProxyServing(ops.Object):
             # "" for plain text; a TLS connection without a usable CA never reaches here (the
             # brokers wait for it first).
             zookeeper_tls_ca=usable_tls_ca(zookeeper) or "",
+            broker_service_url_tls=tls.broker_service_url if material else "",
+            web_service_url_tls=tls.web_service_url if material else "",
+            tls_ca=material.ca if material else "",
         )
 
     def publish(

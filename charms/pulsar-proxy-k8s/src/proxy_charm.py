@@ -9,6 +9,12 @@ always have a proxy to reconnect through.
 The leader also serves the ``pulsar`` client relation by relaying each request to the brokers
 and their answer back with the proxy's URLs (``proxy_clients``).
 
+TLS (``proxy_tls``): the proxy talks TLS to the brokers whenever their offer carries TLS URLs
+and a CA; with a certificate on the optional ``certificates`` relation it serves ``pulsar+ssl``
+and HTTPS too, and its client relations publish the TLS URLs and the CA. Related but without a
+certificate yet, nothing changes on the unit (no half TLS). The PEM files are no restart input:
+the proxy re-reads them, so a renewal restarts nothing.
+
 Peer relation ``cluster``: only the rolling-restart lock (library) and the workload version
 (observability library).
 """
@@ -24,6 +30,8 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
 from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
+from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.view_check import record_view
 from charms.pulsar_k8s.v0.workload import reconcile_events, restart_token, unit_fqdn
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
@@ -39,6 +47,7 @@ from proxy_render import (
     proxy_environment,
     proxy_files,
 )
+from proxy_tls import ProxyTls, open_ports, tls_files
 from proxy_view import (
     DOWN,
     READY,
@@ -57,11 +66,24 @@ PEER = "cluster"
 
 
 class PulsarProxyCharm(ops.CharmBase):
+    # This unit's TLS state, read by each reconcile (the client relations publish from it).
+    tls_state = TlsState()
+    # The ports this reconcile decided; None when it stopped before (ports left as they are).
+    _ports: tuple[int, ...] | None = None
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         # Set by each reconcile: the proxy-view check failed, so record the view afresh.
         self._view_stale = False
         quiet_credential_loggers()
+        # Before the reconcile's observers: the library stores and requests first.
+        # An invalid tls-extra-sans blocks the reconcile; the request keeps the charm's names.
+        extra = parse_extra_sans(self.config.get("tls-extra-sans", "")) or ()
+        self.tls = TlsRequirer(
+            self,
+            sans=tls_sans(self.unit.name, self.app.name, self.model.name, extra),
+            relation_name=CERTIFICATES_RELATION,
+        )
         self.brokers = PulsarProxyRequirer(self, PROXY_RELATION)
         self.client_serving = ProxyClientServing(self, self.brokers)
         self.rolling_restart = RollingRestart(self, PEER)
@@ -72,10 +94,10 @@ class PulsarProxyCharm(ops.CharmBase):
             PEER,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
-        for event in reconcile_events(
-            self, CONTAINER, relations=(PEER, PROXY_RELATION, CLIENT_RELATION, *COS_RELATIONS)
-        ):
+        relations = (PEER, PROXY_RELATION, CLIENT_RELATION, CERTIFICATES_RELATION, *COS_RELATIONS)
+        for event in reconcile_events(self, CONTAINER, relations=relations):
             framework.observe(event, self._reconcile)
+        framework.observe(self.tls.available, self._reconcile)
 
     @property
     def address(self) -> str:
@@ -86,9 +108,11 @@ class PulsarProxyCharm(ops.CharmBase):
     def _reconcile(self, event: ops.EventBase | None = None) -> None:
         failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
         self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
-        # The binary protocol and the web port (HTTP, WebSocket, metrics) on the Service.
-        self.unit.set_ports(SERVICE_PORT, WEB_SERVICE_PORT)
         status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
+        # The binary protocol and the web port (HTTP, WebSocket, metrics) on the Service; with
+        # TLS, 6651 and 8443 too (and 6650 only with tls-plaintext-enabled).
+        if self._ports is not None:
+            self.unit.set_ports(*self._ports)
         # The client relations need only the brokers, not this unit's proxy: relayed always.
         status = self.client_serving.with_clients(status)
         if self.unit.is_leader():
@@ -100,6 +124,13 @@ class PulsarProxyCharm(ops.CharmBase):
             config = self.load_config(ProxyConfig)
         except (ValueError, TypeError) as exc:
             return statuses.bad_config(exc)
+        tls_state = self.tls.state()
+        if tls_state.waiting:
+            # Nothing changes on this unit until the certificate is there (no half TLS).
+            return statuses.awaiting(f"a certificate on the {CERTIFICATES_RELATION} relation")
+        self.tls_state = tls_state
+        tls = ProxyTls.of(tls_state, config.tls_plaintext_enabled)
+        self._ports = open_ports(tls, SERVICE_PORT, WEB_SERVICE_PORT)
         if self.brokers.relation is None:
             self._stop_without_brokers()
             return statuses.no_relation(PROXY_RELATION)
@@ -108,7 +139,11 @@ class PulsarProxyCharm(ops.CharmBase):
             return statuses.awaiting("the brokers to publish their service URLs and credentials")
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
-        files = proxy_files(_inputs(config, self.address, offer), _secrets(offer))
+        files = proxy_files(_inputs(config, self.address, offer, tls), _secrets(offer))
+        # Pushed before any (re)start that reads them; a renewal alone restarts nothing.
+        pem_files = tls_files(tls_state)
+        if self.workload.changed_files(pem_files):
+            self.workload.push(pem_files)
         layer = pebble_layer(
             self.address, proxy_environment(config, zookeeper_tls=bool(offer.zookeeper_tls_ca))
         )
@@ -128,7 +163,8 @@ class PulsarProxyCharm(ops.CharmBase):
             self.workload.add_layer(VIEW_LAYER_LABEL, view)
         if self._observe() != READY:
             return ops.WaitingStatus("proxy started; waiting for /status.html")
-        return ops.ActiveStatus(f"proxy ready (cluster {offer.cluster_name})")
+        tls_note = ", TLS" if tls.enabled else ""
+        return ops.ActiveStatus(f"proxy ready (cluster {offer.cluster_name}{tls_note})")
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -163,7 +199,7 @@ class PulsarProxyCharm(ops.CharmBase):
         return state
 
 
-def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer) -> ProxyInputs:
+def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer, tls: ProxyTls) -> ProxyInputs:
     return ProxyInputs(
         config,
         address,
@@ -172,6 +208,10 @@ def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer) -> ProxyInputs
         offer.web_service_url,
         offer.metadata_store_url,
         offer.zookeeper_tls_ca,
+        broker_service_url_tls=offer.broker_service_url_tls,
+        web_service_url_tls=offer.web_service_url_tls,
+        broker_tls_ca=offer.tls_ca,
+        tls=tls,
     )
 
 

@@ -3,7 +3,8 @@
 Only the brokers create namespaces and mint tokens, so the proxy leader relays: it validates
 every client relation's request with the client library, forwards the valid ones to the
 brokers on ``pulsar-proxy`` (``client-requests``), and republishes each answer to its client
-through a Juju secret this application owns, with the proxy application's own URLs. A refusal
+through a Juju secret this application owns, with the proxy application's own URLs (the TLS
+ones and the CA once this unit has its certificate, exactly as the brokers do). A refusal
 or a transient status from the brokers reaches the client unchanged; without a ``pulsar-proxy``
 relation (or before the brokers answer) the client is told what the proxy waits for. A client
 relation removed here disappears from ``client-requests``: the brokers revoke its role.
@@ -30,8 +31,10 @@ from charms.pulsar_k8s.v0.pulsar_proxy import (
     as_proxied,
     forwarded_fields,
 )
+from charms.pulsar_k8s.v0.tls import service_fqdn
 from charms.pulsar_k8s.v0.validation import InvalidField
 from proxy_render import SERVICE_PORT, WEB_SERVICE_PORT
+from proxy_tls import SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS
 
 if TYPE_CHECKING:
     from proxy_charm import PulsarProxyCharm
@@ -41,9 +44,19 @@ logger = logging.getLogger(__name__)
 CLIENT_RELATION = "pulsar"
 
 
-def proxy_endpoints(app_name: str, model_name: str) -> Endpoints:
-    """Return the URLs of the proxy application's Service (what ``juju expose`` exposes)."""
-    service = f"{app_name}.{model_name}.svc.cluster.local"
+def proxy_endpoints(app_name: str, model_name: str, tls_ca: str = "") -> Endpoints:
+    """Return the URLs of the proxy application's Service (what ``juju expose`` exposes).
+
+    With ``tls_ca`` (this unit has its certificate): the TLS URLs, and the CA clients trust.
+    """
+    service = service_fqdn(app_name, model_name)
+    if tls_ca:
+        return Endpoints(
+            broker_service_url=f"pulsar+ssl://{service}:{SERVICE_PORT_TLS}",
+            web_service_url=f"https://{service}:{WEB_SERVICE_PORT_TLS}",
+            websocket_url=f"wss://{service}:{WEB_SERVICE_PORT_TLS}/ws/v2",
+            tls_ca=tls_ca,
+        )
     return Endpoints(
         broker_service_url=f"pulsar://{service}:{SERVICE_PORT}",
         web_service_url=f"http://{service}:{WEB_SERVICE_PORT}",
@@ -111,7 +124,10 @@ class ProxyClientServing(ops.Object):
             problems.append(str(exc))
         forwarded: dict[int, dict[str, str]] = {}
         served = 0
-        endpoints = proxy_endpoints(self._charm.app.name, self._charm.model.name)
+        material = self._charm.tls_state.material
+        endpoints = proxy_endpoints(
+            self._charm.app.name, self._charm.model.name, material.ca if material else ""
+        )
         for request in requests:
             relation = relations[request.relation_id]
             if request.error is None and request.functions:

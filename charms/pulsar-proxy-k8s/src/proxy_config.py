@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from charms.pulsar_k8s.v0.tls import parse_extra_sans
 from charms.pulsar_k8s.v0.validation import ConfigError, check_bool, check_choice, check_int
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -22,6 +23,8 @@ class ProxyConfig:
     websocket_service_enabled: bool = True
     max_concurrent_inbound_connections: int = 10000
     log_level: str = "info"
+    tls_plaintext_enabled: bool = False
+    tls_extra_sans: str = ""
 
     def __post_init__(self) -> None:
         check_int("heap-mb", self.heap_mb, 128, 65536)
@@ -31,3 +34,6 @@ class ProxyConfig:
             "max-concurrent-inbound-connections", self.max_concurrent_inbound_connections, 1, 10**6
         )
         check_choice("log-level", self.log_level, LOG_LEVELS)
+        check_bool("tls-plaintext-enabled", self.tls_plaintext_enabled)
+        if parse_extra_sans(self.tls_extra_sans) is None:
+            raise ConfigError("tls-extra-sans", "comma-separated DNS names (no IP addresses)")

@@ -13,6 +13,7 @@ The keys were checked against the proxy of the pinned Pulsar (its ``conf/proxy.c
 - ``forwardAuthorizationCredentials``: the client's role goes to the brokers, which authorize
   it as well (the proxy role is in their ``proxyRoles``).
 - ``bindAddress``: every listener on the unit's stable name, never the wildcard.
+- TLS, towards the brokers and towards the clients: ``proxy_tls``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import CLIENT_TLS_CA_PATH, client_tls_jvm_options
 from proxy_config import ProxyConfig
+from proxy_tls import (
+    BROKER_CA_PATH,
+    NO_TLS,
+    TLS_PRIVATE_PATHS,
+    ProxyTls,
+    broker_tls_properties,
+    serving_tls_properties,
+)
 
 PULSAR_HOME = "/pulsar"
 PROXY_CONF_PATH = f"{PULSAR_HOME}/conf/proxy.conf"
@@ -36,7 +45,7 @@ PROXY_TOKEN_PATH = f"{AUTH_DIR}/proxy.token"
 # The CA a TLS ZooKeeper's certificate is checked against (public; pushed only with TLS on):
 # the path the brokers and bookies use too.
 ZOOKEEPER_CA_PATH = CLIENT_TLS_CA_PATH
-PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, TOKEN_KEY_PATH, PROXY_TOKEN_PATH})
+PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, TOKEN_KEY_PATH, PROXY_TOKEN_PATH, *TLS_PRIVATE_PATHS})
 # Outside any storage: a new pod starts without it; the charm writes it before the start.
 STATUS_FILE_PATH = f"{PULSAR_HOME}/status"
 
@@ -74,6 +83,12 @@ class ProxyInputs:
     metadata_store_url: str
     # PEM CA chain of a TLS ZooKeeper; "" for plain text.
     zookeeper_tls_ca: str = ""
+    # The brokers' TLS URLs and CA (the proxy then talks TLS to them); "" for plain text.
+    broker_service_url_tls: str = ""
+    web_service_url_tls: str = ""
+    broker_tls_ca: str = ""
+    # TLS towards the clients (this unit's certificate) and the plain-text binary port.
+    tls: ProxyTls = NO_TLS
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,8 @@ def proxy_properties(inputs: ProxyInputs) -> dict[str, str]:
         "webSocketServiceEnabled": "true" if config.websocket_service_enabled else "false",
         # Prometheus scrapes /metrics/ without a token, as on the brokers.
         "authenticateMetricsEndpoint": "false",
+        **broker_tls_properties(inputs.broker_service_url_tls, inputs.web_service_url_tls),
+        **serving_tls_properties(inputs.tls),
     }
 
 
@@ -136,6 +153,9 @@ def proxy_files(inputs: ProxyInputs, secrets: ProxySecrets) -> dict[str, str | b
     }
     if inputs.zookeeper_tls_ca:
         files[ZOOKEEPER_CA_PATH] = inputs.zookeeper_tls_ca
+    if inputs.broker_service_url_tls:
+        # A restart input: the proxy's broker clients read the trust file at start.
+        files[BROKER_CA_PATH] = inputs.broker_tls_ca
     return files
 
 

@@ -12,6 +12,7 @@ import ops
 import pulsar_tokens
 import pytest
 from charms.pulsar_k8s.v0.pulsar_proxy import parse_client_answers, parse_offer
+from charms.pulsar_k8s.v0.tls import TlsMaterial, TlsState
 from charms.pulsar_k8s.v0.validation import InvalidField
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection
 from hypothesis import given, settings
@@ -81,7 +82,9 @@ def test_the_offer_carries_the_ca_of_a_tls_zookeeper(tls, ca):
         tls_ca=ca,
     )
     charm = SimpleNamespace(
-        app=SimpleNamespace(name="pulsar-k8s"), model=SimpleNamespace(name="pulsar")
+        app=SimpleNamespace(name="pulsar-k8s"),
+        model=SimpleNamespace(name="pulsar"),
+        tls_state=TlsState(),
     )
     offer = PulsarProxyServing.offer(
         SimpleNamespace(_charm=charm),  # type: ignore[arg-type]
@@ -103,6 +106,93 @@ def test_the_offer_carries_the_ca_of_a_tls_zookeeper(tls, ca):
     jsonschema.Draft202012Validator(schema("provider")).validate({"app": data, "unit": {}})
     parsed = parse_offer("pulsar-proxy", data, offer.secret_content())
     assert parsed is not None and parsed.zookeeper_tls_ca == ca
+
+
+BROKER_CA = "-----BEGIN CERTIFICATE-----\n" + "Q0FD" * 16 + "\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_offer_carries_the_brokers_tls_urls_and_ca(tls):
+    """With its certificate the broker leader offers its TLS URLs and CA; none without."""
+    zookeeper = ZooKeeperConnection(
+        endpoints=("zk-0.zk-endpoints.pulsar.svc.cluster.local:2181",),
+        chroot="/pulsar",
+        username=USERNAME,
+        password=PASSWORD,
+        uris="",
+        tls=False,
+    )
+    material = TlsMaterial(certificate=BROKER_CA, ca=BROKER_CA, private_key="k")
+    charm = SimpleNamespace(
+        app=SimpleNamespace(name="pulsar-k8s"),
+        model=SimpleNamespace(name="pulsar"),
+        tls_state=TlsState(related=tls, material=material if tls else None),
+    )
+    offer = PulsarProxyServing.offer(
+        SimpleNamespace(_charm=charm),  # type: ignore[arg-type]
+        PulsarConfig(),
+        AUTH,
+        zookeeper,
+    )
+    data = {
+        "cluster-name": offer.cluster_name,
+        "broker-service-url": offer.broker_service_url,
+        "web-service-url": offer.web_service_url,
+        "metadata-store": offer.metadata_store_url,
+        "secret-proxy": "secret:abc",
+        "broker-service-url-tls": offer.broker_service_url_tls,
+        "web-service-url-tls": offer.web_service_url_tls,
+        "tls-ca": offer.tls_ca,
+    }
+    data = {k: v for k, v in data.items() if v}
+    jsonschema.Draft202012Validator(schema("provider")).validate({"app": data, "unit": {}})
+    parsed = parse_offer("pulsar-proxy", data, offer.secret_content())
+    assert parsed is not None and parsed.broker_tls is tls
+    if tls:
+        assert parsed.broker_service_url_tls == f"pulsar+ssl://{SERVICE}:6651"
+        assert parsed.web_service_url_tls == f"https://{SERVICE}:8443"
+        assert parsed.tls_ca == BROKER_CA
+    else:
+        assert not (parsed.broker_service_url_tls or parsed.web_service_url_tls)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"broker-service-url-tls": f"pulsar+ssl://{SERVICE}:6651"}, "tls-ca"),
+        ({"tls-ca": BROKER_CA, "web-service-url-tls": f"https://{SERVICE}:8443"}, "broker-"),
+        (
+            {"tls-ca": BROKER_CA, "broker-service-url-tls": f"pulsar://{SERVICE}:6651"},
+            "broker-service-url-tls",
+        ),
+        (
+            {
+                "tls-ca": "not pem",
+                "broker-service-url-tls": f"pulsar+ssl://{SERVICE}:6651",
+                "web-service-url-tls": f"https://{SERVICE}:8443",
+            },
+            "tls-ca",
+        ),
+    ],
+)
+def test_a_partial_or_bad_tls_offer_is_refused_naming_the_field(extra, field):
+    data = {
+        "cluster-name": "pulsar",
+        "broker-service-url": f"pulsar://{SERVICE}:6650",
+        "web-service-url": f"http://{SERVICE}:8080",
+        "metadata-store": f"zk:{ZK_HOSTS}/pulsar",
+        "secret-proxy": "secret:abc",
+        **extra,
+    }
+    content = {
+        "token": "t" * 20,
+        "token-key": SIGNING_KEY,
+        "zookeeper-username": USERNAME,
+        "zookeeper-password": PASSWORD,
+    }
+    with pytest.raises(InvalidField) as caught:
+        parse_offer("pulsar-proxy", data, content)
+    assert str(caught.value).startswith(f"pulsar-proxy relation: {field}")
 
 
 def test_an_unchanged_reconcile_writes_the_same_offer(ctx, root, admin):  # noqa: F811

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ops import testing
@@ -44,3 +45,27 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def ctx(no_sleep: None) -> testing.Context:
     return testing.Context(PulsarProxyCharm, charm_root=CHARM_ROOT)
+
+
+@dataclass
+class Calls:
+    """The workload calls a reconcile made (the spies of ``calls``)."""
+
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.log]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    recorded = Calls()
+    for name in ("push", "add_layer", "start_proxy", "restart_proxy", "stop_proxy"):
+        original = getattr(ProxyWorkload, name)
+
+        def spy(self, *args, _name=name, _original=original, **kwargs):
+            recorded.log.append((_name, args))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ProxyWorkload, name, spy)
+    return recorded

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from proxy_render import (
     proxy_files,
 )
 from proxy_view import VIEW_CHECK, VIEW_LAYER_LABEL, view_layer
-from proxy_workload import ProxyWorkload
 
 MODEL = "pulsar"
 APP = "pulsar-proxy-k8s"
@@ -49,28 +47,6 @@ SECRET_CONTENT = {
     "zookeeper-username": "relation-4",
     "zookeeper-password": ZK_PASSWORD,
 }
-
-
-@dataclass
-class Calls:
-    log: list[tuple[str, Any]] = field(default_factory=list)
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.log]
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    recorded = Calls()
-    for name in ("push", "add_layer", "start_proxy", "restart_proxy", "stop_proxy"):
-        original = getattr(ProxyWorkload, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            recorded.log.append((_name, args))
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(ProxyWorkload, name, spy)
-    return recorded
 
 
 def offer(config: ProxyConfig | None = None, content: dict[str, str] | None = None):

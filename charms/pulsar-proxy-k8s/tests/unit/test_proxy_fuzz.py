@@ -38,6 +38,8 @@ OPTIONS = {
     "websocket-service-enabled",
     "max-concurrent-inbound-connections",
     "log-level",
+    "tls-plaintext-enabled",
+    "tls-extra-sans",
 }
 SOURCES = {"pulsar-proxy", "pulsar-proxy secret"}
 BROKERS = "pulsar-k8s.m.svc.cluster.local"
@@ -50,7 +52,10 @@ config_values: dict[str, st.SearchStrategy[Any]] = {
     "websocket-service-enabled": st.booleans(),
     "max-concurrent-inbound-connections": st.sampled_from([0, 1, 10000, 10**7]),
     "log-level": maybe_bad(st.sampled_from(["info", "debug", "loud"]), 3),
+    "tls-plaintext-enabled": st.booleans(),
+    "tls-extra-sans": maybe_bad(st.sampled_from(["", "proxy.example.com", "10.0.0.1"]), 3),
 }
+CA = "-----BEGIN CERTIFICATE-----\n" + "QUJD" * 16 + "\n-----END CERTIFICATE-----\n"
 valid_configs = st.sampled_from([{}, {"heap-mb": 256, "log-level": "debug"}])
 configs = mostly(valid_configs, st.fixed_dictionaries({}, optional=config_values), 3)
 stores = st.lists(st.sampled_from([ZK.format(n) for n in range(3)]), min_size=1, unique=True)
@@ -60,7 +65,13 @@ offer_data = st.fixed_dictionaries(
         "broker-service-url": maybe_bad(st.just(f"pulsar://{BROKERS}:6650")),
         "web-service-url": maybe_bad(st.just(f"http://{BROKERS}:8080")),
         "metadata-store": maybe_bad(stores.map(lambda h: f"zk:{','.join(h)}/pulsar")),
-    }
+    },
+    # The brokers' TLS (LIBPATCH 4): all three, some, or none.
+    optional={
+        "broker-service-url-tls": maybe_bad(st.just(f"pulsar+ssl://{BROKERS}:6651")),
+        "web-service-url-tls": maybe_bad(st.just(f"https://{BROKERS}:8443")),
+        "tls-ca": maybe_bad(st.just(CA)),
+    },
 )
 secret_content = st.fixed_dictionaries(
     {

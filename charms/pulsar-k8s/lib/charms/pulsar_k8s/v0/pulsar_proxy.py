@@ -24,6 +24,13 @@ With ZooKeeper TLS on (LIBPATCH 3), ``metadata-store`` names the secure port and
 ``zookeeper-tls-ca`` holds the CA chain (PEM, public) the proxy's ZooKeeper client trusts;
 absent or empty: plain text.
 
+With the brokers' TLS on (LIBPATCH 4), the provider also publishes ``broker-service-url-tls``
+(``pulsar+ssl://<brokers' Service>:6651``), ``web-service-url-tls``
+(``https://<brokers' Service>:8443``) and ``tls-ca``, the PEM CA chain the brokers'
+certificates are checked against (public): the proxy then talks TLS to the brokers
+(``tlsEnabledWithBroker``), which works with the brokers' plain-text port closed. All three or
+none; absent or empty: the brokers serve plain text only.
+
 Client relations served through the proxy (LIBPATCH 2). The proxy serves the ``pulsar``
 client endpoint (interface ``pulsar_client``) but only the brokers create namespaces and mint
 tokens, so the proxy leader forwards every client relation's request and relays the answers:
@@ -74,7 +81,7 @@ from charms.pulsar_k8s.v0.validation import (
 
 LIBID = "5b1f0e3c9a7d4c2e8f6a1b3d5c7e9f02"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +106,16 @@ ZOOKEEPER_PASSWORD_FIELD = "zookeeper-password"
 SECRET_FIELDS = (TOKEN_FIELD, TOKEN_KEY_FIELD, ZOOKEEPER_USERNAME_FIELD, ZOOKEEPER_PASSWORD_FIELD)
 # LIBPATCH 3: the CA of a TLS ZooKeeper (optional: absent means plain text).
 ZOOKEEPER_TLS_CA_KEY = "zookeeper-tls-ca"
+# LIBPATCH 4: the brokers' TLS URLs and CA (optional: all three, or none for plain text).
+BROKER_SERVICE_URL_TLS_KEY = "broker-service-url-tls"
+WEB_SERVICE_URL_TLS_KEY = "web-service-url-tls"
+TLS_CA_KEY = "tls-ca"
+OPTIONAL_KEYS = (
+    ZOOKEEPER_TLS_CA_KEY,
+    BROKER_SERVICE_URL_TLS_KEY,
+    WEB_SERVICE_URL_TLS_KEY,
+    TLS_CA_KEY,
+)
 _PEM_CERTIFICATES = re.compile(
     r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+"
 )
@@ -131,6 +148,15 @@ class ProxyOffer:
     zookeeper_password: str = field(repr=False)
     # PEM CA chain of a TLS ZooKeeper; "" for plain text.
     zookeeper_tls_ca: str = ""
+    # The brokers' TLS URLs and the CA their certificates chain to; all "" for plain text.
+    broker_service_url_tls: str = ""
+    web_service_url_tls: str = ""
+    tls_ca: str = ""
+
+    @property
+    def broker_tls(self) -> bool:
+        """The brokers serve TLS: the proxy connects to them over TLS only."""
+        return bool(self.tls_ca)
 
     def secret_content(self) -> dict[str, str]:
         return {
@@ -357,7 +383,28 @@ def parse_offer(
         zookeeper_tls_ca=parse_tls_ca(
             relation_name, ZOOKEEPER_TLS_CA_KEY, data.get(ZOOKEEPER_TLS_CA_KEY)
         ),
+        **parse_broker_tls(relation_name, data),
     )
+
+
+def parse_broker_tls(relation_name: str, data: dict[str, str]) -> dict[str, str]:
+    """Parse the brokers' TLS URLs and CA (LIBPATCH 4): all three, or none (plain text)."""
+    ca = parse_tls_ca(relation_name, TLS_CA_KEY, data.get(TLS_CA_KEY))
+    service = data.get(BROKER_SERVICE_URL_TLS_KEY) or ""
+    web = data.get(WEB_SERVICE_URL_TLS_KEY) or ""
+    if not (ca or service or web):
+        return {}
+    if not ca:
+        raise InvalidField(relation_name, TLS_CA_KEY, "is missing next to the TLS URLs")
+    return {
+        "broker_service_url_tls": parse_service_url(
+            relation_name, BROKER_SERVICE_URL_TLS_KEY, service, "pulsar+ssl"
+        ),
+        "web_service_url_tls": parse_service_url(
+            relation_name, WEB_SERVICE_URL_TLS_KEY, web, "https"
+        ),
+        "tls_ca": ca,
+    }
 
 
 # -- provider (pulsar-k8s) ----------------------------------------------------------------
@@ -381,7 +428,7 @@ class PulsarProxyProvider:
         """Leader: write ``offer`` on every relation (None: withdraw it). Idempotent."""
         for relation in self.relations:
             if offer is None:
-                self._update(relation, {key: "" for key in (*PROVIDER_KEYS, ZOOKEEPER_TLS_CA_KEY)})
+                self._update(relation, {key: "" for key in (*PROVIDER_KEYS, *OPTIONAL_KEYS)})
                 continue
             uri = self._publish_secret(relation, offer.secret_content())
             self._update(
@@ -393,6 +440,9 @@ class PulsarProxyProvider:
                     METADATA_STORE_KEY: offer.metadata_store_url,
                     SECRET_KEY: uri,
                     ZOOKEEPER_TLS_CA_KEY: offer.zookeeper_tls_ca,
+                    BROKER_SERVICE_URL_TLS_KEY: offer.broker_service_url_tls,
+                    WEB_SERVICE_URL_TLS_KEY: offer.web_service_url_tls,
+                    TLS_CA_KEY: offer.tls_ca,
                 },
             )
 

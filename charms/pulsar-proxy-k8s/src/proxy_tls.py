@@ -1,0 +1,103 @@
+"""The proxy's TLS: pure renderers, both directions, checked against the pinned proxy.
+
+Towards the brokers: once the brokers offer their TLS URLs and CA on ``pulsar-proxy``
+(LIBPATCH 4), ``tlsEnabledWithBroker=true`` makes the proxy use ``brokerServiceURLTLS`` for
+lookups and the binary protocol (and the owning broker's ``pulsar+ssl`` address), the admin
+proxy use ``brokerWebServiceURLTLS``, and the proxy's WebSocket service connect with TLS (the
+proxy turns ``tlsEnabledWithBroker`` into the WebSocket service's ``brokerClientTlsEnabled``).
+All of them trust ``brokerClientTrustCertsFilePath`` and check the brokers' host names (the
+brokers' certificates name their pods and Service). Nothing reaches the brokers' 6650 then.
+
+Towards the clients: with this unit's certificate from the ``certificates`` relation the proxy
+serves ``pulsar+ssl`` on 6651 and HTTPS/WSS on 8443 and re-reads the PEM files every
+``tlsCertRefreshCheckDurationSec`` (a renewal needs no restart). The plain-text binary port 6650
+closes unless ``tls-plaintext-enabled`` keeps it open; the HTTP port 8080 stays open (the
+charm's readiness checks and Prometheus use it), as on the brokers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState
+
+TLS_DIR = "/pulsar/conf/tls"
+TLS_PATHS = TlsPaths(
+    certificate=f"{TLS_DIR}/certificate.pem",
+    private_key=f"{TLS_DIR}/private-key.pem",
+    ca=f"{TLS_DIR}/ca.pem",
+)
+# The brokers' CA (from pulsar-proxy): may differ from the CA of the proxy's own certificate.
+BROKER_CA_PATH = f"{TLS_DIR}/brokers-ca.pem"
+TLS_PRIVATE_PATHS = frozenset({TLS_PATHS.private_key})
+SERVICE_PORT_TLS = 6651
+WEB_SERVICE_PORT_TLS = 8443
+# How often the proxy re-reads its PEM files (a renewal reaches it without a restart).
+CERT_REFRESH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ProxyTls:
+    """What proxy.conf depends on for the client side: TLS on or off, the plain binary port."""
+
+    enabled: bool = False
+    plaintext: bool = True
+
+    @classmethod
+    def of(cls, state: TlsState, plaintext_enabled: bool) -> ProxyTls:
+        if not state.enabled:
+            return cls()
+        return cls(enabled=True, plaintext=plaintext_enabled)
+
+
+NO_TLS = ProxyTls()
+
+
+def serving_tls_properties(tls: ProxyTls) -> dict[str, str]:
+    """proxy.conf keys for TLS towards clients (empty when TLS is off: no TLS port)."""
+    if not tls.enabled:
+        return {}
+    properties = {
+        "servicePortTls": str(SERVICE_PORT_TLS),
+        "webServicePortTls": str(WEB_SERVICE_PORT_TLS),
+        "tlsCertificateFilePath": TLS_PATHS.certificate,
+        "tlsKeyFilePath": TLS_PATHS.private_key,
+        "tlsTrustCertsFilePath": TLS_PATHS.ca,
+        "tlsAllowInsecureConnection": "false",
+        "tlsRequireTrustedClientCertOnConnect": "false",
+        "tlsCertRefreshCheckDurationSec": str(CERT_REFRESH_SECONDS),
+    }
+    if not tls.plaintext:
+        # An empty port disables the listener (as the shipped proxy.conf does for servicePortTls).
+        properties["servicePort"] = ""
+    return properties
+
+
+def broker_tls_properties(broker_service_url_tls: str, web_service_url_tls: str) -> dict[str, str]:
+    """proxy.conf keys for TLS towards the brokers (empty when they serve plain text only)."""
+    if not broker_service_url_tls:
+        return {}
+    return {
+        "tlsEnabledWithBroker": "true",
+        "brokerServiceURLTLS": broker_service_url_tls,
+        "brokerWebServiceURLTLS": web_service_url_tls,
+        "functionWorkerWebServiceURLTLS": web_service_url_tls,
+        "brokerClientTrustCertsFilePath": BROKER_CA_PATH,
+        "tlsHostnameVerificationEnabled": "true",
+    }
+
+
+def open_ports(tls: ProxyTls, plain_port: int, web_port: int) -> tuple[int, ...]:
+    """Return the ports the unit opens on the application's Service."""
+    ports = [plain_port] if tls.plaintext else []
+    ports.append(web_port)
+    if tls.enabled:
+        ports += [SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS]
+    return tuple(ports)
+
+
+def tls_files(state: TlsState) -> dict[str, str | bytes]:
+    """Return the proxy's PEM files (none when TLS is off); the key file is pushed 0600."""
+    if state.material is None:
+        return {}
+    return dict(state.material.files(TLS_PATHS))
