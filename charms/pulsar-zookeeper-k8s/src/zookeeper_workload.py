@@ -37,6 +37,10 @@ class DesiredWorkload:
     users: tuple[str, ...] = field(default=())
     quorum_tls: str = OFF
     secure_port: bool = False
+    # the CA (PEM) of the certificate the server presents ("" : none) and the fingerprints
+    # of the CAs its trust store holds
+    presented_ca: str = ""
+    trusted: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class AppliedState:
     users: tuple[str, ...]
     quorum_tls: str = OFF
     secure_port: bool = False
+    presented_ca: str = ""
+    trusted: tuple[str, ...] = ()
 
 
 class ZooKeeperWorkload(Workload):
@@ -69,11 +75,14 @@ class ZooKeeperWorkload(Workload):
         try:
             data = json.loads(raw)
             stage = data.get("quorum-tls", OFF)
+            presented = data.get("presented-ca", "")
             return AppliedState(
                 str(data["token"]),
                 tuple(str(u) for u in data["users"]),
                 stage if stage in STAGES else OFF,
                 data.get("secure-port") is True,
+                presented if isinstance(presented, str) else "",
+                tuple(str(t) for t in data.get("trusted-cas", [])),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -104,6 +113,8 @@ class ZooKeeperWorkload(Workload):
                 "users": list(desired.users),
                 "quorum-tls": desired.quorum_tls,
                 "secure-port": desired.secure_port,
+                "presented-ca": desired.presented_ca,
+                "trusted-cas": list(desired.trusted),
             }
         )
         self.push({**desired.files, DYNAMIC_CONF_PATH: desired.dynamic_config})
