@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ops
 from charms.pulsar_k8s.v0.workload import Workload
 from zookeeper_render import DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, STATE_PATH, STORAGE_PATH
-from zookeeper_tls import OFF, STAGES, TLS_PRIVATE_PATHS
+from zookeeper_tls import OFF, STAGES, TLS_PATHS, TLS_PRIVATE_PATHS, bundle_fingerprints
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ZooKeeperWorkload(Workload):
             data = json.loads(raw)
             stage = data.get("quorum-tls", OFF)
             presented = data.get("presented-ca", "")
-            return AppliedState(
+            applied = AppliedState(
                 str(data["token"]),
                 tuple(str(u) for u in data["users"]),
                 stage if stage in STAGES else OFF,
@@ -86,6 +86,14 @@ class ZooKeeperWorkload(Workload):
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
+        if applied.secure_port and "presented-ca" not in data:
+            # started by a revision that did not record them: its trust file then held
+            # exactly the CA of the certificate it presents
+            ca = self.read_text(TLS_PATHS.ca) or ""
+            applied = replace(
+                applied, presented_ca=ca, trusted=tuple(sorted(bundle_fingerprints(ca)))
+            )
+        return applied
 
     def start_server(self, desired: DesiredWorkload) -> None:
         """Server not running: lay down every file (membership included) and start it."""

@@ -25,7 +25,7 @@ from test_zookeeper_tls import (
     certificates,
 )
 from zookeeper_peer_state import parse
-from zookeeper_render import CONF_PATH
+from zookeeper_render import CONF_PATH, STATE_PATH
 from zookeeper_tls import (
     TLS_PATHS,
     bundle_fingerprints,
@@ -414,3 +414,20 @@ def test_clients_get_the_bundle_of_every_ca_in_use(ctx, tmp_path, ensemble, pebb
     assert bundle_fingerprints(published) == {fp(ca), fp(CA2)}
     assert trusted_files(tmp_path) == {fp(ca), fp(CA2)}
     assert "secureClientPort" in conf_file(tmp_path, CONF_PATH)
+
+
+def test_a_server_started_by_the_previous_revision_keeps_its_certificate_too(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    provider = Provider()
+    state = certify(ctx, three_members(tmp_path), provider, "rig-ca")
+    ca1 = provider_ca(state)
+    state = converge(ctx, with_peers(state, [ca1], [ca1]))
+    # what the previous revision recorded: no presented CA, no trusted CAs
+    state_file = tmp_path / STATE_PATH.removeprefix("/pulsar/")
+    recorded = json.loads(state_file.read_text())
+    del recorded["presented-ca"], recorded["trusted-cas"]
+    state_file.write_text(json.dumps(recorded))
+    state = converge(ctx, certify(ctx, state, provider, "rig-ca-2"))
+    assert presented_issuer(tmp_path) == "CN=rig-ca"
+    assert trusted_files(tmp_path) == {fp(ca1), fp(provider_ca(state))}
