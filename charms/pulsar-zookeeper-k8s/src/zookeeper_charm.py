@@ -427,6 +427,9 @@ class ZooKeeperCharm(ops.CharmBase):
 
         users = list(applied.users) if (started and applied) else []
         running_with = applied if (started and applied) else None
+        # the CA of the certificate the server presents stays asked for while it restarts or
+        # does not answer: peers must not drop it before it presents another one
+        cas = self._needed_cas(applied)
         relation = self.model.get_relation(PEER)
         if relation is not None:
             self._publish_unit(
@@ -436,9 +439,7 @@ class ZooKeeperCharm(ops.CharmBase):
                     USERS_KEY: json.dumps(users),
                     QUORUM_TLS_KEY: running_with.quorum_tls if running_with else "",
                     SECURE_PORT_KEY: "true" if running_with and running_with.secure_port else "",
-                    TLS_CAS_KEY: json.dumps(cas)
-                    if (cas := self._needed_cas(running_with))
-                    else "",
+                    TLS_CAS_KEY: json.dumps(cas) if cas else "",
                     TRUSTED_CAS_KEY: (
                         json.dumps(list(running_with.trusted))
                         if running_with and running_with.trusted

@@ -431,3 +431,15 @@ def test_a_server_started_by_the_previous_revision_keeps_its_certificate_too(
     state = converge(ctx, certify(ctx, state, provider, "rig-ca-2"))
     assert presented_issuer(tmp_path) == "CN=rig-ca"
     assert trusted_files(tmp_path) == {fp(ca1), fp(provider_ca(state))}
+
+
+def test_a_member_that_does_not_answer_still_asks_for_the_ca_it_presents(
+    ctx, tmp_path, rotated, ensemble, pebble_calls
+):
+    state, ca1, ca2, _ = rotated
+    state = converge(ctx, state)
+    ensemble.is_ok = False  # restarting, or frozen: ruok unanswered
+    state = running(ctx.run(ctx.on.update_status(), state))
+    data = unit_data(state)
+    assert data["started"] == "false" and "trusted-cas" not in data
+    assert {fp(ca) for ca in json.loads(data["tls-cas"])} == {fp(ca1), fp(ca2)}
