@@ -262,6 +262,7 @@ class TrustSampler:
     def __init__(self, model: Model, period: float = 0.5):
         self.model = model
         self.period = period
+        self.units = [u.name for u in model.units(ZOOKEEPER)]
         self.seen: dict[str, set[frozenset[bytes]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="rig-trust")
@@ -271,9 +272,8 @@ class TrustSampler:
         return self
 
     def _run(self) -> None:
-        units = [u.name for u in self.model.units(ZOOKEEPER)]
         while not self._stop.wait(self.period):
-            for name in units:
+            for name in self.units:
                 trust = zk_trust(self.model, name)
                 if trust:
                     self.seen.setdefault(name, set()).add(trust)
@@ -310,9 +310,13 @@ def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model)
         producer.wait_acks(len(producer.acked) + 50)
         started = time.monotonic()
         model.config(TLS_APP, **{"ca-common-name": "rig-ca-2"})
-        model.settle(until=lambda: provider_ca(model) != old_ca, timeout=120)
+        model.settle(
+            until=lambda: (
+                provider_ca(model) != old_ca and everything_on_ca(model, provider_ca(model))
+            ),
+            timeout=1500,
+        )
         new_ca = provider_ca(model)
-        model.settle(until=lambda: everything_on_ca(model, new_ca), timeout=1500)
         record("zk_tls.ca_rotation_s", time.monotonic() - started)
         producer.wait_acks(len(producer.acked) + 50)
     finally:
