@@ -443,3 +443,12 @@ def test_a_member_that_does_not_answer_still_asks_for_the_ca_it_presents(
     data = unit_data(state)
     assert data["started"] == "false" and "trusted-cas" not in data
     assert {fp(ca) for ca in json.loads(data["tls-cas"])} == {fp(ca1), fp(ca2)}
+
+
+def test_clients_accept_the_two_ca_bundle_as_their_trust_store():
+    from charms.pulsar_zookeeper_k8s.v0.zookeeper import ZooKeeperConnection, usable_tls_ca
+
+    bundle = trust_bundle([CA1, CA2])
+    connection = ZooKeeperConnection(("zk:2182",), "/c", "u", "p", "zk:2182/c", True, bundle)
+    usable = usable_tls_ca(connection)
+    assert usable is not None and bundle_fingerprints(usable) == {fp(CA1), fp(CA2)}
