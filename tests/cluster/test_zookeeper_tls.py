@@ -12,7 +12,11 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
 3. bookies, the broker and a proxy run against the 2182 endpoints (which only speak TLS; the
    brokers pass the CA to the proxy) and messages still go round, directly and through the
    proxy;
-4. (``slow``) removing the certificates relation walks everything back to plain text under a
+4. (``slow``) a CA rotation under the producer and a kazoo writer: every server first trusts
+   both CAs (the ``zookeeper`` relation publishes both), then presents a certificate from the new
+   CA, then the old CA leaves every trust store and the published bundle; never two servers down
+   at once, every write goes through (bounded retries), nothing acknowledged lost;
+5. (``slow``) removing the certificates relation walks everything back to plain text under a
    producer: 2182 closed, the quorum plain, clients on 2181, nothing acknowledged lost.
 """
 
@@ -23,11 +27,13 @@ import json
 import socket
 import ssl
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.cluster import workload
 from tests.cluster.figures import record
@@ -208,6 +214,140 @@ def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
         [f"zk-tls-proxy-{n}".encode() for n in range(10)],
         url=f"pulsar://{unit_fqdn(PROXY, 0)}:6650",
     )
+
+
+def fingerprints(pem: str) -> frozenset[bytes]:
+    """The SHA-256 fingerprints of every certificate of a PEM text (none if unreadable)."""
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return frozenset()
+    return frozenset(c.fingerprint(hashes.SHA256()) for c in certificates)
+
+
+def zk_trust(model: Model, unit: str) -> frozenset[bytes]:
+    return fingerprints(read(model, unit, "/pulsar/conf/tls/ca.pem"))
+
+
+def client_bundles(model: Model) -> list[frozenset[bytes]]:
+    """What ZooKeeper's clients trust: the relation's ``tls-ca`` and each client's file."""
+    bundles = []
+    for relation in model.relations_of(ZOOKEEPER, "zookeeper"):
+        data = model.app_data(relation.id, ZOOKEEPER)
+        if data:
+            bundles.append(fingerprints(model.secret(data["secret-tls"]).content()["tls-ca"]))
+    for unit in [*model.units(BOOKKEEPER), *model.units(BROKER), *model.units(PROXY)]:
+        bundles.append(fingerprints(read(model, unit.name, "/pulsar/conf/zookeeper-ca.pem")))
+    return bundles
+
+
+def everything_on_ca(model: Model, ca: str) -> bool:
+    """Every server presents a certificate from ``ca`` and trusts only it; so do the clients."""
+    if not model.all_active():
+        return False
+    only = fingerprints(ca)
+    for unit in model.units(ZOOKEEPER):
+        if zk_trust(model, unit.name) != only:
+            return False
+        leaf = read(model, unit.name, "/pulsar/conf/tls/certificate.pem")
+        issued = x509.load_pem_x509_certificate(leaf.encode()) if leaf else None
+        if issued is None or issued.issuer != x509.load_pem_x509_certificate(ca.encode()).subject:
+            return False
+    return all(bundle == only for bundle in client_bundles(model))
+
+
+class TrustSampler:
+    """Samples each ZooKeeper server's trust file in the background (every ``period`` s)."""
+
+    def __init__(self, model: Model, period: float = 0.5):
+        self.model = model
+        self.period = period
+        self.units = [u.name for u in model.units(ZOOKEEPER)]
+        self.seen: dict[str, set[frozenset[bytes]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="rig-trust")
+
+    def start(self) -> TrustSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            for name in self.units:
+                trust = zk_trust(self.model, name)
+                if trust:
+                    self.seen.setdefault(name, set()).add(trust)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model):
+    from tests.cluster.test_scenarios_slow import ZnodeWriter
+
+    model = zk_secure
+    old_ca = provider_ca(model)
+    zookeepers = model.units(ZOOKEEPER)
+    password = model.secret("zookeeper-internal", owner=ZOOKEEPER).content()["super-password"]
+    # the quorum, seen through the plain client port (SASL as super): every write must land
+    writer = ZnodeWriter(",".join(f"{zk_fqdn(u.number)}:2181" for u in zookeepers), password)
+    watcher = workload.PidWatcher(
+        {
+            u.name: (
+                u.pod,
+                "zookeeper",
+                lambda n=u.number: plain_ruok(zk_fqdn(n), 2181) == b"imok",
+            )
+            for u in zookeepers
+        }
+    ).start()
+    sampler = TrustSampler(model).start()
+    producer = workload.BackgroundProducer().start()
+    writer.start()
+    try:
+        producer.wait_acks(len(producer.acked) + 50)
+        started = time.monotonic()
+        model.config(TLS_APP, **{"ca-common-name": "rig-ca-2"})
+        model.settle(
+            until=lambda: (
+                provider_ca(model) != old_ca and everything_on_ca(model, provider_ca(model))
+            ),
+            timeout=1500,
+        )
+        new_ca = provider_ca(model)
+        record("zk_tls.ca_rotation_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+        sampler.stop()
+        watcher.stop()
+        children = writer.stop()
+    record("zk_tls.ca_rotation_publish_gap_s", producer.longest_gap(since=started))
+    restarts = {u.name: len(watcher.pids(u.name)) - 1 for u in zookeepers}
+    record("zk_tls.ca_rotation_restarts_per_server", max(restarts.values()))
+    record("zk_tls.ca_rotation_writes", writer.writes)
+    record("zk_tls.ca_rotation_write_retries", writer.retries)
+    record("zk_tls.ca_rotation_longest_write_gap_s", writer.longest_gap())
+    # the quorum was never lost: never two servers down at once, every write went through
+    downs = sorted((a, b, u.name) for u in zookeepers for a, b in watcher.down_intervals(u.name))
+    for (_, a1, ua), (b0, _, ub) in itertools.pairwise(downs):
+        assert ua == ub or b0 >= a1 - 0.5, (downs, restarts)
+    assert writer.failed == [], writer.failed[:5]
+    assert children == writer.writes, (children, writer.writes)
+    producer.check_nothing_lost()
+    # trust both, then the new one only: every server held both CAs on the way
+    both = fingerprints(old_ca) | fingerprints(new_ca)
+    for unit in zookeepers:
+        assert both in sampler.seen.get(unit.name, set()), (unit.name, sampler.seen)
+    assert max(restarts.values()) <= 3, restarts
+    # a real handshake: each server presents the new CA's chain, verified against it alone
+    trusting_new = ssl.create_default_context(cadata=new_ca)
+    for unit in zookeepers:
+        issuer, _ = handshake(zk_fqdn(unit.number), 2182, trusting_new)
+        assert "CN=rig-ca-2" in issuer.split(","), issuer
+    workload.round_trip([f"zk-ca-rotated-{n}".encode() for n in range(5)])
 
 
 def everything_plain(model: Model) -> bool:

@@ -20,7 +20,7 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.tls import RELATION as TLS_RELATION
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
+from charms.pulsar_k8s.v0.tls import TlsMaterial, TlsRequirer, TlsState, tls_sans
 from charms.pulsar_k8s.v0.validation import InvalidField, is_credential, parse_credential
 from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -53,6 +53,8 @@ from zookeeper_peer_state import (
     SECURE_PORT_KEY,
     SERVER_ID_KEY,
     STARTED_KEY,
+    TLS_CAS_KEY,
+    TRUSTED_CAS_KEY,
     USERS_KEY,
     Peer,
     ZooKeeperPeerState,
@@ -89,9 +91,14 @@ from zookeeper_rotation import (
 from zookeeper_tls import (
     OFF,
     SECURE_CLIENT_PORT,
+    TLS_PATHS,
+    bundle_fingerprints,
+    needed_cas,
+    plan_member_tls,
     plan_stage,
     tls_files,
     tls_properties,
+    trust_bundle,
 )
 from zookeeper_view import (
     DOWN,
@@ -102,7 +109,7 @@ from zookeeper_view import (
     server_state,
     view_layer,
 )
-from zookeeper_workload import DesiredWorkload, ZooKeeperWorkload
+from zookeeper_workload import AppliedState, DesiredWorkload, ZooKeeperWorkload
 
 logger = logging.getLogger(__name__)
 
@@ -302,17 +309,22 @@ class ZooKeeperCharm(ops.CharmBase):
             return ops.WaitingStatus(f"waiting for Pebble: {exc}")
 
     def _desired(
-        self, config: ZooKeeperConfig, credentials: Credentials, members: dict[int, str]
+        self,
+        config: ZooKeeperConfig,
+        credentials: Credentials,
+        members: dict[int, str],
+        running: AppliedState | None,
     ) -> DesiredWorkload:
         users = self._client_users()
         stage = self._quorum_tls_stage()
         settings = tls_properties(self.tls_state, self.address, stage)
+        presented, trust = self._tls_plan(members, running)
         files = {
             CONF_PATH: render_static_config(config, self.address, settings),
             JAAS_PATH: render_jaas(credentials.super_password, credentials.quorum_password, users),
             MYID_PATH: render_myid(self.server_id),
             # read at start only (ZooKeeper 3.9 does not reload them): a renewal restarts
-            **tls_files(self.tls_state),
+            **tls_files(presented, trust),
         }
         layer = render_layer(render_env(config, credentials.super_password), self.address)
         # Every stage is a restart, even when this unit's effective settings do not change:
@@ -327,7 +339,52 @@ class ZooKeeperCharm(ops.CharmBase):
             users=tuple(sorted(users)),
             quorum_tls=stage,
             secure_port=self.tls_state.enabled,
+            presented_ca=presented.ca if presented else "",
+            trusted=tuple(sorted(bundle_fingerprints(trust))),
         )
+
+    def _tls_plan(
+        self, members: dict[int, str], running: AppliedState | None
+    ) -> tuple[TlsMaterial | None, str]:
+        """Return the certificate the server presents and its trust bundle.
+
+        A certificate from a new CA waits until every other member trusts that CA (the
+        running one is presented meanwhile); the bundle is every CA a unit needs trusted
+        (``zookeeper_tls``).
+        """
+        newest = self.tls_state.material
+        if newest is None:
+            return None, ""
+        relation = self.model.get_relation(PEER)
+        peers = self._peers(relation) if relation else {}
+        presented_ca = running.presented_ca if running else ""
+        others = [
+            peers[sid].trusted if sid in peers else None
+            for sid in sorted(members)
+            if sid != self.server_id
+        ]
+        # this unit's own databag may still name the CA it stops presenting: left out
+        others_cas = [ca for sid, p in peers.items() if sid != self.server_id for ca in p.cas]
+        plan = plan_member_tls(newest.ca, presented_ca, others, others_cas)
+        if plan.present_new:
+            return newest, plan.trust
+        held = self._running_material(presented_ca)
+        if held is None:  # the running files are gone: nothing else to present
+            return newest, plan.trust
+        return held, plan.trust
+
+    def _running_material(self, ca: str) -> TlsMaterial | None:
+        """Return the certificate and key the running server presents (None: unreadable)."""
+        certificate = self.workload.read_text(TLS_PATHS.certificate)
+        private_key = self.workload.read_text(TLS_PATHS.private_key)
+        if not certificate or not private_key:
+            return None
+        return TlsMaterial(certificate=certificate, ca=ca, private_key=private_key)
+
+    def _needed_cas(self, running: AppliedState | None) -> list[str]:
+        """Return the CAs this unit needs trusted: its newest certificate's, the running one's."""
+        newest = self.tls_state.material
+        return needed_cas(newest.ca if newest else "", running.presented_ca if running else "")
 
     def _quorum_tls_stage(self) -> str:
         relation = self.model.get_relation(PEER)
@@ -340,9 +397,9 @@ class ZooKeeperCharm(ops.CharmBase):
 
         Returns a status when this unit waits (restart turn, ruok).
         """
-        desired = self._desired(config, credentials, members)
         running = self.workload.server_running()
         applied = self.workload.applied()
+        desired = self._desired(config, credentials, members, applied if running else None)
         status: ops.StatusBase | None = None
 
         # No hook waits for the JVM: the view check wakes this unit when the server answers.
@@ -370,6 +427,9 @@ class ZooKeeperCharm(ops.CharmBase):
 
         users = list(applied.users) if (started and applied) else []
         running_with = applied if (started and applied) else None
+        # the CA of the certificate the server presents stays asked for while it restarts or
+        # does not answer: peers must not drop it before it presents another one
+        cas = self._needed_cas(applied)
         relation = self.model.get_relation(PEER)
         if relation is not None:
             self._publish_unit(
@@ -379,6 +439,12 @@ class ZooKeeperCharm(ops.CharmBase):
                     USERS_KEY: json.dumps(users),
                     QUORUM_TLS_KEY: running_with.quorum_tls if running_with else "",
                     SECURE_PORT_KEY: "true" if running_with and running_with.secure_port else "",
+                    TLS_CAS_KEY: json.dumps(cas) if cas else "",
+                    TRUSTED_CAS_KEY: (
+                        json.dumps(list(running_with.trusted))
+                        if running_with and running_with.trusted
+                        else ""
+                    ),
                 },
             )
         if status is None and not started:
@@ -689,17 +755,19 @@ class ZooKeeperCharm(ops.CharmBase):
     def _client_endpoints(
         self, relation: ops.Relation, members: dict[int, str]
     ) -> tuple[list[str], str]:
-        """Return the endpoints clients use and the CA they trust ("" : plain text).
+        """Return the endpoints clients use and the CAs they trust ("" : plain text).
 
         TLS once every member's running server serves the secure client port and this unit
-        has the CA; plain text otherwise (clients would fail on a member without TLS).
+        has the CA; plain text otherwise (clients would fail on a member without TLS). The CAs:
+        the members' trust bundle, so clients trust old and new servers during a CA rotation.
         """
         peers = self._peers(relation)
         material = self.tls_state.material
         secure = bool(members) and all(sid in peers and peers[sid].secure_port for sid in members)
         if material is None or not secure:
             return [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)], ""
-        return [f"{members[sid]}:{SECURE_CLIENT_PORT}" for sid in sorted(members)], material.ca
+        bundle = trust_bundle([material.ca, *(ca for p in peers.values() for ca in p.cas)])
+        return [f"{members[sid]}:{SECURE_CLIENT_PORT}" for sid in sorted(members)], bundle
 
     # ---- credential rotation (zookeeper_rotation has the phases) ---------------------------
 

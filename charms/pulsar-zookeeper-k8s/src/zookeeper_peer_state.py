@@ -6,7 +6,10 @@ Unit databags (every unit, this one included):
     when its server runs and answers ``ruok``; ``users`` JSON list of the client users its
     running server's JAAS holds; ``quorum-tls`` the quorum TLS stage its running server was
     started with; ``secure-port`` "true" when its running server serves the TLS client port;
-    ``certificate`` "true" when the unit has its certificate (it can run quorum TLS).
+    ``certificate`` "true" when the unit has its certificate (it can run quorum TLS);
+    ``tls-cas`` JSON list of the CAs (PEM) it needs trusted: its newest certificate's and the
+    one its running server presents (two during a CA rotation); ``trusted-cas`` JSON list of
+    the SHA-256 fingerprints of the CAs its running server trusts (absent: not running TLS).
 Application databag (leader):
     ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
     {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
@@ -32,7 +35,7 @@ from charms.pulsar_k8s.v0.validation import (
 )
 from zookeeper_render import server_id
 from zookeeper_rotation import Rotation, parse_rotations
-from zookeeper_tls import OFF, STAGES
+from zookeeper_tls import OFF, STAGES, split_certificates
 
 PEER = "cluster"
 ADDRESS_KEY = "address"
@@ -47,6 +50,8 @@ QUORUM_TLS_KEY = "quorum-tls"
 SECURE_PORT_KEY = "secure-port"
 CERTIFICATE_KEY = "certificate"
 QUORUM_TLS_STAGE_KEY = "quorum-tls-stage"
+TLS_CAS_KEY = "tls-cas"
+TRUSTED_CAS_KEY = "trusted-cas"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class Peer:
     quorum_tls: str | None = None
     secure_port: bool = False
     certificate: bool = False
+    # the CAs (PEM) it needs trusted
+    cas: tuple[str, ...] = ()
+    # the CA fingerprints its running server trusts (None: unknown, or not running TLS)
+    trusted: frozenset[str] | None = None
 
     @property
     def server_id(self) -> int:
@@ -119,7 +128,34 @@ def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
         quorum_tls=data.get(QUORUM_TLS_KEY) if data.get(QUORUM_TLS_KEY) in STAGES else None,
         secure_port=data.get(SECURE_PORT_KEY) == "true",
         certificate=data.get(CERTIFICATE_KEY) == "true",
+        cas=_cas(data.get(TLS_CAS_KEY)),
+        trusted=_trusted(data.get(TRUSTED_CAS_KEY)),
     )
+
+
+def _cas(raw: str | None) -> tuple[str, ...]:
+    # Only well-formed certificate blocks are kept: they end up in every trust store. A bad
+    # list reads as no CA (that member is then trusted a roll later, never anything else).
+    try:
+        values = parse_json_list(PEER, TLS_CAS_KEY, raw or None)
+    except InvalidField:
+        return ()
+    return tuple(block for v in values if isinstance(v, str) for block in split_certificates(v))
+
+
+def _trusted(raw: str | None) -> frozenset[str] | None:
+    # Unknown reads as trusting nothing: a member waits before presenting a new CA.
+    if not raw:
+        return None
+    try:
+        values = parse_json_list(PEER, TRUSTED_CAS_KEY, raw)
+    except InvalidField:
+        return None
+    return frozenset(v for v in values if isinstance(v, str) and _is_fingerprint(v))
+
+
+def _is_fingerprint(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _users(raw: str | None) -> frozenset[str]:

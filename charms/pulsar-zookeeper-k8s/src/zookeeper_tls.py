@@ -13,13 +13,28 @@ member runs the current one:
 ``off`` -> ``unify`` (``portUnification``: accept TLS and plain quorum connections)
 -> ``tls-unified`` (``sslQuorum``: open TLS quorum connections, still accept plain ones)
 -> ``tls`` (TLS only). Removing the certificates walks the same stages back.
+
+CA rotation: a member's trust store (quorum and client port alike) and the ``tls-ca`` the
+``zookeeper`` relation publishes are one bundle, the CAs every unit currently needs trusted
+(:func:`trust_bundle`): the CA of the certificate it has from the provider and the CA of the
+certificate its running server presents. A member given a certificate from a new CA keeps
+presenting its old one until every other member's running server trusts the new CA
+(:func:`present_new_certificate`); once every member presents the new one, the old CA leaves
+the bundle. ZooKeeper's PEM trust-store loader (3.9 ``PemReader.loadTrustStore``) reads every
+certificate of the file, keyed by its subject name: two CAs with the same subject cannot be
+trusted together.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState
+from charms.pulsar_k8s.v0.tls import TlsMaterial, TlsPaths, TlsState
 
 TLS_DIR = "/pulsar/conf/tls"
 TLS_PATHS = TlsPaths(
@@ -130,12 +145,120 @@ def tls_properties(state: TlsState, address: str, stage: str) -> list[tuple[str,
     return settings
 
 
-def tls_files(state: TlsState) -> dict[str, str]:
-    """PEM files (none when TLS is off); the key and the key store are pushed 0600."""
-    if state.material is None:
+def tls_files(material: TlsMaterial | None, trust: str = "") -> dict[str, str]:
+    """PEM files (none when TLS is off); the key and the key store are pushed 0600.
+
+    ``material``: the certificate the server presents; ``trust``: the trust bundle (default:
+    the material's CA alone).
+    """
+    if material is None:
         return {}
-    material = state.material
     return {
         **material.files(TLS_PATHS),
+        TLS_PATHS.ca: trust or material.ca,
         KEYSTORE_PATH: material.private_key.rstrip("\n") + "\n" + material.certificate,
     }
+
+
+# ---- CA rotation: the trust bundle and when to present the new certificate -----------------
+
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
+)
+
+
+def split_certificates(pem: str) -> list[str]:
+    """Every certificate of a PEM text, each normalised (64-column body, one newline at the end).
+
+    Anything that is not a well-formed certificate block is left out.
+    """
+    blocks: list[str] = []
+    for match in _PEM_CERTIFICATE.finditer(pem):
+        body = "".join(match.group(1).split())
+        try:
+            base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if not body:
+            continue
+        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+        blocks.append(
+            "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----"])
+        )
+    return [block + "\n" for block in blocks]
+
+
+def ca_fingerprint(pem: str) -> str:
+    """SHA-256 of the first certificate's DER, hex ("" when there is none)."""
+    blocks = split_certificates(pem)
+    if not blocks:
+        return ""
+    body = "".join(blocks[0].splitlines()[1:-1])
+    return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def trust_bundle(cas: Iterable[str]) -> str:
+    """One PEM file holding every certificate of ``cas`` once, in a stable order."""
+    unique: dict[str, str] = {}
+    for pem in cas:
+        for block in split_certificates(pem):
+            unique.setdefault(ca_fingerprint(block), block)
+    return "".join(unique[fp] for fp in sorted(unique))
+
+
+def bundle_fingerprints(bundle: str) -> frozenset[str]:
+    """Return the fingerprints of every certificate of a bundle."""
+    return frozenset(ca_fingerprint(block) for block in split_certificates(bundle))
+
+
+def present_new_certificate(
+    new_ca: str, presented_ca: str, others_trusted: Iterable[frozenset[str] | None]
+) -> bool:
+    """Whether a member presents its newest certificate now, or keeps the one it presents.
+
+    ``new_ca``: the CA of its newest certificate; ``presented_ca``: the CA of the certificate
+    its running server presents ("" : none, it runs plain text or does not run);
+    ``others_trusted``: the CA fingerprints each other member's running server trusts (None:
+    unknown, e.g. not running). The same CA (a renewal) or nothing presented yet: at once.
+    A new CA: only once every other member trusts it, so none refuses this member.
+    """
+    new = ca_fingerprint(new_ca)
+    if not presented_ca or ca_fingerprint(presented_ca) == new:
+        return True
+    return all(trusted is not None and new in trusted for trusted in others_trusted)
+
+
+def needed_cas(newest_ca: str, presented_ca: str) -> list[str]:
+    """Return the CAs a unit asks every trust store to hold.
+
+    Its newest certificate's CA and the CA of the certificate its running server presents
+    ("" : none): one CA outside a CA rotation, two during one.
+    """
+    blocks = [block for ca in (newest_ca, presented_ca) for block in split_certificates(ca)]
+    return list(dict.fromkeys(blocks))
+
+
+@dataclass(frozen=True)
+class MemberTls:
+    """What one member's server should run with: which certificate, which trust bundle."""
+
+    present_new: bool
+    trust: str
+
+
+def plan_member_tls(
+    newest_ca: str,
+    presented_ca: str,
+    others_trusted: Iterable[frozenset[str] | None],
+    others_cas: Iterable[str],
+) -> MemberTls:
+    """One member's certificate and trust bundle during (or outside) a CA rotation.
+
+    ``others_cas``: every CA the other units need trusted (their ``tls-cas``). The trust
+    bundle is those plus this member's newest CA and the CA of the certificate it presents:
+    the old CA stays until no unit presents it any more; a member that switches to its new
+    certificate stops asking for its old CA in the same restart.
+    """
+    present_new = present_new_certificate(newest_ca, presented_ca, others_trusted)
+    presented = newest_ca if present_new else presented_ca
+    return MemberTls(present_new, trust_bundle([newest_ca, presented, *others_cas]))

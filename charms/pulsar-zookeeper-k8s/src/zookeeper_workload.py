@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ops
 from charms.pulsar_k8s.v0.workload import Workload
 from zookeeper_render import DYNAMIC_CONF_PATH, JAAS_PATH, SERVICE, STATE_PATH, STORAGE_PATH
-from zookeeper_tls import OFF, STAGES, TLS_PRIVATE_PATHS
+from zookeeper_tls import OFF, STAGES, TLS_PATHS, TLS_PRIVATE_PATHS, bundle_fingerprints
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class DesiredWorkload:
     users: tuple[str, ...] = field(default=())
     quorum_tls: str = OFF
     secure_port: bool = False
+    # the CA (PEM) of the certificate the server presents ("" : none) and the fingerprints
+    # of the CAs its trust store holds
+    presented_ca: str = ""
+    trusted: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class AppliedState:
     users: tuple[str, ...]
     quorum_tls: str = OFF
     secure_port: bool = False
+    presented_ca: str = ""
+    trusted: tuple[str, ...] = ()
 
 
 class ZooKeeperWorkload(Workload):
@@ -69,14 +75,25 @@ class ZooKeeperWorkload(Workload):
         try:
             data = json.loads(raw)
             stage = data.get("quorum-tls", OFF)
-            return AppliedState(
+            presented = data.get("presented-ca", "")
+            applied = AppliedState(
                 str(data["token"]),
                 tuple(str(u) for u in data["users"]),
                 stage if stage in STAGES else OFF,
                 data.get("secure-port") is True,
+                presented if isinstance(presented, str) else "",
+                tuple(str(t) for t in data.get("trusted-cas", [])),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
+        if applied.secure_port and "presented-ca" not in data:
+            # started by a revision that did not record them: its trust file then held
+            # exactly the CA of the certificate it presents
+            ca = self.read_text(TLS_PATHS.ca) or ""
+            applied = replace(
+                applied, presented_ca=ca, trusted=tuple(sorted(bundle_fingerprints(ca)))
+            )
+        return applied
 
     def start_server(self, desired: DesiredWorkload) -> None:
         """Server not running: lay down every file (membership included) and start it."""
@@ -105,6 +122,8 @@ class ZooKeeperWorkload(Workload):
                 "users": list(desired.users),
                 "quorum-tls": desired.quorum_tls,
                 "secure-port": desired.secure_port,
+                "presented-ca": desired.presented_ca,
+                "trusted-cas": list(desired.trusted),
             }
         )
         self.push({**desired.files, DYNAMIC_CONF_PATH: desired.dynamic_config})

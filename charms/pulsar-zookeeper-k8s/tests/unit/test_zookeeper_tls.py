@@ -101,11 +101,11 @@ def test_a_unit_without_a_certificate_never_opens_tls_quorum_connections():
 
 
 def test_key_store_is_the_key_then_the_chain_and_pushed_private():
-    files = tls_files(ON)
+    files = tls_files(ON.material)
     assert files[KEYSTORE_PATH] == MATERIAL.private_key + MATERIAL.certificate
     assert files[TLS_PATHS.ca] == MATERIAL.ca
     assert {TLS_PATHS.private_key, KEYSTORE_PATH} == TLS_PRIVATE_PATHS
-    assert tls_files(TlsState(related=True)) == {}
+    assert tls_files(None) == {}
 
 
 def test_the_workload_pushes_keys_0600(tmp_path):
