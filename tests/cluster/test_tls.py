@@ -301,7 +301,6 @@ def test_bookies_serve_tls_and_the_broker_talks_tls_to_them(secure: Model):
     ):
         assert line in conf.splitlines(), line
     assert broker.read("/pulsar/conf/tls/bookkeeper-ca.pem").strip() == ca.strip()
-    assert "Successfully connected to bookie using TLS" in broker.service_logs(lines=20000)
     # and messages written through those connections go round (the client over pulsar+ssl)
     topic = f"bk-tls-{uuid.uuid4().hex[:8]}"
     sent = model.run_action(
@@ -312,6 +311,11 @@ def test_bookies_serve_tls_and_the_broker_talks_tls_to_them(secure: Model):
         f"{CLIENT}/0", "consume", {"topic": topic, "count": 5, "timeout-seconds": 30}
     )
     assert int(got["count"]) == 5 and got["last-payload"] == "b-4", got
+    # the broker (restarted when 6650 closed) opened its bookie connections for them: over TLS
+    deadline = time.monotonic() + 30
+    while "Successfully connected to bookie using TLS" not in broker.service_logs(lines=20000):
+        assert time.monotonic() < deadline, "the broker logged no TLS connection to a bookie"
+        time.sleep(1)
 
 
 def test_client_gets_tls_urls_and_the_ca_and_moves_messages_over_tls(secure: Model):
