@@ -464,6 +464,12 @@ SCENARIO_ROWS.append(
         "default",
     )
 )
+# BookKeeper TLS, in test_tls.py's module (issue 9).
+ROWS += [
+    ("bk_tls.enable_to_active_s", "T", "certificates related to bookies to broker on TLS", "s"),
+    ("bk_tls.enable_publish_gap_s", "T", "longest publish gap then (3 bookies, 1 broker)", "s"),
+    ("bk_tls.longest_bookie_down_s", "T", "longest bookie down then (one at a time)", "s"),
+]
 # Geo-replication between two clusters (issue 11, item 2).
 ROWS += [
     ("georep.relate_to_replicating_s", "G", "relate to both statuses replicating", "s"),

@@ -25,13 +25,22 @@ The tests run in order and share the model:
    proxy's 6651 and 8443 verify the chain and SANs, its 6650 refuses; the client gets the
    proxy's ``pulsar+ssl``/``https``/``wss`` URLs and CA and moves messages through the proxy
    with its relation token, over the binary protocol and over WebSocket (wss).
+
+BookKeeper (still under the producer, before 6650 closes): ``tls`` is related to
+``bookkeeper-k8s:certificates`` too; each bookie restarts once onto TLS (one at a time), then
+the ``bookkeeper`` relation says ``tls`` and the broker restarts once with its BookKeeper client
+on TLS. The test after (1) proves it on the real workload: a real ``START_TLS`` exchange on each
+bookie's port, then a TLS handshake verified against the CA only (the pod and Service names as
+SANs), the broker's log of its TLS connections to the bookies, and messages going round.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import ssl
+import struct
 import sys
 import time
 import uuid
@@ -43,7 +52,7 @@ from cryptography import x509
 
 from tests.cluster import workload
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BROKER, PROXY, small_config
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, PROXY, small_config
 from tests.cluster.rig_juju import Model
 from tests.cluster.rig_net import service_fqdn, unit_fqdn
 
@@ -79,14 +88,22 @@ def client_active(model: Model) -> bool:
     return status.name == "active" and NAMESPACE in status.message
 
 
-def provider_certificates(model: Model) -> list[dict[str, Any]]:
-    (relation,) = model.relations_of(TLS_APP, "certificates")
+def certificates_relation(model: Model, app: str = BROKER):
+    (relation,) = [
+        r for r in model.relations_of(TLS_APP, "certificates") if r.remote_app(TLS_APP) == app
+    ]
+    return relation
+
+
+def provider_certificates(model: Model, app: str = BROKER) -> list[dict[str, Any]]:
+    relation = certificates_relation(model, app)
     return json.loads(model.app_data(relation.id, TLS_APP).get("certificates") or "[]")
 
 
-def provider_ca(model: Model) -> str:
-    (certificate,) = provider_certificates(model)
-    return certificate["ca"]
+def provider_ca(model: Model, app: str = BROKER) -> str:
+    """The CA of the certificates issued to ``app`` (one per unit, all from the same CA)."""
+    (ca,) = {certificate["ca"] for certificate in provider_certificates(model, app)}
+    return ca
 
 
 def handshake(host: str, port: int, context: ssl.SSLContext) -> dict[str, Any]:
@@ -104,6 +121,56 @@ def handshake(host: str, port: int, context: ssl.SSLContext) -> dict[str, Any]:
             "issuer": cert.issuer.rfc4514_string(),
             "sans": set(sans.value.get_values_for_type(x509.DNSName)),
         }
+
+
+BOOKIE_CONF = "/pulsar/conf/bookkeeper.conf"
+BOOKIE_SERVICE_FQDN = f"{BOOKKEEPER}.rig.svc.cluster.local"
+# BookKeeper's v3 START_TLS request (BookkeeperProtocol.proto): Request{header=BKPacketHeader{
+# version=VERSION_THREE(3), operation=START_TLS(9), txnId=1}, startTLSRequest(106)={}},
+# length-prefixed as on the wire.
+_START_TLS = bytes.fromhex("0a06080310091801d20600")
+START_TLS_FRAME = struct.pack(">i", len(_START_TLS)) + _START_TLS
+
+
+def bookie_fqdn(number: int) -> str:
+    return f"{BOOKKEEPER}-{number}.{BOOKKEEPER}-endpoints.rig.svc.cluster.local"
+
+
+def bookies_serve_tls(model: Model) -> bool:
+    """Every bookie active with TLS in its config, and the broker's BookKeeper client on TLS."""
+    try:
+        for unit in model.units(BOOKKEEPER):
+            if unit.status.name != "active" or "tlsProviderFactoryClass=" not in unit.pod.read(
+                BOOKIE_CONF
+            ):
+                return False
+        conf = model.pod(f"{BROKER}/0").read(BROKER_CONF)
+    except Exception:  # not pushed yet, or Pebble restarting
+        return False
+    return (
+        "bookkeeperTLSClientAuthentication=true" in conf
+        and model.unit(f"{BROKER}/0").status.name == "active"
+    )
+
+
+def enable_bookkeeper_tls(model: Model, producer: workload.BackgroundProducer) -> None:
+    """Relate the CA to the bookies under ``producer``: one bookie down at a time."""
+    bookies = model.units(BOOKKEEPER)
+    watcher = workload.PidWatcher({u.name: (u.pod, "bookie", None) for u in bookies}).start()
+    try:
+        started = time.monotonic()
+        model.integrate(f"{BOOKKEEPER}:certificates", f"{TLS_APP}:certificates")
+        model.settle(until=lambda: bookies_serve_tls(model), timeout=400)
+        record("bk_tls.enable_to_active_s", time.monotonic() - started)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        watcher.stop()
+    restarts = {u.name: len(watcher.pids(u.name)) - 1 for u in bookies}
+    assert set(restarts.values()) == {1}, restarts  # each bookie restarted once
+    downs = sorted((a, b, u.name) for u in bookies for a, b in watcher.down_intervals(u.name))
+    for (_, a1, ua), (b0, _, ub) in itertools.pairwise(downs):
+        assert ua == ub or b0 >= a1 - 0.5, downs  # never two bookies down at once
+    record("bk_tls.longest_bookie_down_s", max((b - a for a, b, _ in downs), default=0.0))
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +193,12 @@ def secure(bundle: Model) -> Model:
         )
         record("tls.enable_to_active_s", time.monotonic() - started)
         producer.wait_acks(len(producer.acked) + 50)
+        bookies_started = time.monotonic()
+        enable_bookkeeper_tls(model, producer)
     finally:
         producer.stop()
-    record("tls.enable_publish_gap_s", producer.longest_gap(since=started))
+    record("tls.enable_publish_gap_s", producer.longest_gap(since=started, until=bookies_started))
+    record("bk_tls.enable_publish_gap_s", producer.longest_gap(since=bookies_started))
     producer.check_nothing_lost()  # read back over 6650, still open
     model.config(BROKER, **{"tls-plaintext-enabled": False})
     model.settle(until=lambda: broker_active_with_tls(model) and plaintext_closed(model))
@@ -137,7 +207,7 @@ def secure(bundle: Model) -> Model:
 
 def test_broker_gets_a_certificate_and_serves_tls(secure: Model):
     model = secure
-    (relation,) = model.relations_of(TLS_APP, "certificates")
+    relation = certificates_relation(model)
     requests = json.loads(
         model.unit_data(relation.id, f"{BROKER}/0").get("certificate_signing_requests") or "[]"
     )
@@ -173,6 +243,86 @@ def test_every_tls_listener_serves_the_ca_chain_and_the_plain_port_is_closed(sec
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((UNIT_FQDN, 6650), timeout=5).close()
     assert model.unit(f"{BROKER}/0").status.name == "active"
+
+
+def start_tls(host: str, context: ssl.SSLContext) -> dict[str, Any]:
+    """BookKeeper's in-band TLS as its client does it: START_TLS, its answer, the handshake."""
+    with socket.create_connection((host, 3181), timeout=10) as sock:
+        sock.sendall(START_TLS_FRAME)
+        (length,) = struct.unpack(">i", _recv_exact(sock, 4))
+        response = _recv_exact(sock, length)
+        # Response{header (field 1) echoed, status (field 2) EOK = 0, startTLSResponse}
+        assert response[0] == 0x0A, response
+        status = response[2 + response[1] : 4 + response[1]]
+        assert status == b"\x10\x00", f"START_TLS refused: {response.hex()}"
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            cert = x509.load_der_x509_certificate(der)
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            return {
+                "version": tls.version(),
+                "issuer": cert.issuer.rfc4514_string(),
+                "sans": set(sans.value.get_values_for_type(x509.DNSName)),
+            }
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"connection closed after {len(data)} of {size} bytes"
+        data += chunk
+    return data
+
+
+def test_bookies_serve_tls_and_the_broker_talks_tls_to_them(secure: Model):
+    model = secure
+    ca = provider_ca(model)
+    assert provider_ca(model, BOOKKEEPER) == ca
+    trusting_ca = ssl.create_default_context(cadata=ca)
+    for unit in model.units(BOOKKEEPER):
+        host = bookie_fqdn(unit.number)
+        seen = start_tls(host, trusting_ca)
+        assert "CN=rig-ca" in seen["issuer"].split(","), seen
+        assert {host, BOOKIE_SERVICE_FQDN} <= seen["sans"], seen
+        assert seen["version"] in ("TLSv1.2", "TLSv1.3"), seen
+        with pytest.raises(ssl.SSLCertVerificationError):
+            start_tls(host, ssl.create_default_context())
+        # the bookie logged the handshakes it completed
+        assert "Session is protected by" in unit.pod.service_logs(lines=3000)
+        # the key stays in the unit (its secret and this 0600 PKCS#8 file)
+        key = unit.pod.read("/pulsar/conf/tls/private-key.pem")
+        assert key.startswith("-----BEGIN PRIVATE KEY-----")
+    # the relation tells the brokers, with the CA
+    (relation,) = model.relations_of(BOOKKEEPER, "bookkeeper")
+    data = model.app_data(relation.id, BOOKKEEPER)
+    assert data["tls"] == "enabled" and data["tls-ca"].strip() == ca.strip(), data
+    # the broker's BookKeeper client starts TLS, trusting that CA (the v2 protocol inside)
+    broker = model.pod(f"{BROKER}/0")
+    conf = broker.read(BROKER_CONF)
+    for line in (
+        "bookkeeperTLSProviderFactoryClass=org.apache.bookkeeper.tls.TLSContextFactory",
+        "bookkeeperTLSTrustCertsFilePath=/pulsar/conf/tls/bookkeeper-ca.pem",
+        "bookkeeperTLSTrustCertTypes=PEM",
+    ):
+        assert line in conf.splitlines(), line
+    assert broker.read("/pulsar/conf/tls/bookkeeper-ca.pem").strip() == ca.strip()
+    # and messages written through those connections go round (the client over pulsar+ssl)
+    topic = f"bk-tls-{uuid.uuid4().hex[:8]}"
+    sent = model.run_action(
+        f"{CLIENT}/0", "produce", {"topic": topic, "count": 5, "payload-prefix": "b"}
+    )
+    assert int(sent["count"]) == 5, sent
+    got = model.run_action(
+        f"{CLIENT}/0", "consume", {"topic": topic, "count": 5, "timeout-seconds": 30}
+    )
+    assert int(got["count"]) == 5 and got["last-payload"] == "b-4", got
+    # the broker (restarted when 6650 closed) opened its bookie connections for them: over TLS
+    deadline = time.monotonic() + 30
+    while "Successfully connected to bookie using TLS" not in broker.service_logs(lines=20000):
+        assert time.monotonic() < deadline, "the broker logged no TLS connection to a bookie"
+        time.sleep(1)
 
 
 def test_client_gets_tls_urls_and_the_ca_and_moves_messages_over_tls(secure: Model):

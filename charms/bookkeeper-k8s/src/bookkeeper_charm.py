@@ -14,6 +14,7 @@ import ops
 from bookkeeper_config import BookKeeperConfig
 from bookkeeper_peer_state import (
     BOOKIE_STATE_KEY,
+    BOOKIE_TLS_KEY,
     INITIALISED_KEY,
     PEER,
     BookKeeperPeerState,
@@ -45,6 +46,7 @@ from bookkeeper_render import (
     render_jaas,
     tool_env,
 )
+from bookkeeper_tls import tls_files
 from bookkeeper_view import (
     DOWN,
     VIEW_CHECK,
@@ -66,6 +68,8 @@ from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
 from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.refresh import Refresh
+from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
+from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
 from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -136,13 +140,26 @@ class BookKeeperCharm(ops.CharmBase):
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
         self.refresh = Refresh(self, PEER, self._refresh_problems)
+        # Before the reconcile's observers: the library stores and requests first.
+        self.tls = TlsRequirer(
+            self,
+            sans=tls_sans(self.unit.name, self.app.name, self.model.name),
+            relation_name=CERTIFICATES_RELATION,
+        )
         for event in reconcile_events(
             self,
             CONTAINER,
-            relations=(PEER, ZOOKEEPER_RELATION, "bookkeeper", *COS_RELATIONS),
+            relations=(
+                PEER,
+                ZOOKEEPER_RELATION,
+                "bookkeeper",
+                CERTIFICATES_RELATION,
+                *COS_RELATIONS,
+            ),
             storages=("journal", "ledgers"),
         ):
             framework.observe(event, self._reconcile)
+        framework.observe(self.tls.available, self._reconcile)
         for event in (
             self.on.journal_storage_detaching,
             self.on.ledgers_storage_detaching,
@@ -182,9 +199,14 @@ class BookKeeperCharm(ops.CharmBase):
         if connection is None:
             self._publish(None)
             return waiting
+        tls_state = self.tls.state()
+        if tls_state.waiting:
+            # Nothing changes on this unit until the certificate is there (no half TLS).
+            return statuses.awaiting(f"a certificate on the {CERTIFICATES_RELATION} relation")
         uri = metadata_service_uri(connection.endpoints, connection.chroot)
+        inputs = BookieInputs(self.address, uri, config, tls=tls_state.enabled)
         files = {
-            CONF_PATH: render_bookkeeper_conf(BookieInputs(self.address, uri, config)),
+            CONF_PATH: render_bookkeeper_conf(inputs),
             JAAS_PATH: render_jaas(connection.username, connection.password),
         }
         if connection.tls:
@@ -194,6 +216,12 @@ class BookKeeperCharm(ops.CharmBase):
         refused = self.refresh.refused(self.workload)
         if refused is not None:
             return refused
+        # The PEM files are no restart input: the bookie re-reads them
+        # (tlsCertFilesRefreshDurationSeconds), so a renewal reaches it without a restart.
+        # They are pushed before any (re)start that turns TLS on.
+        pem_files = tls_files(tls_state)
+        if self.workload.changed_files(pem_files):
+            self.workload.push(pem_files)
         layer = pebble_layer(self.address, bookie_env(config, connection.tls))
         running = self.workload.bookie_running()
         if not running:
@@ -218,7 +246,7 @@ class BookKeeperCharm(ops.CharmBase):
         view = view_layer(self.address)
         if self.workload.layer_differs(view):
             self.workload.add_layer(VIEW_LAYER_LABEL, view)
-        return self._health_status(uri, connection.username)
+        return self._health_status(uri, connection.username, tls_state)
 
     # --- removal (bookkeeper_removal) ------------------------------------------------------
 
@@ -487,17 +515,20 @@ class BookKeeperCharm(ops.CharmBase):
         self._view_stale = False
         return state
 
-    def _health_status(self, uri: str, zookeeper_user: str) -> ops.StatusBase:
+    def _health_status(self, uri: str, zookeeper_user: str, tls_state: TlsState) -> ops.StatusBase:
         own = self._observe()
         # the bookie answers with the files on disk: it logged in to ZooKeeper as this user (what
         # a ZooKeeper credential rotation waits for before removing the old user)
         self.zookeeper.report_running_user(zookeeper_user if own != DOWN else None)
         own_id = bookie_id(self.address)
         self.bookkeeper.report(own_id, own)
-        reports = self._peer_reports(own)
+        # Reached with nothing left to apply: the running bookie serves what was rendered.
+        reports = self._peer_reports(own, tls_state.enabled)
         everyone = self._all_bookie_ids()
         writable = sorted(b for b, state in reports.items() if state == WRITABLE and b in everyone)
-        self._publish(BookKeeperInfo(uri, tuple(everyone), tuple(writable)))
+        tls = self._bookies_serve_tls(tls_state)
+        ca = tls_state.material.ca if tls and tls_state.material else ""
+        self._publish(BookKeeperInfo(uri, tuple(everyone), tuple(writable), tls=tls, tls_ca=ca))
         short = short_of_bookies(
             self._planned_units(), self.bookkeeper.required_bookies(), self.app.name
         )
@@ -509,13 +540,24 @@ class BookKeeperCharm(ops.CharmBase):
             return ops.WaitingStatus(f"bookie {own} ({len(writable)}/{len(everyone)} writable)")
         return ops.ActiveStatus(f"bookie writable ({len(writable)}/{len(everyone)} writable)")
 
-    def _peer_reports(self, own: str) -> dict[str, str]:
+    def _bookies_serve_tls(self, tls_state: TlsState) -> bool:
+        """Whether the brokers may start TLS to every bookie: this one and every peer do.
+
+        A peer that has not reported yet has not started: with the certificates relation it
+        starts only once it has its certificate, so it starts serving TLS.
+        """
+        return tls_state.enabled and all(self._peer_state().bookie_tls.values())
+
+    def _peer_reports(self, own: str, tls: bool) -> dict[str, str]:
         """Bookie id -> state, as each bookie reports itself (this unit: ``own``, just seen)."""
         reports = {bookie_id(self.address): own}
         relation = self.model.get_relation(PEER)
         if relation is None:
             return reports
-        write_if_different(relation.data[self.unit], {BOOKIE_STATE_KEY: own})
+        write_if_different(
+            relation.data[self.unit],
+            {BOOKIE_STATE_KEY: own, BOOKIE_TLS_KEY: "true" if tls else "false"},
+        )
         for name, state in self._peer_state().bookie_states.items():
             reports[bookie_id(unit_fqdn(name, self.app.name, self.model.name))] = state
         return reports

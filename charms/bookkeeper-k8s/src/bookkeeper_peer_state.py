@@ -2,6 +2,7 @@
 
 app  ``bookkeeper-initialised``  ``"true"`` once the leader created the BookKeeper metadata
 unit ``bookie-state``  what that unit's bookie reports: writable, read-only or down
+unit ``bookie-tls``    ``true``/``false``: the running bookie was started serving TLS or not
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from charms.pulsar_k8s.v0.validation import InvalidField
 PEER = "cluster"
 INITIALISED_KEY = "bookkeeper-initialised"
 BOOKIE_STATE_KEY = "bookie-state"
+BOOKIE_TLS_KEY = "bookie-tls"
 BOOKIE_STATES = (WRITABLE, READ_ONLY, DOWN)
 
 
@@ -23,6 +25,8 @@ class BookKeeperPeerState:
     initialised: bool = False
     # unit name -> the state its bookie reported (units that reported nothing usable are absent)
     bookie_states: Mapping[str, str] = field(default_factory=dict)
+    # unit name -> whether its running bookie serves TLS (units that reported nothing: absent)
+    bookie_tls: Mapping[str, bool] = field(default_factory=dict)
 
 
 def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> BookKeeperPeerState:
@@ -40,4 +44,10 @@ def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> Boo
         for name, data in units.items()
         if data.get(BOOKIE_STATE_KEY) in BOOKIE_STATES
     }
-    return BookKeeperPeerState(initialised=flag == "true", bookie_states=states)
+    # Anything but the two values reads as no report (a unit that has not started yet).
+    tls = {
+        name: data[BOOKIE_TLS_KEY] == "true"
+        for name, data in units.items()
+        if data.get(BOOKIE_TLS_KEY) in ("true", "false")
+    }
+    return BookKeeperPeerState(initialised=flag == "true", bookie_states=states, bookie_tls=tls)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bookkeeper_config import BookKeeperConfig
+from bookkeeper_tls import bookie_tls_properties
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
@@ -64,6 +65,8 @@ class BookieInputs:
     address: str
     metadata_service_uri: str
     config: BookKeeperConfig
+    # the unit has a certificate: the bookie serves TLS (START_TLS) on its port
+    tls: bool = False
 
 
 def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
@@ -115,6 +118,7 @@ def bookkeeper_properties(inputs: BookieInputs) -> dict[str, str]:
         "majorCompactionThreshold": repr(float(c.major_compaction_threshold)),
         "majorCompactionInterval": str(c.major_compaction_interval_s),
         "gcWaitTime": str(c.gc_wait_time_ms),
+        **bookie_tls_properties(inputs.tls),
     }
 
 

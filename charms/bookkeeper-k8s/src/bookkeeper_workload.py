@@ -13,6 +13,7 @@ import urllib.request
 
 import ops
 from bookkeeper_render import HTTP_PORT, JAAS_PATH, SERVICE
+from bookkeeper_tls import TLS_PRIVATE_PATHS
 from charms.pulsar_k8s.v0.workload import Workload
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ STATE_TIMEOUT_S = 1.0
 
 class BookieWorkload(Workload):
     def __init__(self, container: ops.Container, address: str):
-        super().__init__(container, private_paths=[JAAS_PATH])
+        super().__init__(container, private_paths=[JAAS_PATH, *TLS_PRIVATE_PATHS])
         self._address = address
 
     def bookie_running(self) -> bool:

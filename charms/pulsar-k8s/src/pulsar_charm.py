@@ -9,6 +9,7 @@ import time
 import ops
 import pulsar_admin
 from charms.bookkeeper_k8s.v0.bookkeeper import BookKeeperInfo, BookKeeperRequirer
+from charms.bookkeeper_k8s.v0.bookkeeper import usable_tls_ca as usable_bookie_ca
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import find_app_secret, write_if_different
 from charms.pulsar_k8s.v0.log_hygiene import quiet_credential_loggers, redact
@@ -38,6 +39,7 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
     usable_tls_ca,
 )
 from pulsar_actions import PulsarActions
+from pulsar_bookkeeper_tls import bookkeeper_tls_files
 from pulsar_client_serving import PulsarClientServing
 from pulsar_config import PulsarConfig
 from pulsar_function_serving import PulsarFunctionServing
@@ -250,6 +252,15 @@ class PulsarBrokerCharm(ops.CharmBase):
         bookkeeper = _checked_bookkeeper(self.bookkeeper.info())
         if bookkeeper is None:
             return statuses.awaiting("bookkeeper to publish its metadata service")
+        bookie_ca = usable_bookie_ca(bookkeeper)
+        if bookie_ca is None:
+            raise InvalidField(
+                BOOKKEEPER_RELATION, "tls-ca", "is missing or not PEM certificates with tls on"
+            )
+        # Pulsar's BookKeeper client starts TLS only with a client key pair: this broker's own
+        # certificate (pulsar_bookkeeper_tls). Without one it stays plain text (the bookies
+        # accept both) and says so in its status.
+        bookkeeper_tls = bool(bookie_ca) and tls_state.enabled
         if self.model.get_relation(PEER_RELATION) is None:
             return statuses.awaiting("the cluster peer relation")
         auth = self._ensure_auth()
@@ -270,7 +281,12 @@ class PulsarBrokerCharm(ops.CharmBase):
             return short_of_bookies
 
         inputs = BrokerInputs(
-            config, self._unit_address, zookeeper.hosts, bookkeeper.metadata_service_uri, tls
+            config,
+            self._unit_address,
+            zookeeper.hosts,
+            bookkeeper.metadata_service_uri,
+            tls,
+            bookkeeper_tls=bookkeeper_tls,
         )
         files = broker_files(inputs, zookeeper.username, zookeeper.password, auth)
         if zookeeper_ca:
@@ -279,6 +295,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The PEM files are no restart input: Pulsar re-reads them
         # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart.
         pem_files = tls_files(tls_state)
+        pem_files.update(bookkeeper_tls_files(bookie_ca if bookkeeper_tls else ""))
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
         layer = pebble_layer(config, self._unit_address, zookeeper.tls)
@@ -303,6 +320,8 @@ class PulsarBrokerCharm(ops.CharmBase):
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
             status = self.replication.with_replication(config, auth, status)
+            if bookie_ca and not bookkeeper_tls and isinstance(status, ops.ActiveStatus):
+                status = ops.ActiveStatus(f"{status.message}; {BOOKIES_PLAIN_TEXT}")
             if (
                 self.client_serving.retry_needed
                 or self.function_serving.retry_needed
@@ -544,6 +563,10 @@ def _check_key(source: str, field: str, key: str) -> None:
         raise InvalidField(source, field, "is not base64") from None
 
 
+# The bookies serve TLS but this broker has no certificate to start TLS with.
+BOOKIES_PLAIN_TEXT = "plain text to bookies: relate certificates for TLS"
+
+
 def _checked_bookkeeper(info: BookKeeperInfo | None) -> BookKeeperInfo | None:
     """Refuse a bad metadata URI or bookie id; count each bookie once, ready only if listed."""
     if info is None:
@@ -559,7 +582,8 @@ def _checked_bookkeeper(info: BookKeeperInfo | None) -> BookKeeperInfo | None:
         if info.ready_bookies
         else ()
     )
-    return BookKeeperInfo(uri, bookies, tuple(b for b in ready if b in bookies))
+    ready_listed = tuple(b for b in ready if b in bookies)
+    return BookKeeperInfo(uri, bookies, ready_listed, tls=info.tls, tls_ca=info.tls_ca)
 
 
 def _bookie_problem(config: PulsarConfig, bookkeeper: BookKeeperInfo) -> ops.StatusBase | None:

@@ -14,6 +14,7 @@ import yaml
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
+from pulsar_bookkeeper_tls import bookkeeper_client_tls_properties
 from pulsar_config import PulsarConfig
 from pulsar_tls import (
     NO_TLS,
@@ -154,6 +155,8 @@ class BrokerInputs:
     zookeeper_hosts: str
     bookkeeper_metadata_service_uri: str
     tls: BrokerTls = NO_TLS
+    # the bookies serve TLS and this broker has its certificate: the BookKeeper client uses TLS
+    bookkeeper_tls: bool = False
 
 
 def service_fqdn(app_name: str, model_name: str) -> str:
@@ -198,6 +201,7 @@ def broker_properties(inputs: BrokerInputs) -> dict[str, str]:
         "brokerShutdownTimeoutMs": str(BROKER_SHUTDOWN_TIMEOUT_MS),
         **auth_properties(),
         **broker_tls_properties(inputs.tls),
+        **bookkeeper_client_tls_properties(inputs.bookkeeper_tls),
     }
 
 

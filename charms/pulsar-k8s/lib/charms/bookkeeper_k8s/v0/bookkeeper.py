@@ -11,6 +11,11 @@ provider (bookkeeper-k8s) application databag
                               ``endpoints`` (``host:port,...``) and ``chroot``; with
                               ``tls-ca`` (LIBPATCH 6) the endpoints serve TLS and the clients
                               trust that CA (PEM); without it they are plain text
+    ``tls``                   ``enabled`` (LIBPATCH 7) once every bookie serves TLS on its port
+                              (START_TLS, BookKeeper's in-band TLS); absent: plain text
+    ``tls-ca``                with ``tls``: the CA chain (PEM) the bookies' certificates end
+                              at. Public data (a CA certificate is no credential), so in the
+                              databag: a change wakes the brokers with relation-changed
 
 One ZooKeeper identity per Pulsar cluster: brokers write ledger metadata under the BookKeeper
 root, so they must be the same ZooKeeper user as the bookies against a ZooKeeper that gives each
@@ -39,13 +44,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 6
+LIBPATCH = 7
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,9 @@ class BookKeeperInfo:
     metadata_service_uri: str
     bookies: tuple[str, ...]
     ready_bookies: tuple[str, ...]
+    # the bookies serve TLS (LIBPATCH 7); ``tls_ca``: the CA they chain to, as published
+    tls: bool = False
+    tls_ca: str = ""
 
 
 ZOOKEEPER_SECRET_KEY = "zookeeper-secret"
@@ -62,6 +71,25 @@ ENSEMBLE_SIZE_KEY = "ensemble-size"
 # Java int: what Pulsar's managedLedgerDefaultEnsembleSize holds.
 _MAX_SIZE = 2**31 - 1
 ZOOKEEPER_SECRET_LABEL = "bookkeeper-zookeeper-identity"
+TLS_KEY = "tls"
+TLS_CA_KEY = "tls-ca"
+TLS_ENABLED = "enabled"
+_PEM_CERTIFICATES = re.compile(
+    r"(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+"
+)
+
+
+def usable_tls_ca(info: BookKeeperInfo) -> str | None:
+    """Return the CA (PEM, newline-terminated) to trust; "" for plain text; None if unusable.
+
+    TLS without a CA, or with anything but PEM certificates (which would otherwise end up in a
+    file the JVM reads), returns None: the requirer waits rather than trust what it cannot
+    check.
+    """
+    if not info.tls:
+        return ""
+    ca = info.tls_ca.strip().replace("\r\n", "\n") + "\n"
+    return ca if _PEM_CERTIFICATES.fullmatch(ca) else None
 
 
 @dataclass(frozen=True)
@@ -110,9 +138,17 @@ class BookKeeperProvider:
                 "metadata-service-uri": info.metadata_service_uri,
                 "bookies": json.dumps(sorted(info.bookies)),
                 "ready-bookies": json.dumps(sorted(info.ready_bookies)),
+                TLS_KEY: TLS_ENABLED if info.tls else "",
+                TLS_CA_KEY: info.tls_ca if info.tls else "",
             }
             if info
-            else {"metadata-service-uri": "", "bookies": "[]", "ready-bookies": "[]"}
+            else {
+                "metadata-service-uri": "",
+                "bookies": "[]",
+                "ready-bookies": "[]",
+                TLS_KEY: "",
+                TLS_CA_KEY: "",
+            }
         )
         for relation in self._charm.model.relations[self._relation_name]:
             databag = relation.data[self._charm.app]
@@ -210,6 +246,8 @@ class BookKeeperRequirer:
             uri = data.get("metadata-service-uri", "")
             bookies = json.loads(data.get("bookies", "[]"))
             ready = json.loads(data.get("ready-bookies", "[]"))
+            tls = data.get(TLS_KEY, "") == TLS_ENABLED
+            tls_ca = data.get(TLS_CA_KEY, "") if tls else ""
         except (ops.ModelError, ValueError) as exc:
             logger.info("bookkeeper relation data not usable: %s", exc)
             return None
@@ -219,7 +257,8 @@ class BookKeeperRequirer:
         merged = {b for b in ready if b not in reports}
         merged.update(b for b, state in reports.items() if state == WRITABLE)
         # Only bookies the provider lists count (a report may precede the leader's listing).
-        return BookKeeperInfo(uri, tuple(bookies), tuple(sorted(merged & set(bookies))))
+        ready_listed = tuple(sorted(merged & set(bookies)))
+        return BookKeeperInfo(uri, tuple(bookies), ready_listed, tls=tls, tls_ca=tls_ca)
 
     def publish_ensemble_size(self, size: int | None) -> None:
         """Leader only: tell the bookies the ensemble size (``None`` withdraws it)."""
