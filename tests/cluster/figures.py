@@ -457,7 +457,9 @@ SCENARIO_ROWS.append(
         "TLS: a self-signed CA application on `certificates`; the broker enables TLS under a "
         "producer (nothing acknowledged lost), handshakes on 6651/8443 verify the chain and SANs, "
         "6650 refuses, the client charm moves messages over `pulsar+ssl`; a renewal and a CA "
-        "rotation are served without a restart; a proxy reaches the TLS-only brokers over TLS and "
+        "rotation are served without a restart; the bookies serve TLS (one restart at a time, "
+        "a real `START_TLS` handshake on each, the broker's BookKeeper client on TLS); a proxy "
+        "reaches the TLS-only brokers over TLS and "
         "serves `pulsar+ssl`/HTTPS with its own certificate (handshakes, SANs, 6650 refused), "
         "its client moves messages through it over `pulsar+ssl` and `wss`",
         "`test_tls.py`",
@@ -470,6 +472,54 @@ ROWS += [
     ("bk_tls.enable_publish_gap_s", "T", "longest publish gap then (3 bookies, 1 broker)", "s"),
     ("bk_tls.longest_bookie_down_s", "T", "longest bookie down then (one at a time)", "s"),
 ]
+# ZooKeeper TLS (issue 9), test_zookeeper_tls.py.
+ROWS += [
+    (
+        "zk_tls.enable_to_all_on_tls_s",
+        "ZT",
+        "certificates related to every server on quorum TLS and every client on 2182",
+        "s",
+    ),
+    (
+        "zk_tls.zookeeper_restarts_per_server",
+        "ZT",
+        "restarts per server for it (staged quorum TLS)",
+        "",
+    ),
+    ("zk_tls.enable_publish_gap_s", "ZT", "longest publish gap then", "s"),
+    ("zk_tls.ca_rotation_s", "ZT", "new CA to every server and client on it (slow)", "s"),
+    ("zk_tls.ca_rotation_restarts_per_server", "ZT", "restarts per server for it (slow)", ""),
+    ("zk_tls.ca_rotation_writes", "ZT", "kazoo writes during the rotation (slow)", ""),
+    ("zk_tls.ca_rotation_write_retries", "ZT", "of which retried (slow)", ""),
+    ("zk_tls.ca_rotation_longest_write_gap_s", "ZT", "longest gap between writes (slow)", "s"),
+    (
+        "zk_tls.ca_rotation_publish_gap_s",
+        "ZT",
+        "longest publish gap during the rotation (slow)",
+        "s",
+    ),
+    (
+        "zk_tls.disable_to_all_plain_s",
+        "ZT",
+        "relation removed to everything on plain text (slow)",
+        "s",
+    ),
+    ("zk_tls.disable_publish_gap_s", "ZT", "longest publish gap then (slow)", "s"),
+]
+SCENARIO_ROWS.append(
+    (
+        "ZT",
+        "ZooKeeper TLS (3 servers, 3 bookies, 1 broker, a proxy, under a producer): the CA "
+        "related to ZooKeeper walks the quorum to TLS one server at a time; handshakes on "
+        "every 2182 verify the chain and SANs, a plain-text client on 2182 gets nothing, "
+        "bookies, broker and proxy run on 2182, nothing acknowledged lost; (slow) a CA "
+        "rotation keeps the quorum (every server trusts both CAs on the way, kazoo writes "
+        "never fail) and ends on the new CA alone; removing the relation walks everything back"
+        " to plain text",
+        "`test_zookeeper_tls.py`",
+        "default (+ slow)",
+    )
+)
 # Geo-replication between two clusters (issue 11, item 2).
 ROWS += [
     ("georep.relate_to_replicating_s", "G", "relate to both statuses replicating", "s"),
@@ -658,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         tests = ["tests/cluster/test_scenarios.py", "tests/cluster/test_observability.py"]
         tests.append("tests/cluster/test_tls.py")
         tests.append("tests/cluster/test_proxy.py")
+        tests.append("tests/cluster/test_zookeeper_tls.py")
         if args.slow:
             tests.append("tests/cluster/test_scenarios_slow.py")
             tests.append("tests/cluster/test_key_rotation.py")
