@@ -26,17 +26,15 @@ store with a clear-text password in bookkeeper.conf (``httpServerKeyStorePath`` 
 
 from __future__ import annotations
 
-from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState
-
-TLS_DIR = "/pulsar/conf/tls"
-TLS_PATHS = TlsPaths(
-    certificate=f"{TLS_DIR}/certificate.pem",
-    private_key=f"{TLS_DIR}/private-key.pem",
-    ca=f"{TLS_DIR}/ca.pem",
+from charms.pulsar_k8s.v0.tls import (
+    CERT_REFRESH_SECONDS,
+    PULSAR_TLS_PATHS,
+    PULSAR_TLS_PRIVATE_PATHS,
+    pulsar_tls_files,
 )
-TLS_PRIVATE_PATHS = frozenset({TLS_PATHS.private_key})
-# How often the bookie (and its autorecovery and the shell tools' clients) re-read the PEM files.
-CERT_REFRESH_SECONDS = 60
+
+TLS_PATHS = PULSAR_TLS_PATHS
+TLS_PRIVATE_PATHS = PULSAR_TLS_PRIVATE_PATHS
 TLS_PROVIDER_FACTORY = "org.apache.bookkeeper.tls.TLSContextFactory"
 
 
@@ -63,8 +61,4 @@ def bookie_tls_properties(enabled: bool) -> dict[str, str]:
     }
 
 
-def tls_files(state: TlsState) -> dict[str, str]:
-    """Return the PEM files (none when TLS is off); the key file is pushed 0600."""
-    if state.material is None:
-        return {}
-    return dict(state.material.files(TLS_PATHS))
+tls_files = pulsar_tls_files

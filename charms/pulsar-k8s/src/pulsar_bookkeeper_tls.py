@@ -21,10 +21,10 @@ picked up without a restart; turning TLS on or off changes broker.conf (a rollin
 
 from __future__ import annotations
 
-from pulsar_tls import TLS_DIR, TLS_PATHS
+from charms.pulsar_k8s.v0.tls import CERT_REFRESH_SECONDS, PULSAR_TLS_DIR
+from pulsar_tls import TLS_PATHS
 
-BOOKKEEPER_CA_PATH = f"{TLS_DIR}/bookkeeper-ca.pem"
-CERT_REFRESH_SECONDS = 60
+BOOKKEEPER_CA_PATH = f"{PULSAR_TLS_DIR}/bookkeeper-ca.pem"
 
 
 def bookkeeper_client_tls_properties(enabled: bool) -> dict[str, str]:

@@ -15,35 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState, service_fqdn
-
-TLS_DIR = "/pulsar/conf/tls"
-TLS_PATHS = TlsPaths(
-    certificate=f"{TLS_DIR}/certificate.pem",
-    private_key=f"{TLS_DIR}/private-key.pem",
-    ca=f"{TLS_DIR}/ca.pem",
+from charms.pulsar_k8s.v0.tls import (
+    PULSAR_TLS_PATHS,
+    PULSAR_TLS_PRIVATE_PATHS,
+    ServingTls,
+    pulsar_tls_files,
+    service_fqdn,
+    serving_tls_properties,
 )
-TLS_PRIVATE_PATHS = frozenset({TLS_PATHS.private_key})
+
+TLS_PATHS = PULSAR_TLS_PATHS
+TLS_PRIVATE_PATHS = PULSAR_TLS_PRIVATE_PATHS
 BROKER_SERVICE_PORT_TLS = 6651
 WEB_SERVICE_PORT_TLS = 8443
-# How often the broker re-reads the PEM files (a renewal reaches it without a restart).
-CERT_REFRESH_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class BrokerTls:
-    """What the broker's files depend on: TLS on or off, and the plain-text binary port."""
-
-    enabled: bool = False
-    plaintext: bool = True
-
-    @classmethod
-    def of(cls, state: TlsState, plaintext_enabled: bool) -> BrokerTls:
-        if not state.enabled:
-            return cls()
-        return cls(enabled=True, plaintext=plaintext_enabled)
-
-
+# What the broker's files depend on: TLS on or off, and the plain-text binary port.
+BrokerTls = ServingTls
 NO_TLS = BrokerTls()
 
 
@@ -51,23 +37,18 @@ def broker_tls_properties(tls: BrokerTls) -> dict[str, str]:
     """broker.conf keys for TLS (empty when TLS is off: Pulsar's defaults, no TLS port)."""
     if not tls.enabled:
         return {}
-    properties = {
-        "brokerServicePortTls": str(BROKER_SERVICE_PORT_TLS),
-        "webServicePortTls": str(WEB_SERVICE_PORT_TLS),
-        "tlsCertificateFilePath": TLS_PATHS.certificate,
-        "tlsKeyFilePath": TLS_PATHS.private_key,
-        "tlsTrustCertsFilePath": TLS_PATHS.ca,
-        "tlsAllowInsecureConnection": "false",
-        "tlsRequireTrustedClientCertOnConnect": "false",
-        "tlsCertRefreshCheckDurationSec": str(CERT_REFRESH_SECONDS),
+    return {
+        **serving_tls_properties(
+            tls,
+            tls_port_key="brokerServicePortTls",
+            tls_port=BROKER_SERVICE_PORT_TLS,
+            plain_port_key="brokerServicePort",
+            web_tls_port=WEB_SERVICE_PORT_TLS,
+        ),
         # Broker to broker (and the in-broker WebSocket service to its broker): TLS, CA-checked.
         "brokerClientTlsEnabled": "true",
         "brokerClientTrustCertsFilePath": TLS_PATHS.ca,
     }
-    if not tls.plaintext:
-        # An empty port disables the listener (as in the shipped broker.conf for the TLS ports).
-        properties["brokerServicePort"] = ""
-    return properties
 
 
 def internal_broker_url(unit_address: str, tls: BrokerTls, plain_port: int) -> str:
@@ -101,11 +82,7 @@ def functions_worker_tls_settings(tls: BrokerTls) -> dict[str, Any]:
     }
 
 
-def tls_files(state: TlsState) -> dict[str, str | bytes]:
-    """Return the PEM files (none when TLS is off); the key file is pushed 0600."""
-    if state.material is None:
-        return {}
-    return dict(state.material.files(TLS_PATHS))
+tls_files = pulsar_tls_files
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from proxy_tls import (
     TLS_PRIVATE_PATHS,
     ProxyTls,
     broker_tls_properties,
-    serving_tls_properties,
+    proxy_serving_tls_properties,
 )
 
 PULSAR_HOME = "/pulsar"
@@ -132,7 +132,7 @@ def proxy_properties(inputs: ProxyInputs) -> dict[str, str]:
         # Prometheus scrapes /metrics/ without a token, as on the brokers.
         "authenticateMetricsEndpoint": "false",
         **broker_tls_properties(inputs.broker_service_url_tls, inputs.web_service_url_tls),
-        **serving_tls_properties(inputs.tls),
+        **proxy_serving_tls_properties(inputs.tls),
     }
 
 

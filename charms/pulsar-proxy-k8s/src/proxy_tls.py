@@ -17,60 +17,35 @@ charm's readiness checks and Prometheus use it), as on the brokers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from charms.pulsar_k8s.v0.tls import TlsPaths, TlsState
-
-TLS_DIR = "/pulsar/conf/tls"
-TLS_PATHS = TlsPaths(
-    certificate=f"{TLS_DIR}/certificate.pem",
-    private_key=f"{TLS_DIR}/private-key.pem",
-    ca=f"{TLS_DIR}/ca.pem",
+from charms.pulsar_k8s.v0.tls import (
+    PULSAR_TLS_DIR,
+    PULSAR_TLS_PATHS,
+    PULSAR_TLS_PRIVATE_PATHS,
+    ServingTls,
+    pulsar_tls_files,
+    serving_tls_properties,
 )
+
+TLS_PATHS = PULSAR_TLS_PATHS
 # The brokers' CA (from pulsar-proxy): may differ from the CA of the proxy's own certificate.
-BROKER_CA_PATH = f"{TLS_DIR}/brokers-ca.pem"
-TLS_PRIVATE_PATHS = frozenset({TLS_PATHS.private_key})
+BROKER_CA_PATH = f"{PULSAR_TLS_DIR}/brokers-ca.pem"
+TLS_PRIVATE_PATHS = PULSAR_TLS_PRIVATE_PATHS
 SERVICE_PORT_TLS = 6651
 WEB_SERVICE_PORT_TLS = 8443
-# How often the proxy re-reads its PEM files (a renewal reaches it without a restart).
-CERT_REFRESH_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class ProxyTls:
-    """What proxy.conf depends on for the client side: TLS on or off, the plain binary port."""
-
-    enabled: bool = False
-    plaintext: bool = True
-
-    @classmethod
-    def of(cls, state: TlsState, plaintext_enabled: bool) -> ProxyTls:
-        if not state.enabled:
-            return cls()
-        return cls(enabled=True, plaintext=plaintext_enabled)
-
-
+# What proxy.conf depends on for the client side: TLS on or off, the plain binary port.
+ProxyTls = ServingTls
 NO_TLS = ProxyTls()
 
 
-def serving_tls_properties(tls: ProxyTls) -> dict[str, str]:
+def proxy_serving_tls_properties(tls: ProxyTls) -> dict[str, str]:
     """proxy.conf keys for TLS towards clients (empty when TLS is off: no TLS port)."""
-    if not tls.enabled:
-        return {}
-    properties = {
-        "servicePortTls": str(SERVICE_PORT_TLS),
-        "webServicePortTls": str(WEB_SERVICE_PORT_TLS),
-        "tlsCertificateFilePath": TLS_PATHS.certificate,
-        "tlsKeyFilePath": TLS_PATHS.private_key,
-        "tlsTrustCertsFilePath": TLS_PATHS.ca,
-        "tlsAllowInsecureConnection": "false",
-        "tlsRequireTrustedClientCertOnConnect": "false",
-        "tlsCertRefreshCheckDurationSec": str(CERT_REFRESH_SECONDS),
-    }
-    if not tls.plaintext:
-        # An empty port disables the listener (as the shipped proxy.conf does for servicePortTls).
-        properties["servicePort"] = ""
-    return properties
+    return serving_tls_properties(
+        tls,
+        tls_port_key="servicePortTls",
+        tls_port=SERVICE_PORT_TLS,
+        plain_port_key="servicePort",
+        web_tls_port=WEB_SERVICE_PORT_TLS,
+    )
 
 
 def broker_tls_properties(broker_service_url_tls: str, web_service_url_tls: str) -> dict[str, str]:
@@ -96,8 +71,4 @@ def open_ports(tls: ProxyTls, plain_port: int, web_port: int) -> tuple[int, ...]
     return tuple(ports)
 
 
-def tls_files(state: TlsState) -> dict[str, str | bytes]:
-    """Return the proxy's PEM files (none when TLS is off); the key file is pushed 0600."""
-    if state.material is None:
-        return {}
-    return dict(state.material.files(TLS_PATHS))
+tls_files = pulsar_tls_files

@@ -227,3 +227,25 @@ def test_a_first_start_does_not_wait_for_pebble_and_a_waited_one_does():
     workload.replan()
     assert container.waited == ["start broker", "replan"]
     assert len(client.calls) == 2
+
+
+@given(enabled=st.booleans(), plaintext=st.booleans())
+def test_serving_tls_properties_are_shared_and_only_close_the_named_plain_port(enabled, plaintext):
+    from charms.pulsar_k8s.v0.tls import PULSAR_TLS_PATHS, ServingTls, serving_tls_properties
+
+    properties = serving_tls_properties(
+        ServingTls(enabled, plaintext),
+        tls_port_key="someTlsPort",
+        tls_port=6651,
+        plain_port_key="somePlainPort",
+        web_tls_port=8443,
+    )
+    if not enabled:
+        assert properties == {}
+        return
+    assert properties["someTlsPort"] == "6651" and properties["webServicePortTls"] == "8443"
+    assert properties["tlsKeyFilePath"] == PULSAR_TLS_PATHS.private_key
+    assert properties["tlsAllowInsecureConnection"] == "false"
+    # closing plain text is an empty port (the listener disabled), never another key
+    assert ("somePlainPort" in properties) is (not plaintext)
+    assert properties.get("somePlainPort", "") == ""

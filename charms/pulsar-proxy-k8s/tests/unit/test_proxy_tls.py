@@ -31,7 +31,7 @@ from proxy_tls import (
     TLS_PATHS,
     ProxyTls,
     open_ports,
-    serving_tls_properties,
+    proxy_serving_tls_properties,
 )
 from test_proxy_charm import (
     ADDRESS,
@@ -88,7 +88,7 @@ def test_without_tls_proxy_conf_has_no_tls_key():
     assert not [k for k in properties if "Tls" in k or "TLS" in k]
     assert properties["servicePort"] == "6650"
     assert BROKER_CA_PATH not in proxy_files(_inputs(), SECRETS)
-    assert serving_tls_properties(ProxyTls.of(TlsState(related=True), False)) == {}
+    assert proxy_serving_tls_properties(ProxyTls.of(TlsState(related=True), False)) == {}
 
 
 @given(st.booleans(), st.booleans(), st.booleans())

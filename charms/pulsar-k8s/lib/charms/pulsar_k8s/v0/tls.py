@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 LIBID = "3f1a7c2e9b4d4e6f8a0c5d7e9f1b3a5c"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,64 @@ class TlsState:
     def waiting(self) -> bool:
         """Related, but no certificate for this unit's current request yet."""
         return self.related and self.material is None
+
+
+# Where the charms running Pulsar's TLS stack (brokers, proxies, bookies) keep their PEM files.
+PULSAR_TLS_DIR = "/pulsar/conf/tls"
+PULSAR_TLS_PATHS = TlsPaths(
+    certificate=f"{PULSAR_TLS_DIR}/certificate.pem",
+    private_key=f"{PULSAR_TLS_DIR}/private-key.pem",
+    ca=f"{PULSAR_TLS_DIR}/ca.pem",
+)
+PULSAR_TLS_PRIVATE_PATHS = frozenset({PULSAR_TLS_PATHS.private_key})
+# How often Pulsar and BookKeeper re-read those files: a renewal reaches them without a restart.
+CERT_REFRESH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ServingTls:
+    """What a Pulsar listener's configuration depends on: TLS on or off, the plain binary port."""
+
+    enabled: bool = False
+    plaintext: bool = True
+
+    @classmethod
+    def of(cls, state: TlsState, plaintext_enabled: bool) -> ServingTls:
+        if not state.enabled:
+            return cls()
+        return cls(enabled=True, plaintext=plaintext_enabled)
+
+
+def serving_tls_properties(
+    tls: ServingTls, *, tls_port_key: str, tls_port: int, plain_port_key: str, web_tls_port: int
+) -> dict[str, str]:
+    """Return the keys broker.conf and proxy.conf share for serving TLS (none when TLS is off).
+
+    With plain text closed, ``plain_port_key`` is set empty: an empty port disables the
+    listener, as the shipped files do for the TLS ports.
+    """
+    if not tls.enabled:
+        return {}
+    properties = {
+        tls_port_key: str(tls_port),
+        "webServicePortTls": str(web_tls_port),
+        "tlsCertificateFilePath": PULSAR_TLS_PATHS.certificate,
+        "tlsKeyFilePath": PULSAR_TLS_PATHS.private_key,
+        "tlsTrustCertsFilePath": PULSAR_TLS_PATHS.ca,
+        "tlsAllowInsecureConnection": "false",
+        "tlsRequireTrustedClientCertOnConnect": "false",
+        "tlsCertRefreshCheckDurationSec": str(CERT_REFRESH_SECONDS),
+    }
+    if not tls.plaintext:
+        properties[plain_port_key] = ""
+    return properties
+
+
+def pulsar_tls_files(state: TlsState) -> dict[str, str | bytes]:
+    """Return the PEM files at ``PULSAR_TLS_PATHS`` (none when TLS is off); push the key 0600."""
+    if state.material is None:
+        return {}
+    return dict(state.material.files(PULSAR_TLS_PATHS))
 
 
 def material_from(
