@@ -18,6 +18,8 @@ provider application databag
     ``secret-tls``   ID of a Juju secret holding ``tls`` (``enabled``/``disabled``) and
                      ``tls-ca``, when the requirer requested either as a secret
     ``uris``, ``tls``, ``tls-ca``  plain, when the requirer did not request them as secrets
+                     (``tls-ca`` is PEM and may hold several CAs: during a CA rotation both
+                     the old and the new one; a client trusts every certificate in it)
     ``chroot``       echo of the granted chroot, only for a requirer that sent the legacy key
 
 The credentials (``username``, ``password``) always travel in ``secret-user``, whatever the
@@ -47,7 +49,7 @@ import ops
 
 LIBID = "6a1c0f5e2d4b4f1e9a7c3b2d1e0f9a8b"
 LIBAPI = 0
-LIBPATCH = 6
+LIBPATCH = 7
 
 logger = logging.getLogger(__name__)
 
