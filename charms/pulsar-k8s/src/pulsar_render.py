@@ -74,6 +74,10 @@ _PULSAR_ENV_EXTRA_OPTS = (
 # One-off tools run for seconds: C1 only starts them ~30% faster (measured 1.4 s -> 1.0 s for
 # `bookkeeper shell help` on 2 shared CPUs); they sit on the cold-start critical path.
 TOOL_HEAP = "-Xmx128m -XX:TieredStopAtLevel=1"
+# and the serial collector: no concurrent GC threads competing with the JVMs starting beside
+# them (pulsar_env.sh defaults to ZGC with a pre-touched heap, meant for services; measured
+# 0.74 s -> 0.64 s for a tool's start on 2 shared CPUs).
+TOOL_GC = "-XX:+UseSerialGC"
 
 # WorkerConfig's Java defaults are not the image's functions_worker.yml values: left out, the
 # namespace and topic names are null and the periods 0, and the broker dies at start
@@ -370,6 +374,7 @@ def tool_environment(zookeeper_tls: bool = False) -> dict[str, str]:
     """Environment of one-off tools: small heap (the image default is 2 GiB) and the JAAS file."""
     return {
         "PULSAR_MEM": TOOL_HEAP,
+        "PULSAR_GC": TOOL_GC,
         "PULSAR_EXTRA_OPTS": jvm_extra_opts(zookeeper_tls),
         "PULSAR_LOG_APPENDER": "Console",
     }

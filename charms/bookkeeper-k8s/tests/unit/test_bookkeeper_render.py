@@ -102,6 +102,9 @@ def test_env_carries_memory_and_jaas(config):
         assert f"-Djava.security.auth.login.config={JAAS_PATH}" in opts
         assert "-Dzookeeper.fips-mode=false" in opts
     assert tool_env(config)["BOOKIE_MEM"] == "-Xmx128m -XX:TieredStopAtLevel=1"
+    # the service keeps Pulsar's default collector; one-off tools run the serial one
+    assert "BOOKIE_GC" not in env and "PULSAR_GC" not in env
+    assert tool_env(config)["BOOKIE_GC"] == tool_env(config)["PULSAR_GC"] == "-XX:+UseSerialGC"
 
 
 @given(password=st.text(min_size=1, max_size=40))

@@ -32,6 +32,7 @@ from pulsar_render import (
     render_functions_worker_yml,
     render_jaas,
     render_properties,
+    tool_environment,
 )
 
 KEY = pulsar_tokens.generate_key()
@@ -233,6 +234,12 @@ def test_environment_sizes_the_jvm_and_logs_to_pebble(config):
     assert "-Dzookeeper.fips-mode=false" in env["PULSAR_EXTRA_OPTS"]
     assert env["PULSAR_LOG_APPENDER"] == "Console"
     assert env["PULSAR_LOG_LEVEL"] == config.log_level
+    # the broker keeps Pulsar's default collector; one-off tools run C1 and the serial one
+    assert "PULSAR_GC" not in env
+    tools = tool_environment(zookeeper_tls=False)
+    assert tools["PULSAR_GC"] == "-XX:+UseSerialGC"
+    assert "-XX:TieredStopAtLevel=1" in tools["PULSAR_MEM"].split()
+    assert tools["PULSAR_EXTRA_OPTS"] == env["PULSAR_EXTRA_OPTS"]
 
 
 @given(st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True), st.text(max_size=30))
