@@ -370,7 +370,10 @@ class Pod:
         new session; among Pebble's service children, the one that started when Pebble says
         the service became active is the service. Exec checks are Pebble's children in the
         same session too: they run a shell every 2 s, and one that started within the service's
-        start-up second would otherwise pass for the service (a JVM never runs as a shell).
+        start-up second would otherwise pass for the service (a JVM never runs as a shell). Bash
+        execs the last command of a ``-c`` script in place, so a check need not look like a
+        shell: the service is also the child that carries its layer's environment (checks never
+        get a service's environment).
         """
         if not self.running:
             return None
@@ -379,10 +382,17 @@ class Pod:
         if not info or info[0].get("current") != "active":
             return None
         since = _parse_pebble_time(info[0].get("current-since", ""))
+        planned = self.client().get_plan().services.get(service)
+        environment = dict(planned.environment) if planned is not None else {}
         candidates = []
         for pid, stat in _live_processes():
             ppid, sid = stat.ppid, stat.sid
-            if ppid == self.process.pid and sid == self.process.pid and not _is_shell(pid):
+            if (
+                ppid == self.process.pid
+                and sid == self.process.pid
+                and not _is_shell(pid)
+                and _carries(pid, environment)
+            ):
                 candidates.append((abs(stat.start_time - since), pid))
         if not candidates:
             return None
@@ -495,6 +505,21 @@ def _read_stat(pid: int) -> _Stat | None:
 
 
 _SHELLS = frozenset({"bash", "sh", "env"})
+
+
+def _carries(pid: int, environment: Mapping[str, str]) -> bool:
+    """Whether the process's environment has every variable of ``environment``.
+
+    Names only: the service's start script may rewrite a value before it execs the JVM.
+    """
+    if not environment:
+        return True
+    try:
+        entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False  # gone already
+    names = {entry.split(b"=", 1)[0] for entry in entries}
+    return all(key.encode() in names for key in environment)
 
 
 def _is_shell(pid: int) -> bool:
