@@ -11,7 +11,10 @@ The tests run in order and share the model:
    6650 (a second restart); the relation carries a CSR for the unit and the signed certificate;
 2. real TLS handshakes (Python ``ssl``, trusting only the provider's CA) on 6651 and 8443: the
    chain verifies and the SANs are the unit's pod name and the Service name; a handshake that
-   trusts only the system CAs fails; the plain-text binary port 6650 refuses connections;
+   trusts only the system CAs fails; the plain-text binary port 6650 refuses connections, and
+   so does the plain HTTP port 8080: the broker's Pebble checks are up over 8443 (curl trusting
+   the CA), the charm's admin calls work (an action creates a tenant; the leader wrote the TLS
+   URLs into the cluster's metadata record), and ``/metrics`` scrapes over HTTPS with the CA;
 3. the client relation publishes ``pulsar+ssl://`` / ``https://`` / ``wss://`` URLs and the CA
    (in the TLS secret the client asked for); the client charm produces and consumes over
    ``pulsar+ssl`` with that CA and host-name verification;
@@ -43,10 +46,12 @@ import ssl
 import struct
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
+import ops
 import pytest
 from cryptography import x509
 
@@ -200,8 +205,10 @@ def secure(bundle: Model) -> Model:
     record("tls.enable_publish_gap_s", producer.longest_gap(since=started, until=bookies_started))
     record("bk_tls.enable_publish_gap_s", producer.longest_gap(since=bookies_started))
     producer.check_nothing_lost()  # read back over 6650, still open
+    closing = time.monotonic()
     model.config(BROKER, **{"tls-plaintext-enabled": False})
     model.settle(until=lambda: broker_active_with_tls(model) and plaintext_closed(model))
+    record("tls.plaintext_off_to_active_s", time.monotonic() - closing)
     return model
 
 
@@ -243,6 +250,49 @@ def test_every_tls_listener_serves_the_ca_chain_and_the_plain_port_is_closed(sec
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((UNIT_FQDN, 6650), timeout=5).close()
     assert model.unit(f"{BROKER}/0").status.name == "active"
+
+
+def https_get(path: str, ca: str, token: str | None = None) -> tuple[int, bytes]:
+    """GET ``https://<unit>:8443<path>`` verifying the chain against ``ca`` and the host name."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"https://{UNIT_FQDN}:8443{path}", headers=headers)
+    context = ssl.create_default_context(cadata=ca)
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        return response.status, response.read()
+
+
+def test_plain_http_is_closed_and_the_charm_works_over_8443(secure: Model):
+    model = secure
+    conf = model.pod(f"{BROKER}/0").read(BROKER_CONF)
+    assert "webServicePort=\n" in conf and "webServicePortTls=8443\n" in conf, conf
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((UNIT_FQDN, 8080), timeout=5).close()
+    # every check of the broker goes over 8443 (real curl, real TLS) and is up
+    client = model.pod(f"{BROKER}/0").client()
+    plan = client.get_plan().to_dict()["checks"]
+    states = {check.name: check for check in client.get_checks()}
+    for name in ("broker-alive", "broker-ready", "broker-view"):
+        assert f"https://{UNIT_FQDN}:8443/" in json.dumps(plan[name]), plan[name]
+        assert states[name].status == ops.pebble.CheckStatus.UP, states[name]
+    model.run_for(6)  # a few check periods: nothing fails, the unit stays active
+    states = {check.name: check for check in client.get_checks()}
+    assert all(states[n].failures == 0 for n in ("broker-ready", "broker-view")), states
+    assert model.unit(f"{BROKER}/0").status.name == "active"
+    # the charm's own admin calls: an action, and the leader's cluster record
+    started = time.monotonic()
+    model.run_action(f"{BROKER}/0", "create-tenant", {"tenant": "over-https"})
+    record("tls.admin_action_over_https_s", time.monotonic() - started)
+    ca = provider_ca(model)
+    token = model.secret("pulsar-internal", owner=BROKER).content()["admin-token"]
+    status, body = https_get("/admin/v2/tenants", ca, token)
+    assert status == 200 and "over-https" in json.loads(body), body
+    status, body = https_get("/admin/v2/clusters/pulsar", ca, token)
+    cluster = json.loads(body)
+    assert cluster["serviceUrlTls"] == f"https://{SERVICE_FQDN}:8443", cluster
+    assert cluster["brokerServiceUrlTls"] == f"pulsar+ssl://{SERVICE_FQDN}:6651", cluster
+    # Prometheus' view: /metrics/ over HTTPS with the CA (no token: metrics are not authenticated)
+    status, body = https_get("/metrics/", ca)
+    assert status == 200 and b"pulsar_" in body
 
 
 def start_tls(host: str, context: ssl.SSLContext) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 
 With authentication on, every admin call carries ``Authorization: Bearer <admin token>``; the
 token is never logged (``AdminResult`` holds only the status and the broker's reply).
+
+Over HTTPS (the broker's plain text closed, pulsar_probes.WebAccess) every call verifies the
+broker's chain against the CA the charm holds and checks the host name; never unverified.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -17,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pulsar_render import WEB_SERVICE_PORT
+from pulsar_probes import PLAIN_WEB, WebAccess
 
 if TYPE_CHECKING:
     from pulsar_functions import FunctionSpec
@@ -47,9 +51,14 @@ class AdminResult:
         return f"HTTP {self.status}" + (f": {detail}" if detail else "")
 
 
-def get(url: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None) -> tuple[int, str]:
-    """``(status, body)``; status 0 when nothing answered (refused, timeout, DNS)."""
-    result = request("GET", url, token=token, timeout=timeout)
+def get(
+    url: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    token: str | None = None,
+    web: WebAccess = PLAIN_WEB,
+) -> tuple[int, str]:
+    """``(status, body)``; status 0 when nothing answered (refused, timeout, DNS, TLS)."""
+    result = request("GET", url, token=token, timeout=timeout, web=web)
     return result.status, result.body
 
 
@@ -60,6 +69,7 @@ def request(
     token: str | None = None,
     body: Any = None,
     timeout: float = ADMIN_TIMEOUT,
+    web: WebAccess = PLAIN_WEB,
 ) -> AdminResult:
     """One HTTP call with an optional JSON body and Bearer token; never raises."""
     data = None if body is None else json.dumps(body).encode()
@@ -69,7 +79,7 @@ def request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers, method=method)
-    return _send(req, timeout)
+    return _send(req, timeout, web)
 
 
 def multipart_request(
@@ -79,6 +89,7 @@ def multipart_request(
     *,
     token: str | None = None,
     timeout: float = ADMIN_TIMEOUT,
+    web: WebAccess = PLAIN_WEB,
 ) -> AdminResult:
     """One multipart/form-data call: parts are (name, filename, content type, bytes)."""
     boundary = f"pulsar-k8s-{uuid.uuid4().hex}"
@@ -101,13 +112,17 @@ def multipart_request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=b"".join(chunks), headers=headers, method=method)
-    return _send(req, timeout)
+    return _send(req, timeout, web)
 
 
-def _send(req: urllib.request.Request, timeout: float) -> AdminResult:
+def _send(req: urllib.request.Request, timeout: float, web: WebAccess = PLAIN_WEB) -> AdminResult:
     """Send; an HTTP error is a result with its status and body, a transport error status 0."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
+        context = web.ssl_context()
+    except (ssl.SSLError, ValueError) as exc:
+        return AdminResult(0, f"the CA is not usable: {exc}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as response:
             return AdminResult(response.status, response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         try:
@@ -119,18 +134,26 @@ def _send(req: urllib.request.Request, timeout: float) -> AdminResult:
         return AdminResult(0, str(exc))
 
 
-def broker_ready(address: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None) -> bool:
+def broker_ready(
+    address: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    token: str | None = None,
+    web: WebAccess = PLAIN_WEB,
+) -> bool:
     """Return whether ``GET /admin/v2/brokers/ready`` answers 200 (broker serving topics)."""
-    status, _ = get(f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/brokers/ready", timeout, token)
+    status, _ = get(f"{web.url(address)}/admin/v2/brokers/ready", timeout, token, web)
     return status == 200
 
 
 def functions_worker_ready(
-    address: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None
+    address: str,
+    timeout: float = DEFAULT_TIMEOUT,
+    token: str | None = None,
+    web: WebAccess = PLAIN_WEB,
 ) -> bool:
     """Return whether the in-broker functions worker has a leader (it accepts functions then)."""
-    url = f"http://{address}:{WEB_SERVICE_PORT}/admin/v2/worker/cluster/leader"
-    status, _ = get(url, timeout, token)
+    url = f"{web.url(address)}/admin/v2/worker/cluster/leader"
+    status, _ = get(url, timeout, token, web)
     return status == 200
 
 
@@ -141,6 +164,7 @@ def wait_broker_ready(
     poll_seconds: float = 2.0,
     sleep: Callable[[float], None] | None = None,
     token: str | None = None,
+    web: WebAccess = PLAIN_WEB,
 ) -> bool:
     """Poll readiness for about ``deadline_seconds``; True as soon as it is ready.
 
@@ -149,7 +173,7 @@ def wait_broker_ready(
     pause = sleep or time.sleep
     polls = max(1, math.ceil(deadline_seconds / poll_seconds))
     for attempt in range(polls + 1):
-        if broker_ready(address, token=token):
+        if broker_ready(address, token=token, web=web):
             return True
         if attempt < polls:
             pause(poll_seconds)
@@ -159,18 +183,38 @@ def wait_broker_ready(
 class PulsarAdmin:
     """The admin REST calls the charm makes, against one broker's web service."""
 
-    def __init__(self, web_service_url: str, token: str, timeout: float = ADMIN_TIMEOUT):
+    def __init__(
+        self,
+        web_service_url: str,
+        token: str,
+        timeout: float = ADMIN_TIMEOUT,
+        web: WebAccess = PLAIN_WEB,
+    ):
         self._base = web_service_url.rstrip("/")
         self._token = token
         self._timeout = timeout
+        self._web = web
 
     def __repr__(self) -> str:  # never show the token
         return f"PulsarAdmin({self._base!r})"
 
     def _call(self, method: str, path: str, body: Any = None) -> AdminResult:
         return request(
-            method, self._base + path, token=self._token, body=body, timeout=self._timeout
+            method,
+            self._base + path,
+            token=self._token,
+            body=body,
+            timeout=self._timeout,
+            web=self._web,
         )
+
+    # -- the cluster's own record ---------------------------------------------------------
+
+    def get_cluster(self, cluster: str) -> AdminResult:
+        return self._call("GET", f"/admin/v2/clusters/{_q(cluster)}")
+
+    def update_cluster(self, cluster: str, data: dict[str, Any]) -> AdminResult:
+        return self._call("POST", f"/admin/v2/clusters/{_q(cluster)}", dict(data))
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -275,7 +319,9 @@ class PulsarAdmin:
 
     def with_token(self, token: str | None) -> PulsarAdmin:
         """Return a client of the same broker with another role's token (None: this one)."""
-        return self if token is None else PulsarAdmin(self._base, token, self._timeout)
+        if token is None:
+            return self
+        return PulsarAdmin(self._base, token, self._timeout, self._web)
 
     def _function_path(self, key: str) -> str:
         return "/admin/v3/functions/" + "/".join(_q(p) for p in key.split("/"))
@@ -298,6 +344,7 @@ class PulsarAdmin:
             self._base + self._function_path(key),
             token=self._token,
             timeout=FUNCTIONS_TIMEOUT,
+            web=self._web,
         )
 
     def _upload(self, method: str, spec: FunctionSpec, package: bytes) -> AdminResult:
@@ -311,6 +358,7 @@ class PulsarAdmin:
             ],
             token=self._token,
             timeout=FUNCTIONS_TIMEOUT,
+            web=self._web,
         )
 
 

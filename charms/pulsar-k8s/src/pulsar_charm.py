@@ -27,6 +27,7 @@ from charms.pulsar_k8s.v0.validation import (
 )
 from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
+    WorkloadError,
     reconcile_events,
     restart_token,
     unit_fqdn,
@@ -41,6 +42,8 @@ from charms.pulsar_zookeeper_k8s.v0.zookeeper import (
 from pulsar_actions import PulsarActions
 from pulsar_bookkeeper_tls import bookkeeper_tls_files
 from pulsar_client_serving import PulsarClientServing
+from pulsar_cluster_record import CLUSTER_TLS_URL_KEY, cluster_tls_urls
+from pulsar_cluster_record import converge as converge_cluster_record
 from pulsar_config import PulsarConfig
 from pulsar_function_serving import PulsarFunctionServing
 from pulsar_key_rotation import (
@@ -60,6 +63,14 @@ from pulsar_peer_state import (
     PulsarPeerState,
 )
 from pulsar_peer_state import parse as parse_peer_state
+from pulsar_probes import (
+    PLAIN_WEB,
+    PROBE_CA_PATH,
+    WebAccess,
+    plain_web_open,
+    probe_ca_bundle,
+    web_access,
+)
 from pulsar_proxy_serving import PROXY_RELATION, PulsarProxyServing
 from pulsar_render import (
     BROKER_SERVICE_PORT,
@@ -140,7 +151,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.actions = PulsarActions(self)
         self.observability = Observability(
             self,
-            MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/"),
+            lambda: metrics_endpoint(self.web),
             PEER_RELATION,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
@@ -190,7 +201,10 @@ class PulsarBrokerCharm(ops.CharmBase):
             f"{unit.name} broker not serving"
             for unit in sorted(units, key=lambda u: u.name)
             if not pulsar_admin.broker_ready(
-                unit_fqdn(unit.name, self.app.name, self.model.name), timeout=3.0, token=token
+                unit_fqdn(unit.name, self.app.name, self.model.name),
+                timeout=3.0,
+                token=token,
+                web=self.web,
             )
         ]
 
@@ -239,6 +253,8 @@ class PulsarBrokerCharm(ops.CharmBase):
         self.tls_state = tls_state
         tls = BrokerTls.of(tls_state, config.tls_plaintext_enabled)
         self._ports = _open_ports(tls)
+        probe_ca = self._probe_ca(tls_state)
+        self._web = web_access(tls, probe_ca)
         if isinstance(zookeeper, ops.StatusBase):
             return zookeeper
         check_zookeeper_connection(ZOOKEEPER_RELATION, zookeeper)
@@ -295,10 +311,12 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The PEM files are no restart input: Pulsar re-reads them
         # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart.
         pem_files = tls_files(tls_state)
+        if probe_ca:
+            pem_files[PROBE_CA_PATH] = probe_ca
         pem_files.update(bookkeeper_tls_files(bookie_ca if bookkeeper_tls else ""))
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
-        layer = pebble_layer(config, self._unit_address, zookeeper.tls)
+        layer = pebble_layer(config, self._unit_address, zookeeper.tls, self.web)
         status = self._converge_broker(config, files, layer)
         if short_of_bookies is not None:
             return status if isinstance(status, ops.WaitingStatus) else short_of_bookies
@@ -320,15 +338,40 @@ class PulsarBrokerCharm(ops.CharmBase):
             if rotation:
                 status = ops.ActiveStatus(f"{status.message}; {rotation}")
             status = self.replication.with_replication(config, auth, status)
+            cluster_record_failed = self.unit.is_leader() and not self._publish_cluster_tls_urls(
+                config, auth, tls_state.enabled
+            )
             if bookie_ca and not bookkeeper_tls and isinstance(status, ops.ActiveStatus):
                 status = ops.ActiveStatus(f"{status.message}; {BOOKIES_PLAIN_TEXT}")
             if (
                 self.client_serving.retry_needed
                 or self.function_serving.retry_needed
                 or self.replication.retry_needed
+                or cluster_record_failed
             ):
                 self._retry_later()
         return status
+
+    def _publish_cluster_tls_urls(
+        self, config: PulsarConfig, auth: AuthMaterial, tls_enabled: bool
+    ) -> bool:
+        """Leader: the cluster record's TLS URLs follow TLS (pulsar_cluster_record); False: failed.
+
+        No admin call while the record already holds what the peer databag says it holds.
+        """
+        data = self._peer_app_data()
+        urls = cluster_tls_urls(self.app.name, self.model.name, tls_enabled)
+        wanted = urls["brokerServiceUrlTls"]
+        if data is None or data.get(CLUSTER_TLS_URL_KEY, "") == wanted:
+            return True
+        admin = self.client_serving.admin_client(auth)
+        result = converge_cluster_record(admin, config.cluster_name, urls)
+        if not result.ok:
+            logger.warning("cluster record TLS URLs not updated: %s", result.describe())
+            return False
+        write_if_different(data, {CLUSTER_TLS_URL_KEY: wanted})
+        logger.info("cluster record TLS URLs: %s", wanted or "none")
+        return True
 
     def _publish_ensemble_size(self, config: PulsarConfig) -> None:
         """Leader: tell the bookies the ensemble size, so they refuse a removal below it."""
@@ -482,6 +525,32 @@ class PulsarBrokerCharm(ops.CharmBase):
     def unit_address(self) -> str:
         return self._unit_address
 
+    _web: WebAccess | None = None
+
+    @property
+    def web(self) -> WebAccess:
+        """How the charm reaches the brokers' web service: 8080, or 8443 and the CA.
+
+        Set by the reconcile; an action or check run outside it reads config and TLS now
+        (plain HTTP when either is refused: the call then fails and says so).
+        """
+        if self._web is None:
+            try:
+                config = self.load_config(PulsarConfig)
+                state = self.tls.state()
+                probe_ca = self._probe_ca(state)
+            # ConfigError and InvalidField are ValueErrors
+            except (ValueError, TypeError, WorkloadError):
+                return PLAIN_WEB
+            self._web = web_access(BrokerTls.of(state, config.tls_plaintext_enabled), probe_ca)
+        return self._web
+
+    def _probe_ca(self, state: TlsState) -> str | None:
+        """Return the CAs the charm's own checks and calls trust (None without TLS)."""
+        if state.material is None:
+            return None
+        return probe_ca_bundle(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
+
     @property
     def _unit_address(self) -> str:
         return unit_fqdn(self.unit.name, self.app.name, self.model.name)
@@ -532,19 +601,26 @@ class PulsarBrokerCharm(ops.CharmBase):
 
     def _observe(self) -> str:
         """Read the broker's readiness and record it where the view check compares it."""
-        view = view_layer(self._unit_address)
+        view = view_layer(self._unit_address, self.web)
         if self.workload.layer_differs(view):
             # Merged into the broker's layer; a check change restarts no service.
             self.workload.add_broker_layer(view)
-        ready = pulsar_admin.broker_ready(self._unit_address, token=self._token)
+        ready = pulsar_admin.broker_ready(self._unit_address, token=self._token, web=self.web)
         observed = broker_state(ready)
         record_view(self.workload, VIEW_PATH, observed, self._view_stale)
         self._view_stale = False
         return observed
 
 
+def metrics_endpoint(web: WebAccess) -> MetricsEndpoint:
+    """Where Prometheus scrapes: 8080, or 8443 over HTTPS with the CA (plain text closed)."""
+    if not web.tls:
+        return MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/")
+    return MetricsEndpoint(web.port, "/metrics/", scheme="https", ca=web.ca)
+
+
 def _open_ports(tls: BrokerTls) -> tuple[int, ...]:
-    ports = [WEB_SERVICE_PORT]
+    ports = [WEB_SERVICE_PORT] if plain_web_open(tls) else []
     if tls.plaintext:
         ports.append(BROKER_SERVICE_PORT)
     if tls.enabled:

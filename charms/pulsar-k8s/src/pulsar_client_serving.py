@@ -53,9 +53,12 @@ class PulsarClientServing:
 
     def admin_client(self, auth: AuthMaterial) -> pulsar_admin.PulsarAdmin:
         # The token this unit's own broker accepts (during a key rotation it may be the old one).
+        # Over 8443 with the CA once the broker's plain text is closed (charm.web).
+        web = self._charm.web
         return pulsar_admin.PulsarAdmin(
-            f"http://{self._charm.unit_address}:{WEB_SERVICE_PORT}",
+            web.url(self._charm.unit_address),
             self._charm.key_rotation.local_admin_token(auth),
+            web=web,
         )
 
     def client_endpoints(self) -> Endpoints:

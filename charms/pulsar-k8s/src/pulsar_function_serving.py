@@ -63,11 +63,11 @@ class PulsarFunctionServing:
         """Read whether the worker has a leader; record it where its view check compares it."""
         workload = self._charm.workload
         address = self._charm.unit_address
-        view = functions_view_layer(address)
+        view = functions_view_layer(address, self._charm.web)
         if workload.layer_differs(view):
             workload.add_broker_layer(view)  # a check change restarts no service
         token = self._charm.key_rotation.local_admin_token(auth)
-        ready = pulsar_admin.functions_worker_ready(address, token=token)
+        ready = pulsar_admin.functions_worker_ready(address, token=token, web=self._charm.web)
         observed = broker_state(ready)
         content = workload.read(FUNCTIONS_VIEW_PATH)
         recorded = recorded_state(None if content is None else content.decode("utf-8", "replace"))

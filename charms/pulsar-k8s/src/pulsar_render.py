@@ -16,9 +16,18 @@ from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
 from pulsar_bookkeeper_tls import bookkeeper_client_tls_properties
 from pulsar_config import PulsarConfig
+from pulsar_probes import (
+    PLAIN_WEB,
+    WEB_SERVICE_PORT,
+    WebAccess,
+    alive_probe,
+    plain_web_open,
+    ready_check_command_tls,
+)
 from pulsar_tls import (
     NO_TLS,
     TLS_PRIVATE_PATHS,
+    WEB_SERVICE_PORT_TLS,
     BrokerTls,
     broker_tls_properties,
     client_conf_tls_properties,
@@ -54,10 +63,10 @@ FUNCTIONS_DOWNLOAD_DIR = "/pulsar/download/pulsar_functions"
 
 ZOOKEEPER_CHROOT = "/pulsar"
 BROKER_SERVICE_PORT = 6650
-WEB_SERVICE_PORT = 8080
 SERVICE_NAME = "broker"
 LAYER_NAME = "pulsar-broker"
 ALIVE_CHECK = "broker-alive"
+READY_PATH = "/admin/v2/brokers/ready"
 READY_CHECK = "broker-ready"
 
 # Pebble's default kill-delay (5 s) would SIGKILL a broker in the middle of unloading its
@@ -254,7 +263,7 @@ def render_client_conf(unit_address: str, tls: BrokerTls = NO_TLS) -> str:
     """
     return render_properties(
         {
-            "webServiceUrl": f"http://{unit_address}:{WEB_SERVICE_PORT}/",
+            "webServiceUrl": f"{internal_web_url(unit_address, tls)}/",
             "brokerServiceUrl": f"{internal_broker_url(unit_address, tls, BROKER_SERVICE_PORT)}/",
             "authPlugin": TOKEN_CLIENT_PLUGIN,
             "authParams": f"file://{ADMIN_TOKEN_PATH}",
@@ -262,6 +271,20 @@ def render_client_conf(unit_address: str, tls: BrokerTls = NO_TLS) -> str:
         },
         "Managed by the pulsar-k8s charm: bin/pulsar-admin and bin/pulsar-client as role admin.",
     )
+
+
+def internal_web_url(unit_address: str, tls: BrokerTls) -> str:
+    """Return the web service URL tools and the functions worker use inside the pod."""
+    if plain_web_open(tls):
+        return f"http://{unit_address}:{WEB_SERVICE_PORT}"
+    return f"https://{unit_address}:{WEB_SERVICE_PORT_TLS}"
+
+
+def worker_ports(tls: BrokerTls) -> dict[str, int]:
+    """functions_worker.yml's web port: 8080, or 8443 when plain text is closed."""
+    if plain_web_open(tls):
+        return {"workerPort": WEB_SERVICE_PORT}
+    return {"workerPortTls": WEB_SERVICE_PORT_TLS}
 
 
 def auth_files(auth: AuthMaterial) -> dict[str, str | bytes]:
@@ -291,13 +314,14 @@ def functions_worker_settings(inputs: BrokerInputs) -> dict[str, Any]:
     return {
         **_FUNCTIONS_WORKER_BASELINE,
         "workerHostname": inputs.unit_address,
-        "workerPort": WEB_SERVICE_PORT,
+        # (the broker sets both from webServicePort/webServicePortTls when it starts the worker)
+        **worker_ports(inputs.tls),
         "configurationMetadataStoreUrl": metadata_store_url(inputs.zookeeper_hosts),
         "pulsarFunctionsCluster": config.cluster_name,
         "pulsarServiceUrl": internal_broker_url(
             inputs.unit_address, inputs.tls, BROKER_SERVICE_PORT
         ),
-        "pulsarWebServiceUrl": f"http://{inputs.unit_address}:{WEB_SERVICE_PORT}",
+        "pulsarWebServiceUrl": internal_web_url(inputs.unit_address, inputs.tls),
         # Function packages are ledgers too: as many copies as an ordinary entry gets.
         "numFunctionPackageReplicas": config.managed_ledger_write_quorum,
         "downloadDirectory": FUNCTIONS_DOWNLOAD_DIR,
@@ -426,9 +450,12 @@ def broker_command(config: PulsarConfig) -> str:
 
 
 def pebble_layer(
-    config: PulsarConfig, unit_address: str, zookeeper_tls: bool = False
+    config: PulsarConfig,
+    unit_address: str,
+    zookeeper_tls: bool = False,
+    web: WebAccess = PLAIN_WEB,
 ) -> dict[str, Any]:
-    base = f"http://{unit_address}:{WEB_SERVICE_PORT}"
+    """Return the broker's layer; with ``web`` over HTTPS (plain text closed) its checks too."""
     return {
         "summary": "Apache Pulsar broker",
         "services": {
@@ -443,14 +470,14 @@ def pebble_layer(
         "checks": {
             # status.html answers 200 only while the status file exists; threshold x period
             # leaves room for a cold start before Pebble restarts the broker.
-            ALIVE_CHECK: pebble_check("alive", 6, http={"url": f"{base}/status.html"}),
+            ALIVE_CHECK: pebble_check("alive", 6, **alive_probe(unit_address, web)),
             # With authentication on, /admin/v2/brokers/ready answers 401 without a token. The
             # check reads the broker's token file when it runs, so no token is in the plan.
             READY_CHECK: pebble_check(
                 "ready",
                 3,
                 exec={
-                    "command": ready_check_command(unit_address),
+                    "command": ready_check_command(unit_address, web),
                     "user-id": 10000,
                     "group": "root",
                 },
@@ -459,11 +486,14 @@ def pebble_layer(
     }
 
 
-def ready_check_command(unit_address: str) -> str:
+def ready_check_command(unit_address: str, web: WebAccess = PLAIN_WEB) -> str:
     """Return a bash-only GET of /admin/v2/brokers/ready sending the broker token file.
 
     bash's /dev/tcp avoids depending on curl being in the image; exit 0 only on HTTP 200.
+    Over HTTPS (plain text closed) curl does the TLS, trusting the CA file.
     """
+    if web.tls:
+        return ready_check_command_tls(unit_address, web, READY_PATH, BROKER_TOKEN_PATH)
     script = (
         f"exec 3<>/dev/tcp/{unit_address}/{WEB_SERVICE_PORT} && "
         'printf "GET /admin/v2/brokers/ready HTTP/1.0\\r\\nHost: %s\\r\\n'

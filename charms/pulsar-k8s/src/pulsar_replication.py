@@ -397,9 +397,11 @@ class PulsarReplication:
     # -- the leader's work ------------------------------------------------------------------
 
     def admin_client(self, auth: AuthMaterial) -> ReplicationAdmin:
+        web = self._charm.web
         return ReplicationAdmin(
-            f"http://{self._charm.unit_address}:{WEB_SERVICE_PORT}",
+            web.url(self._charm.unit_address),
             self._charm.key_rotation.local_admin_token(auth),
+            web=web,
         )
 
     def _serve(self, config: PulsarConfig, auth: AuthMaterial) -> list[str]:

@@ -2,9 +2,10 @@
 
 With a certificate from the ``certificates`` relation the broker serves ``pulsar+ssl`` on 6651
 and HTTPS (admin REST, WebSocket) on 8443, talks TLS to other brokers (lookups, redirects,
-system topics) and trusts the provider's CA. The plain-text binary port 6650 closes unless
-``tls-plaintext-enabled`` keeps it open; the HTTP port 8080 stays open in this release (the
-charm's readiness checks, the admin calls and Prometheus use it): see docs/how-to/enable-tls.md.
+system topics) and trusts the provider's CA. The plain-text ports, binary 6650 and HTTP 8080,
+close unless ``tls-plaintext-enabled`` keeps them open; the charm's own checks, admin calls and
+the Prometheus scrape job then use 8443 with the CA (pulsar_probes): see
+docs/how-to/enable-tls.md.
 
 Pulsar re-reads the certificate files every ``tlsCertRefreshCheckDurationSec``; a renewed
 certificate is pushed and picked up without a restart.
@@ -48,6 +49,8 @@ def broker_tls_properties(tls: BrokerTls) -> dict[str, str]:
         # Broker to broker (and the in-broker WebSocket service to its broker): TLS, CA-checked.
         "brokerClientTlsEnabled": "true",
         "brokerClientTrustCertsFilePath": TLS_PATHS.ca,
+        # Plain text closed: no HTTP connector either (an empty port is Optional.empty()).
+        **({} if tls.plaintext else {"webServicePort": ""}),
     }
 
 

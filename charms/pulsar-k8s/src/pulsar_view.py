@@ -16,6 +16,7 @@ from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
+from pulsar_probes import PLAIN_WEB, WebAccess, state_script_tls
 from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
@@ -37,8 +38,20 @@ def broker_state(ready: bool) -> str:
     return READY if ready else DOWN
 
 
-def state_script(address: str, port: int = WEB_SERVICE_PORT, path: str = READY_PATH) -> str:
-    """Bash that prints whether ``GET path`` answers 200 (``ready``/``down``); no curl."""
+def state_script(
+    address: str,
+    port: int = WEB_SERVICE_PORT,
+    path: str = READY_PATH,
+    web: WebAccess = PLAIN_WEB,
+) -> str:
+    """Bash that prints whether ``GET path`` answers 200 (``ready``/``down``).
+
+    Plain HTTP: bash's /dev/tcp, no curl. HTTPS (plain text closed): curl trusting the CA.
+    """
+    if web.tls:
+        return state_script_tls(
+            address, web, path, BROKER_TOKEN_PATH, READY, DOWN, _READ_TIMEOUT_S
+        )
     return (
         f"status=$( (exec 3<>/dev/tcp/{address}/{port} && "
         f'printf "GET {path} HTTP/1.0\\r\\nHost: %s\\r\\n'
@@ -49,7 +62,7 @@ def state_script(address: str, port: int = WEB_SERVICE_PORT, path: str = READY_P
     )
 
 
-def view_layer(address: str) -> dict[str, Any]:
+def view_layer(address: str, web: WebAccess = PLAIN_WEB) -> dict[str, Any]:
     """Return the layer of the broker's view check and its serving gate.
 
     The gate is a readiness check (``level: ready``, what Kubernetes' readiness probe asks) that
@@ -58,7 +71,7 @@ def view_layer(address: str) -> dict[str, Any]:
     writable. In this layer, outside the restart inputs: adding it restarts nothing.
     """
     layer = view_check.view_layer(
-        "pulsar-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
+        "pulsar-k8s view check", VIEW_CHECK, state_script(address, web=web), VIEW_PATH
     )
     # Down from its first run until the gate opens (Pebble counts a check up until then).
     layer["checks"][SERVING_CHECK] = view_check.exec_check(
@@ -67,9 +80,9 @@ def view_layer(address: str) -> dict[str, Any]:
     return layer
 
 
-def functions_view_layer(address: str) -> dict[str, Any]:
+def functions_view_layer(address: str, web: WebAccess = PLAIN_WEB) -> dict[str, Any]:
     """Return the layer holding only the functions worker's view check."""
-    script = state_script(address, path=WORKER_LEADER_PATH)
+    script = state_script(address, path=WORKER_LEADER_PATH, web=web)
     return view_check.view_layer(
         "pulsar-k8s functions worker view check",
         FUNCTIONS_VIEW_CHECK,

@@ -22,20 +22,34 @@ class FakeBroker:
     ready: bool = True
     polls: int = 0
     worker_ready: bool = True  # the functions worker has a leader
+    # how each readiness poll reached the broker (pulsar_probes.WebAccess)
+    webs: list[Any] = field(default_factory=list)
+    # the cluster record's TLS URLs the leader converged (pulsar_cluster_record), and its answer
+    cluster_urls: list[dict[str, str]] = field(default_factory=list)
+    cluster_status: int = 204
 
 
 @pytest.fixture(autouse=True)
 def fake_broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
 
-    def broker_ready(_address: str, timeout: float = 0, token: str | None = None) -> bool:
+    def broker_ready(
+        _address: str, timeout: float = 0, token: str | None = None, web: Any = None
+    ) -> bool:
         fake.polls += 1
+        fake.webs.append(web)
         return fake.ready
 
     monkeypatch.setattr(pulsar_admin, "broker_ready", broker_ready)
     monkeypatch.setattr(
         pulsar_admin, "functions_worker_ready", lambda *_a, **_k: fake.worker_ready
     )
+
+    def converge_cluster_record(_admin: Any, _cluster: str, urls: dict[str, str]) -> Any:
+        fake.cluster_urls.append(urls)
+        return pulsar_admin.AdminResult(fake.cluster_status)
+
+    monkeypatch.setattr("pulsar_charm.converge_cluster_record", converge_cluster_record)
     return fake
 
 

@@ -80,7 +80,7 @@ def admin(monkeypatch: pytest.MonkeyPatch) -> FakeAdmin:
     fake = FakeAdmin()
     tokens: list[str] = []
 
-    def factory(url: str, token: str, timeout: float = 0) -> FakeAdmin:
+    def factory(url: str, token: str, timeout: float = 0, web: Any = None) -> FakeAdmin:
         tokens.append(token)
         assert url.endswith(":8080")
         return fake
@@ -211,7 +211,7 @@ def test_auth_files_are_pushed_0600_and_no_secret_in_the_plan(ctx, root, monkeyp
 def test_readiness_is_polled_with_the_admin_token(ctx, root, monkeypatch):
     seen: list[str | None] = []
 
-    def broker_ready(_address, timeout=0, token=None):
+    def broker_ready(_address, timeout=0, token=None, web=None):
         seen.append(token)
         return True
 

@@ -268,7 +268,7 @@ def test_status_summary():
 def worker(monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
     fake = FakeWorker()
 
-    def factory(url: str, token: str, timeout: float = 0) -> FakeWorker:
+    def factory(url: str, token: str, timeout: float = 0, web: Any = None) -> FakeWorker:
         fake.token = token
         return fake
 
@@ -428,7 +428,7 @@ class FakeBrokerAdmin(FakeWorker):
 def broker_admin(monkeypatch: pytest.MonkeyPatch) -> FakeBrokerAdmin:
     fake = FakeBrokerAdmin()
 
-    def factory(url: str, token: str, timeout: float = 0) -> FakeBrokerAdmin:
+    def factory(url: str, token: str, timeout: float = 0, web: Any = None) -> FakeBrokerAdmin:
         fake.token = token
         return fake
 
@@ -634,7 +634,7 @@ def test_create_posts_multipart_config_and_code_with_the_token(monkeypatch: pyte
         def read(self) -> bytes:
             return b""
 
-    def urlopen(request, timeout: float = 0):
+    def urlopen(request, timeout: float = 0, context=None):
         sent.append((request, timeout))
         return Response()
 

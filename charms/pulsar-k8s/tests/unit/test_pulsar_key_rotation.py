@@ -50,7 +50,7 @@ def admin(monkeypatch: pytest.MonkeyPatch) -> FakeAdmin:
     fake = FakeAdmin()
     tokens: list[str] = []
 
-    def factory(url: str, token: str, timeout: float = 0) -> FakeAdmin:
+    def factory(url: str, token: str, timeout: float = 0, web: Any = None) -> FakeAdmin:
         tokens.append(token)
         return fake
 
@@ -177,7 +177,9 @@ def test_broker_on_the_old_key_waits_for_the_lock_and_uses_the_old_admin_token(
 ):
     tokens: list[str | None] = []
 
-    def broker_ready(_address: str, timeout: float = 0, token: str | None = None) -> bool:
+    def broker_ready(
+        _address: str, timeout: float = 0, token: str | None = None, web=None
+    ) -> bool:
         tokens.append(token)
         return True
 

@@ -131,7 +131,9 @@ def ready_brokers(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     """Broker address -> whether /admin/v2/brokers/ready answers 200 (default: yes)."""
     answers: dict[str, bool] = {}
     monkeypatch.setattr(
-        pulsar_admin, "broker_ready", lambda a, timeout=0, token=None: answers.get(a, True)
+        pulsar_admin,
+        "broker_ready",
+        lambda a, timeout=0, token=None, web=None: answers.get(a, True),
     )
     return answers
 

@@ -137,7 +137,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     fake = FakeCluster()
     tokens: list[str] = []
 
-    def factory(url: str, token: str, timeout: float = 0) -> FakeAdmin:
+    def factory(url: str, token: str, timeout: float = 0, web: Any = None) -> FakeAdmin:
         tokens.append(token)
         assert url.endswith(":8080")
         return FakeAdmin(fake)

@@ -5,7 +5,10 @@ be fetched here, so this library writes the same databag contracts itself, with 
 what it offers (Juju topology, alert rule loading with topology injection, dashboard encoding):
 
 - ``metrics-endpoint`` (``prometheus_scrape``, provides). Leader, app databag: ``scrape_jobs``
-  (one job, a static config per unit ``<unit fqdn>:<port>`` labelled ``juju_unit``),
+  (one job, a static config per unit ``<unit fqdn>:<port>`` labelled ``juju_unit``; over HTTPS
+  ``scheme: https`` and ``tls_config: {ca_file: <CA PEM content>}``, which prometheus-k8s writes
+  to a file of its own: ``_process_tls_config`` in canonical/prometheus-k8s-operator
+  ``src/charm.py``, commit 432c227d, and ``ALLOWED_KEYS`` of its ``prometheus_scrape`` library),
   ``scrape_metadata`` (the Juju topology) and ``alert_rules`` (``{"groups": [...]}`` from the
   charm's ``src/prometheus_alert_rules``, topology injected). Every unit, unit databag:
   ``prometheus_scrape_unit_address`` (its fqdn) and ``prometheus_scrape_unit_name``.
@@ -47,7 +50,7 @@ from cosl.rules import AlertRules
 
 LIBID = "c0a4e1f2b3d54e6f8a9b0c1d2e3f4a5b"
 LIBAPI = 0
-LIBPATCH = 1
+LIBPATCH = 2
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +80,15 @@ _MAX_URL = 2048
 
 @dataclass(frozen=True)
 class MetricsEndpoint:
-    """Where this charm's workload serves Prometheus metrics."""
+    """Where this charm's workload serves Prometheus metrics.
+
+    ``scheme="https"`` with ``ca``: the CA's PEM content Prometheus verifies the targets with.
+    """
 
     port: int
     path: str
+    scheme: str = "http"
+    ca: str = ""
 
 
 # -- pure renderers -------------------------------------------------------------------------
@@ -90,16 +98,19 @@ def scrape_jobs(
     job_name: str, units: Mapping[str, str], endpoint: MetricsEndpoint
 ) -> list[dict[str, Any]]:
     """One scrape job: a static config per unit (``<address>:<port>``, labelled ``juju_unit``)."""
-    return [
-        {
-            "job_name": job_name,
-            "metrics_path": endpoint.path,
-            "static_configs": [
-                {"targets": [f"{address}:{endpoint.port}"], "labels": {"juju_unit": name}}
-                for name, address in sorted(units.items())
-            ],
-        }
-    ]
+    job: dict[str, Any] = {
+        "job_name": job_name,
+        "metrics_path": endpoint.path,
+        "static_configs": [
+            {"targets": [f"{address}:{endpoint.port}"], "labels": {"juju_unit": name}}
+            for name, address in sorted(units.items())
+        ],
+    }
+    if endpoint.scheme == "https":
+        # the targets are the units' stable names, which their certificates carry as SANs
+        job["scheme"] = "https"
+        job["tls_config"] = {"ca_file": endpoint.ca}
+    return [job]
 
 
 def alert_rules(rules_dir: Path, topology: JujuTopology) -> dict[str, Any]:
@@ -223,7 +234,7 @@ class Observability:
     def __init__(
         self,
         charm: ops.CharmBase,
-        metrics: MetricsEndpoint,
+        metrics: MetricsEndpoint | Callable[[], MetricsEndpoint],
         peer_relation: str,
         address_of: Callable[[str], str],
     ):
@@ -286,7 +297,9 @@ class Observability:
         }
         app_data: dict[str, str | None] = {}
         if self._charm.unit.is_leader():
-            jobs = scrape_jobs(self._charm.app.name, self._unit_addresses(), self._metrics)
+            metrics = self._metrics
+            endpoint = metrics if isinstance(metrics, MetricsEndpoint) else metrics()
+            jobs = scrape_jobs(self._charm.app.name, self._unit_addresses(), endpoint)
             rules = alert_rules(self._charm.charm_dir / RULES_DIR, topology)
             app_data = {
                 "scrape_jobs": json.dumps(jobs, sort_keys=True),
