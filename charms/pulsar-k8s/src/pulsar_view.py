@@ -32,6 +32,8 @@ READY_PATH = "/admin/v2/brokers/ready"
 WORKER_LEADER_PATH = "/admin/v2/worker/cluster/leader"
 READY, DOWN = "ready", "down"
 _READ_TIMEOUT_S = "0.7"
+# curl's whole call, TLS handshake included, still inside the check's 1 s timeout
+_TLS_TIMEOUT_S = "0.9"
 
 
 def broker_state(ready: bool) -> str:
@@ -49,9 +51,7 @@ def state_script(
     Plain HTTP: bash's /dev/tcp, no curl. HTTPS (plain text closed): curl trusting the CA.
     """
     if web.tls:
-        return state_script_tls(
-            address, web, path, BROKER_TOKEN_PATH, READY, DOWN, _READ_TIMEOUT_S
-        )
+        return state_script_tls(address, web, path, BROKER_TOKEN_PATH, READY, DOWN, _TLS_TIMEOUT_S)
     return (
         f"status=$( (exec 3<>/dev/tcp/{address}/{port} && "
         f'printf "GET {path} HTTP/1.0\\r\\nHost: %s\\r\\n'

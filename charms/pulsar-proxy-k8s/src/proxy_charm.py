@@ -33,10 +33,22 @@ from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
 from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
 from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
 from charms.pulsar_k8s.v0.view_check import record_view
-from charms.pulsar_k8s.v0.workload import reconcile_events, restart_token, unit_fqdn
+from charms.pulsar_k8s.v0.workload import (
+    WorkloadError,
+    reconcile_events,
+    restart_token,
+    unit_fqdn,
+)
 from charms.pulsar_zookeeper_k8s.v0.rolling_restart import RollingRestart
 from proxy_clients import CLIENT_RELATION, ProxyClientServing
 from proxy_config import ProxyConfig
+from proxy_probes import (
+    PLAIN_WEB,
+    PROBE_CA_PATH,
+    ProxyWeb,
+    probe_ca_bundle,
+    proxy_web,
+)
 from proxy_render import (
     LAYER_LABEL,
     SERVICE_PORT,
@@ -90,7 +102,7 @@ class PulsarProxyCharm(ops.CharmBase):
         self.workload = ProxyWorkload(self.unit.get_container(CONTAINER), self.address)
         self.observability = Observability(
             self,
-            MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/"),
+            lambda: metrics_endpoint(self.web),
             PEER,
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
@@ -102,6 +114,28 @@ class PulsarProxyCharm(ops.CharmBase):
     @property
     def address(self) -> str:
         return unit_fqdn(self.unit.name, self.app.name, self.model.name)
+
+    _web: ProxyWeb | None = None
+
+    @property
+    def web(self) -> ProxyWeb:
+        """How the charm probes its proxy: 8080, or 8443 and the CA (set by the reconcile)."""
+        if self._web is None:
+            try:
+                config = self.load_config(ProxyConfig)
+                state = self.tls.state()
+                probe_ca = self._probe_ca(state)
+            # ConfigError and InvalidField are ValueErrors
+            except (ValueError, TypeError, WorkloadError):
+                return PLAIN_WEB
+            self._web = proxy_web(ProxyTls.of(state, config.tls_plaintext_enabled), probe_ca)
+        return self._web
+
+    def _probe_ca(self, state: TlsState) -> str | None:
+        """Return the CAs the charm's own probes trust (proxy_probes); None without TLS."""
+        if state.material is None:
+            return None
+        return probe_ca_bundle(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
 
     # --- the reconcile ---------------------------------------------------------------------
 
@@ -140,12 +174,18 @@ class PulsarProxyCharm(ops.CharmBase):
         if not self.workload.can_connect():
             return statuses.pebble_unreachable()
         files = proxy_files(_inputs(config, self.address, offer, tls), _secrets(offer))
+        probe_ca = self._probe_ca(tls_state)
+        self._web = proxy_web(tls, probe_ca)
         # Pushed before any (re)start that reads them; a renewal alone restarts nothing.
         pem_files = tls_files(tls_state)
+        if probe_ca:
+            pem_files[PROBE_CA_PATH] = probe_ca
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
         layer = pebble_layer(
-            self.address, proxy_environment(config, zookeeper_tls=bool(offer.zookeeper_tls_ca))
+            self.address,
+            proxy_environment(config, zookeeper_tls=bool(offer.zookeeper_tls_ca)),
+            self.web,
         )
         if not self.workload.proxy_running():
             # Nothing reads the files until the proxy starts, so they change freely.
@@ -158,7 +198,7 @@ class PulsarProxyCharm(ops.CharmBase):
             if waiting:
                 return waiting
         # Its own layer, outside the restart inputs: adding it restarts nothing.
-        view = view_layer(self.address)
+        view = view_layer(self.address, self.web)
         if self.workload.layer_differs(view):
             self.workload.add_layer(VIEW_LAYER_LABEL, view)
         if self._observe() != READY:
@@ -193,10 +233,17 @@ class PulsarProxyCharm(ops.CharmBase):
 
     def _observe(self) -> str:
         """Read the proxy's live state and record it where the view check compares it."""
-        state = proxy_state(self.workload.answers())
+        state = proxy_state(self.workload.answers(self.web))
         record_view(self.workload, VIEW_PATH, state, self._view_stale)
         self._view_stale = False
         return state
+
+
+def metrics_endpoint(web: ProxyWeb) -> MetricsEndpoint:
+    """Where Prometheus scrapes: 8080, or 8443 over HTTPS with the CA (plain text closed)."""
+    if not web.tls:
+        return MetricsEndpoint(WEB_SERVICE_PORT, "/metrics/")
+    return MetricsEndpoint(web.port, "/metrics/", scheme="https", ca=web.ca)
 
 
 def _inputs(config: ProxyConfig, address: str, offer: ProxyOffer, tls: ProxyTls) -> ProxyInputs:

@@ -27,6 +27,7 @@ from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
 from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import CLIENT_TLS_CA_PATH, client_tls_jvm_options
 from proxy_config import ProxyConfig
+from proxy_probes import PLAIN_WEB, WEB_SERVICE_PORT, ProxyWeb, status_probe
 from proxy_tls import (
     BROKER_CA_PATH,
     NO_TLS,
@@ -50,7 +51,6 @@ PRIVATE_PATHS = frozenset({JAAS_CONF_PATH, TOKEN_KEY_PATH, PROXY_TOKEN_PATH, *TL
 STATUS_FILE_PATH = f"{PULSAR_HOME}/status"
 
 SERVICE_PORT = 6650
-WEB_SERVICE_PORT = 8080
 SERVICE = "proxy"
 LAYER_LABEL = "pulsar-proxy"
 ALIVE_CHECK = "proxy-alive"
@@ -183,13 +183,15 @@ def proxy_environment(config: ProxyConfig, zookeeper_tls: bool = False) -> dict[
     }
 
 
-def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
+def pebble_layer(
+    address: str, env: Mapping[str, str], web: ProxyWeb = PLAIN_WEB
+) -> dict[str, Any]:
     """Return the proxy's layer, every field spelled out (unchanged reconciles see no change).
 
     ``/status.html`` answers 200 while the status file exists: alive restarts a dead proxy,
-    ready (what Kubernetes' readiness probe asks) takes it out of the Service.
+    ready (what Kubernetes' readiness probe asks) takes it out of the Service. With plain
+    text closed both probe 8443 with curl trusting the CA (proxy_probes).
     """
-    status = f"http://{address}:{WEB_SERVICE_PORT}/status.html"
     return {
         "summary": "pulsar-proxy-k8s proxy",
         "services": {
@@ -202,7 +204,7 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
             )
         },
         "checks": {
-            ALIVE_CHECK: pebble_check("alive", 6, http={"url": status}),
-            READY_CHECK: pebble_check("ready", 3, http={"url": status}),
+            ALIVE_CHECK: pebble_check("alive", 6, **status_probe(address, web)),
+            READY_CHECK: pebble_check("ready", 3, **status_probe(address, web)),
         },
     }

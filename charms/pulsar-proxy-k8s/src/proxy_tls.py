@@ -10,9 +10,9 @@ brokers' certificates name their pods and Service). Nothing reaches the brokers'
 
 Towards the clients: with this unit's certificate from the ``certificates`` relation the proxy
 serves ``pulsar+ssl`` on 6651 and HTTPS/WSS on 8443 and re-reads the PEM files every
-``tlsCertRefreshCheckDurationSec`` (a renewal needs no restart). The plain-text binary port 6650
-closes unless ``tls-plaintext-enabled`` keeps it open; the HTTP port 8080 stays open (the
-charm's readiness checks and Prometheus use it), as on the brokers.
+``tlsCertRefreshCheckDurationSec`` (a renewal needs no restart). The plain-text ports, binary
+6650 and HTTP 8080, close unless ``tls-plaintext-enabled`` keeps them open, as on the brokers;
+the charm's probes and the Prometheus scrape job then use 8443 with the CA (proxy_probes).
 """
 
 from __future__ import annotations
@@ -39,13 +39,16 @@ NO_TLS = ProxyTls()
 
 def proxy_serving_tls_properties(tls: ProxyTls) -> dict[str, str]:
     """proxy.conf keys for TLS towards clients (empty when TLS is off: no TLS port)."""
-    return serving_tls_properties(
+    properties = serving_tls_properties(
         tls,
         tls_port_key="servicePortTls",
         tls_port=SERVICE_PORT_TLS,
         plain_port_key="servicePort",
         web_tls_port=WEB_SERVICE_PORT_TLS,
     )
+    if tls.enabled and not tls.plaintext:
+        properties["webServicePort"] = ""  # no HTTP connector either
+    return properties
 
 
 def broker_tls_properties(broker_service_url_tls: str, web_service_url_tls: str) -> dict[str, str]:
@@ -64,8 +67,7 @@ def broker_tls_properties(broker_service_url_tls: str, web_service_url_tls: str)
 
 def open_ports(tls: ProxyTls, plain_port: int, web_port: int) -> tuple[int, ...]:
     """Return the ports the unit opens on the application's Service."""
-    ports = [plain_port] if tls.plaintext else []
-    ports.append(web_port)
+    ports = [plain_port, web_port] if tls.plaintext else []
     if tls.enabled:
         ports += [SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS]
     return tuple(ports)

@@ -13,7 +13,7 @@ from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
-from proxy_render import WEB_SERVICE_PORT
+from proxy_probes import PLAIN_WEB, WEB_SERVICE_PORT, ProxyWeb, status_state_script_tls
 
 VIEW_CHECK = "proxy-view"
 VIEW_LAYER_LABEL = "proxy-view"
@@ -22,14 +22,21 @@ STATUS_PATH = "/status.html"
 READY, DOWN = "ready", "down"
 # Below the check's 1 s timeout, so a frozen proxy reads as "down" rather than timing out.
 _READ_TIMEOUT_S = "0.7"
+# curl's whole call, TLS handshake included, still inside the check's 1 s timeout
+_TLS_TIMEOUT_S = "0.9"
 
 
 def proxy_state(answers: bool) -> str:
     return READY if answers else DOWN
 
 
-def state_script(address: str, port: int = WEB_SERVICE_PORT) -> str:
-    """Bash that prints whether ``GET /status.html`` answers 200 (``ready``/``down``); no curl."""
+def state_script(address: str, port: int = WEB_SERVICE_PORT, web: ProxyWeb = PLAIN_WEB) -> str:
+    """Bash that prints whether ``GET /status.html`` answers 200 (``ready``/``down``).
+
+    Plain HTTP: bash's /dev/tcp, no curl; HTTPS (plain text closed): curl trusting the CA.
+    """
+    if web.tls:
+        return status_state_script_tls(address, web, READY, DOWN, _TLS_TIMEOUT_S)
     return (
         f"status=$( (exec 3<>/dev/tcp/{address}/{port} && "
         f'printf "GET {STATUS_PATH} HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" "{address}" >&3 && '
@@ -38,10 +45,10 @@ def state_script(address: str, port: int = WEB_SERVICE_PORT) -> str:
     )
 
 
-def view_layer(address: str) -> dict[str, Any]:
+def view_layer(address: str, web: ProxyWeb = PLAIN_WEB) -> dict[str, Any]:
     """Return the layer holding only the proxy's view check (outside the restart inputs)."""
     return view_check.view_layer(
-        "pulsar-proxy-k8s view check", VIEW_CHECK, state_script(address), VIEW_PATH
+        "pulsar-proxy-k8s view check", VIEW_CHECK, state_script(address, web=web), VIEW_PATH
     )
 
 

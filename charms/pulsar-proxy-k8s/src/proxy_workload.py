@@ -7,12 +7,14 @@ proxy does not answer.
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.error
 import urllib.request
 
 import ops
 from charms.pulsar_k8s.v0.workload import Workload
-from proxy_render import PRIVATE_PATHS, SERVICE, STATUS_FILE_PATH, WEB_SERVICE_PORT
+from proxy_probes import PLAIN_WEB, ProxyWeb
+from proxy_render import PRIVATE_PATHS, SERVICE, STATUS_FILE_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +46,15 @@ class ProxyWorkload(Workload):
     def stop_proxy(self) -> None:
         self.stop(SERVICE)
 
-    def answers(self) -> bool:
-        """GET /status.html answers 200."""
-        url = f"http://{self._address}:{WEB_SERVICE_PORT}/status.html"
+    def answers(self, web: ProxyWeb = PLAIN_WEB) -> bool:
+        """GET /status.html answers 200 (over HTTPS verified against the CA with ``web``)."""
+        url = web.status_url(self._address)
         try:
-            with urllib.request.urlopen(url, timeout=STATUS_TIMEOUT_S) as response:
+            context = web.ssl_context()
+            with urllib.request.urlopen(
+                url, timeout=STATUS_TIMEOUT_S, context=context
+            ) as response:
                 return response.status == 200
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, ssl.SSLError) as exc:
             logger.debug("GET %s failed: %s", url, exc)
             return False

@@ -20,14 +20,16 @@ class FakeProxyHttp:
 
     answers: bool = True
     polls: int = 0
+    webs: list[Any] = field(default_factory=list)  # how each probe reached it (ProxyWeb)
 
 
 @pytest.fixture(autouse=True)
 def fake_http(monkeypatch: pytest.MonkeyPatch) -> FakeProxyHttp:
     fake = FakeProxyHttp()
 
-    def answers(_self) -> bool:
+    def answers(_self, web: Any = None) -> bool:
         fake.polls += 1
+        fake.webs.append(web)
         return fake.answers
 
     monkeypatch.setattr(ProxyWorkload, "answers", answers)

@@ -112,12 +112,14 @@ def test_tls_in_each_direction_is_independent(brokers_tls: bool, serving: bool, 
         assert properties["tlsTrustCertsFilePath"] == TLS_PATHS.ca
         assert properties["tlsCertRefreshCheckDurationSec"] == "60"
     assert properties["servicePort"] == ("6650" if plaintext or not serving else "")
-    assert properties["webServicePort"] == "8080"  # the charm's probes and Prometheus
+    # 8080 closes with 6650 (the charm's probes and Prometheus then use 8443: proxy_probes)
+    assert properties["webServicePort"] == ("8080" if plaintext or not serving else "")
     files = proxy_files(_inputs(brokers_tls=brokers_tls, tls=tls), SECRETS)
     assert (files.get(BROKER_CA_PATH) == BROKER_CA) is brokers_tls
     ports = open_ports(tls, 6650, 8080)
     assert (6650 in ports) is (plaintext or not serving)
-    assert ({6651, 8443} <= set(ports)) is serving and 8080 in ports
+    assert ({6651, 8443} <= set(ports)) is serving
+    assert (8080 in ports) is (plaintext or not serving)
 
 
 def test_the_key_file_is_private_and_the_cas_are_separate_files():
@@ -241,7 +243,8 @@ def test_the_certificate_turns_tls_on_through_the_restart_lock(ctx, tmp_path, ca
     key = fs / TLS_PATHS.private_key.lstrip("/")
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
     assert (fs / TLS_PATHS.ca.lstrip("/")).read_text().strip() == ca.strip()
-    assert {p.port for p in out.opened_ports} == {6651, 8080, 8443}
+    assert {p.port for p in out.opened_ports} == {6651, 8443}
+    assert "webServicePort=\n" in conf
     # Converged: the next reconcile records the live view only; the one after writes nothing.
     calls.log.clear()
     again = ctx.run(ctx.on.update_status(), out)
