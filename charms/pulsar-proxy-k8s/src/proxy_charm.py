@@ -197,10 +197,7 @@ class PulsarProxyCharm(ops.CharmBase):
             waiting = self._apply_by_rolling_restart(files, layer)
             if waiting:
                 return waiting
-        # Its own layer, outside the restart inputs: adding it restarts nothing.
-        view = view_layer(self.address, self.web)
-        if self.workload.layer_differs(view):
-            self.workload.add_layer(VIEW_LAYER_LABEL, view)
+        self._ensure_view_layer()
         if self._observe() != READY:
             return ops.WaitingStatus("proxy started; waiting for /status.html")
         tls_note = ", TLS" if tls.enabled else ""
@@ -225,11 +222,19 @@ class PulsarProxyCharm(ops.CharmBase):
             self.workload.add_layer(LAYER_LABEL, layer)
             logger.info("restarting the proxy to apply changed configuration")
             self.workload.restart_proxy()
-            # Keep the lock until the proxy answers again: the view check wakes this unit.
+            # The view check probes the proxy as it now serves (8080 or 8443): it wakes this
+            # unit once the proxy answers, and the lock is kept until then.
+            self._ensure_view_layer()
             return ops.WaitingStatus("proxy restarted; waiting for /status.html")
         if self.rolling_restart.pending() and self._observe() != DOWN:
             self.rolling_restart.release()
         return None
+
+    def _ensure_view_layer(self) -> None:
+        """Its own layer, outside the restart inputs: adding it restarts nothing."""
+        view = view_layer(self.address, self.web)
+        if self.workload.layer_differs(view):
+            self.workload.add_layer(VIEW_LAYER_LABEL, view)
 
     def _observe(self) -> str:
         """Read the proxy's live state and record it where the view check compares it."""
