@@ -55,6 +55,7 @@ from bookkeeper_view import (
     WRITABLE,
     bookie_state,
     view_layer,
+    watched_layer,
 )
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import (
@@ -222,7 +223,9 @@ class BookKeeperCharm(ops.CharmBase):
         pem_files = tls_files(tls_state)
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
-        layer = pebble_layer(self.address, bookie_env(config, connection.tls))
+        layer = watched_layer(
+            pebble_layer(self.address, bookie_env(config, connection.tls)), self.address
+        )
         running = self.workload.bookie_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.

@@ -96,6 +96,7 @@ from pulsar_view import (
     VIEW_PATH,
     broker_state,
     view_layer,
+    watched_layer,
 )
 from pulsar_workload import PulsarWorkload
 from pulsar_zookeeper_identity import broker_zookeeper
@@ -316,7 +317,11 @@ class PulsarBrokerCharm(ops.CharmBase):
         pem_files.update(bookkeeper_tls_files(bookie_ca if bookkeeper_tls else ""))
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
-        layer = pebble_layer(config, self._unit_address, zookeeper.tls, self.web)
+        layer = watched_layer(
+            pebble_layer(config, self._unit_address, zookeeper.tls, self.web),
+            self._unit_address,
+            self.web,
+        )
         status = self._converge_broker(config, files, layer)
         if short_of_bookies is not None:
             return status if isinstance(status, ops.WaitingStatus) else short_of_bookies

@@ -17,7 +17,7 @@ from typing import Any
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
 from pulsar_probes import PLAIN_WEB, WebAccess, state_script_tls
-from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
+from pulsar_render import BROKER_TOKEN_PATH, SERVICE_NAME, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
 VIEW_PATH = f"{view_check.VIEW_DIR}/broker-state"
@@ -80,6 +80,22 @@ def view_layer(address: str, web: WebAccess = PLAIN_WEB) -> dict[str, Any]:
     return layer
 
 
+def watched_layer(
+    layer: dict[str, Any], address: str, web: WebAccess = PLAIN_WEB
+) -> dict[str, Any]:
+    """Return the broker's layer whose service starts with a watcher (wakes the charm at ready).
+
+    The watcher reads readiness the way the view check does (over 8443 with plain text closed).
+    """
+    return view_check.with_watcher(
+        layer,
+        SERVICE_NAME,
+        state_script(address, web=web),
+        READY,
+        view_check.notice_key("pulsar-k8s"),
+    )
+
+
 def functions_view_layer(address: str, web: WebAccess = PLAIN_WEB) -> dict[str, Any]:
     """Return the layer holding only the functions worker's view check."""
     script = state_script(address, path=WORKER_LEADER_PATH, web=web)
@@ -102,4 +118,5 @@ __all__ = [
     "VIEW_PATH",
     "record_content",
     "recorded_state",
+    "watched_layer",
 ]

@@ -360,6 +360,10 @@ def test_plain_text_closed_moves_checks_calls_ports_and_scrape_to_8443(
         "broker-view" in plan["checks"]
         and "curl" in plan["checks"]["broker-view"]["exec"]["command"]
     )
+    # the watcher started with the broker (it wakes the charm at ready) reads 8443 too
+    command = plan["services"]["broker"]["command"]
+    assert f"https://{UNIT_ADDRESS}:8443/admin/v2/brokers/ready" in command
+    assert "/dev/tcp" not in command and ":8080" not in command
     # the readiness the charm polled itself went over 8443 with the relation's CA
     web = fake_broker.webs[-1]
     assert web.tls and web.ca.strip() == ca.strip()
