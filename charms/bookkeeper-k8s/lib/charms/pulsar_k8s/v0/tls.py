@@ -545,7 +545,7 @@ def reload_layer() -> dict:
     """Return the layer of the check that wakes the charm SETTLE_S after a push of PEM files."""
     path = RELOAD_VIEW_PATH
     live = (
-        f'read -r s t < {path} 2>/dev/null; t="${{t:-0}}"; '
+        f'read -r s t 2>/dev/null < {path}; t="${{t:-0}}"; '
         f"if [ \"$s\" = {FRESH} ] && [ $(( $(printf '%(%s)T' -1) - t )) -lt {SETTLE_S} ]; "
         f"then printf {FRESH}; else printf {SETTLED}; fi"
     )
