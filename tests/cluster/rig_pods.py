@@ -507,6 +507,17 @@ def _read_stat(pid: int) -> _Stat | None:
 _SHELLS = frozenset({"bash", "sh", "env"})
 
 
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started (epoch seconds), or None once it is gone or a zombie.
+
+    With the start time a caller can tell its process from a later one that reuses the PID.
+    """
+    stat = _read_stat(pid)
+    if stat is None or stat.state in ("Z", "X"):
+        return None
+    return stat.start_time
+
+
 def _carries(pid: int, environment: Mapping[str, str]) -> bool:
     """Whether the process's environment has every variable of ``environment``.
 

@@ -27,7 +27,7 @@ from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, deploy_bundle
 from tests.cluster.rig_juju import Model
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 QUORUMS = {

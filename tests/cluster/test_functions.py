@@ -339,7 +339,7 @@ def test_a_client_cannot_deploy_into_another_namespace(functions_model: Model):
     withdraw_client_a_function(model)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_a_broker_pod_loss_leaves_the_function_running_nothing_skipped(functions_model: Model):
     """At-least-once across the loss of the (only) broker pod: the worker brings the function
     back from its metadata, the charm redeploys nothing, every acknowledged input comes out."""
@@ -407,7 +407,7 @@ def wait_unit_running(model: Model, unit: str, key: str, timeout: float = 180.0)
         time.sleep(2)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_a_leader_change_leaves_the_functions_running_nothing_redeployed(
     functions_model: Model, monkeypatch: pytest.MonkeyPatch
 ):

@@ -30,7 +30,7 @@ from tests.cluster.rig_bundle import charm_classes, small_config
 from tests.cluster.rig_juju import Model, RigEnv
 from tests.cluster.rig_net import service_fqdn
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 NAMESPACE = "geo/orders"

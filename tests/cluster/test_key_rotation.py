@@ -42,7 +42,7 @@ from tests.cluster.test_security import (
     produce_direct,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 CLIENT_A = "client-a"

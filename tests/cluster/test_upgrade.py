@@ -35,7 +35,7 @@ from tests.cluster.figures import record
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv, RigUnit
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 FROM_VERSION = rig_setup.upgrade_from_version()
 TO_VERSION = rig_setup.pulsar_version()

@@ -26,7 +26,7 @@ from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
 from tests.cluster.test_zookeeper_contract import as_user, granted
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 
 SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}

@@ -26,6 +26,7 @@ from tests.cluster.figures import figures_file
 from tests.cluster.hook_figures import init_hooks
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
 from tests.cluster.rig_juju import Model
+from tests.cluster.rig_pods import process_start_time
 
 SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 # JVM states, worst to best; "serving" stands for quorum member / writable bookie / ready broker.
@@ -111,6 +112,9 @@ class TimelineRecorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-timeline", daemon=True)
         self._last: dict[str, str] = {}
+        # unit -> (pid, start time) of the service process last found: finding it asks Pebble and
+        # scans /proc, too costly twice a second per unit beside the JVMs being measured.
+        self._pids: dict[str, tuple[int, float]] = {}
 
     def start(self) -> TimelineRecorder:
         self._thread.start()
@@ -145,8 +149,22 @@ class TimelineRecorder:
                     self.timeline.samples.append((time.time(), unit.name, state))
             self._stop.wait(self.period)
 
+    def _service_running(self, unit: str, app: str, pod: Any) -> bool:
+        known = self._pids.get(unit)
+        if known is not None and process_start_time(known[0]) == known[1]:
+            return True
+        self._pids.pop(unit, None)
+        if not pod.running:
+            return False
+        pid = pod.service_pid(SERVICES.get(app, ""))
+        started = process_start_time(pid) if pid is not None else None
+        if pid is None or started is None:
+            return False
+        self._pids[unit] = (pid, started)
+        return True
+
     def _probe(self, unit: str, app: str, pod: Any) -> str:
-        if not pod.running or pod.service_pid(SERVICES.get(app, "")) is None:
+        if not self._service_running(unit, app, pod):
             return NONE
         address = self.model.env.plan.address(app, int(unit.rsplit("/", 1)[1]))
         if app == ZOOKEEPER:

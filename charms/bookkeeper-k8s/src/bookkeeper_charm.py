@@ -54,6 +54,7 @@ from bookkeeper_view import (
     WRITABLE,
     bookie_state,
     view_layer,
+    watched_layer,
 )
 from bookkeeper_workload import BookieWorkload
 from charms.bookkeeper_k8s.v0.bookkeeper import (
@@ -224,7 +225,9 @@ class BookKeeperCharm(ops.CharmBase):
         # A CA rotation goes through trust bundles: the bookkeeper relation publishes the
         # bundle of every bookie's CAs (core tls, ReloadingTrust).
         tls_state = self.trust.converge(tls_state, self._reload_stale)
-        layer = pebble_layer(self.address, bookie_env(config, connection.tls))
+        layer = watched_layer(
+            pebble_layer(self.address, bookie_env(config, connection.tls)), self.address
+        )
         running = self.workload.bookie_running()
         if not running:
             # Nothing reads these files until the bookie (re)starts, so they can change freely.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bookkeeper_render import HTTP_PORT
+from bookkeeper_render import HTTP_PORT, SERVICE
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import check_script, record_content, recorded_state
@@ -69,6 +69,16 @@ def view_layer(address: str) -> dict[str, Any]:
     return layer
 
 
+def watched_layer(layer: dict[str, Any], address: str) -> dict[str, Any]:
+    """Return the bookie's layer whose service starts with a watcher.
+
+    The watcher wakes the charm once the bookie is writable, not on the view check's next run.
+    """
+    return view_check.with_watcher(
+        layer, SERVICE, state_script(address), WRITABLE, view_check.notice_key("bookkeeper-k8s")
+    )
+
+
 __all__ = [
     "DOWN",
     "READ_ONLY",
@@ -78,4 +88,5 @@ __all__ = [
     "check_script",
     "record_content",
     "recorded_state",
+    "watched_layer",
 ]

@@ -92,6 +92,7 @@ from pulsar_view import (
     VIEW_PATH,
     broker_state,
     view_layer,
+    watched_layer,
 )
 from pulsar_workload import PulsarWorkload
 from pulsar_zookeeper_identity import broker_zookeeper
@@ -313,7 +314,9 @@ class PulsarBrokerCharm(ops.CharmBase):
         pem_files = bookkeeper_tls_files(bookie_ca if bookkeeper_tls else "")
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
-        layer = pebble_layer(config, self._unit_address, zookeeper.tls)
+        layer = watched_layer(
+            pebble_layer(config, self._unit_address, zookeeper.tls), self._unit_address
+        )
         status = self._converge_broker(config, files, layer)
         if short_of_bookies is not None:
             return status if isinstance(status, ops.WaitingStatus) else short_of_bookies

@@ -16,7 +16,7 @@ from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
-from pulsar_render import BROKER_TOKEN_PATH, WEB_SERVICE_PORT
+from pulsar_render import BROKER_TOKEN_PATH, SERVICE_NAME, WEB_SERVICE_PORT
 
 VIEW_CHECK = "broker-view"
 VIEW_PATH = f"{view_check.VIEW_DIR}/broker-state"
@@ -67,6 +67,13 @@ def view_layer(address: str) -> dict[str, Any]:
     return layer
 
 
+def watched_layer(layer: dict[str, Any], address: str) -> dict[str, Any]:
+    """Return the broker's layer whose service starts with a watcher (wakes the charm at ready)."""
+    return view_check.with_watcher(
+        layer, SERVICE_NAME, state_script(address), READY, view_check.notice_key("pulsar-k8s")
+    )
+
+
 def functions_view_layer(address: str) -> dict[str, Any]:
     """Return the layer holding only the functions worker's view check."""
     script = state_script(address, path=WORKER_LEADER_PATH)
@@ -89,4 +96,5 @@ __all__ = [
     "VIEW_PATH",
     "record_content",
     "recorded_state",
+    "watched_layer",
 ]

@@ -108,6 +108,7 @@ from zookeeper_view import (
     VIEW_PATH,
     server_state,
     view_layer,
+    watched_layer,
 )
 from zookeeper_workload import AppliedState, DesiredWorkload, ZooKeeperWorkload
 
@@ -326,7 +327,10 @@ class ZooKeeperCharm(ops.CharmBase):
             # read at start only (ZooKeeper 3.9 does not reload them): a renewal restarts
             **tls_files(presented, trust),
         }
-        layer = render_layer(render_env(config, credentials.super_password), self.address)
+        layer = watched_layer(
+            render_layer(render_env(config, credentials.super_password), self.address),
+            self.address,
+        )
         # Every stage is a restart, even when this unit's effective settings do not change:
         # the leader steps on once every member started with the current stage.
         token_inputs = {**files, "quorum-tls-stage": stage}

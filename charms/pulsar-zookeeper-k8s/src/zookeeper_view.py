@@ -17,7 +17,7 @@ from typing import Any
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
-from zookeeper_render import CLIENT_PORT
+from zookeeper_render import CLIENT_PORT, SERVICE
 
 VIEW_CHECK = "zookeeper-view"
 VIEW_LAYER_LABEL = "zookeeper-view"
@@ -62,4 +62,28 @@ def view_layer(address: str) -> dict[str, Any]:
     return layer
 
 
-__all__ = ["DOWN", "SERVING", "UP", "VIEW_CHECK", "VIEW_PATH", "record_content", "recorded_state"]
+def watched_layer(layer: dict[str, Any], address: str) -> dict[str, Any]:
+    """Return the server's layer whose service starts with a watcher.
+
+    The watcher wakes the charm once the server answers and once it is in a quorum, not on the
+    view check's next run.
+    """
+    return view_check.with_watcher(
+        layer,
+        SERVICE,
+        state_script(address),
+        SERVING,
+        view_check.notice_key("pulsar-zookeeper-k8s"),
+    )
+
+
+__all__ = [
+    "DOWN",
+    "SERVING",
+    "UP",
+    "VIEW_CHECK",
+    "VIEW_PATH",
+    "record_content",
+    "recorded_state",
+    "watched_layer",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bookkeeper_render import (
     render_bookkeeper_conf,
     render_jaas,
 )
-from bookkeeper_view import VIEW_CHECK, VIEW_LAYER_LABEL, VIEW_PATH, view_layer
+from bookkeeper_view import VIEW_CHECK, VIEW_LAYER_LABEL, VIEW_PATH, view_layer, watched_layer
 from bookkeeper_workload import BookieWorkload
 from charms.pulsar_k8s.v0.view_check import RETRY_PREFIX
 from charms.pulsar_k8s.v0.workload import unit_fqdn
@@ -120,7 +121,11 @@ def desired(config: BookKeeperConfig | None = None) -> tuple[str, str, dict]:
     config = config or BookKeeperConfig()
     uri = metadata_service_uri([ZK_ENDPOINTS], "/pulsar")
     conf = render_bookkeeper_conf(BookieInputs(ADDRESS, uri, config))
-    return conf, render_jaas(USERNAME, PASSWORD), pebble_layer(ADDRESS, bookie_env(config))
+    return (
+        conf,
+        render_jaas(USERNAME, PASSWORD),
+        watched_layer(pebble_layer(ADDRESS, bookie_env(config)), ADDRESS),
+    )
 
 
 def container(
@@ -346,9 +351,11 @@ def test_new_leader_with_flag_runs_no_exec(ctx, storage, tmp_path, calls):
     out = ctx.run(ctx.on.leader_elected(), state(container(storage, tmp_path)))
     assert executed(ctx) == []
     assert "start_bookie" in calls.names()
-    assert (
-        out.get_container("pulsar").plan.services["bookie"].command == "/pulsar/bin/pulsar bookie"
-    )
+    command = shlex.split(out.get_container("pulsar").plan.services["bookie"].command)
+    # the bookie, started behind its watcher (which wakes the charm once it is writable)
+    assert command[:2] == ["/bin/bash", "-c"]
+    assert command[2].endswith("& exec /pulsar/bin/pulsar bookie")
+    assert "/charm/bin/pebble notify charmhub.io/bookkeeper-k8s/view" in command[2]
 
 
 def test_non_leader_waits_for_flag(ctx, storage, tmp_path, calls):

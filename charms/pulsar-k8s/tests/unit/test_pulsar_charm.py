@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +32,14 @@ from pulsar_render import (
     broker_files,
     pebble_layer,
 )
-from pulsar_view import SERVING_CHECK, SERVING_PATH, VIEW_CHECK, VIEW_PATH, view_layer
+from pulsar_view import (
+    SERVING_CHECK,
+    SERVING_PATH,
+    VIEW_CHECK,
+    VIEW_PATH,
+    view_layer,
+    watched_layer,
+)
 from pulsar_workload import PulsarWorkload
 
 MODEL = "pulsar"
@@ -138,7 +146,7 @@ def container(
     statuses = {}
     if running:
         # a running broker, converged: its layer with the view check, its view recorded
-        layer = pebble_layer(PulsarConfig(), UNIT_ADDRESS)
+        layer = watched_layer(pebble_layer(PulsarConfig(), UNIT_ADDRESS), UNIT_ADDRESS)
         layer["checks"].update(view_layer(UNIT_ADDRESS)["checks"])
         layers = {LAYER_NAME: pebble.Layer(cast("pebble.LayerDict", layer))}
         statuses = {SERVICE_NAME: pebble.ServiceStatus.ACTIVE}
@@ -446,7 +454,11 @@ def test_first_start_pushes_files_and_status_file_then_starts(ctx, root):
     assert (root / "data").is_dir()
     plan = out.get_container("pulsar").plan.to_dict()
     broker = plan["services"][SERVICE_NAME]
-    assert broker["command"] == "/pulsar/bin/pulsar broker"
+    command = shlex.split(broker["command"])
+    # the broker, started behind its watcher (which wakes the charm once it is ready)
+    assert command[:2] == ["/bin/bash", "-c"]
+    assert command[2].endswith("& exec /pulsar/bin/pulsar broker")
+    assert "/charm/bin/pebble notify charmhub.io/pulsar-k8s/view" in command[2]
     assert (broker["user-id"], broker["group"]) == (10000, "root")
     assert plan["checks"]["broker-alive"]["http"]["url"] == (
         f"http://{UNIT_ADDRESS}:8080/status.html"

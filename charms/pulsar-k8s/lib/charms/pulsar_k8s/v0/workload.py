@@ -24,7 +24,7 @@ from ops import pebble
 
 LIBID = "5b0c8f3a2e7d4c1b9a6f0e2d4c8b7a11"
 LIBAPI = 0
-LIBPATCH = 4
+LIBPATCH = 5
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ def reconcile_events(
         on[container].pebble_ready,
         on[container].pebble_check_failed,
         on[container].pebble_check_recovered,
+        # A workload's watcher (view_check.watched_command) records a notice when it changes.
+        on[container].pebble_custom_notice,
     ]
     for relation in relations:
         events += [

@@ -14,6 +14,14 @@ view (:func:`retry_content`), which no live state equals and whose stamp makes i
 the retry is due; then the check fails, Juju raises ``pebble-check-failed`` and the reconcile runs
 again (recording the live view clears the retry).
 
+A check runs every 2 s, so a workload that comes up waits a second on average before its charm
+hears of it, at every step of a cold start (quorum, writable bookies, ready broker). A starting
+service therefore carries a *watcher* (:func:`watched_command`): a background loop started with
+the service's process that looks at the live state four times a second and records a Pebble
+custom notice (``pebble notify``; Juju: ``pebble-custom-notice``) on each change, until the
+service reaches its serving state or a time limit. It costs nothing once the service serves; the
+view check stays the guarantee (a change the watcher missed, a restart Pebble made).
+
 Each charm supplies only its state names and the bash that prints the live state.
 """
 
@@ -27,11 +35,16 @@ from charms.pulsar_k8s.v0.workload import WORKLOAD_UID, Workload
 
 LIBID = "def62e14dfd24541af2ded9317797ade"
 LIBAPI = 0
-LIBPATCH = 4
+LIBPATCH = 5
 
 # A view recorded this recently passes. Longer than two check periods, so at least one run falls
 # inside it.
 GRACE_S = 5
+# The watcher: how often it looks, and for how long at most (the view check covers the rest).
+WATCH_PERIOD_S = 0.25
+WATCH_LIMIT_S = 600
+# Where Juju puts Pebble in a sidecar workload container (its socket is in the environment).
+CONTAINER_PEBBLE = "/charm/bin/pebble"
 # The view file lives in the pod (not in storage): a new pod starts with no view, hence one event.
 VIEW_DIR = "/pulsar/logs/charm-view"
 
@@ -109,3 +122,51 @@ def view_check(live_state_script: str, path: str) -> dict[str, Any]:
 def view_layer(summary: str, name: str, live_state_script: str, path: str) -> dict[str, Any]:
     """Return a layer holding only the view check (no level: it says nothing of health)."""
     return {"summary": summary, "checks": {name: view_check(live_state_script, path)}}
+
+
+def notice_key(charm_name: str) -> str:
+    """Return the custom notice key a charm's watcher records (``<domain>/<path>``)."""
+    return f"charmhub.io/{charm_name}/view"
+
+
+def watch_script(
+    live_state_script: str, serving_state: str, key: str, pebble: str = CONTAINER_PEBBLE
+) -> str:
+    """Bash: record the notice ``key`` on each change of the live state until it serves.
+
+    The first look only sets the baseline (nothing changed yet); the loop ends once the live
+    state is ``serving_state`` or after :data:`WATCH_LIMIT_S`.
+    """
+    return (
+        f'last=""; end=$((SECONDS + {WATCH_LIMIT_S})); '
+        "while [ $SECONDS -lt $end ]; do "
+        f'live="$({live_state_script})"; '
+        f'if [ -n "$last" ] && [ "$live" != "$last" ]; then '
+        f'{pebble} notify {key} state="$live"; fi; '
+        f'[ "$live" = {shlex.quote(serving_state)} ] && exit 0; '
+        f'last="$live"; sleep {WATCH_PERIOD_S}; done'
+    )
+
+
+def watched_command(command: str, live_state_script: str, serving_state: str, key: str) -> str:
+    """Return ``command`` started with its watcher (:func:`watch_script`) beside it.
+
+    The watcher is forked before bash execs the command, so every start of the service, by the
+    charm or by Pebble, brings one; it shares the service's process group, so stopping the
+    service stops it too. Its output is discarded (the service's log stays the workload's).
+    """
+    watcher = watch_script(live_state_script, serving_state, key)
+    return shlex.join(
+        ["/bin/bash", "-c", f"( {watcher} ) </dev/null >/dev/null 2>&1 & exec {command}"]
+    )
+
+
+def with_watcher(
+    layer: dict[str, Any], service: str, live_state_script: str, serving_state: str, key: str
+) -> dict[str, Any]:
+    """Return a copy of ``layer`` whose ``service`` starts with its watcher."""
+    services = dict(layer.get("services", {}))
+    spec = dict(services[service])
+    spec["command"] = watched_command(spec["command"], live_state_script, serving_state, key)
+    services[service] = spec
+    return {**layer, "services": services}
