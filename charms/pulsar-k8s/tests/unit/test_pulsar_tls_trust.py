@@ -472,3 +472,9 @@ def test_a_ca_rotation_with_a_peer_broker_trusts_both_switches_then_drops(
     again = ctx.run(ctx.on.update_status(), step5)
     assert _file(root, RELOAD_VIEW_PATH) == calls_before
     assert _own(again) == _own(step5)
+
+    # the certificates relation removed: the unit publishes no CA any more
+    cert_rel = _relation(again, "certificates")
+    gone = ctx.run(ctx.on.relation_broken(cert_rel), again)
+    unit_data = _relation(gone, "cluster").local_unit_data
+    assert TLS_CAS_KEY not in unit_data and TRUSTED_CAS_KEY not in unit_data
