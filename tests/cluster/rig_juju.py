@@ -460,10 +460,20 @@ class Model:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run_queue(self, max_events: int = MAX_EVENTS_PER_DRAIN) -> int:
-        """Deliver queued events until the queue is empty; return how many ran."""
+    def run_queue(self, max_events: int = MAX_EVENTS_PER_DRAIN, poll: float = 0.25) -> int:
+        """Deliver queued events until the queue is empty; return how many ran.
+
+        Juju's Pebble watchers run beside the hooks: a check event or a custom notice joins its
+        unit's queue while other units' hooks run, not once every queue is empty. So the pods'
+        Pebble is read every ``poll`` seconds between hooks here too (a relation cascade can
+        keep the queue busy for tens of seconds during a cold deploy).
+        """
         count = 0
+        watched = time.monotonic()
         while self.queue:
+            if time.monotonic() - watched >= poll:
+                self._watch_pebble()
+                watched = time.monotonic()
             if count >= max_events:
                 raise RigError(
                     f"event storm: {count} events without settling; queue head: "
@@ -499,9 +509,8 @@ class Model:
         started = time.monotonic()
         deadline = started + timeout
         while True:
-            self.run_queue()
-            for unit in self.units():
-                self._push_all(rig_watch.poll(unit))
+            self.run_queue(poll=poll)
+            self._watch_pebble()
             self._open_gates()
             if not self.queue and not self.gates and until():
                 return time.monotonic() - started
@@ -512,6 +521,11 @@ class Model:
                 self._push(QueuedEvent(unit.name, "update_status"))
             if not self.queue:
                 time.sleep(poll)
+
+    def _watch_pebble(self) -> None:
+        """Queue what every pod's Pebble has given rise to (check events, custom notices)."""
+        for unit in self.units():
+            self._push_all(rig_watch.poll(unit))
 
     def _open_gates(self) -> None:
         for gate in list(self.gates):

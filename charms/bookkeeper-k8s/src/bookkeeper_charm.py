@@ -46,7 +46,6 @@ from bookkeeper_render import (
     render_jaas,
     tool_env,
 )
-from bookkeeper_tls import tls_files
 from bookkeeper_view import (
     DOWN,
     VIEW_CHECK,
@@ -70,7 +69,7 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.refresh import Refresh
 from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, tls_sans
+from charms.pulsar_k8s.v0.tls import RELOAD_CHECK, ReloadingTrust, TlsRequirer, TlsState, tls_sans
 from charms.pulsar_k8s.v0.validation import InvalidField, check_zookeeper_connection
 from charms.pulsar_k8s.v0.view_check import record_view, retry_content
 from charms.pulsar_k8s.v0.workload import (
@@ -129,6 +128,7 @@ class BookKeeperCharm(ops.CharmBase):
         self._removal.set_default(plan="", reason="", done=False)
         # Set by each reconcile: the bookie-view check failed, so record the view afresh.
         self._view_stale = False
+        self._reload_stale = False
         quiet_credential_loggers()
         self.zookeeper = ZooKeeperRequirer(self, ZOOKEEPER_RELATION, chroot=ZK_CHROOT)
         self.bookkeeper = BookKeeperProvider(self, "bookkeeper")
@@ -141,6 +141,7 @@ class BookKeeperCharm(ops.CharmBase):
             lambda unit: unit_fqdn(unit, self.app.name, self.model.name),
         )
         self.refresh = Refresh(self, PEER, self._refresh_problems)
+        self.trust = ReloadingTrust(self, self.workload, PEER)
         # Before the reconcile's observers: the library stores and requests first.
         self.tls = TlsRequirer(
             self,
@@ -179,6 +180,7 @@ class BookKeeperCharm(ops.CharmBase):
         # The view check failed: the view is stale; record it afresh even if unchanged.
         failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
         self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
+        self._reload_stale = failed is not None and failed.info.name == RELOAD_CHECK
         if self._removal.plan or self._departing(event):
             # Being removed: only the removal runs (a stopped bookie must stay stopped).
             self.unit.status = self._leave(event)
@@ -220,9 +222,9 @@ class BookKeeperCharm(ops.CharmBase):
         # The PEM files are no restart input: the bookie re-reads them
         # (tlsCertFilesRefreshDurationSeconds), so a renewal reaches it without a restart.
         # They are pushed before any (re)start that turns TLS on.
-        pem_files = tls_files(tls_state)
-        if self.workload.changed_files(pem_files):
-            self.workload.push(pem_files)
+        # A CA rotation goes through trust bundles: the bookkeeper relation publishes the
+        # bundle of every bookie's CAs (core tls, ReloadingTrust).
+        tls_state = self.trust.converge(tls_state, self._reload_stale)
         layer = watched_layer(
             pebble_layer(self.address, bookie_env(config, connection.tls)), self.address
         )

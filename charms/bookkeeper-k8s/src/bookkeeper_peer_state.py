@@ -3,6 +3,8 @@
 app  ``bookkeeper-initialised``  ``"true"`` once the leader created the BookKeeper metadata
 unit ``bookie-state``  what that unit's bookie reports: writable, read-only or down
 unit ``bookie-tls``    ``true``/``false``: the running bookie was started serving TLS or not
+unit ``tls-cas``, ``trusted-cas``  the unit's trust during a CA rotation: written and read by
+     the core ``tls`` library (``ReloadingTrust``, ``parse_peer_trust``), shared with the brokers
 """
 
 from __future__ import annotations

@@ -17,7 +17,14 @@ from charms.pulsar_k8s.v0.observability import RELATIONS as COS_RELATIONS
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_client import PulsarClientProvider
 from charms.pulsar_k8s.v0.refresh import Refresh
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
+from charms.pulsar_k8s.v0.tls import (
+    RELOAD_CHECK,
+    ReloadingTrust,
+    TlsRequirer,
+    TlsState,
+    parse_extra_sans,
+    tls_sans,
+)
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
     check_zookeeper_connection,
@@ -87,7 +94,7 @@ from pulsar_render import (
 )
 from pulsar_replication import ENDPOINTS as REPLICATION_ENDPOINTS
 from pulsar_replication import PulsarReplication
-from pulsar_tls import BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS, BrokerTls, tls_files
+from pulsar_tls import BROKER_SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS, BrokerTls
 from pulsar_view import (
     FUNCTIONS_VIEW_CHECK,
     READY,
@@ -124,6 +131,7 @@ class PulsarBrokerCharm(ops.CharmBase):
     """Apache Pulsar broker on Kubernetes."""
 
     _view_stale = False
+    _reload_stale = False
     # This unit's TLS state, read by each reconcile (the client relation publishes from it).
     tls_state = TlsState()
     _ports: tuple[int, ...] = (BROKER_SERVICE_PORT, WEB_SERVICE_PORT)
@@ -143,6 +151,8 @@ class PulsarBrokerCharm(ops.CharmBase):
             sans=tls_sans(self.unit.name, self.app.name, self.model.name, extra),
             relation_name=CERTIFICATES_RELATION,
         )
+        # A CA rotation across the brokers: trust bundles in the peer relation (core tls).
+        self.trust = ReloadingTrust(self, self.workload, PEER_RELATION)
         self.clients = PulsarClientProvider(self, CLIENT_RELATION)
         self.client_serving = PulsarClientServing(self)
         self.function_serving = PulsarFunctionServing(self)
@@ -183,6 +193,9 @@ class PulsarBrokerCharm(ops.CharmBase):
         # The view check failed: the view is stale; record it afresh even if unchanged.
         self._view_stale = (
             isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == VIEW_CHECK
+        )
+        self._reload_stale = (
+            isinstance(event, ops.PebbleCheckFailedEvent) and event.info.name == RELOAD_CHECK
         )
         self.function_serving.view_stale = (
             isinstance(event, ops.PebbleCheckFailedEvent)
@@ -310,11 +323,13 @@ class PulsarBrokerCharm(ops.CharmBase):
             # a restart input: the JVM's ZooKeeper clients read the trust store at start
             files[CLIENT_TLS_CA_PATH] = zookeeper_ca
         # The PEM files are no restart input: Pulsar re-reads them
-        # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart.
-        pem_files = tls_files(tls_state)
+        # (tlsCertRefreshCheckDurationSec), so a renewal reaches the broker without a restart,
+        # and a CA rotation goes through trust bundles (the client relations publish the bundle).
+        tls_state = self.trust.converge(tls_state, self._reload_stale)
+        self.tls_state = tls_state
+        pem_files = bookkeeper_tls_files(bookie_ca if bookkeeper_tls else "")
         if probe_ca:
             pem_files[PROBE_CA_PATH] = probe_ca
-        pem_files.update(bookkeeper_tls_files(bookie_ca if bookkeeper_tls else ""))
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
         layer = watched_layer(

@@ -14,7 +14,9 @@ Application databag (written by the leader):
 Unit databags: ``signing-key-id`` the id (``pulsar_tokens.key_id``) of the token signing key the
 unit's broker runs with, written once the broker serves with it; the leader reads it to finish
 a signing-key rotation (see ``pulsar_key_rotation``). Besides it, only the rolling-restart
-library's lock, which that library reads.
+library's lock, which that library reads, and the unit's trust during a CA rotation
+(``tls-cas``, ``trusted-cas``), which the core ``tls`` library writes and reads
+(``parse_peer_trust``, shared with the bookies).
 """
 
 from __future__ import annotations

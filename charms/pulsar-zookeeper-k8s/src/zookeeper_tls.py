@@ -27,14 +27,16 @@ trusted together.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from charms.pulsar_k8s.v0.tls import TlsMaterial, TlsPaths, TlsState
+from charms.pulsar_k8s.v0.tls import bundle_fingerprints as bundle_fingerprints
+from charms.pulsar_k8s.v0.tls import ca_fingerprint as ca_fingerprint
+from charms.pulsar_k8s.v0.tls import needed_cas as needed_cas
+from charms.pulsar_k8s.v0.tls import present_new_certificate as present_new_certificate
+from charms.pulsar_k8s.v0.tls import split_certificates as split_certificates
+from charms.pulsar_k8s.v0.tls import trust_bundle as trust_bundle
 
 TLS_DIR = "/pulsar/conf/tls"
 TLS_PATHS = TlsPaths(
@@ -162,80 +164,7 @@ def tls_files(material: TlsMaterial | None, trust: str = "") -> dict[str, str]:
 
 # ---- CA rotation: the trust bundle and when to present the new certificate -----------------
 
-_PEM_CERTIFICATE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
-)
-
-
-def split_certificates(pem: str) -> list[str]:
-    """Every certificate of a PEM text, each normalised (64-column body, one newline at the end).
-
-    Anything that is not a well-formed certificate block is left out.
-    """
-    blocks: list[str] = []
-    for match in _PEM_CERTIFICATE.finditer(pem):
-        body = "".join(match.group(1).split())
-        try:
-            base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if not body:
-            continue
-        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-        blocks.append(
-            "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----"])
-        )
-    return [block + "\n" for block in blocks]
-
-
-def ca_fingerprint(pem: str) -> str:
-    """SHA-256 of the first certificate's DER, hex ("" when there is none)."""
-    blocks = split_certificates(pem)
-    if not blocks:
-        return ""
-    body = "".join(blocks[0].splitlines()[1:-1])
-    return hashlib.sha256(base64.b64decode(body)).hexdigest()
-
-
-def trust_bundle(cas: Iterable[str]) -> str:
-    """One PEM file holding every certificate of ``cas`` once, in a stable order."""
-    unique: dict[str, str] = {}
-    for pem in cas:
-        for block in split_certificates(pem):
-            unique.setdefault(ca_fingerprint(block), block)
-    return "".join(unique[fp] for fp in sorted(unique))
-
-
-def bundle_fingerprints(bundle: str) -> frozenset[str]:
-    """Return the fingerprints of every certificate of a bundle."""
-    return frozenset(ca_fingerprint(block) for block in split_certificates(bundle))
-
-
-def present_new_certificate(
-    new_ca: str, presented_ca: str, others_trusted: Iterable[frozenset[str] | None]
-) -> bool:
-    """Whether a member presents its newest certificate now, or keeps the one it presents.
-
-    ``new_ca``: the CA of its newest certificate; ``presented_ca``: the CA of the certificate
-    its running server presents ("" : none, it runs plain text or does not run);
-    ``others_trusted``: the CA fingerprints each other member's running server trusts (None:
-    unknown, e.g. not running). The same CA (a renewal) or nothing presented yet: at once.
-    A new CA: only once every other member trusts it, so none refuses this member.
-    """
-    new = ca_fingerprint(new_ca)
-    if not presented_ca or ca_fingerprint(presented_ca) == new:
-        return True
-    return all(trusted is not None and new in trusted for trusted in others_trusted)
-
-
-def needed_cas(newest_ca: str, presented_ca: str) -> list[str]:
-    """Return the CAs a unit asks every trust store to hold.
-
-    Its newest certificate's CA and the CA of the certificate its running server presents
-    ("" : none): one CA outside a CA rotation, two during one.
-    """
-    blocks = [block for ca in (newest_ca, presented_ca) for block in split_certificates(ca)]
-    return list(dict.fromkeys(blocks))
+# The PEM helpers are the shared core's (one parser for every charm), re-exported here.
 
 
 @dataclass(frozen=True)

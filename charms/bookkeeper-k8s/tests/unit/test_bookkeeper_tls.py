@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import ops
@@ -21,12 +22,25 @@ from bookkeeper_tls import (
     tls_files,
 )
 from bookkeeper_workload import BookieWorkload
+from charmlibs.interfaces.tls_certificates import (
+    Certificate,
+    CertificateRequestAttributes,
+    PrivateKey,
+)
 from charms.bookkeeper_k8s.v0.bookkeeper import (
     BookKeeperInfo,
     BookKeeperRequirer,
     usable_tls_ca,
 )
-from charms.pulsar_k8s.v0.tls import TlsMaterial, TlsState
+from charms.pulsar_k8s.v0.tls import (
+    TLS_CAS_KEY,
+    TRUSTED_CAS_KEY,
+    TlsMaterial,
+    TlsState,
+    bundle_fingerprints,
+    ca_fingerprint,
+    parse_peer_trust,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
@@ -297,3 +311,45 @@ def test_the_requirer_reads_tls_and_the_ca(ctx, storage, tmp_path):
     with requirer(requirer.on.update_status(), testing.State(relations=[plain])) as manager:
         info = BookKeeperRequirer(manager.charm).info()
         assert info is not None and not info.tls and info.tls_ca == ""
+
+
+# ---- CA rotation: the relation publishes every bookie's CAs ---------------------------------
+
+
+def _other_ca() -> str:
+    """Another CA (PEM): the one a bookie still presents during a rotation."""
+    key = PrivateKey.generate()
+    attributes = CertificateRequestAttributes(common_name="other-ca", is_ca=True)
+    return str(Certificate.generate_self_signed_ca(attributes, key, timedelta(days=1))) + "\n"
+
+
+def test_the_relation_publishes_the_bundle_of_every_bookies_cas(ctx, storage, tmp_path, calls):
+    other = _other_ca()
+    cont = container(storage, tmp_path, running=True)
+    bk = brokers()
+    peer = tls_peers({1: "true", 2: "true"})
+    peers_data = {
+        # bookie 1 is still on another CA (a rotation under way); bookie 2 sends junk
+        1: {**peer.peers_data[1], TLS_CAS_KEY: json.dumps([other]), TRUSTED_CAS_KEY: "[]"},
+        2: {**peer.peers_data[2], TLS_CAS_KEY: '["not a certificate", 7]', TRUSTED_CAS_KEY: "x"},
+    }
+    peer = dataclasses.replace(peer, peers_data=peers_data)
+    st_, ca = answered(ctx, state(cont, peer=peer, extra=(bk, certificates())))
+    out = ctx.run(ctx.on.config_changed(), st_)
+    out = ctx.run(ctx.on.update_status(), out)
+    data = out.get_relation(bk.id).local_app_data
+    assert data["tls"] == "enabled"
+    assert bundle_fingerprints(data["tls-ca"]) == {ca_fingerprint(ca), ca_fingerprint(other)}
+    # the bookie's own trust file is the same bundle; it asks for its own CA alone
+    assert (tmp_path / "conf" / "tls" / "ca.pem").read_text() == data["tls-ca"]
+    own = parse_peer_trust(out.get_relation(peer.id).local_unit_data)
+    assert [ca_fingerprint(c) for c in own.cas] == [ca_fingerprint(ca)]
+    # brokers accept the bundle as their BookKeeper trust
+    info = BookKeeperInfo("u", (), (), tls=True, tls_ca=data["tls-ca"])
+    assert usable_tls_ca(info) == data["tls-ca"]
+    # bookie 1 moves to this CA: the other CA leaves the bundle
+    moved = {**peers_data, 1: {**peers_data[1], TLS_CAS_KEY: json.dumps([ca])}}
+    relation = dataclasses.replace(out.get_relation(peer.id), peers_data=moved)
+    after = ctx.run(ctx.on.relation_changed(relation, remote_unit=1), _replace(out, relation))
+    data = after.get_relation(bk.id).local_app_data
+    assert bundle_fingerprints(data["tls-ca"]) == {ca_fingerprint(ca)}

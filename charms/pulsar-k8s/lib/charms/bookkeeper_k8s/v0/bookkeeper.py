@@ -15,7 +15,9 @@ provider (bookkeeper-k8s) application databag
                               (START_TLS, BookKeeper's in-band TLS); absent: plain text
     ``tls-ca``                with ``tls``: the CA chain (PEM) the bookies' certificates end
                               at. Public data (a CA certificate is no credential), so in the
-                              databag: a change wakes the brokers with relation-changed
+                              databag: a change wakes the brokers with relation-changed.
+                              Since LIBPATCH 8 it may hold several CA certificates: during a
+                              CA rotation, the old and the new CA (trust every one of them)
 
 One ZooKeeper identity per Pulsar cluster: brokers write ledger metadata under the BookKeeper
 root, so they must be the same ZooKeeper user as the bookies against a ZooKeeper that gives each
@@ -51,7 +53,7 @@ import ops
 
 LIBID = "9c8d7e6f5a4b4c3d2e1f0a9b8c7d6e5f"
 LIBAPI = 0
-LIBPATCH = 7
+LIBPATCH = 8
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,16 @@ Usage::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
+import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import ops
 from charmlibs.interfaces.tls_certificates import (
@@ -33,12 +39,22 @@ from charmlibs.interfaces.tls_certificates import (
     TLSCertificatesError,
     TLSCertificatesRequiresV4,
 )
+from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname
+from charms.pulsar_k8s.v0.view_check import (
+    VIEW_DIR,
+    check_script,
+    exec_check,
+    record_content,
+    record_view,
+    recorded_state,
+)
+from charms.pulsar_k8s.v0.workload import Workload
 from cryptography.hazmat.primitives import serialization
 
 LIBID = "3f1a7c2e9b4d4e6f8a0c5d7e9f1b3a5c"
 LIBAPI = 0
-LIBPATCH = 2
+LIBPATCH = 3
 
 logger = logging.getLogger(__name__)
 
@@ -303,3 +319,297 @@ class TlsRequirer(ops.Object):
         if certificate is None or private_key is None:
             return TlsState(related=True)
         return TlsState(related=True, material=material_from(certificate, private_key))
+
+
+# ---- CA rotation: PEM bundles (one parser for every charm) ---------------------------------
+
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
+)
+
+
+def split_certificates(pem: str) -> list[str]:
+    """Every certificate of a PEM text, each normalised (64-column body, one newline at the end).
+
+    Anything that is not a well-formed certificate block is left out; never raises.
+    """
+    if not isinstance(pem, str):
+        return []
+    blocks: list[str] = []
+    for match in _PEM_CERTIFICATE.finditer(pem):
+        body = "".join(match.group(1).split())
+        try:
+            base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if not body:
+            continue
+        lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+        blocks.append(
+            "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----"])
+        )
+    return [block + "\n" for block in blocks]
+
+
+def ca_fingerprint(pem: str) -> str:
+    """SHA-256 of the first certificate's DER, hex ("" when there is none)."""
+    blocks = split_certificates(pem)
+    if not blocks:
+        return ""
+    body = "".join(blocks[0].splitlines()[1:-1])
+    return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def trust_bundle(cas: Iterable[str]) -> str:
+    """One PEM file holding every certificate of ``cas`` once, in a stable order."""
+    unique: dict[str, str] = {}
+    for pem in cas:
+        for block in split_certificates(pem):
+            unique.setdefault(ca_fingerprint(block), block)
+    return "".join(unique[fp] for fp in sorted(unique))
+
+
+def bundle_fingerprints(bundle: str) -> frozenset[str]:
+    """Return the fingerprints of every certificate of a bundle."""
+    return frozenset(ca_fingerprint(block) for block in split_certificates(bundle))
+
+
+def present_new_certificate(
+    new_ca: str, presented_ca: str, others_trusted: Iterable[frozenset[str] | None]
+) -> bool:
+    """Whether a unit presents its newest certificate now, or keeps the one it presents.
+
+    ``new_ca``: the CA of its newest certificate; ``presented_ca``: the CA of the certificate
+    its running server presents ("" : none, it runs plain text or does not run);
+    ``others_trusted``: the CA fingerprints each other party's running server trusts (None:
+    unknown, e.g. not running). The same CA (a renewal) or nothing presented yet: at once.
+    A new CA: only once every other party trusts it, so none refuses this unit.
+    """
+    new = ca_fingerprint(new_ca)
+    if not presented_ca or ca_fingerprint(presented_ca) == new:
+        return True
+    return all(trusted is not None and new in trusted for trusted in others_trusted)
+
+
+def needed_cas(newest_ca: str, presented_ca: str) -> list[str]:
+    """Return the CAs a unit asks every trust store to hold.
+
+    Its newest certificate's CA and the CA of the certificate its running server presents
+    ("" : none): one CA outside a CA rotation, two during one.
+    """
+    blocks = [block for ca in (newest_ca, presented_ca) for block in split_certificates(ca)]
+    return list(dict.fromkeys(blocks))
+
+
+# ---- CA rotation where the server re-reads its PEM files (brokers, bookies) ------------------
+#
+# Pulsar's listeners and BookKeeper's TLS re-read the PEM files at most every
+# CERT_REFRESH_SECONDS, on the next connection after the files' modification time changed: a
+# connection opened SETTLE_S after a push sees the new files. Every unit publishes in its peer
+# relation the CAs it needs trusted (TLS_CAS_KEY) and the CAs its running server surely trusts
+# (TRUSTED_CAS_KEY, fingerprints); its trust file (and what its client relations publish) is
+# the bundle of every unit's CAs. A unit presents a certificate from a new CA only once every
+# unit, itself included, trusts that CA: its clients got the two-CA bundle at least SETTLE_S
+# before. A CA leaves the bundle once no unit presents it any more (SETTLE_S after the switch).
+
+TLS_CAS_KEY = "tls-cas"
+TRUSTED_CAS_KEY = "trusted-cas"
+# The CA of the certificate in PULSAR_TLS_PATHS.certificate (what the server presents).
+PRESENTED_CA_PATH = f"{PULSAR_TLS_DIR}/presented-ca.pem"
+SETTLE_S = CERT_REFRESH_SECONDS + 15
+# A Pebble check that fails SETTLE_S after the charm pushed PEM files: the wake-up of the next
+# step of a rotation (no update-status).
+RELOAD_CHECK = "tls-reload"
+RELOAD_LAYER = "tls-reload"
+RELOAD_VIEW_PATH = f"{VIEW_DIR}/tls-files"
+FRESH, SETTLED = "fresh", "settled"
+
+
+@dataclass(frozen=True)
+class PeerTrust:
+    """What one unit published: the CAs it needs trusted, the CAs its server trusts."""
+
+    cas: tuple[str, ...] = ()
+    # fingerprints; None: not published (no TLS, or not known yet)
+    trusted: frozenset[str] | None = None
+
+
+def _json_strings(raw: object) -> list[str] | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(values, list):
+        return None
+    return [v for v in values if isinstance(v, str)]
+
+
+def parse_peer_trust(data: Mapping[str, str]) -> PeerTrust:
+    """Read a unit's published trust; malformed values read as absent (never raises)."""
+    cas = _json_strings(data.get(TLS_CAS_KEY)) or []
+    blocks = tuple(dict.fromkeys(b for ca in cas for b in split_certificates(ca)))
+    trusted = _json_strings(data.get(TRUSTED_CAS_KEY))
+    fingerprints = (
+        frozenset(t for t in trusted if re.fullmatch(r"[0-9a-f]{64}", t))
+        if trusted is not None
+        else None
+    )
+    return PeerTrust(blocks, fingerprints)
+
+
+def peer_trust_data(trust: PeerTrust) -> dict[str, str]:
+    """Return the unit databag values of ``trust`` ("" removes a key: no TLS)."""
+    if not trust.cas:
+        return {TLS_CAS_KEY: "", TRUSTED_CAS_KEY: ""}
+    return {
+        TLS_CAS_KEY: json.dumps(list(trust.cas)),
+        TRUSTED_CAS_KEY: json.dumps(sorted(trust.trusted or ())),
+    }
+
+
+@dataclass(frozen=True)
+class RunningFiles:
+    """The PEM files in the container: what the server presents and trusts (after SETTLE_S)."""
+
+    certificate: str = ""
+    private_key: str = field(default="", repr=False)
+    presented_ca: str = ""
+    trust: str = ""
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    """What one unit pushes and publishes now."""
+
+    # the certificate and key to present; ``ca``: the trust bundle
+    material: TlsMaterial
+    presented_ca: str
+    # what the unit publishes about itself
+    published: PeerTrust
+
+
+def plan_reload(
+    newest: TlsMaterial,
+    running: RunningFiles,
+    settled: bool,
+    own: PeerTrust,
+    peers: Iterable[PeerTrust],
+) -> ReloadPlan:
+    """One unit's certificate, trust bundle and published trust (pure).
+
+    ``newest``: the provider's certificate; ``running``: the files in the container;
+    ``settled``: they were pushed SETTLE_S ago or more (the server reads them);
+    ``own``: what this unit published last; ``peers``: what the other units published (units
+    publishing no CA run no TLS and are left out).
+    """
+    peers = [peer for peer in peers if peer.cas]
+    in_file = bundle_fingerprints(running.trust)
+    # What the running server surely trusts: the file once settled; before, only what it
+    # trusted already and the file still holds.
+    trusted_now = in_file if settled else (own.trusted or frozenset()) & in_file
+    presented_ca = running.presented_ca if running.certificate else ""
+    present_new = present_new_certificate(
+        newest.ca, presented_ca, [trusted_now, *(peer.trusted for peer in peers)]
+    )
+    if present_new or not running.private_key:
+        certificate, key, presenting_ca = newest.certificate, newest.private_key, newest.ca
+    else:
+        certificate, key, presenting_ca = running.certificate, running.private_key, presented_ca
+    switching = bool(presented_ca) and certificate != running.certificate
+    cas = needed_cas(newest.ca, presenting_ca)
+    if switching or not settled:
+        # the server may still present the previous certificate until it re-reads the files
+        cas += needed_cas(presented_ca, "") + list(own.cas)
+    cas = list(dict.fromkeys(cas))
+    bundle = trust_bundle([*cas, *(ca for peer in peers for ca in peer.cas)])
+    trusted = trusted_now & bundle_fingerprints(bundle)
+    material = replace(newest, certificate=certificate, private_key=key, ca=bundle)
+    return ReloadPlan(material, presenting_ca, PeerTrust(tuple(cas), trusted))
+
+
+def files_settled(view: str | None, now: float) -> bool:
+    """Whether the PEM files were pushed SETTLE_S ago or more (no record: long ago)."""
+    if recorded_state(view) != FRESH:
+        return True
+    parts = (view or "").split()
+    try:
+        stamp = int(parts[1])
+    except (IndexError, ValueError):
+        return True
+    return now - stamp >= SETTLE_S
+
+
+def reload_layer() -> dict:
+    """Return the layer of the check that wakes the charm SETTLE_S after a push of PEM files."""
+    path = RELOAD_VIEW_PATH
+    live = (
+        f'read -r s t 2>/dev/null < {path}; t="${{t:-0}}"; '
+        f"if [ \"$s\" = {FRESH} ] && [ $(( $(printf '%(%s)T' -1) - t )) -lt {SETTLE_S} ]; "
+        f"then printf {FRESH}; else printf {SETTLED}; fi"
+    )
+    return {
+        "summary": "TLS files re-read",
+        "checks": {RELOAD_CHECK: exec_check(check_script(live, path))},
+    }
+
+
+class ReloadingTrust:
+    """One unit's side of a CA rotation on a server that re-reads its PEM files.
+
+    ``converge`` pushes the files and publishes the unit's trust; it returns the state to
+    render and publish from: ``material.ca`` is the bundle of every unit's CAs.
+    """
+
+    def __init__(self, charm: ops.CharmBase, workload: Workload, peer_relation: str):
+        self._charm = charm
+        self._workload = workload
+        self._peer = peer_relation
+
+    def converge(self, state: TlsState, stale: bool = False) -> TlsState:
+        """Push the PEM files and publish; ``stale``: the reload check just failed."""
+        relation = self._charm.model.get_relation(self._peer)
+        own_data = relation.data[self._charm.unit] if relation is not None else None
+        if state.material is None:
+            if own_data is not None:
+                write_if_different(own_data, peer_trust_data(PeerTrust()))
+            return state
+        now = time.time()
+        settled = files_settled(self._workload.read_text(RELOAD_VIEW_PATH), now)
+        peers = (
+            [parse_peer_trust(relation.data[unit]) for unit in relation.units]
+            if relation is not None
+            else []
+        )
+        plan = plan_reload(
+            state.material,
+            self._running(),
+            settled,
+            parse_peer_trust(own_data) if own_data is not None else PeerTrust(),
+            peers,
+        )
+        files = {**plan.material.files(PULSAR_TLS_PATHS), PRESENTED_CA_PATH: plan.presented_ca}
+        if self._workload.changed_files(files):
+            self._workload.push(files)
+            self._workload.push({RELOAD_VIEW_PATH: record_content(FRESH, now)})
+        else:
+            record_view(
+                self._workload, RELOAD_VIEW_PATH, SETTLED if settled else FRESH, stale and settled
+            )
+        layer = reload_layer()
+        if self._workload.layer_differs(layer):
+            self._workload.add_layer(RELOAD_LAYER, layer)
+        if own_data is not None:
+            write_if_different(own_data, peer_trust_data(plan.published))
+        return replace(state, material=plan.material)
+
+    def _running(self) -> RunningFiles:
+        read = self._workload.read_text
+        certificate = read(PULSAR_TLS_PATHS.certificate) or ""
+        trust = read(PULSAR_TLS_PATHS.ca) or ""
+        # files of an older revision have no presented-ca.pem: their ca.pem held that CA alone
+        presented = read(PRESENTED_CA_PATH) or (trust if certificate else "")
+        return RunningFiles(
+            certificate, read(PULSAR_TLS_PATHS.private_key) or "", presented, trust
+        )
