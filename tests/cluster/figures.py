@@ -685,15 +685,30 @@ order kept, as Juju's unit agents run side by side. Hook time therefore still ad
 critical path (a JVM start waits about 1 s in Pebble before the hook goes on), so these
 figures are an upper bound of what a controller would show. Until 2026-12-03 the queue was one
 FIFO for the whole model: the broker's first `bookkeeper` hook waited about 13 s behind the
-other units' joins, and the cold deploy measured 3.5x-4.7x. On 2 CPUs the overlapped start
-(three bookie JVMs, the cluster-metadata tool and the broker JVM at once) is CPU-bound, and
-timings measured while other processes use the same 2 CPUs are noisy: one standalone start
-took 5.5 s to 14 s, hence the median of three as the baseline, with the same JVM collector
-as the cluster. On a quiet machine the cold deploy is still above the 4x target (4.2x and 4.4x
-in the two runs of 2026-12-03 against a 5.5-5.7 s baseline): after ZooKeeper's quorum (5.4 s),
-the BookKeeper metadata (1.2 s) and the cluster-metadata tool (5 s, beside three bookie JVMs
-starting), the broker JVM needs about 9 s to serve on 2 shared CPUs; the timeline below shows
-it. The full restart is within its 6x.
+other units' joins, and the cold deploy measured 3.5x-4.7x. Until the same day the rig also
+read the pods' Pebble only once the whole queue was empty, so during a cold deploy's relation
+cascade a check event or a custom notice waited for every queued hook of every unit; it now
+reads them every 0.25 s between hooks, as Juju's watchers run beside the hooks.
+
+What wakes a unit when its workload comes up is a Pebble custom notice from the watcher each
+service starts with (architecture: "The watcher"): the bookie's, ZooKeeper's and the broker's
+notices are recorded within 0.25 s of the change, where the 2 s view check alone had taken a
+second on average (1.3 s from the broker ready to Active on 2026-12-02). The rig delivers the
+notice as the next hook of that unit; with every unit's hooks run one at a time, a unit with a
+backlog of relation hooks still hears of it late (a ZooKeeper member's quorum notice ran 30 s
+after it was recorded in one loaded run), which a controller, running each unit's hooks beside
+the others', would not show.
+
+On 2 CPUs the overlapped start (three bookie JVMs, the cluster-metadata tool and the broker JVM
+at once) is CPU-bound: measured per process over one cold deploy, the seven JVMs used about 45
+CPU-seconds (ZooKeeper about 5 each, bookies 5.5-6 each, the broker 13), the tools, checks and
+Pebble 3-7, the rig's own process 5-7, so the 2 CPUs are busy from the first ZooKeeper start to
+the first message; the standalone baseline is one JVM. Timings measured while other processes
+use the same CPUs are therefore noisy (one standalone start took 5.5 s to 14 s), hence the
+median of three as the baseline, with the same JVM collector as the cluster, and the figures
+from CI's quiet run. The broker JVM needs about 9 CPU-seconds to serve; it starts only after
+the cluster metadata exists (Pulsar's Helm chart waits for the same znode), beside the bookies.
+The full restart is within its 6x.
 
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,
