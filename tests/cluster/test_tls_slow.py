@@ -37,7 +37,7 @@ from tests.cluster.test_tls import bookie_fqdn, handshake, provider_ca, start_tl
 sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
 from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.extended
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 TLS_APP = "tls"

@@ -283,7 +283,7 @@ class TrustSampler:
         self._thread.join(timeout=30)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model):
     from tests.cluster.test_scenarios_slow import ZnodeWriter
 
@@ -365,7 +365,7 @@ def everything_plain(model: Model) -> bool:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_removing_the_certificates_relation_returns_to_plain_text(zk_secure: Model):
     model = zk_secure
     (relation,) = model.relations_of(TLS_APP, "certificates")
