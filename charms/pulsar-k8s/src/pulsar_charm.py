@@ -24,6 +24,7 @@ from charms.pulsar_k8s.v0.tls import (
     TlsState,
     parse_extra_sans,
     tls_sans,
+    with_previous_ca,
 )
 from charms.pulsar_k8s.v0.validation import (
     InvalidField,
@@ -75,7 +76,6 @@ from pulsar_probes import (
     PROBE_CA_PATH,
     WebAccess,
     plain_web_open,
-    probe_ca_bundle,
     web_access,
 )
 from pulsar_proxy_serving import PROXY_RELATION, PulsarProxyServing
@@ -569,7 +569,7 @@ class PulsarBrokerCharm(ops.CharmBase):
         """Return the CAs the charm's own checks and calls trust (None without TLS)."""
         if state.material is None:
             return None
-        return probe_ca_bundle(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
+        return with_previous_ca(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
 
     @property
     def _unit_address(self) -> str:

@@ -37,7 +37,6 @@ from pulsar_tls import WEB_SERVICE_PORT_TLS, BrokerTls
 WEB_SERVICE_PORT = 8080
 # The CAs the charm's checks and calls trust (public: CA certificates only).
 PROBE_CA_PATH = f"{PULSAR_TLS_DIR}/probe-ca.pem"
-_END = "-----END CERTIFICATE-----"
 # The checks' HTTP timeout (Pebble's check timeout is 3 s for the alive and ready checks).
 CHECK_MAX_TIME_S = "2"
 
@@ -85,22 +84,6 @@ def web_access(tls: BrokerTls, ca: str | None) -> WebAccess:
     if tls.enabled and not tls.plaintext and ca:
         return WebAccess(tls=True, ca=ca)
     return PLAIN_WEB
-
-
-def _certificates(text: str) -> list[str]:
-    """Return the PEM certificates in ``text``, each ending with its END line."""
-    return [f"{block.strip()}\n{_END}" for block in text.split(_END) if "-----BEGIN" in block]
-
-
-def probe_ca_bundle(current: str, previous: str | None) -> str:
-    """Return the CAs the charm trusts: ``current``, then the first other CA it trusted.
-
-    Unchanged while ``current`` is; a new CA keeps the one it replaced (the broker serves the
-    old chain until it re-reads its files), and that one leaves at the next rotation.
-    """
-    now = _certificates(current)
-    older = [cert for cert in _certificates(previous or "") if cert not in now]
-    return "\n".join([*now, *older[:1]]) + "\n"
 
 
 def plain_web_open(tls: BrokerTls) -> bool:

@@ -31,7 +31,13 @@ from charms.pulsar_k8s.v0.observability import MetricsEndpoint, Observability
 from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
 from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
 from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
-from charms.pulsar_k8s.v0.tls import TlsRequirer, TlsState, parse_extra_sans, tls_sans
+from charms.pulsar_k8s.v0.tls import (
+    TlsRequirer,
+    TlsState,
+    parse_extra_sans,
+    tls_sans,
+    with_previous_ca,
+)
 from charms.pulsar_k8s.v0.view_check import record_view
 from charms.pulsar_k8s.v0.workload import (
     WorkloadError,
@@ -46,7 +52,6 @@ from proxy_probes import (
     PLAIN_WEB,
     PROBE_CA_PATH,
     ProxyWeb,
-    probe_ca_bundle,
     proxy_web,
 )
 from proxy_render import (
@@ -135,7 +140,7 @@ class PulsarProxyCharm(ops.CharmBase):
         """Return the CAs the charm's own probes trust (proxy_probes); None without TLS."""
         if state.material is None:
             return None
-        return probe_ca_bundle(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
+        return with_previous_ca(state.material.ca, self.workload.read_text(PROBE_CA_PATH))
 
     # --- the reconcile ---------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ WEB_SERVICE_PORT_TLS = 8443
 STATUS_PATH = "/status.html"
 PROBE_CA_PATH = f"{PULSAR_TLS_DIR}/probe-ca.pem"
 CHECK_MAX_TIME_S = "2"
-_END = "-----END CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -69,17 +68,6 @@ def proxy_web(tls: ServingTls, ca: str | None) -> ProxyWeb:
     if not plain_web_open(tls) and ca:
         return ProxyWeb(tls=True, ca=ca)
     return PLAIN_WEB
-
-
-def _certificates(text: str) -> list[str]:
-    return [f"{block.strip()}\n{_END}" for block in text.split(_END) if "-----BEGIN" in block]
-
-
-def probe_ca_bundle(current: str, previous: str | None) -> str:
-    """Return the CAs the charm trusts: ``current``, then the first other CA it trusted."""
-    now = _certificates(current)
-    older = [cert for cert in _certificates(previous or "") if cert not in now]
-    return "\n".join([*now, *older[:1]]) + "\n"
 
 
 def status_probe(address: str, web: ProxyWeb) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from charmlibs.interfaces.tls_certificates import (
     PrivateKey,
 )
 from charms.pulsar_k8s.v0.observability import MetricsEndpoint, scrape_jobs
+from charms.pulsar_k8s.v0.tls import with_previous_ca
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
@@ -40,7 +41,6 @@ from pulsar_probes import (
     PROBE_CA_PATH,
     WebAccess,
     plain_web_open,
-    probe_ca_bundle,
     web_access,
 )
 from pulsar_render import (
@@ -105,13 +105,13 @@ def test_an_unusable_ca_is_refused_never_ignored():
 
 def test_the_probe_bundle_keeps_the_ca_a_rotation_replaced_until_the_next_one():
     old, new, newer = _other_ca(), _other_ca(), _other_ca()
-    first = probe_ca_bundle(old, None)
+    first = with_previous_ca(old, None)
     assert first.strip() == old.strip()
-    assert probe_ca_bundle(old, first) == first  # unchanged: nothing written
-    rotated = probe_ca_bundle(new, first)
+    assert with_previous_ca(old, first) == first  # unchanged: nothing written
+    rotated = with_previous_ca(new, first)
     assert rotated == new.strip() + "\n" + old.strip() + "\n"
-    assert probe_ca_bundle(new, rotated) == rotated
-    assert probe_ca_bundle(newer, rotated) == newer.strip() + "\n" + new.strip() + "\n"
+    assert with_previous_ca(new, rotated) == rotated
+    assert with_previous_ca(newer, rotated) == newer.strip() + "\n" + new.strip() + "\n"
     # both verify: a context from the bundle loads two CAs
     context = WebAccess(tls=True, ca=rotated).ssl_context()
     assert context is not None and len(context.get_ca_certs()) == 2

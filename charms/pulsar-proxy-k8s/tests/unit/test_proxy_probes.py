@@ -34,7 +34,6 @@ from proxy_probes import (
     PROBE_CA_PATH,
     ProxyWeb,
     plain_web_open,
-    probe_ca_bundle,
     proxy_web,
 )
 from proxy_render import pebble_layer
@@ -83,11 +82,8 @@ def test_the_checks_probe_8443_with_curl_and_the_ca_file_only_when_plain_text_is
     assert f"https://{ADDRESS}:8443/status.html" in view and "/dev/tcp" not in view
 
 
-def test_the_probe_bundle_keeps_the_replaced_ca_until_the_next_rotation():
-    old, new = _ca()[0], _ca()[0]
-    first = probe_ca_bundle(old, None)
-    assert probe_ca_bundle(old, first) == first
-    assert probe_ca_bundle(new, first) == new.strip() + "\n" + old.strip() + "\n"
+# The probe CA bundle (the replaced CA kept until the next rotation) is the core tls library's
+# with_previous_ca, tested in pulsar-k8s (test_pulsar_probes).
 
 
 # -- for real: an HTTPS server trusting a throwaway CA ------------------------------------------

@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import serialization
 
 LIBID = "3f1a7c2e9b4d4e6f8a0c5d7e9f1b3a5c"
 LIBAPI = 0
-LIBPATCH = 3
+LIBPATCH = 4
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +349,18 @@ def split_certificates(pem: str) -> list[str]:
             "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----"])
         )
     return [block + "\n" for block in blocks]
+
+
+def with_previous_ca(current: str, previous: str | None) -> str:
+    """Return ``current``'s certificates, then the first other one ``previous`` held.
+
+    For a client that must keep trusting the chain a server presented until the server re-reads
+    its files: unchanged while ``current`` is; a new CA keeps the one it replaced, which leaves at
+    the next rotation. Malformed blocks are left out; never raises.
+    """
+    now = split_certificates(current)
+    older = [cert for cert in split_certificates(previous or "") if cert not in now]
+    return "".join([*now, *older[:1]])
 
 
 def ca_fingerprint(pem: str) -> str:
