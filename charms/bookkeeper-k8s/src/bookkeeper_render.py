@@ -10,6 +10,7 @@ only while ``httpServerEnabled`` is false.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from bookkeeper_config import BookKeeperConfig
 from bookkeeper_tls import bookie_tls_properties
 from charms.pulsar_k8s.v0.rendering import client_jaas, render_properties
-from charms.pulsar_k8s.v0.workload import pebble_check, workload_service
+from charms.pulsar_k8s.v0.workload import WORKLOAD_UID, pebble_check, workload_service
 from charms.pulsar_zookeeper_k8s.v0.zookeeper import client_tls_jvm_options
 
 PULSAR_HOME = "/pulsar"
@@ -32,6 +33,10 @@ CONF_HEADER = "Managed by the bookkeeper-k8s charm: edits are overwritten."
 BOOKIE_PORT = 3181
 HTTP_PORT = 8000
 SERVICE = "bookie"
+# Kubernetes' default grace period: a bookie stopped by Pebble flushes, closes its journal and
+# deletes its registration. Killed sooner (Pebble's default is 5 s), its registration outlives it
+# until the ZooKeeper session expires, and the next start can fail to register.
+KILL_DELAY = "30s"
 # Small heap for the one-off shell tools, so they fit next to a running bookie; C1 only, as they
 # run for seconds on the cold-start critical path (1.4 s -> 1.0 s measured for a shell run).
 TOOL_MEM = "-Xmx128m -XX:TieredStopAtLevel=1"
@@ -187,6 +192,11 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
     unchanged reconcile sees no difference.
     """
     base = f"http://{address}:{HTTP_PORT}/api/v1/bookie"
+    alive = {
+        "command": shlex.join(["/bin/bash", "-c", alive_script(address)]),
+        "user-id": WORKLOAD_UID,
+        "group": "root",
+    }
     return {
         "summary": "bookkeeper-k8s bookie",
         "services": {
@@ -195,15 +205,33 @@ def pebble_layer(address: str, env: Mapping[str, str]) -> dict[str, Any]:
                 f"{PULSAR_HOME}/bin/pulsar bookie",
                 env,
                 "bookie-alive",
-                **{"working-dir": PULSAR_HOME},
+                **{"working-dir": PULSAR_HOME, "kill-delay": KILL_DELAY},
             )
         },
         "checks": {
             # A bookie replaying a large journal answers /state late: allow about a minute.
-            "bookie-alive": pebble_check("alive", 6, http={"url": f"{base}/state"}),
+            "bookie-alive": pebble_check("alive", 6, exec=alive),
             "bookie-ready": pebble_check("ready", 3, http={"url": f"{base}/is_ready"}),
         },
     }
+
+
+def alive_script(address: str, port: int = HTTP_PORT) -> str:
+    """Bash that fails while the bookie's HTTP API is silent or says it is shutting down.
+
+    A bookie whose start fails (say, its registration from a killed predecessor has not expired)
+    begins its own shutdown and can hang in it for good: the JVM lives on and /state still
+    answers, with ``"shuttingDown": true``. Only a restart brings it back, so that state counts
+    as dead (a bookie Pebble stops is not checked, and its own clean shutdown ends in seconds).
+    """
+    return (
+        f"body=$( (exec 3<>/dev/tcp/{address}/{port} && "
+        f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
+        "while IFS= read -r -t 2 -u 3 line || [[ -n $line ]]; "
+        "do printf '%s' \"$line\"; done) 2>/dev/null); "
+        '[[ $body == *\\"running\\"* ]] && '
+        '! [[ $body =~ \\"shuttingDown\\"[[:space:]]*:[[:space:]]*true ]]'
+    )
 
 
 def _bool(value: bool) -> str:

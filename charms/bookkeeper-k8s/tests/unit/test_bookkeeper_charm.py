@@ -391,9 +391,9 @@ def test_first_start_pushes_files_and_layer(ctx, storage, tmp_path):
     assert oct((root / "bookkeeper-jaas.conf").stat().st_mode & 0o777) == oct(0o600)
     plan = out.get_container("pulsar").plan
     assert plan.services["bookie"].environment["BOOKIE_MEM"].startswith("-Xms512m -Xmx512m")
-    assert plan.checks["bookie-alive"].http == {
-        "url": f"http://{ADDRESS}:8000/api/v1/bookie/state"
-    }
+    alive = plan.checks["bookie-alive"]
+    assert alive.exec is not None and f"/dev/tcp/{ADDRESS}/8000" in alive.exec["command"]
+    assert plan.services["bookie"].kill_delay == "30s"
 
 
 def test_unchanged_reconcile_touches_nothing(ctx, storage, tmp_path, calls):

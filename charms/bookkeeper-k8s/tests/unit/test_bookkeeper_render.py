@@ -81,8 +81,8 @@ def test_every_listener_binds_to_the_unit_address(unit, model, zk, config):
     assert props["useHostNameAsBookieID"] == "true"
     assert props["zkServers"] == ""
     layer = pebble_layer(address, bookie_env(config))
-    for check in layer["checks"].values():
-        assert check["http"]["url"].startswith(f"http://{address}:8000/")
+    assert layer["checks"]["bookie-ready"]["http"]["url"].startswith(f"http://{address}:8000/")
+    assert f"/dev/tcp/{address}/8000" in layer["checks"]["bookie-alive"]["exec"]["command"]
 
 
 @given(zk=endpoints)

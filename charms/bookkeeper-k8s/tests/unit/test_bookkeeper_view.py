@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import threading
@@ -93,3 +94,58 @@ def test_check_passes_on_a_current_or_fresh_view(tmp_path, recorded, age_s, pass
     script = check_script("printf writable", str(view))
     done = subprocess.run(["/bin/bash", "-c", script], check=False, timeout=10)
     assert (done.returncode == 0) is passes
+
+
+# --- the alive check: a bookie stuck in its own shutdown is restarted ------------------------
+
+# What a bookie hung in its shutdown answered on the rig (after a failed registration).
+STUCK_IN_SHUTDOWN = (
+    '{"running":false,"readOnly":true,"shuttingDown":true,"availableForHighPriorityWrites":true}'
+)
+
+
+def alive(port: int) -> bool:
+    from bookkeeper_render import alive_script
+
+    return (
+        subprocess.run(
+            ["/bin/bash", "-c", alive_script("127.0.0.1", port)], timeout=10, check=False
+        ).returncode
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (BOOKIE_STATES["writable"], True),
+        (BOOKIE_STATES["read-only"], True),
+        # the HTTP API answers before the bookie runs only briefly; not a hang
+        (BOOKIE_STATES["starting"], True),
+        (STUCK_IN_SHUTDOWN, False),
+        ('{\n  "running" : false,\n  "shuttingDown" : true\n}', False),
+        ("not json", False),
+        ("", False),
+    ],
+)
+def test_alive_check_fails_on_silence_or_a_shutdown(body: str, expected: bool) -> None:
+    with serving(body) as port:
+        assert alive(port) is expected
+
+
+def test_alive_check_fails_on_a_refused_connection() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert not alive(sock.getsockname()[1])
+
+
+def test_the_bookie_layer_restarts_a_stuck_bookie_and_lets_it_stop_cleanly() -> None:
+    from bookkeeper_render import alive_script, pebble_layer
+
+    layer = pebble_layer("10.0.0.5", {})
+    service = layer["services"]["bookie"]
+    assert service["on-check-failure"] == {"bookie-alive": "restart"}
+    assert service["kill-delay"] == "30s"
+    check = layer["checks"]["bookie-alive"]
+    assert (check["level"], check["threshold"], check["period"]) == ("alive", 6, "10s")
+    assert check["exec"]["command"] == shlex.join(["/bin/bash", "-c", alive_script("10.0.0.5")])
