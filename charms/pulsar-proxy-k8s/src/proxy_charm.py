@@ -228,7 +228,7 @@ class PulsarProxyCharm(ops.CharmBase):
     # --- steps -----------------------------------------------------------------------------
 
     def _peer_trust(self) -> list[PeerTrust]:
-        """What every unit, this one first, published on the peer relation about its CAs."""
+        """Return what every unit, this one first, published on the peer relation about its CAs."""
         relation = self.model.get_relation(PEER)
         if relation is None:
             return []
