@@ -16,6 +16,7 @@ import json
 import sys
 import time as time_module
 from pathlib import Path
+from typing import Any
 
 import pytest
 from charms.pulsar_k8s.v0.pulsar_client import REQUESTED_SECRETS
@@ -80,7 +81,7 @@ def _fp(ca: str) -> str:
     return ca_fingerprint(ca)
 
 
-def _relation(st_: testing.State, endpoint: str):
+def _relation(st_: testing.State, endpoint: str) -> Any:
     return next(r for r in st_.relations if r.endpoint == endpoint)
 
 
