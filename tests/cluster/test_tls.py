@@ -27,7 +27,11 @@ The tests run in order and share the model:
    brokers offer their TLS URLs and CA, the proxy reaches them over TLS only; handshakes on the
    proxy's 6651 and 8443 verify the chain and SANs, its 6650 refuses; the client gets the
    proxy's ``pulsar+ssl``/``https``/``wss`` URLs and CA and moves messages through the proxy
-   with its relation token, over the binary protocol and over WebSocket (wss).
+   with its relation token, over the binary protocol and over WebSocket (wss);
+7. the proxy's own certificate under a producer through the proxy over ``pulsar+ssl`` whose
+   client trusts the relation's ``tls-ca`` as it is updated: a renewal is served at once, a CA
+   rotation publishes both CAs before the proxy presents the new one, then the new one alone;
+   no acknowledged message lost, no handshake (trusting what the relation publishes) refused.
 
 BookKeeper (still under the producer, before 6650 closes): ``tls`` is related to
 ``bookkeeper-k8s:certificates`` too; each bookie restarts once onto TLS (one at a time), then
@@ -628,3 +632,146 @@ def test_websocket_over_tls_through_the_proxy_to_tls_only_brokers(tls_proxy: Mod
         consumer.close()
     assert got == sent
     record("proxy_tls.wss_round_trip_s", time.monotonic() - started)
+
+
+# -- the proxy's own certificate: a renewal, then a CA rotation, under a client of the proxy --
+
+
+def _fingerprints(pem: str) -> set[str]:
+    """The certificates of a PEM text, whitespace-normalised."""
+    blocks = pem.split("-----END CERTIFICATE-----")
+    return {"".join(b.split("-----BEGIN CERTIFICATE-----")[-1].split()) for b in blocks[:-1]}
+
+
+def proxy_client_data(model: Model) -> tuple[str, str, str]:
+    """What the proxy's client relation publishes now: (binary URL, tls-ca, token)."""
+    (relation,) = model.relations_of(PROXY_CLIENT, "pulsar")
+    data = model.app_data(relation.id, PROXY)
+    ca = model.secret(data["secret-tls"]).content().get("tls-ca", "")
+    token = model.secret(data["secret-user"]).content()["token"]
+    return data["broker-service-url"], ca, token
+
+
+def proxy_issued_serial(model: Model) -> int:
+    pem = provider_certificates_of(model, PROXY)["certificate"]
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+class ProxyClientTrust:
+    """A client of the proxy that trusts what its relation publishes, as it is updated.
+
+    ``poll`` rewrites the client's CA file when the relation's ``tls-ca`` changes (the Pulsar
+    client reads it for each new connection) and, every 2 s, handshakes with the proxy's 6651
+    trusting that CA only: a verification failure is a client the rotation broke.
+    """
+
+    def __init__(self, model: Model, path: Path):
+        self.model = model
+        self.path = path
+        self.ca = ""
+        self.published: list[tuple[float, set[str]]] = []
+        self.served: list[tuple[float, str]] = []  # (when, issuer) of each good handshake
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+        self.count = 0
+        self._last = 0.0
+
+    def poll(self) -> None:
+        _, ca, _ = proxy_client_data(self.model)
+        if ca and ca != self.ca:
+            staged = self.path.with_suffix(".new")
+            staged.write_text(ca)
+            staged.replace(self.path)
+            self.ca = ca
+            self.published.append((time.monotonic(), _fingerprints(ca)))
+        if time.monotonic() - self._last < 2.0:
+            return
+        self._last = time.monotonic()
+        self.count += 1
+        try:
+            seen = handshake(PROXY_UNIT_FQDN, 6651, ssl.create_default_context(cadata=self.ca))
+            self.served.append((time.monotonic(), seen["issuer"]))
+        except ssl.SSLCertVerificationError as exc:
+            self.failed.append(f"{time.monotonic():.1f} {exc}")
+        except (OSError, ssl.SSLError) as exc:  # e.g. the proxy restarting
+            self.errors.append(f"{time.monotonic():.1f} {exc!r}")
+
+    def served_with(self, ca: str) -> int | None:
+        """The serial 6651 serves, if it verifies against ``ca`` alone."""
+        try:
+            context = ssl.create_default_context(cadata=ca)
+            return handshake(PROXY_UNIT_FQDN, 6651, context)["serial"]
+        except (OSError, ssl.SSLError):
+            return None
+
+
+def test_the_proxys_own_certificate_renews_and_changes_ca_under_its_client(
+    tls_proxy: Model, tmp_path
+):
+    """The renewal is served at once; a new CA is published with the old one first, served
+    once the clients had it, then published alone: nothing acknowledged is lost and no client
+    trusting what its relation publishes fails a handshake."""
+    model = tls_proxy
+    url, _, token = proxy_client_data(model)
+    assert url == f"pulsar+ssl://{PROXY_SERVICE_FQDN}:6651", url
+    trust = ProxyClientTrust(model, tmp_path / "proxy-client-ca.pem")
+    trust.poll()
+    producer = workload.BackgroundProducer(
+        topic=f"persistent://{PROXY_NAMESPACE}/proxy-ca-{uuid.uuid4().hex[:6]}",
+        url=url,
+        token=token,
+        tls_ca_file=str(trust.path),
+        send_timeout_ms=60_000,
+    )
+    producer.start()
+    try:
+        producer.wait_acks(50)
+        # 1. a renewal (the provider signs the same request again): served without the wait
+        before = proxy_issued_serial(model)
+        renewing = time.monotonic()
+        model.config(TLS_APP, **{"certificate-validity-hours": 50})
+
+        def renewed() -> bool:
+            trust.poll()
+            issued = proxy_issued_serial(model)
+            return issued != before and trust.served_with(trust.ca) == issued
+
+        model.settle(until=renewed, timeout=240)
+        record("proxy_tls.renewal_served_s", time.monotonic() - renewing)
+        producer.wait_acks(len(producer.acked) + 50)
+
+        # 2. a new CA
+        old_ca = proxy_ca(model)
+        rotating = time.monotonic()
+        model.config(TLS_APP, **{"ca-common-name": "rig-ca-proxy"})
+
+        def new_ca_issued() -> bool:
+            trust.poll()
+            return proxy_ca(model) != old_ca
+
+        model.settle(until=new_ca_issued, timeout=120)
+        new_ca = proxy_ca(model)
+
+        def on_new_ca_alone() -> bool:
+            trust.poll()
+            return _fingerprints(trust.ca) == _fingerprints(new_ca) and (
+                trust.served_with(new_ca) == proxy_issued_serial(model)
+            )
+
+        model.settle(until=on_new_ca_alone, timeout=900)
+        record("proxy_tls.ca_rotation_to_new_ca_alone_s", time.monotonic() - rotating)
+        producer.wait_acks(len(producer.acked) + 50)
+    finally:
+        producer.stop()
+    record("proxy_tls.renewal_publish_gap_s", producer.longest_gap(since=renewing, until=rotating))
+    record("proxy_tls.ca_rotation_publish_gap_s", producer.longest_gap(since=rotating))
+    record("proxy_tls.ca_rotation_handshakes", trust.count)
+    record("proxy_tls.ca_rotation_handshake_errors", len(trust.errors))
+    assert not trust.failed, trust.failed[:5]
+    # the clients had both CAs before the proxy presented the new one
+    old, new = _fingerprints(old_ca), _fingerprints(new_ca)
+    both_at = min(t for t, fps in trust.published if old | new <= fps)
+    new_at = min(t for t, issuer in trust.served if "CN=rig-ca-proxy" in issuer.split(","))
+    assert both_at < new_at, (both_at, new_at)
+    record("proxy_tls.ca_rotation_both_cas_to_new_served_s", new_at - both_at)
+    assert producer.check_nothing_lost() >= len(producer.acked)

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.cluster.rig_bundle import BROKER
 from tests.cluster.rig_net import service_fqdn
@@ -48,17 +49,28 @@ class Operator:
 
 
 def client(
-    url: str = SERVICE_URL, timeout: int = 90, token: str | Callable[[], str] | None = None
+    url: str = SERVICE_URL,
+    timeout: int = 90,
+    token: str | Callable[[], str] | None = None,
+    tls_ca_file: str | None = None,
 ):
-    """A pulsar-client; ``token`` may be a function, called on every (re)connection."""
+    """A pulsar-client; ``token`` may be a function, called on every (re)connection.
+
+    ``tls_ca_file``: for ``pulsar+ssl`` URLs, the PEM file of the CAs to trust (host names
+    checked); the client reads it for each new connection, so rewriting it updates the trust.
+    """
     import pulsar
 
     token = token or Operator.token
+    tls: dict[str, Any] = {}
+    if tls_ca_file:
+        tls = {"tls_trust_certs_file_path": tls_ca_file, "tls_validate_hostname": True}
     return pulsar.Client(
         url,
         authentication=pulsar.AuthenticationToken(token) if token else None,
         operation_timeout_seconds=timeout,
         connection_timeout_ms=5000,
+        **tls,
     )
 
 
@@ -106,7 +118,12 @@ OPEN_ATTEMPT_S = 15
 
 
 def read_all(
-    topic: str, expected: int | None = None, idle_ms: int = 15_000, url: str = SERVICE_URL
+    topic: str,
+    expected: int | None = None,
+    idle_ms: int = 15_000,
+    url: str = SERVICE_URL,
+    token: str | Callable[[], str] | None = None,
+    tls_ca_file: str | None = None,
 ) -> list[bytes]:
     """Every message of ``topic`` from the earliest, until ``expected`` or ``idle_ms`` idle.
 
@@ -119,7 +136,7 @@ def read_all(
 
     deadline = time.monotonic() + OPEN_WITHIN_S
     while True:
-        c = client(url, timeout=OPEN_ATTEMPT_S)
+        c = client(url, timeout=OPEN_ATTEMPT_S, token=token, tls_ca_file=tls_ca_file)
         try:
             reader = c.create_reader(topic, pulsar.MessageId.earliest, receiver_queue_size=2000)
             break
@@ -168,11 +185,13 @@ class BackgroundProducer:
     errors: list[str] = field(default_factory=list)
     token: str | Callable[[], str] | None = None
     """None: the operator's admin token; a function is asked on every (re)connection."""
+    tls_ca_file: str | None = None
+    """For a ``pulsar+ssl`` URL: the CA file the client trusts (see ``client``)."""
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-producer", daemon=True)
-        self._client = client(self.url, token=self.token)
+        self._client = client(self.url, token=self.token, tls_ca_file=self.tls_ca_file)
         self._producer = self._client.create_producer(
             self.topic, send_timeout_millis=self.send_timeout_ms, batching_enabled=False
         )
@@ -225,7 +244,7 @@ class BackgroundProducer:
 
     def check_nothing_lost(self) -> int:
         """Read the topic from the earliest: every acked payload is there, in order."""
-        got = read_all(self.topic, url=self.url)
+        got = read_all(self.topic, url=self.url, token=self.token, tls_ca_file=self.tls_ca_file)
         ok, index = is_subsequence(self.acked, got)
         assert ok, (
             f"acknowledged message #{index} ({self.acked[index]!r}) missing or out of order; "

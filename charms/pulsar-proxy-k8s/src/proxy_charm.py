@@ -13,10 +13,13 @@ TLS (``proxy_tls``): the proxy talks TLS to the brokers whenever their offer car
 and a CA; with a certificate on the optional ``certificates`` relation it serves ``pulsar+ssl``
 and HTTPS too, and its client relations publish the TLS URLs and the CA. Related but without a
 certificate yet, nothing changes on the unit (no half TLS). The PEM files are no restart input:
-the proxy re-reads them, so a renewal restarts nothing.
+the proxy re-reads them, so a renewal restarts nothing. A new CA goes through trust bundles as on
+the brokers (core tls ``ReloadingTrust``): the client relations publish the old and the new CA
+first, the proxy keeps presenting its old certificate and switches once that bundle was out for
+``SETTLE_S``, woken by the ``tls-reload`` Pebble check (docs/how-to/enable-tls.md).
 
-Peer relation ``cluster``: only the rolling-restart lock (library) and the workload version
-(observability library).
+Peer relation ``cluster``: the rolling-restart lock (library), the workload version
+(observability library) and each unit's CAs during a rotation (``tls-cas``, ``trusted-cas``).
 """
 
 from __future__ import annotations
@@ -32,9 +35,13 @@ from charms.pulsar_k8s.v0.pulsar_proxy import RELATION as PROXY_RELATION
 from charms.pulsar_k8s.v0.pulsar_proxy import ProxyOffer, PulsarProxyRequirer
 from charms.pulsar_k8s.v0.tls import RELATION as CERTIFICATES_RELATION
 from charms.pulsar_k8s.v0.tls import (
+    RELOAD_CHECK,
+    PeerTrust,
+    ReloadingTrust,
     TlsRequirer,
     TlsState,
     parse_extra_sans,
+    parse_peer_trust,
     tls_sans,
     with_previous_ca,
 )
@@ -64,7 +71,7 @@ from proxy_render import (
     proxy_environment,
     proxy_files,
 )
-from proxy_tls import ProxyTls, open_ports, tls_files
+from proxy_tls import ProxyTls, open_ports, published_tls_state
 from proxy_view import (
     DOWN,
     READY,
@@ -90,8 +97,10 @@ class PulsarProxyCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        # Set by each reconcile: the proxy-view check failed, so record the view afresh.
+        # Set by each reconcile: the proxy-view check failed, so record the view afresh;
+        # the tls-reload check failed (PEM files pushed SETTLE_S ago), so record that afresh.
         self._view_stale = False
+        self._reload_stale = False
         quiet_credential_loggers()
         # Before the reconcile's observers: the library stores and requests first.
         # An invalid tls-extra-sans blocks the reconcile; the request keeps the charm's names.
@@ -105,6 +114,8 @@ class PulsarProxyCharm(ops.CharmBase):
         self.client_serving = ProxyClientServing(self, self.brokers)
         self.rolling_restart = RollingRestart(self, PEER)
         self.workload = ProxyWorkload(self.unit.get_container(CONTAINER), self.address)
+        # A CA rotation of the proxy's own certificate: trust bundles on the peer relation.
+        self.trust = ReloadingTrust(self, self.workload, PEER)
         self.observability = Observability(
             self,
             lambda: metrics_endpoint(self.web),
@@ -147,6 +158,7 @@ class PulsarProxyCharm(ops.CharmBase):
     def _reconcile(self, event: ops.EventBase | None = None) -> None:
         failed = event if isinstance(event, ops.PebbleCheckFailedEvent) else None
         self._view_stale = failed is not None and failed.info.name == VIEW_CHECK
+        self._reload_stale = failed is not None and failed.info.name == RELOAD_CHECK
         status = self.observability.reconcile(self.workload, statuses.guarded(self._converge))
         # The binary protocol and the web port (HTTP, WebSocket, metrics) on the Service; with
         # TLS, 6651 and 8443 too (and 6650 only with tls-plaintext-enabled).
@@ -167,7 +179,9 @@ class PulsarProxyCharm(ops.CharmBase):
         if tls_state.waiting:
             # Nothing changes on this unit until the certificate is there (no half TLS).
             return statuses.awaiting(f"a certificate on the {CERTIFICATES_RELATION} relation")
-        self.tls_state = tls_state
+        # Until the files are converged below: every CA this unit and its peers published (a
+        # client relation relayed meanwhile never loses the CA a proxy still presents).
+        self.tls_state = published_tls_state(tls_state, self._peer_trust())
         tls = ProxyTls.of(tls_state, config.tls_plaintext_enabled)
         self._ports = open_ports(tls, SERVICE_PORT, WEB_SERVICE_PORT)
         if self.brokers.relation is None:
@@ -181,8 +195,11 @@ class PulsarProxyCharm(ops.CharmBase):
         files = proxy_files(_inputs(config, self.address, offer, tls), _secrets(offer))
         probe_ca = self._probe_ca(tls_state)
         self._web = proxy_web(tls, probe_ca)
-        # Pushed before any (re)start that reads them; a renewal alone restarts nothing.
-        pem_files = tls_files(tls_state)
+        # Pushed before any (re)start that reads them; a renewal alone restarts nothing, a new
+        # CA is presented only once the client relations published it SETTLE_S before.
+        tls_state = self.trust.converge(tls_state, self._reload_stale)
+        self.tls_state = tls_state
+        pem_files: dict[str, str | bytes] = {}
         if probe_ca:
             pem_files[PROBE_CA_PATH] = probe_ca
         if self.workload.changed_files(pem_files):
@@ -209,6 +226,13 @@ class PulsarProxyCharm(ops.CharmBase):
         return ops.ActiveStatus(f"proxy ready (cluster {offer.cluster_name}{tls_note})")
 
     # --- steps -----------------------------------------------------------------------------
+
+    def _peer_trust(self) -> list[PeerTrust]:
+        """Return what every unit, this one first, published on the peer relation about its CAs."""
+        relation = self.model.get_relation(PEER)
+        if relation is None:
+            return []
+        return [parse_peer_trust(relation.data[u]) for u in (self.unit, *relation.units)]
 
     def _stop_without_brokers(self) -> None:
         """Stop serving once the relation is gone (its credentials may be revoked)."""

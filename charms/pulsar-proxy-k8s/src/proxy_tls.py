@@ -13,17 +13,29 @@ serves ``pulsar+ssl`` on 6651 and HTTPS/WSS on 8443 and re-reads the PEM files e
 ``tlsCertRefreshCheckDurationSec`` (a renewal needs no restart). The plain-text ports, binary
 6650 and HTTP 8080, close unless ``tls-plaintext-enabled`` keeps them open, as on the brokers;
 the charm's probes and the Prometheus scrape job then use 8443 with the CA (proxy_probes).
+
+A new CA for the proxy's own certificate goes through trust bundles, as on the brokers (core
+tls ``ReloadingTrust`` on the ``cluster`` peer relation): the client relations publish the old
+and the new CA, the proxy keeps presenting its old certificate until that bundle was out for
+``SETTLE_S`` (the time the brokers give their clients), then presents the new one; the old CA
+leaves the bundle ``SETTLE_S`` later. A renewal under the same CA is presented at once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
 
 from charms.pulsar_k8s.v0.tls import (
     PULSAR_TLS_DIR,
     PULSAR_TLS_PATHS,
     PULSAR_TLS_PRIVATE_PATHS,
+    PeerTrust,
     ServingTls,
+    TlsState,
     pulsar_tls_files,
     serving_tls_properties,
+    trust_bundle,
 )
 
 TLS_PATHS = PULSAR_TLS_PATHS
@@ -74,3 +86,17 @@ def open_ports(tls: ProxyTls, plain_port: int, web_port: int) -> tuple[int, ...]
 
 
 tls_files = pulsar_tls_files
+
+
+def published_tls_state(state: TlsState, published: Iterable[PeerTrust]) -> TlsState:
+    """``state`` with the CA the client relations publish before the files are converged.
+
+    The provider's CA plus every CA the units published on the peer relation (what they
+    present or are about to): a superset of what the converged bundle holds, so a client
+    relayed while the unit cannot converge (no brokers' offer, Pebble away) keeps trusting
+    every certificate a proxy presents. Without TLS: ``state`` as it is.
+    """
+    if state.material is None:
+        return state
+    cas = [state.material.ca, *(ca for trust in published for ca in trust.cas)]
+    return replace(state, material=replace(state.material, ca=trust_bundle(cas)))
