@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from charms.pulsar_k8s.v0.tls import split_certificates
 
 from tests.cluster.conftest import new_model
 from tests.cluster.figures import record
@@ -180,10 +181,11 @@ def test_two_tls_only_clusters_replicate_both_ways_over_tls(tls_clusters: Model,
         assert published["broker-service-url-tls"] == f"pulsar+ssl://{service}:6651", published
         assert published["web-service-url-tls"] == f"https://{service}:8443", published
         assert "broker-service-url" not in published and "web-service-url" not in published
-        assert published["tls-ca"] == provider_ca(model, peer)
+        peer_ca = split_certificates(provider_ca(model, peer))
+        assert split_certificates(published["tls-ca"]) == peer_ca
         # The peer's CA on the broker, and the registration naming it.
         path = f"/pulsar/conf/tls/replication/{peer_name}.pem"
-        assert model.pod(f"{apps(side)[2]}/0").read(path) == provider_ca(model, peer)
+        assert split_certificates(model.pod(f"{apps(side)[2]}/0").read(path)) == peer_ca
         registered = https_get(model, side, f"/admin/v2/clusters/{peer_name}", cas[side])
         assert registered["brokerServiceUrlTls"] == f"pulsar+ssl://{service}:6651", registered
         assert registered["serviceUrlTls"] == f"https://{service}:8443", registered
