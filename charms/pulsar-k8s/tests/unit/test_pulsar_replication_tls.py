@@ -442,3 +442,15 @@ def test_with_tls_a_plain_peer_is_named_in_the_status(ctx, root, calls, cluster)
     ) in out.unit_status.message
     # registered all the same: the registration is right once the peer serves TLS
     assert "brokerClientTlsEnabled" not in cluster.clusters["east"]
+
+
+def test_the_leader_registers_only_once_its_own_ca_file_is_written(
+    ctx, root, cluster, monkeypatch
+):
+    # The file is pushed before the registration in every reconcile; without it, no TLS
+    # registration names a file that is not there.
+    monkeypatch.setattr(pulsar_replication.PulsarReplication, "peer_ca_files", lambda *_: {})
+    secret = peer_secret()
+    out = run(ctx, root, tls_link(secret), secrets=[secret])
+    assert "replication: waiting for the CA file of cluster east" in out.unit_status.message
+    assert "east" not in cluster.clusters
