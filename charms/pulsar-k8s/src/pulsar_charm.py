@@ -330,6 +330,9 @@ class PulsarBrokerCharm(ops.CharmBase):
         pem_files = bookkeeper_tls_files(bookie_ca if bookkeeper_tls else "")
         if probe_ca:
             pem_files[PROBE_CA_PATH] = probe_ca
+        # Each TLS replication peer's CA, on every unit before its broker starts (the replicator
+        # runs on the broker owning the topic); Pulsar's clients re-read it, no restart input.
+        pem_files.update(self.replication.peer_ca_files(config.cluster_name))
         if self.workload.changed_files(pem_files):
             self.workload.push(pem_files)
         layer = watched_layer(

@@ -29,6 +29,22 @@ in order.
 The registration is kept as it was (not blanked): Pulsar 4.0 builds a replication client once
 per peer cluster and closes it only when the registration is deleted, never when it is updated.
 
+TLS: when this cluster's brokers serve TLS, the leader also publishes ``broker-service-url-tls``
+(``pulsar+ssl://<Service>:6651``), ``web-service-url-tls`` (``https://<Service>:8443``) and
+``tls-ca``, the CA bundle its brokers' certificates chain to (the trust bundle the client
+relation publishes; public data); the plain URLs are published only while the plain-text ports
+are open (``tls-plaintext-enabled``). When the peer publishes TLS URLs, EVERY unit writes the
+peer's CA to ``/pulsar/conf/tls/replication/<peer cluster>.pem`` in its reconcile (from the same
+relation data, woken by the same relation-changed), before its broker starts; the leader
+registers the peer with ``serviceUrlTls``, ``brokerServiceUrlTls``, ``brokerClientTlsEnabled``
+and ``brokerClientTrustCertsFilePath`` naming that file once its own copy is written. The
+replicator runs on whichever broker owns the topic, so every broker needs the file: a unit
+added later writes it in its first reconcile, before its broker starts. Pulsar's brokers reach
+every peer cluster over TLS once their own ``brokerClientTlsEnabled`` is on (this cluster serves
+TLS), so a peer without TLS is named in the status. A registration changed by the peer switching
+TLS on or off reaches a broker's cached replication client only when that broker restarts
+(Pulsar 4.0 keeps one client per peer cluster; see docs/how-to/enable-tls.md).
+
 Taking a namespace out of ``replicated-namespaces`` while paused stops it for good: the peer
 leaves its replication clusters (Pulsar deletes the replicator and its backlog), and once no
 namespace replicates with the peer, the tenant no longer allows it and its registration is
@@ -51,10 +67,14 @@ import pulsar_tokens
 from charms.pulsar_k8s.v0 import statuses
 from charms.pulsar_k8s.v0.databags import write_if_different
 from charms.pulsar_k8s.v0.pulsar_client import validate_namespace
+from charms.pulsar_k8s.v0.tls import PULSAR_TLS_DIR, split_certificates, trust_bundle
 from charms.pulsar_k8s.v0.validation import InvalidField, is_hostname, parse_credential
+from cryptography import x509
 from pulsar_config import PulsarConfig, is_cluster_name
 from pulsar_peer_state import REPLICATION_PEERS_KEY
+from pulsar_probes import plain_web_open
 from pulsar_render import BROKER_SERVICE_PORT, WEB_SERVICE_PORT, AuthMaterial, service_fqdn
+from pulsar_tls import BrokerTls, client_tls_endpoints
 
 if TYPE_CHECKING:
     from pulsar_charm import PulsarBrokerCharm
@@ -69,6 +89,11 @@ CLUSTER_NAME_KEY = "cluster-name"
 BROKER_SERVICE_URL_KEY = "broker-service-url"
 WEB_SERVICE_URL_KEY = "web-service-url"
 TOKEN_SECRET_KEY = "token-secret-id"
+BROKER_SERVICE_URL_TLS_KEY = "broker-service-url-tls"
+WEB_SERVICE_URL_TLS_KEY = "web-service-url-tls"
+TLS_CA_KEY = "tls-ca"
+# Where every unit writes a TLS peer's CA (the registration's brokerClientTrustCertsFilePath).
+PEER_CA_DIR = f"{PULSAR_TLS_DIR}/replication"
 TOKEN_FIELD = "token"
 # The peer application databag key of what the leader set up (see ``Record``).
 PEERS_KEY = REPLICATION_PEERS_KEY
@@ -86,7 +111,20 @@ _URL = re.compile(r"^(?P<scheme>[a-z+]+)://(?P<host>[^:/]+):(?P<port>[0-9]{1,5})
 _SCHEMES = {
     BROKER_SERVICE_URL_KEY: ("pulsar", "pulsar+ssl"),
     WEB_SERVICE_URL_KEY: ("http", "https"),
+    BROKER_SERVICE_URL_TLS_KEY: ("pulsar+ssl",),
+    WEB_SERVICE_URL_TLS_KEY: ("https",),
 }
+# The ClusterData fields the charm sets, compared to decide whether to update a registration
+# (authenticationParameters, the token, is compared through the record's token id).
+REGISTRATION_FIELDS = (
+    "serviceUrl",
+    "brokerServiceUrl",
+    "serviceUrlTls",
+    "brokerServiceUrlTls",
+    "brokerClientTlsEnabled",
+    "brokerClientTrustCertsFilePath",
+    "authenticationPlugin",
+)
 
 
 def replicator_role(peer_cluster: str) -> str:
@@ -96,6 +134,107 @@ def replicator_role(peer_cluster: str) -> str:
 
 def token_secret_label(relation_id: int) -> str:
     return f"{REPLICATION_ENDPOINT}.{relation_id}.token.secret"
+
+
+def peer_ca_path(peer_cluster: str) -> str:
+    """Return the file every unit writes the TLS peer's CA to (a validated cluster name)."""
+    return f"{PEER_CA_DIR}/{peer_cluster}.pem"
+
+
+@dataclass(frozen=True)
+class PeerTls:
+    """The peer's TLS URLs and the CA bundle its brokers' certificates chain to."""
+
+    broker_service_url: str
+    web_service_url: str
+    # normalised PEM bundle (core tls ``trust_bundle``): what the CA file holds
+    ca: str
+
+
+@dataclass(frozen=True)
+class PeerCluster:
+    """What the peer published about its cluster, validated ("" : a plain URL not published)."""
+
+    cluster: str
+    broker_service_url: str = ""
+    web_service_url: str = ""
+    tls: PeerTls | None = None
+
+
+def parse_peer_ca(source: str, value: object) -> str:
+    """Return the peer's CA as a normalised bundle; InvalidField unless X.509 PEM certificates."""
+    blocks = split_certificates(value) if isinstance(value, str) else []
+    try:
+        for block in blocks:
+            x509.load_pem_x509_certificate(block.encode())
+    except ValueError:
+        blocks = []
+    if not blocks:
+        raise InvalidField(source, TLS_CA_KEY, "is not PEM certificates")
+    return trust_bundle(blocks)
+
+
+def parse_peer_tls(source: str, data: Mapping[str, str]) -> PeerTls | None:
+    """Read the peer's TLS keys: None when it publishes none, InvalidField when one is refused."""
+    keys = (BROKER_SERVICE_URL_TLS_KEY, WEB_SERVICE_URL_TLS_KEY, TLS_CA_KEY)
+    values = [data.get(key) for key in keys]
+    if not any(values):
+        return None
+    for key, value in zip(keys, values, strict=True):
+        if not value:
+            raise InvalidField(source, key, "is missing while the other TLS keys are set")
+    broker = parse_service_url(source, BROKER_SERVICE_URL_TLS_KEY, values[0])
+    web = parse_service_url(source, WEB_SERVICE_URL_TLS_KEY, values[1])
+    return PeerTls(broker, web, parse_peer_ca(source, values[2]))
+
+
+def parse_peer_cluster(source: str, data: Mapping[str, str]) -> PeerCluster | None:
+    """Read the peer's cluster: None while its name or every URL is missing (pure).
+
+    Plain URLs come as a pair, TLS URLs with their CA; either set (or both) is enough.
+    InvalidField when a value is refused.
+    """
+    cluster = data.get(CLUSTER_NAME_KEY)
+    if not cluster:
+        return None
+    if not is_cluster_name(cluster):
+        raise InvalidField(source, CLUSTER_NAME_KEY, "is not a cluster name")
+    tls = parse_peer_tls(source, data)
+    broker, web = data.get(BROKER_SERVICE_URL_KEY), data.get(WEB_SERVICE_URL_KEY)
+    if not (broker or web):
+        return PeerCluster(cluster, tls=tls) if tls is not None else None
+    if not (broker and web):
+        missing = WEB_SERVICE_URL_KEY if broker else BROKER_SERVICE_URL_KEY
+        raise InvalidField(source, missing, "is missing while the other plain URL is set")
+    broker = parse_service_url(source, BROKER_SERVICE_URL_KEY, broker)
+    web = parse_service_url(source, WEB_SERVICE_URL_KEY, web)
+    return PeerCluster(cluster, broker, web, tls)
+
+
+def published_cluster(
+    cluster_name: str, app_name: str, model_name: str, tls: BrokerTls, ca: str
+) -> dict[str, str]:
+    """Return what this side publishes about its cluster ("" removes a key) (pure).
+
+    Plain URLs while their ports are open; TLS URLs and the CA bundle while TLS is on.
+    """
+    service = service_fqdn(app_name, model_name)
+    data = {
+        CLUSTER_NAME_KEY: cluster_name,
+        BROKER_SERVICE_URL_KEY: f"pulsar://{service}:{BROKER_SERVICE_PORT}"
+        if tls.plaintext
+        else "",
+        WEB_SERVICE_URL_KEY: f"http://{service}:{WEB_SERVICE_PORT}" if plain_web_open(tls) else "",
+        BROKER_SERVICE_URL_TLS_KEY: "",
+        WEB_SERVICE_URL_TLS_KEY: "",
+        TLS_CA_KEY: "",
+    }
+    if tls.enabled and ca:
+        urls = client_tls_endpoints(app_name, model_name)
+        data[BROKER_SERVICE_URL_TLS_KEY] = urls.broker_service_url
+        data[WEB_SERVICE_URL_TLS_KEY] = urls.web_service_url
+        data[TLS_CA_KEY] = ca
+    return data
 
 
 @dataclass(frozen=True)
@@ -108,15 +247,41 @@ class PeerLink:
     broker_service_url: str
     web_service_url: str
     token: str
+    tls: PeerTls | None = None
 
-    def cluster_data(self) -> dict[str, str]:
+    def cluster_data(self) -> dict[str, str | bool]:
         """Return the ClusterData this cluster registers the peer with."""
-        return {
-            "serviceUrl": self.web_service_url,
-            "brokerServiceUrl": self.broker_service_url,
-            "authenticationPlugin": TOKEN_AUTH_PLUGIN,
-            "authenticationParameters": f"token:{self.token}",
-        }
+        data: dict[str, str | bool] = {}
+        if self.web_service_url:
+            data["serviceUrl"] = self.web_service_url
+        if self.broker_service_url:
+            data["brokerServiceUrl"] = self.broker_service_url
+        if self.tls is not None:
+            data.update(
+                {
+                    "serviceUrlTls": self.tls.web_service_url,
+                    "brokerServiceUrlTls": self.tls.broker_service_url,
+                    "brokerClientTlsEnabled": True,
+                    "brokerClientTrustCertsFilePath": peer_ca_path(self.cluster),
+                }
+            )
+        data["authenticationPlugin"] = TOKEN_AUTH_PLUGIN
+        data["authenticationParameters"] = f"token:{self.token}"
+        return data
+
+
+def _field(value: object) -> str:
+    if value is None or value is False:
+        return ""
+    return "true" if value is True else str(value)
+
+
+def registration_differs(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether the registered ClusterData differs from ``wanted`` in a field the charm sets.
+
+    Absent, null, "" and false are one value (Pulsar answers unset fields either way).
+    """
+    return any(_field(current.get(k)) != _field(wanted.get(k)) for k in REGISTRATION_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -208,10 +373,14 @@ class ReplicationAdmin(pulsar_admin.PulsarAdmin):
     def get_cluster(self, cluster: str) -> pulsar_admin.AdminResult:
         return self._call("GET", f"/admin/v2/clusters/{_q(cluster)}")
 
-    def put_cluster(self, cluster: str, data: Mapping[str, str]) -> pulsar_admin.AdminResult:
+    def put_cluster(
+        self, cluster: str, data: Mapping[str, str | bool]
+    ) -> pulsar_admin.AdminResult:
         return self._call("PUT", f"/admin/v2/clusters/{_q(cluster)}", dict(data))
 
-    def update_cluster(self, cluster: str, data: Mapping[str, str]) -> pulsar_admin.AdminResult:
+    def update_cluster(
+        self, cluster: str, data: Mapping[str, str | bool]
+    ) -> pulsar_admin.AdminResult:
         return self._call("POST", f"/admin/v2/clusters/{_q(cluster)}", dict(data))
 
     def delete_cluster(self, cluster: str) -> pulsar_admin.AdminResult:
@@ -302,24 +471,30 @@ class PulsarReplication:
                 return relation.app.name
         return None
 
-    def read_peer_cluster(self, relation: ops.Relation) -> tuple[str, str, str] | None:
-        """Return the peer's (cluster name, broker URL, web URL); None while missing.
+    def read_peer_cluster(self, relation: ops.Relation) -> PeerCluster | None:
+        """Return what the peer published about its cluster; None while missing.
 
         InvalidField when a value is refused.
         """
         if relation.app is None:
             return None
-        data = relation.data[relation.app]
-        source = relation.name
-        keys = (CLUSTER_NAME_KEY, BROKER_SERVICE_URL_KEY, WEB_SERVICE_URL_KEY)
-        cluster, broker, web = (data.get(k) for k in keys)
-        if not (cluster and broker and web):
-            return None
-        if not is_cluster_name(cluster):
-            raise InvalidField(source, CLUSTER_NAME_KEY, "is not a cluster name")
-        broker = parse_service_url(source, BROKER_SERVICE_URL_KEY, broker)
-        web = parse_service_url(source, WEB_SERVICE_URL_KEY, web)
-        return cluster, broker, web
+        return parse_peer_cluster(relation.name, relation.data[relation.app])
+
+    def peer_ca_files(self, own_cluster: str) -> dict[str, str]:
+        """Every unit: the CA file of each related TLS peer (refused data: no file, never raises).
+
+        Pushed by every unit's reconcile before its broker starts: the replicator runs on the
+        broker owning the topic, and the registration names this path on every broker.
+        """
+        files: dict[str, str] = {}
+        for relation in self.relations():
+            try:
+                peer = self.read_peer_cluster(relation)
+            except InvalidField:
+                continue  # the leader names it in the status
+            if peer is not None and peer.tls is not None and peer.cluster != own_cluster:
+                files[peer_ca_path(peer.cluster)] = peer.tls.ca
+        return files
 
     def read_peer_token(self, relation: ops.Relation) -> str | None:
         """Return the peer's token against it; None while missing; InvalidField if refused."""
@@ -336,14 +511,15 @@ class PulsarReplication:
         return parse_credential(source, TOKEN_FIELD, content.get(TOKEN_FIELD))
 
     def _publish(self, relation: ops.Relation, config: PulsarConfig) -> None:
-        service = service_fqdn(self._charm.app.name, self._charm.model.name)
+        state = self._charm.tls_state
+        tls = BrokerTls.of(state, config.tls_plaintext_enabled)
+        # the trust bundle of every unit's CAs (two during a CA rotation), as the client relation
+        ca = state.material.ca if state.material is not None else ""
         write_if_different(
             relation.data[self._charm.app],
-            {
-                CLUSTER_NAME_KEY: config.cluster_name,
-                BROKER_SERVICE_URL_KEY: f"pulsar://{service}:{BROKER_SERVICE_PORT}",
-                WEB_SERVICE_URL_KEY: f"http://{service}:{WEB_SERVICE_PORT}",
-            },
+            published_cluster(
+                config.cluster_name, self._charm.app.name, self._charm.model.name, tls, ca
+            ),
         )
 
     def _publish_token(self, relation: ops.Relation, auth: AuthMaterial, peer: str) -> None:
@@ -418,7 +594,7 @@ class PulsarReplication:
                 if peer is None:
                     problems.append(f"waiting for {app} to publish its cluster")
                     continue
-                cluster, broker, web = peer
+                cluster = peer.cluster
                 if cluster == config.cluster_name:
                     continue  # refused: Blocked (same name)
                 if cluster in links:
@@ -433,7 +609,26 @@ class PulsarReplication:
             if token is None:
                 problems.append(f"waiting for {app} to publish its token")
                 continue
-            links[cluster] = PeerLink(relation.id, app, cluster, broker, web, token)
+            if peer.tls is None and self._charm.tls_state.enabled:
+                # Pulsar: brokerClientTlsEnabled makes every replication client use TLS.
+                problems.append(
+                    f"{app} serves no TLS, and these brokers reach peer clusters over TLS only; "
+                    f"relate {app} to a certificates provider"
+                )
+            written = self._charm.workload.read_text(peer_ca_path(cluster)) if peer.tls else None
+            if peer.tls is not None and written != peer.tls.ca:
+                # every unit pushes it before this (pulsar_charm); the registration names it
+                problems.append(f"waiting for the CA file of cluster {cluster}")
+                continue
+            links[cluster] = PeerLink(
+                relation.id,
+                app,
+                cluster,
+                peer.broker_service_url,
+                peer.web_service_url,
+                token,
+                peer.tls,
+            )
 
         # Relation data problems are woken by the peer's next change; admin failures need a retry.
         waiting_on_peers = len(problems)
@@ -509,11 +704,7 @@ class PulsarReplication:
         wanted = link.cluster_data()
         current = admin.get_cluster(link.cluster)
         if current.ok:
-            info = _json(current.body)
-            same_urls = all(
-                info.get(k) == wanted[k]
-                for k in ("serviceUrl", "brokerServiceUrl", "authenticationPlugin")
-            )
+            same_urls = not registration_differs(_json(current.body), wanted)
             same_token = previous is not None and previous.token_id == pulsar_tokens.key_id(
                 link.token
             )
