@@ -423,8 +423,8 @@ class ZooKeeperCharm(ops.CharmBase):
         started = observed != DOWN
         applied = self.workload.applied()
         current = applied is not None and applied.token == desired.token
-        if current and self.restarts.pending() and self._rejoined(observed, members):
-            # restarted (or started) with what is wanted and back in the quorum: hand it on
+        if started and current and self.restarts.pending():
+            # restarted (or started) with what is wanted and answering: hand the lock on
             self.restarts.release()
         if self.unit.is_leader():
             self.restarts.arbitrate()
@@ -468,19 +468,6 @@ class ZooKeeperCharm(ops.CharmBase):
         self._view_stale = False
         self._observed = observed
         return observed
-
-    def _rejoined(self, observed: str, members: dict[int, str]) -> bool:
-        """Whether this restarted server may hand the rolling-restart lock on.
-
-        Answering is not enough: a member still syncing with the leader is not in the quorum
-        yet, and restarting the next one then leaves one of three serving, so every client
-        loses its session. Its watcher wakes this unit when it serves. When no other member
-        serves either, there is no quorum to protect: holding the lock would only keep the
-        others from the restart that may bring one back.
-        """
-        if observed == SERVING:
-            return True
-        return observed != DOWN and not self._serving_members(members)
 
     def _serving_members(self, members: dict[int, str]) -> list[str]:
         """Return the members in a quorum now: the hosts of the kazoo session.

@@ -50,7 +50,6 @@ class EnsembleRecorder:
     unreachable: bool = False
     is_ok: bool = True
     is_serving: bool = True
-    not_serving: set[str] = dataclasses.field(default_factory=set)  # hosts outside the quorum
 
 
 @pytest.fixture
@@ -115,8 +114,7 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
             return ""
         if word == "ruok":
             return "imok"
-        serving = recorder.is_serving and host not in recorder.not_serving
-        return "Mode: follower\n" if serving else "not currently serving\n"
+        return "Mode: follower\n" if recorder.is_serving else "not currently serving\n"
 
     monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", four_letter_word)
     yield recorder

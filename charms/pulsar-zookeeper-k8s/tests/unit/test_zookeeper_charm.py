@@ -258,65 +258,6 @@ def test_config_change_on_a_running_server_waits_for_the_restart_lock(
     assert "-Xmx1024m" in layer_env["PULSAR_MEM"]
 
 
-def _granted_restart(ctx_unit1, tmp_path) -> tuple[testing.State, testing.PeerRelation]:
-    """Unit 1 running, its config changed, the lock granted to it by the leader."""
-    peer = testing.PeerRelation(
-        "cluster",
-        local_app_data={"members": members_json(0, 1, 2)},
-        peers_data={0: peer_unit(0), 2: peer_unit(2)},
-    )
-    state = testing.State(
-        leader=False,
-        relations={peer},
-        secrets={internal_secret()},
-        containers={container(tmp_path)},
-        model=testing.Model(name="testing"),
-    )
-    running = _running(ctx_unit1.run(ctx_unit1.on.config_changed(), state))
-    out = ctx_unit1.run(
-        ctx_unit1.on.config_changed(), dataclasses.replace(running, config={"heap-mb": 1024})
-    )
-    relation = out.get_relation(peer.id)
-    granted = dataclasses.replace(
-        relation,
-        local_app_data={**relation.local_app_data, "restart-granted": "pulsar-zookeeper-k8s/1"},
-    )
-    return dataclasses.replace(out, relations={granted}), granted
-
-
-def test_a_restarted_member_keeps_the_lock_until_it_is_back_in_the_quorum(
-    make_ctx, tmp_path, ensemble, pebble_calls
-):
-    ctx_unit1 = make_ctx(unit_id=1)
-    state, granted = _granted_restart(ctx_unit1, tmp_path)
-    # answers ruok, still syncing with the leader; the two others serve
-    ensemble.not_serving = {address(1)}
-    out = ctx_unit1.run(ctx_unit1.on.relation_changed(granted), state)
-    assert pebble_calls.restarts == 1
-    assert out.get_relation(granted.id).local_unit_data["restart-request"]  # still held
-    # its watcher's notice: it serves now
-    ensemble.not_serving = set()
-    served = testing.Notice("charmhub.io/pulsar-zookeeper-k8s/view")
-    woken = dataclasses.replace(out.get_container("pulsar"), notices=[served])
-    notice = ctx_unit1.run(
-        ctx_unit1.on.pebble_custom_notice(woken, served),
-        dataclasses.replace(out, containers={woken}),
-    )
-    assert pebble_calls.restarts == 1
-    assert "restart-request" not in notice.get_relation(granted.id).local_unit_data
-
-
-def test_with_no_quorum_anywhere_a_restarted_member_that_answers_hands_the_lock_on(
-    make_ctx, tmp_path, ensemble, pebble_calls
-):
-    ctx_unit1 = make_ctx(unit_id=1)
-    state, granted = _granted_restart(ctx_unit1, tmp_path)
-    ensemble.not_serving = {address(0), address(1), address(2)}
-    out = ctx_unit1.run(ctx_unit1.on.relation_changed(granted), state)
-    assert pebble_calls.restarts == 1
-    assert "restart-request" not in out.get_relation(granted.id).local_unit_data
-
-
 def test_leader_reconfig_removes_departed_before_adding_new(ctx, tmp_path, ensemble, pebble_calls):
     # unit 3 (server 4) is gone; unit 4 (server 5) started as a non-member
     ensemble.view = {n + 1: address(n) for n in (0, 1, 2, 3)}
