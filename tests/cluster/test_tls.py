@@ -282,7 +282,7 @@ def test_plain_http_is_closed_and_the_charm_works_over_8443(secure: Model):
     def checks() -> dict[str, ops.pebble.CheckInfo]:
         return {check.name: check for check in client.get_checks()}
 
-    # A run may time out on a loaded machine (the CI of c8e63d5 saw one failure, under the
+    # A run may time out on a loaded machine (the CI of c423b0d saw one failure, under the
     # threshold of 3); what counts is that every check passes over 8443 and none went down.
     model.wait_for(
         lambda: all((checks()[n].successes or 0) > 0 for n in ("broker-ready", "broker-view")),
