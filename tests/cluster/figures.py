@@ -727,6 +727,13 @@ timeline sample as ready (the broker's notice), first message 30.2 s. The broker
 on shared CPUs is where the remaining time is; starting cluster-metadata initialisation at the
 quorum, beside BookKeeper's (about 1.5 s earlier), is the next step not taken.
 
+The timelines below come from the clean-clone CI run of c423b0d (2026-12-03 afternoon, the
+same charms' start path): cold deploy 41.8 s against a 9.44 s baseline, 4.43x; full restart
+40.7 s, 4.3x. Critical path: quorum 10.0 s, BookKeeper metadata 12.7 s, cluster metadata 18.8 s,
+the broker JVM 19.4-38.7 s beside three bookies starting (writable at 29.1-30.7 s), first
+message 41.8 s. The a851d1e code re-run that afternoon took 45.2 s against 7.9 s: the ratio
+follows the machine's speed of the hour more than any change since.
+
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,
 and the critical path as dashed lines (ZooKeeper quorum, BookKeeper metadata, cluster metadata,
