@@ -225,12 +225,19 @@ def alive_script(address: str, port: int = HTTP_PORT) -> str:
     as dead (a bookie Pebble stops is not checked, and its own clean shutdown ends in seconds).
     """
     return (
-        f"body=$( (exec 3<>/dev/tcp/{address}/{port} && "
-        f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
-        "while IFS= read -r -t 2 -u 3 line || [[ -n $line ]]; "
-        "do printf '%s' \"$line\"; done) 2>/dev/null); "
+        f"{state_body_script(address, port, '2')}"
         '[[ $body == *\\"running\\"* ]] && '
         '! [[ $body =~ \\"shuttingDown\\"[[:space:]]*:[[:space:]]*true ]]'
+    )
+
+
+def state_body_script(address: str, port: int, read_timeout_s: str) -> str:
+    """Bash that sets ``$body`` to GET /api/v1/bookie/state's answer ("" if none; no curl)."""
+    return (
+        f"body=$( (exec 3<>/dev/tcp/{address}/{port} && "
+        f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
+        f"while IFS= read -r -t {read_timeout_s} -u 3 line || [[ -n $line ]]; "
+        "do printf '%s' \"$line\"; done) 2>/dev/null); "
     )
 
 

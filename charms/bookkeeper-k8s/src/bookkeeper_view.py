@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bookkeeper_render import HTTP_PORT, SERVICE
+from bookkeeper_render import HTTP_PORT, SERVICE, state_body_script
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import check_script, record_content, recorded_state
@@ -45,11 +45,7 @@ def bookie_state(state_json: str | None) -> str:
 def state_script(address: str, port: int = HTTP_PORT) -> str:
     """Bash that prints :func:`bookie_state` of the live bookie (no curl in the image)."""
     return (
-        f"body=$( (exec 3<>/dev/tcp/{address}/{port} && "
-        f'printf "GET /api/v1/bookie/state HTTP/1.0\\r\\nHost: {address}\\r\\n\\r\\n" >&3 && '
-        f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; "
-        "do printf '%s' \"$line\"; done) "
-        "2>/dev/null); "
+        f"{state_body_script(address, port, _READ_TIMEOUT_S)}"
         f"state={DOWN}; "
         'if [[ $body =~ \\"running\\"[[:space:]]*:[[:space:]]*true ]] && '
         '! [[ $body =~ \\"shuttingDown\\"[[:space:]]*:[[:space:]]*true ]]; then '

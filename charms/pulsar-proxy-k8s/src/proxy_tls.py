@@ -33,7 +33,6 @@ from charms.pulsar_k8s.v0.tls import (
     PeerTrust,
     ServingTls,
     TlsState,
-    pulsar_tls_files,
     serving_tls_properties,
     trust_bundle,
 )
@@ -83,9 +82,6 @@ def open_ports(tls: ProxyTls, plain_port: int, web_port: int) -> tuple[int, ...]
     if tls.enabled:
         ports += [SERVICE_PORT_TLS, WEB_SERVICE_PORT_TLS]
     return tuple(ports)
-
-
-tls_files = pulsar_tls_files
 
 
 def published_tls_state(state: TlsState, published: Iterable[PeerTrust]) -> TlsState:
