@@ -18,6 +18,7 @@ import time
 import pytest
 
 from tests.cluster import workload
+from tests.cluster.cpu_figures import CpuMeter
 from tests.cluster.figures import record
 from tests.cluster.hook_figures import longest_hooks, update_status_count
 from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
@@ -38,16 +39,14 @@ def test_standalone_baseline(rig_env: RigEnv):
     # One start varies by half its length on a shared 2-CPU machine: the median of three is
     # the baseline the cluster's figures are divided by (each run is recorded too).
     runs = [
-        round(
-            workload.standalone_first_message(
-                rig_env.image.distribution, rig_env.image.pristine_conf
-            ),
-            2,
-        )
+        workload.standalone_first_message(rig_env.image.distribution, rig_env.image.pristine_conf)
         for _ in range(STANDALONE_RUNS)
     ]
-    record("standalone.runs_s", runs)
-    record("standalone.first_message_s", statistics.median(runs))
+    record("standalone.runs_s", [round(run.first_message_s, 2) for run in runs])
+    record(
+        "standalone.first_message_s", round(statistics.median(r.first_message_s for r in runs), 2)
+    )
+    record("standalone.cpu_s", round(statistics.median(run.cpu_s for run in runs), 2))
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +57,7 @@ def cluster(module_model: Model) -> Model:
 def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     """Scenario 1: empty model -> bundle shape -> active, metadata, bookies -> 10,000 messages."""
     started = time.monotonic()
+    cpu = CpuMeter.start()
     timeline = TimelineRecorder(cluster, "cold-deploy").start()
     deploy_bundle(cluster)
     try:
@@ -70,6 +70,7 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
     workload.round_trip([b"first message"])
     timeline.mark("first consumed message")
     timeline.stop()
+    record("bundle.cpu", cpu.figures(cluster, timeline.cpu_s))
     record("bundle.settle_s", settled)
     record("bundle.first_message_s", time.monotonic() - started)
     record("bundle.update_status_interval_s", cluster.update_status_interval)
@@ -372,6 +373,7 @@ def test_full_cluster_restart_serves_every_acknowledged_message(cluster: Model):
         len(cluster.execs(contains="initialize-cluster-metadata")),
     )
     timeline = TimelineRecorder(cluster, "full-restart").start()
+    cpu = CpuMeter.start()
     lost_at = time.monotonic()
     lost_at_wall = time.time()
     timeline.mark(LOST)
@@ -396,6 +398,7 @@ def test_full_cluster_restart_serves_every_acknowledged_message(cluster: Model):
     timeline.mark("first consumed message")
     early.stop()
     drawn = timeline.stop()
+    record("restart.cpu", cpu.figures(cluster, timeline.cpu_s))
     got = workload.read_all(topic, expected=len(payloads))
     # No message is acknowledged before the ensemble (2 bookies) is writable: BookKeeper needs
     # the ack quorum of an ensemble for every entry. The bookies' state is sampled every 0.5 s,

@@ -112,6 +112,8 @@ class TimelineRecorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-timeline", daemon=True)
         self._last: dict[str, str] = {}
+        self.cpu_s = 0.0
+        """CPU the sampling thread used (the measurement's own cost, on the measured CPUs)."""
         # unit -> (pid, start time) of the service process last found: finding it asks Pebble and
         # scans /proc, too costly twice a second per unit beside the JVMs being measured.
         self._pids: dict[str, tuple[int, float]] = {}
@@ -138,6 +140,12 @@ class TimelineRecorder:
         return self.timeline
 
     def _run(self) -> None:
+        try:
+            self._sample()
+        finally:
+            self.cpu_s = time.thread_time()
+
+    def _sample(self) -> None:
         while not self._stop.is_set():
             for unit in list(self.model.units()):
                 try:

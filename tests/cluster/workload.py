@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.cluster.cpu_figures import process_group_cpu_s
 from tests.cluster.rig_bundle import BROKER
 from tests.cluster.rig_net import service_fqdn
 
@@ -315,12 +316,22 @@ STANDALONE_ADDRESS = "127.0.9.10"
 STANDALONE_MEM = "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m"
 
 
+@dataclass(frozen=True)
+class StandaloneRun:
+    first_message_s: float
+    cpu_s: float
+    """CPU-seconds ``bin/pulsar standalone`` used until its first message."""
+
+
 def standalone_first_message(
     pulsar_home: Path, conf_dir: Path | None = None, timeout: float = 300
-) -> float:
+) -> StandaloneRun:
     """Start ``bin/pulsar standalone`` bound to :data:`STANDALONE_ADDRESS` with its data in a
     temporary directory; return the seconds until it served its first message (produce +
-    consume). The process group is killed afterwards, whatever happens."""
+    consume) and the CPU it used. The process group is killed afterwards, whatever happens."""
+    if port_open(STANDALONE_ADDRESS, 6650):
+        # a standalone left running (a killed earlier run) would answer in 0.1 s
+        raise RuntimeError(f"{STANDALONE_ADDRESS}:6650 already answers: not measuring that")
     work = Path(tempfile.mkdtemp(prefix="pulsar-standalone-"))
     conf = work / "standalone.conf"
     lines = []
@@ -374,7 +385,9 @@ def standalone_first_message(
             if port_open(STANDALONE_ADDRESS, 6650):
                 try:
                     round_trip([b"standalone"], url=url, timeout=10)
-                    return time.monotonic() - started
+                    return StandaloneRun(
+                        time.monotonic() - started, process_group_cpu_s(process.pid)
+                    )
                 except Exception:
                     pass
             if time.monotonic() > deadline:
