@@ -753,9 +753,10 @@ service, 8.9 with G1 and no pre-touched heap, and 5.3 CPU-s in 4.9 s with C1 onl
 compiler's work on start-up paths is the largest share, and the only flag measured to move the
 floor. It is not taken: C2's code is what serves messages for the JVM's whole life, and the
 charms keep Pulsar's JVM defaults (the bookies behave alike: 4.2 CPU-s alone, 5.0-5.4 in the
-cold deploy, where the JIT runs at half speed beside six other JVMs). Timings measured while other processes use the same CPUs are noisy (one
-standalone start took 5.5 s to 14 s), hence the median of three as the baseline, with the same
-JVM collector as the cluster, and the figures from CI's quiet run. The broker JVM starts only
+cold deploy, where the JIT runs at half speed beside six other JVMs). Timings measured while
+other processes use the same CPUs are noisy (one standalone start took 5.5 s to 14 s), hence
+the median of three as the baseline, with the same JVM collector as the cluster, and the
+figures from CI's quiet run. The broker JVM starts only
 after the cluster metadata exists (Pulsar's Helm chart waits for the same znode), beside the
 bookies. The full restart is within its 6x.
 

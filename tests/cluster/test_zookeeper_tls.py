@@ -12,6 +12,8 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
 3. bookies, the broker and a proxy run against the 2182 endpoints (which only speak TLS; the
    brokers pass the CA to the proxy) and messages still go round, directly and through the
    proxy;
+3b. the ZooKeeper charm's own super-user session (a new client's chroot and ACLs, then their
+   revocation) goes to 2182 over TLS: its digest credential never crosses in the clear;
 4. (``slow``) a CA rotation under the producer and a kazoo writer: every server first trusts
    both CAs (the ``zookeeper`` relation publishes both), then presents a certificate from the new
    CA, then the old CA leaves every trust store and the published bundle; never two servers down
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 import ssl
 import sys
@@ -44,7 +47,13 @@ from tests.cluster.rig_net import unit_fqdn
 sys.path.insert(0, str(Path(__file__).parent / "tls_provider_charm" / "src"))
 from rig_tls_provider_charm import RigTlsProviderCharm  # pyright: ignore[reportMissingImports]
 
+sys.path.insert(0, str(Path(__file__).parent / "zookeeper_client_charm" / "src"))
+from rig_zookeeper_client_charm import (  # pyright: ignore[reportMissingImports]
+    RigZooKeeperClientCharm,
+)
+
 TLS_APP = "zk-tls"
+THIRD = "third-app"
 SERVICE_FQDN = f"{ZOOKEEPER}.rig.svc.cluster.local"
 ZK_CONF = "/pulsar/conf/zookeeper.conf"
 
@@ -214,6 +223,48 @@ def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
         [f"zk-tls-proxy-{n}".encode() for n in range(10)],
         url=f"pulsar://{unit_fqdn(PROXY, 0)}:6650",
     )
+
+
+class _KazooConnects(logging.Handler):
+    """kazoo's "Connecting to host(ip):port, use_ssl: bool" records (the charm's sessions:
+    only the ZooKeeper charm uses kazoo, in the rig's process)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.connects: list[tuple[int, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("Connecting to") and isinstance(record.args, tuple):
+            _host, _ip, port, use_ssl = record.args
+            self.connects.append((int(port), bool(use_ssl)))
+
+
+def test_the_charms_super_user_session_goes_over_tls(zk_secure: Model):
+    """A new client's chroot and ACLs are made by the leader's super-user session, which adds
+    the super user's digest credential in the clear: with TLS on it goes to 2182 over TLS."""
+    model = zk_secure
+    capture = _KazooConnects()
+    logger = logging.getLogger("kazoo.protocol.connection")
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(capture)
+    try:
+        model.deploy(THIRD, RigZooKeeperClientCharm, config={"chroot": "/third-app"})
+        relation = model.integrate(f"{ZOOKEEPER}:zookeeper", f"{THIRD}:zookeeper")
+        model.settle(timeout=600)
+        assert model.unit(f"{THIRD}/0").status.name == "active", model.status_table()
+        data = model.app_data(relation.id, ZOOKEEPER)
+        assert all(e.endswith(":2182") for e in data["endpoints"].split(",")), data
+        model.remove_relation(relation.id)  # the leader revokes the ACLs: a session again
+        model.settle(until=lambda: True, timeout=600)  # the client app is blocked: no relation
+        model.remove_unit(THIRD)
+        model.settle(timeout=600)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(previous)
+    record("zk_tls.super_user_sessions", len(capture.connects))
+    assert len(capture.connects) >= 2, capture.connects
+    assert set(capture.connects) == {(2182, True)}, capture.connects
 
 
 def fingerprints(pem: str) -> frozenset[bytes]:

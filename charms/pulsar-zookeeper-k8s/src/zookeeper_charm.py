@@ -682,7 +682,10 @@ class ZooKeeperCharm(ops.CharmBase):
         *,
         exclusive: bool = False,
     ) -> dict[int, str]:
-        with zookeeper_ensemble.ZooKeeperEnsemble(hosts, credentials.super_password) as zk:
+        _, tls_ca = self._client_endpoints(relation, members)
+        with zookeeper_ensemble.ZooKeeperEnsemble(
+            hosts, credentials.super_password, tls_ca=tls_ca
+        ) as zk:
             if leaving or joining:
                 # ZooKeeper's own view wins (a previous hook may have died after a reconfig)
                 current = zk.members()
@@ -980,7 +983,7 @@ class ZooKeeperCharm(ops.CharmBase):
             clients = self._clients(relation)
             try:
                 with zookeeper_ensemble.ZooKeeperEnsemble(
-                    serving, credentials.super_password
+                    serving, credentials.super_password, tls_ca=tls_ca
                 ) as zk:
                     for relation_id, rotation, request in steps:
                         if rotation.phase == ADDING:

@@ -8,7 +8,9 @@ ZooKeeper is briefly unreachable. Timeouts are short because this runs inside Ju
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, cast
@@ -19,6 +21,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, Id, Permissions
 from zookeeper_render import CLIENT_PORT, SUPER_USER, digest, parse_members
+from zookeeper_tls import SECURE_CLIENT_PORT
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +96,38 @@ def _belongs_to(acl: ACL, username: str) -> bool:
 
 
 class ZooKeeperEnsemble:
-    """A short-lived super-user session on the ensemble (use as a context manager)."""
+    """A short-lived super-user session on the ensemble (use as a context manager).
 
-    def __init__(self, hosts: Iterable[str], super_password: str, *, timeout: int = 5):
-        self._hosts = ",".join(f"{h}:{CLIENT_PORT}" for h in hosts)
+    With ``tls_ca`` (the CAs the servers' certificates chain to) the session goes to the secure
+    client port over TLS, checking each server's certificate and name: the super user's digest
+    credential (``addauth``) travels in the clear otherwise.
+    """
+
+    def __init__(
+        self, hosts: Iterable[str], super_password: str, *, timeout: int = 5, tls_ca: str = ""
+    ):
+        port = SECURE_CLIENT_PORT if tls_ca else CLIENT_PORT
+        self._hosts = ",".join(f"{h}:{port}" for h in hosts)
         self._super_password = super_password
         self._timeout = timeout
+        self._tls_ca = tls_ca
+        self._ca_file: str | None = None
         self._client: KazooClient | None = None
+
+    def _tls_options(self) -> dict[str, Any]:
+        if not self._tls_ca:
+            return {}
+        # kazoo reads the CA from a file: a private one in the charm container, gone on exit
+        fd, self._ca_file = tempfile.mkstemp(prefix="zookeeper-ca-", suffix=".pem")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self._tls_ca)
+        return {"use_ssl": True, "verify_certs": True, "check_hostname": True, "ca": self._ca_file}
+
+    def _remove_ca_file(self) -> None:
+        if self._ca_file is not None:
+            with suppress(OSError):
+                os.unlink(self._ca_file)
+            self._ca_file = None
 
     @property
     def _super_acl(self) -> list[ACL]:
@@ -120,11 +148,13 @@ class ZooKeeperEnsemble:
             auth_data=[("digest", f"{SUPER_USER}:{self._super_password}")],
             connection_retry=KazooRetry(max_tries=1, ignore_expire=False),
             command_retry=KazooRetry(max_tries=1, ignore_expire=False),
+            **self._tls_options(),
         )
         try:
             client.start(timeout=self._timeout)
         except (KazooException, KazooTimeoutError, OSError) as exc:
             client.close()
+            self._remove_ca_file()
             raise EnsembleError(f"cannot connect to {self._hosts}: {exc}") from exc
         self._client = client
         return self
@@ -138,6 +168,7 @@ class ZooKeeperEnsemble:
             except Exception:  # closing must never fail a hook
                 logger.debug("error closing the kazoo client", exc_info=True)
             self._client = None
+        self._remove_ca_file()
 
     @contextmanager
     def _calling(self, what: str) -> Iterator[KazooClient]:

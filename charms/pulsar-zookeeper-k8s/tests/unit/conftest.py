@@ -50,6 +50,8 @@ class EnsembleRecorder:
     unreachable: bool = False
     is_ok: bool = True
     is_serving: bool = True
+    tls_cas: list[str] = dataclasses.field(default_factory=list)
+    """Each session's ``tls_ca`` ("" for a plain-text session), in order."""
 
 
 @pytest.fixture
@@ -57,8 +59,11 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
     recorder = EnsembleRecorder()
 
     class FakeEnsemble:
-        def __init__(self, hosts: list[str], super_password: str, **_: object):
+        def __init__(
+            self, hosts: list[str], super_password: str, *, tls_ca: str = "", **_: object
+        ):
             recorder.calls.append(("connect", tuple(hosts)))
+            recorder.tls_cas.append(tls_ca)
 
         def __enter__(self) -> FakeEnsemble:
             if recorder.unreachable:

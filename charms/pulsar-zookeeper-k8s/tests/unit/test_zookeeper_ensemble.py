@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,6 +49,36 @@ def test_session_logs_in_with_sasl_digest_md5_as_super_and_adds_the_super_digest
         "password": "s3cret",
     }
     assert kwargs["auth_data"] == [("digest", "super:s3cret")]
+
+
+def test_with_a_ca_the_session_goes_to_2182_over_tls_checking_names(fake_kazoo):
+    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a", "b"], "s3cret", tls_ca=ca):
+        (kwargs,) = fake_kazoo.created
+        assert Path(kwargs["ca"]).read_text() == ca  # kazoo reads it from a file
+        assert oct(Path(kwargs["ca"]).stat().st_mode & 0o777) == "0o600"
+    assert kwargs["hosts"] == "a:2182,b:2182"
+    assert (kwargs["use_ssl"], kwargs["verify_certs"], kwargs["check_hostname"]) == (
+        True,
+        True,
+        True,
+    )
+    assert not Path(kwargs["ca"]).exists()  # gone with the session
+
+
+def test_a_failed_tls_session_leaves_no_ca_file(fake_kazoo):
+    fake_kazoo.fail_start = OSError("certificate verify failed")
+    ensemble = zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw", tls_ca="ca")
+    with pytest.raises(zookeeper_ensemble.EnsembleError, match="a:2182"):
+        ensemble.__enter__()
+    assert not Path(fake_kazoo.created[0]["ca"]).exists()
+
+
+def test_without_a_ca_the_session_stays_plain_on_2181(fake_kazoo):
+    with zookeeper_ensemble.ZooKeeperEnsemble(["a"], "pw"):
+        pass
+    (kwargs,) = fake_kazoo.created
+    assert kwargs["hosts"] == "a:2181" and "use_ssl" not in kwargs
 
 
 def test_sasl_options_are_a_fresh_dict_each_time():

@@ -302,6 +302,31 @@ def test_kafka_gets_tls_the_ca_and_2182_endpoints_in_the_secrets_it_asked_for(
     jsonschema.validate({"app": contract}, strict_schema("provider"))
 
 
+def test_the_super_user_session_goes_over_tls_once_every_member_serves_2182(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    # The session adds the super user's digest credential in the clear: once the ensemble
+    # serves 2182, it must go there, over TLS, trusting the same CAs as the clients.
+    tls_relation = certificates()
+    state = answered(ctx, single(tmp_path, tls_relation))
+    out = running(ctx.run(ctx.on.config_changed(), state))
+    for _ in range(3):
+        out = running(ctx.run(ctx.on.update_status(), out))
+    assert all(ca == "" for ca in ensemble.tls_cas)  # nothing secure yet or no session at all
+    ensemble.tls_cas.clear()
+    kafka = testing.Relation(
+        "zookeeper", remote_app_name=KAFKA["application"], remote_app_data=KAFKA["app"]
+    )
+    out = dataclasses.replace(out, relations={*out.relations, kafka})
+    for _ in range(2):
+        out = running(ctx.run(ctx.on.relation_changed(out.get_relation(kafka.id)), out))
+    app_data = dict(out.get_relation(kafka.id).local_app_data)
+    assert app_data["endpoints"] == f"{address(0)}:2182"
+    published = next(s for s in out.secrets if s.id == app_data["secret-tls"]).latest_content
+    assert ensemble.tls_cas, "no session granted the new client's chroot"
+    assert set(ensemble.tls_cas) == {(published or {})["tls-ca"]}
+
+
 def test_removing_the_certificates_relation_closes_2182(ctx, tmp_path, ensemble, pebble_calls):
     relation = certificates()
     state = answered(ctx, single(tmp_path, relation))
