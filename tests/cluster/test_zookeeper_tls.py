@@ -236,7 +236,7 @@ class _KazooConnects(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("Connecting to") and isinstance(record.args, tuple):
             _host, _ip, port, use_ssl = record.args
-            self.connects.append((int(port), bool(use_ssl)))
+            self.connects.append((int(str(port)), bool(use_ssl)))
 
 
 def test_the_charms_super_user_session_goes_over_tls(zk_secure: Model):
