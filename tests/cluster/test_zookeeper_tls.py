@@ -244,7 +244,7 @@ def test_the_charms_super_user_session_goes_over_tls(zk_secure: Model):
     the super user's digest credential in the clear: with TLS on it goes to 2182 over TLS."""
     model = zk_secure
     capture = _KazooConnects()
-    logger = logging.getLogger("kazoo.protocol.connection")
+    logger = logging.getLogger("kazoo.client")  # connection.py logs as kazoo.client
     previous = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(capture)

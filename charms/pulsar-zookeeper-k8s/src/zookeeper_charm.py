@@ -92,10 +92,12 @@ from zookeeper_tls import (
     OFF,
     SECURE_CLIENT_PORT,
     TLS_PATHS,
+    SessionPeer,
     bundle_fingerprints,
     needed_cas,
     plan_member_tls,
     plan_stage,
+    super_session,
     tls_files,
     tls_properties,
     trust_bundle,
@@ -682,7 +684,7 @@ class ZooKeeperCharm(ops.CharmBase):
         *,
         exclusive: bool = False,
     ) -> dict[int, str]:
-        _, tls_ca = self._client_endpoints(relation, members)
+        hosts, tls_ca = self._super_session(relation, hosts)
         with zookeeper_ensemble.ZooKeeperEnsemble(
             hosts, credentials.super_password, tls_ca=tls_ca
         ) as zk:
@@ -758,6 +760,15 @@ class ZooKeeperCharm(ops.CharmBase):
                 request, endpoints=endpoints, password=password, tls=bool(tls_ca), tls_ca=tls_ca
             )
         return waiting
+
+    def _super_session(self, relation: ops.Relation, hosts: list[str]) -> tuple[list[str], str]:
+        """Return the hosts and CA bundle of the super-user session (see ``super_session``)."""
+        material = self.tls_state.material
+        peers = [
+            SessionPeer(peer.address, peer.secure_port, peer.cas)
+            for peer in self._peers(relation).values()
+        ]
+        return super_session(hosts, peers, material.ca if material is not None else None)
 
     def _client_endpoints(
         self, relation: ops.Relation, members: dict[int, str]
@@ -982,8 +993,9 @@ class ZooKeeperCharm(ops.CharmBase):
             endpoints, tls_ca = self._client_endpoints(relation, members)
             clients = self._clients(relation)
             try:
+                session_hosts, session_ca = self._super_session(relation, serving)
                 with zookeeper_ensemble.ZooKeeperEnsemble(
-                    serving, credentials.super_password, tls_ca=tls_ca
+                    session_hosts, credentials.super_password, tls_ca=session_ca
                 ) as zk:
                     for relation_id, rotation, request in steps:
                         if rotation.phase == ADDING:

@@ -191,3 +191,37 @@ def plan_member_tls(
     present_new = present_new_certificate(newest_ca, presented_ca, others_trusted)
     presented = newest_ca if present_new else presented_ca
     return MemberTls(present_new, trust_bundle([newest_ca, presented, *others_cas]))
+
+
+@dataclass(frozen=True)
+class SessionPeer:
+    """One member as the super-user session sees it.
+
+    Its host, whether its running server serves the secure client port, the CAs it needs trusted.
+    """
+
+    host: str
+    secure_port: bool
+    cas: tuple[str, ...] = ()
+
+
+def super_session(
+    hosts: Iterable[str], peers: Iterable[SessionPeer], own_ca: str | None
+) -> tuple[list[str], str]:
+    """Return the hosts of the charm's super-user session and its CA bundle ("": plain text).
+
+    The session adds the super user's digest credential, which ZooKeeper receives in the clear:
+    while this unit has a certificate (``own_ca``), it goes over TLS to those of ``hosts``
+    whose running server serves 2182 (a member restarting for a new client's credentials, or
+    one not yet moved, is left out rather than spoken to in plain text). Plain text to every
+    host only while none of them serves 2182 (TLS not yet on, or being removed).
+    """
+    hosts = list(hosts)
+    if not own_ca:
+        return hosts, ""
+    peers = list(peers)
+    secure = {peer.host for peer in peers if peer.secure_port}
+    tls_hosts = [host for host in hosts if host in secure]
+    if not tls_hosts:
+        return hosts, ""
+    return tls_hosts, trust_bundle([own_ca, *(ca for peer in peers for ca in peer.cas)])
