@@ -737,14 +737,17 @@ empty model to the first message the scenario counts every CPU-second the machin
 unit's JVM, and the rig's own process (the simulated Juju: every hook runs the charm's code in
 it). Divided by the CPUs, that is the shortest wall time any schedule could reach with the same
 work; the standalone baseline is one JVM doing ZooKeeper, bookie and broker work in about a
-fifth of the CPU-seconds. Measured on 2026-12-03 in a targeted run (05045f8's charms, nothing
-else running): 56.2 CPU-s, of which the seven JVMs 42.8 (ZooKeeper
-4.4-4.6 each, bookies 5.0-5.4 each, the broker 13.6), the rig 5.3, the rest (one-off tools,
-Pebble, checks) 7.8; the 2 CPUs were 93% busy, so no schedule ends before 28.1 s, **4.5x** the
-6.24 s standalone of the same run, against a measured 30.15 s (4.8x). The <= 4x target is
-therefore below this machine's floor for this work: the charms' ordering costs the 7% of idle
-CPU, and the rest is the JVMs' own start (JIT and class loading, paid seven times where the
-standalone pays it once). What was tried against that floor, measured the same way: the G1
+fifth of the CPU-seconds. In the clean-clone CI run of c2d669b (2026-12-03 evening, the lines
+above): 59.2 CPU-s, of which the seven JVMs 44.7 (ZooKeeper 4.7-5.2 each, bookies 5.3-5.6
+each, the broker 13.5), the rig 6.1, the rest (one-off tools, Pebble, checks) 8.2; the 2 CPUs
+were 94% busy, so no schedule ends before 29.6 s, **4.16x** the 7.12 s standalone (11.6 CPU-s)
+of the same run, against a measured 31.4 s (4.42x). A targeted run that afternoon: 56.2 CPU-s,
+floor 28.1 s = 4.5x a 6.24 s standalone, measured 30.15 s (4.8x). The <= 4x target is
+therefore below this machine's floor for this work: the charms' ordering costs the 6-7% of
+idle CPU, and the rest is the JVMs' own start (JIT and class loading, paid seven times where
+the standalone pays it once). The rig's share is the charms' own hook code run in its process
+(a controller runs each hook as a process of its own, which costs more, not less). What was
+tried against that floor, measured the same way: the G1
 collector for every JVM instead of Pulsar's ZGC (56.2 against 56.8 CPU-s, within noise; the
 standalone gained 5%), and the one-off tools already run with C1 only and the serial
 collector. Where the JVMs' CPU goes, from a broker restarted alone on the deployed cluster
@@ -771,12 +774,14 @@ controller (in the rig, where hooks run one at a time, by the BookKeeper tool's 
 changes no CPU-second, so it cannot bring the cold deploy under the floor above, and is not
 taken.
 
-The timelines below come from the clean-clone CI run of c423b0d (2026-12-03 afternoon, the
-same charms' start path): cold deploy 41.8 s against a 9.44 s baseline, 4.43x; full restart
-40.7 s, 4.3x. Critical path: quorum 10.0 s, BookKeeper metadata 12.7 s, cluster metadata 18.8 s,
-the broker JVM 19.4-38.7 s beside three bookies starting (writable at 29.1-30.7 s), first
-message 41.8 s. The a851d1e code re-run that afternoon took 45.2 s against 7.9 s: the ratio
-follows the machine's speed of the hour more than any change since.
+The timelines below come from the clean-clone CI run of c2d669b (2026-12-03 evening): cold
+deploy 31.4 s against a 7.12 s baseline, 4.42x; full restart 31.6 s, 4.44x. Critical path of
+the cold deploy: quorum 7.7 s, BookKeeper metadata 9.1 s, cluster metadata 14.6 s, the broker
+JVM 15.1-29.3 s beside three bookies starting (writable at 22.1 s), first message 31.4 s. The
+full restart: the broker JVM starts at 5.7 s (nothing one-off to wait for), quorum 14.3 s,
+writable bookies 27.6 s, broker ready 30.1 s, first message 31.6 s. The earlier CI run of
+c423b0d took 41.8 s against 9.44 s (4.43x): the ratio follows the machine's speed of the hour
+more than any change since.
 
 Each timeline shows one row per unit: the JVM's real state (thick: started, answering,
 serving / writable / ready) over the unit's status after each hook (thin), the hooks as ticks,
