@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.cluster.rig_bundle import SERVICES
+from tests.cluster.rig_pods import process_cpu_s
+
 if TYPE_CHECKING:
     from tests.cluster.rig_juju import Model
 
-SERVICES = {
-    "pulsar-zookeeper-k8s": "zookeeper",
-    "bookkeeper-k8s": "bookie",
-    "pulsar-k8s": "broker",
-}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -30,32 +28,6 @@ def busy_cpu_s() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     # user nice system idle iowait irq softirq steal (guest time is counted in user already)
     return (sum(fields[:8]) - fields[3] - fields[4]) / _TICK
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU-seconds of one process so far (None once it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def process_group_cpu_s(pgid: int) -> float:
-    """CPU-seconds of every live process in one process group (``bin/pulsar`` and its JVM)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / _TICK
-    return total
 
 
 def jvm_cpu_s(model: Model) -> dict[str, float | None]:

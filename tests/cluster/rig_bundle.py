@@ -23,6 +23,8 @@ ZOOKEEPER = "pulsar-zookeeper-k8s"
 BOOKKEEPER = "bookkeeper-k8s"
 BROKER = "pulsar-k8s"
 PROXY = "pulsar-proxy-k8s"
+SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
+"""Each application's Pebble service (the JVM)."""
 
 SMALL_JVMS: dict[str, dict[str, Any]] = {
     ZOOKEEPER: {"heap-mb": 128},

@@ -471,6 +471,8 @@ class _Stat:
     sid: int
     start_time: float
     state: str
+    cpu_s: float
+    """User + system CPU-seconds so far."""
 
 
 _BOOT_TIME: float | None = None
@@ -501,6 +503,7 @@ def _read_stat(pid: int) -> _Stat | None:
         sid=int(fields[3]),
         start_time=_boot_time() + int(fields[19]) / ticks,
         state=fields[0],
+        cpu_s=(int(fields[11]) + int(fields[12])) / ticks,
     )
 
 
@@ -516,6 +519,17 @@ def process_start_time(pid: int) -> float | None:
     if stat is None or stat.state in ("Z", "X"):
         return None
     return stat.start_time
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU-seconds ``pid`` has used so far (None once it is gone)."""
+    stat = _read_stat(pid)
+    return None if stat is None else stat.cpu_s
+
+
+def process_group_cpu_s(pgid: int) -> float:
+    """CPU-seconds of every live process of one process group (``bin/pulsar`` and its JVM)."""
+    return sum(stat.cpu_s for _, stat in _live_processes() if stat.pgid == pgid)
 
 
 def _carries(pid: int, environment: Mapping[str, str]) -> bool:

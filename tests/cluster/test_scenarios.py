@@ -21,7 +21,7 @@ from tests.cluster import workload
 from tests.cluster.cpu_figures import CpuMeter
 from tests.cluster.figures import record
 from tests.cluster.hook_figures import longest_hooks, update_status_count
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, SERVICES, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
 from tests.cluster.timeline import LOST, TimelineRecorder, four_letter_word
 
@@ -133,9 +133,6 @@ def test_bundle_from_nothing_serves_10k_messages(cluster: Model):
         assert received == payloads
     finally:
         client.close()
-
-
-SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 
 
 def all_pids(model: Model) -> dict[str, int | None]:

@@ -18,13 +18,12 @@ import pytest
 from tests.cluster import workload
 from tests.cluster.conftest import new_model
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, SERVICES, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv
 
 pytestmark = pytest.mark.slow
 
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
-SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from ops import testing
 from tests.cluster import rig_setup, workload
 from tests.cluster.conftest import new_model
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER, deploy_bundle
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, SERVICES, ZOOKEEPER, deploy_bundle
 from tests.cluster.rig_juju import Model, RigEnv, RigUnit
 
 pytestmark = pytest.mark.extended
@@ -40,7 +40,6 @@ pytestmark = pytest.mark.extended
 FROM_VERSION = rig_setup.upgrade_from_version()
 TO_VERSION = rig_setup.pulsar_version()
 ORDER = (ZOOKEEPER, BOOKKEEPER, BROKER)
-SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 SETTLE = float(os.environ.get("PULSAR_RIG_SETTLE_TIMEOUT", "900"))
 _JAR_VERSION = re.compile(
     r"^org\.apache\.pulsar-pulsar-[a-z0-9-]+?-([0-9]+\.[0-9]+\.[0-9]+)\.jar$"

@@ -22,14 +22,13 @@ import pytest
 
 from tests.cluster import workload
 from tests.cluster.figures import record
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, SERVICES, ZOOKEEPER
 from tests.cluster.rig_juju import Model
 from tests.cluster.test_zookeeper_contract import as_user, granted
 
 pytestmark = pytest.mark.extended
 
 
-SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 # restarts of each process: servers learn the new user, then lose the old one; clients move once
 EXPECTED_RESTARTS = {ZOOKEEPER: 2, BOOKKEEPER: 1, BROKER: 1}
 

@@ -24,11 +24,10 @@ from pulsar_render import BROKER_TOKEN_PATH
 
 from tests.cluster.figures import figures_file
 from tests.cluster.hook_figures import init_hooks
-from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, ZOOKEEPER
+from tests.cluster.rig_bundle import BOOKKEEPER, BROKER, SERVICES, ZOOKEEPER
 from tests.cluster.rig_juju import Model
 from tests.cluster.rig_pods import process_start_time
 
-SERVICES = {ZOOKEEPER: "zookeeper", BOOKKEEPER: "bookie", BROKER: "broker"}
 # JVM states, worst to best; "serving" stands for quorum member / writable bookie / ready broker.
 NONE, STARTED, UP, READ_ONLY, SERVING = "none", "started", "up", "read-only", "serving"
 _PROBE_TIMEOUT_S = 0.3

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.cpu_figures import process_group_cpu_s
 from tests.cluster.rig_bundle import BROKER
 from tests.cluster.rig_net import service_fqdn
+from tests.cluster.rig_pods import process_group_cpu_s
 
 SERVICE_URL = f"pulsar://{service_fqdn(BROKER)}:6650"
 

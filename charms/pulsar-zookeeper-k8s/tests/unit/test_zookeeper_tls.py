@@ -302,7 +302,7 @@ def test_kafka_gets_tls_the_ca_and_2182_endpoints_in_the_secrets_it_asked_for(
     jsonschema.validate({"app": contract}, strict_schema("provider"))
 
 
-def test_the_super_user_session_goes_over_tls_once_every_member_serves_2182(
+def test_the_super_user_session_goes_over_tls_once_the_ensemble_serves_2182(
     ctx, tmp_path, ensemble, pebble_calls
 ):
     # The session adds the super user's digest credential in the clear: once the ensemble
