@@ -9,6 +9,10 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
 2. a real TLS handshake on each server's 2182 trusting only the provider's CA: the chain
    verifies and the SANs are the pod name and the Service name; a plain-text client on 2182
    gets no answer; the quorum runs TLS only (``sslQuorum``, no port unification) and serves;
+2b. with ``tls-plaintext-enabled`` false (the default) 2181 refuses connections on every pod
+   address once nobody uses it (each server's plain listener moved to its pod's loopback by a
+   reconfig); ``tls-plaintext-enabled=true`` reopens it and ``false`` closes it again, neither
+   restarting a server;
 3. bookies, the broker and a proxy run against the 2182 endpoints (which only speak TLS; the
    brokers pass the CA to the proxy) and messages still go round, directly and through the
    proxy;
@@ -19,7 +23,8 @@ provider on ``pulsar-zookeeper-k8s:certificates``.
    CA, then the old CA leaves every trust store and the published bundle; never two servers down
    at once, every write goes through (bounded retries), nothing acknowledged lost;
 5. (``slow``) removing the certificates relation walks everything back to plain text under a
-   producer: 2182 closed, the quorum plain, clients on 2181, nothing acknowledged lost.
+   producer: 2182 closed, 2181 open again on the pod network, the quorum plain, clients on
+   2181, nothing acknowledged lost.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -85,8 +91,15 @@ def read(model: Model, unit: str, path: str) -> str:
         return ""
 
 
+def plain_client_port(model: Model) -> str:
+    (peer,) = model.relations_of(ZOOKEEPER, "cluster")
+    return model.app_data(peer.id, ZOOKEEPER).get("plain-client-port", "open")
+
+
 def everything_on_tls(model: Model) -> bool:
     if not model.all_active() or quorum_stage(model) != "tls":
+        return False
+    if plain_client_port(model) != "closed":  # the default tls-plaintext-enabled=false
         return False
     (peer,) = model.relations_of(ZOOKEEPER, "cluster")
     for unit in model.units(ZOOKEEPER):
@@ -120,6 +133,20 @@ def handshake(host: str, port: int, context: ssl.SSLContext) -> tuple[str, set[s
         return cert.issuer.rfc4514_string(), set(sans.value.get_values_for_type(x509.DNSName))
 
 
+def admin(host: str, command: str) -> str:
+    """The server's AdminServer answer to ``command`` ("" : no answer); 2181 may be closed."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:9990/commands/{command}", timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+def server_answers(number: int) -> bool:
+    """The server's JVM answers (its AdminServer), in a quorum or not."""
+    return bool(admin(zk_fqdn(number), "ruok"))
+
+
 def plain_ruok(host: str, port: int) -> bytes:
     """A plain-text four-letter word: what a client without TLS gets back."""
     try:
@@ -143,14 +170,7 @@ def zk_secure(bundle: Model) -> Model:
     model.deploy(TLS_APP, RigTlsProviderCharm)
     zookeepers = model.units(ZOOKEEPER)
     watcher = workload.PidWatcher(
-        {
-            u.name: (
-                u.pod,
-                "zookeeper",
-                lambda n=u.number: plain_ruok(zk_fqdn(n), 2181) == b"imok",
-            )
-            for u in zookeepers
-        }
+        {u.name: (u.pod, "zookeeper", lambda n=u.number: server_answers(n)) for u in zookeepers}
     ).start()
     producer = workload.BackgroundProducer().start()
     try:
@@ -196,10 +216,52 @@ def test_the_quorum_runs_tls_only_and_serves(zk_secure: Model):
     for unit in model.units(ZOOKEEPER):
         conf = zk_conf(model, unit.name)
         assert (conf.get("sslQuorum"), conf.get("portUnification")) == ("true", "false"), conf
-        with socket.create_connection((zk_fqdn(unit.number), 2181), timeout=5) as sock:
-            sock.sendall(b"srvr")
-            answer = sock.recv(4096)
-        assert b"Mode: " in answer, answer
+        assert '"is_leader"' in admin(zk_fqdn(unit.number), "leader")
+
+
+def refused(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def plain_port_everywhere(model: Model, state: str) -> bool:
+    """Every server's plain port is ``state`` on its pod address and the leader recorded it."""
+    if plain_client_port(model) != state or not model.all_active():
+        return False
+    hosts = [zk_fqdn(u.number) for u in model.units(ZOOKEEPER)]
+    if state == "closed":
+        return all(refused(host, 2181) for host in hosts)
+    return all(plain_ruok(host, 2181) == b"imok" for host in hosts)
+
+
+def test_2181_refuses_and_reopens_without_a_restart(zk_secure: Model):
+    """tls-plaintext-enabled=false (the default): 2181 refuses on every pod address; the charm's
+    own checks live on the AdminServer. true reopens it, false closes it again: a reconfig
+    re-binds each running server's plain listener, no server restarts."""
+    model = zk_secure
+    zookeepers = model.units(ZOOKEEPER)
+    assert plain_port_everywhere(model, "closed")
+    pids = {u.name: u.pod.service_pid("zookeeper") for u in zookeepers}
+    # each server's listener is on its pod's loopback, in ZooKeeper's own (agreed) config
+    (peer,) = model.relations_of(ZOOKEEPER, "cluster")
+    for unit in zookeepers:
+        dynamic = read(model, unit.name, zk_conf(model, unit.name)["dynamicConfigFile"])
+        sid = unit.number + 1
+        assert f"server.{sid}={zk_fqdn(unit.number)}:2888:3888:participant;127.0.0.1:" in dynamic
+        # the plain-clients count the leader waited for
+        assert model.unit_data(peer.id, unit.name).get("plain-clients", "") == ""
+    started = time.monotonic()
+    model.config(ZOOKEEPER, **{"tls-plaintext-enabled": True})
+    model.settle(until=lambda: plain_port_everywhere(model, "open"), timeout=300)
+    record("zk_tls.plain_port_reopen_s", time.monotonic() - started)
+    started = time.monotonic()
+    model.config(ZOOKEEPER, **{"tls-plaintext-enabled": False})
+    model.settle(until=lambda: plain_port_everywhere(model, "closed"), timeout=300)
+    record("zk_tls.plain_port_close_s", time.monotonic() - started)
+    assert {u.name: u.pod.service_pid("zookeeper") for u in zookeepers} == pids
 
 
 def test_clients_get_tls_and_bookies_and_broker_serve_over_it(zk_secure: Model):
@@ -342,17 +404,13 @@ def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model)
     old_ca = provider_ca(model)
     zookeepers = model.units(ZOOKEEPER)
     password = model.secret("zookeeper-internal", owner=ZOOKEEPER).content()["super-password"]
-    # the quorum, seen through the plain client port (SASL as super): every write must land
+    # the quorum, seen through the plain client port (SASL as super): every write must land;
+    # 2181 is reopened for this plain-text writer (the option), and closed again at the end
+    model.config(ZOOKEEPER, **{"tls-plaintext-enabled": True})
+    model.settle(until=lambda: plain_port_everywhere(model, "open"), timeout=300)
     writer = ZnodeWriter(",".join(f"{zk_fqdn(u.number)}:2181" for u in zookeepers), password)
     watcher = workload.PidWatcher(
-        {
-            u.name: (
-                u.pod,
-                "zookeeper",
-                lambda n=u.number: plain_ruok(zk_fqdn(n), 2181) == b"imok",
-            )
-            for u in zookeepers
-        }
+        {u.name: (u.pod, "zookeeper", lambda n=u.number: server_answers(n)) for u in zookeepers}
     ).start()
     sampler = TrustSampler(model).start()
     producer = workload.BackgroundProducer().start()
@@ -375,6 +433,8 @@ def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model)
         sampler.stop()
         watcher.stop()
         children = writer.stop()
+    model.config(ZOOKEEPER, **{"tls-plaintext-enabled": False})
+    model.settle(until=lambda: plain_port_everywhere(model, "closed"), timeout=300)
     record("zk_tls.ca_rotation_publish_gap_s", producer.longest_gap(since=started))
     restarts = {u.name: len(watcher.pids(u.name)) - 1 for u in zookeepers}
     record("zk_tls.ca_rotation_restarts_per_server", max(restarts.values()))
@@ -404,6 +464,8 @@ def test_a_ca_rotation_keeps_the_quorum_and_ends_on_the_new_ca(zk_secure: Model)
 def everything_plain(model: Model) -> bool:
     if not model.all_active() or quorum_stage(model) != "off":
         return False
+    if not plain_port_everywhere(model, "open"):
+        return False
     if any("secureClientPort" in zk_conf(model, u.name) for u in model.units(ZOOKEEPER)):
         return False
     return all(
@@ -419,6 +481,7 @@ def everything_plain(model: Model) -> bool:
 @pytest.mark.extended
 def test_removing_the_certificates_relation_returns_to_plain_text(zk_secure: Model):
     model = zk_secure
+    assert plain_client_port(model) == "closed"
     (relation,) = model.relations_of(TLS_APP, "certificates")
     producer = workload.BackgroundProducer().start()
     try:

@@ -47,6 +47,8 @@ from zookeeper_peer_state import (
     INTERNAL_SECRET_ID_KEY,
     MEMBERS_KEY,
     PEER,
+    PLAIN_CLIENT_PORT_KEY,
+    PLAIN_CLIENTS_KEY,
     QUORUM_TLS_KEY,
     QUORUM_TLS_STAGE_KEY,
     ROTATIONS_KEY,
@@ -60,6 +62,7 @@ from zookeeper_peer_state import (
     ZooKeeperPeerState,
 )
 from zookeeper_peer_state import parse as parse_peer_state
+from zookeeper_plain_port import CLOSED, OPEN, plan_plain_port
 from zookeeper_refresh import refresh_problems
 from zookeeper_render import (
     CLIENT_PORT,
@@ -67,6 +70,7 @@ from zookeeper_render import (
     JAAS_PATH,
     METRICS_PORT,
     MYID_PATH,
+    client_address,
     render_dynamic_config,
     render_env,
     render_jaas,
@@ -91,6 +95,7 @@ from zookeeper_rotation import (
 from zookeeper_tls import (
     OFF,
     SECURE_CLIENT_PORT,
+    TLS,
     TLS_PATHS,
     SessionPeer,
     bundle_fingerprints,
@@ -108,7 +113,6 @@ from zookeeper_view import (
     VIEW_CHECK,
     VIEW_LAYER_LABEL,
     VIEW_PATH,
-    server_state,
     view_layer,
     watched_layer,
 )
@@ -122,7 +126,7 @@ INTERNAL_SECRET_LABEL = "zookeeper-internal"
 # A failed ZooKeeper operation with the quorum up is retried this long after (the view check
 # fails then: a real event, not update-status).
 RETRY_AFTER_S = 5.0
-# Probing another member's ``srvr``: a live server answers at once; a frozen one must not hold
+# Probing another member's AdminServer: a live server answers at once; a frozen one must not hold
 # the hook.
 PROBE_TIMEOUT_S = 0.5
 
@@ -216,9 +220,8 @@ class ZooKeeperCharm(ops.CharmBase):
             # nothing changes on this unit until its certificate is there (no half TLS)
             return statuses.awaiting("a certificate on the certificates relation")
         self.tls_state = tls_state
-        # Open the client ports on the application's Kubernetes Service (a no-op when open).
-        self.unit.set_ports(CLIENT_PORT, *([SECURE_CLIENT_PORT] if tls_state.enabled else []))
         relation = self.model.get_relation(PEER)
+        self._open_client_ports()
         if relation is None:
             return statuses.awaiting("the peer relation")
         self._publish_unit(
@@ -255,6 +258,8 @@ class ZooKeeperCharm(ops.CharmBase):
         notes: list[str] = []
         if self.unit.is_leader():
             leader_status, notes = self._lead(relation, credentials, config.acl_policy)
+            if leader_status is None:
+                leader_status = self._lead_plain_port(relation, credentials, config, notes)
         return workload_status or leader_status or self._health(self._members(relation), notes)
 
     def _plan_quorum_tls(self, relation: ops.Relation, members: dict[int, str]) -> None:
@@ -291,7 +296,7 @@ class ZooKeeperCharm(ops.CharmBase):
         return refresh_problems(
             units,
             self._members(relation),
-            lambda address: zookeeper_ensemble.four_letter_word(address, "srvr", timeout=2.0),
+            lambda address: zookeeper_ensemble.admin_command(address, "leader", timeout=2.0),
         )
 
     # ---- workload ----------------------------------------------------------------------
@@ -339,7 +344,9 @@ class ZooKeeperCharm(ops.CharmBase):
         return DesiredWorkload(
             files=files,
             # a starting server joins with the committed ensemble plus itself
-            dynamic_config=render_dynamic_config({**members, self.server_id: self.address}),
+            dynamic_config=render_dynamic_config(
+                {**members, self.server_id: self.address}, self._plain_client_port() == OPEN
+            ),
             layer=layer,
             token=restart_token(token_inputs, layer),
             users=tuple(sorted(users)),
@@ -392,6 +399,20 @@ class ZooKeeperCharm(ops.CharmBase):
         newest = self.tls_state.material
         return needed_cas(newest.ca if newest else "", running.presented_ca if running else "")
 
+    def _plain_client_port(self) -> str:
+        relation = self.model.get_relation(PEER)
+        return self._peer_state(relation).plain_client_port if relation else OPEN
+
+    def _counts_plain_clients(self, config: ZooKeeperConfig, running: AppliedState | None) -> bool:
+        """Whether this unit counts its plain-text clients: the leader may close 2181 soon."""
+        return (
+            not config.tls_plaintext_enabled
+            and self.tls_state.enabled
+            and running is not None
+            and running.secure_port
+            and self._plain_client_port() == OPEN
+        )
+
     def _quorum_tls_stage(self) -> str:
         relation = self.model.get_relation(PEER)
         return self._peer_state(relation).quorum_tls_stage if relation else OFF
@@ -418,9 +439,10 @@ class ZooKeeperCharm(ops.CharmBase):
                 self.workload.restart_server(desired)
             else:
                 status = ops.WaitingStatus("waiting for the rolling-restart lock")
-        self.workload.ensure_checks(VIEW_LAYER_LABEL, view_layer(self.address))
-
         running = self.workload.server_running()
+        counting = running and self._counts_plain_clients(config, self.workload.applied())
+        self.workload.ensure_checks(VIEW_LAYER_LABEL, view_layer(self.address, counting))
+
         observed = self._observe() if running else DOWN
         started = observed != DOWN
         applied = self.workload.applied()
@@ -451,21 +473,25 @@ class ZooKeeperCharm(ops.CharmBase):
                         if running_with and running_with.trusted
                         else ""
                     ),
+                    PLAIN_CLIENTS_KEY: (
+                        self._plain_clients_count() if counting and observed == SERVING else ""
+                    ),
                 },
             )
         if status is None and not started:
             status = ops.WaitingStatus("waiting for ZooKeeper to answer ruok")
         return status
 
+    def _plain_clients_count(self) -> str:
+        """Count this server's plain-text client connections for the leader ("": no answer)."""
+        count = zookeeper_ensemble.plain_clients(self.address)
+        return "" if count is None else str(count)
+
     def _observe(self) -> str:
         """Read the server's live state and record it where the view check compares it."""
         # Local calls a live server answers at once: a short timeout keeps a hook on a frozen
         # or starting server short (the view check wakes the unit when it answers).
-        ruok = zookeeper_ensemble.four_letter_word(self.address, "ruok", timeout=1.0)
-        srvr = (
-            zookeeper_ensemble.four_letter_word(self.address, "srvr", timeout=1.0) if ruok else ""
-        )
-        observed = server_state(ruok, srvr)
+        observed = zookeeper_ensemble.server_state_of(self.address, timeout=1.0)
         record_view(self.workload, VIEW_PATH, observed, self._view_stale)
         self._view_stale = False
         self._observed = observed
@@ -483,8 +509,8 @@ class ZooKeeperCharm(ops.CharmBase):
                 if self._observed == SERVING:
                     serving.append(address)
                 continue
-            answer = zookeeper_ensemble.four_letter_word(address, "srvr", timeout=PROBE_TIMEOUT_S)
-            if "Mode:" in answer:
+            state = zookeeper_ensemble.server_state_of(address, timeout=PROBE_TIMEOUT_S)
+            if state == SERVING:
                 serving.append(address)
         return serving
 
@@ -669,6 +695,66 @@ class ZooKeeperCharm(ops.CharmBase):
             )
         return None, notes
 
+    def _lead_plain_port(
+        self,
+        relation: ops.Relation,
+        credentials: Credentials,
+        config: ZooKeeperConfig,
+        notes: list[str],
+    ) -> ops.StatusBase | None:
+        """Leader: bind the plain-text client listeners where ``zookeeper_plain_port`` says.
+
+        A reconfig moves every member's listener (running servers re-bind, nothing restarts);
+        the peer relation records it once done. Adds a note while clients keep 2181 open.
+        """
+        state = self._peer_state(relation)
+        peers, members = state.peers, dict(state.members)
+        tls_everywhere = (
+            self.tls.relation is not None
+            and bool(members)
+            and all(sid in peers and peers[sid].certificate for sid in members)
+            and all(peers[sid].secure_port for sid in members)
+        )
+        counts = [peers[sid].plain_clients if sid in peers else None for sid in sorted(members)]
+        target = plan_plain_port(
+            state.plain_client_port,
+            plaintext_allowed=config.tls_plaintext_enabled,
+            tls_everywhere=tls_everywhere,
+            tls_only_quorum=state.quorum_tls_stage == TLS,
+            plain_clients=counts,
+        )
+        if target == OPEN and tls_everywhere and not config.tls_plaintext_enabled:
+            left = sum(count for count in counts if count)
+            if left:
+                notes.append(f"2181 open until {left} plain-text client connection(s) leave")
+        if target == state.plain_client_port:
+            return None
+        serving = self._serving_members(members)
+        if not serving:
+            return ops.WaitingStatus("waiting for quorum")
+        hosts, tls_ca = self._super_session(relation, serving)
+        try:
+            with zookeeper_ensemble.ZooKeeperEnsemble(
+                hosts, credentials.super_password, tls_ca=tls_ca
+            ) as zk:
+                zk.move_client_addresses(members, target)
+        except EnsembleError as exc:
+            logger.warning("moving the plain-text client port failed: %s", exc)
+            self._retry_later()
+            return ops.WaitingStatus(f"waiting for the ensemble: {exc}")
+        logger.info("plain-text client port: %s -> %s", state.plain_client_port, target)
+        write_if_different(relation.data[self.app], {PLAIN_CLIENT_PORT_KEY: target})
+        self._open_client_ports()
+        return None
+
+    def _open_client_ports(self) -> None:
+        """Offer the listening client ports on the Kubernetes Service (a no-op when unchanged)."""
+        plain = self._plain_client_port() == OPEN
+        self.unit.set_ports(
+            *([CLIENT_PORT] if plain else []),
+            *([SECURE_CLIENT_PORT] if self.tls_state.enabled else []),
+        )
+
     def _change_ensemble(
         self,
         relation: ops.Relation,
@@ -694,8 +780,11 @@ class ZooKeeperCharm(ops.CharmBase):
                 still_leaving = [sid for sid in leaving if sid in current]
                 if still_leaving and len(still_leaving) < len(current):
                     current = zk.remove_servers(still_leaving)
+                plain_open = self._plain_client_port() == OPEN
                 still_joining = [
-                    server_line(sid, addr) for sid, addr in joining.items() if sid not in current
+                    server_line(sid, addr, plain_open)
+                    for sid, addr in joining.items()
+                    if sid not in current
                 ]
                 if still_joining:
                     current = zk.add_servers(still_joining)
@@ -762,13 +851,19 @@ class ZooKeeperCharm(ops.CharmBase):
         return waiting
 
     def _super_session(self, relation: ops.Relation, hosts: list[str]) -> tuple[list[str], str]:
-        """Return the hosts and CA bundle of the super-user session (see ``super_session``)."""
+        """Return the hosts and CA bundle of the super-user session (see ``super_session``).
+
+        Plain text with 2181 closed (this unit without its certificate, as when the
+        certificates relation is removed): its own server's pod-local listener, which the
+        credential never leaves the pod to reach.
+        """
         material = self.tls_state.material
-        peers = [
-            SessionPeer(peer.address, peer.secure_port, peer.cas)
-            for peer in self._peers(relation).values()
-        ]
-        return super_session(hosts, peers, material.ca if material is not None else None)
+        state = self._peer_state(relation)
+        peers = [SessionPeer(p.address, p.secure_port, p.cas) for p in state.peers.values()]
+        hosts, tls_ca = super_session(hosts, peers, material.ca if material is not None else None)
+        if not tls_ca and state.plain_client_port == CLOSED:
+            return [client_address(self.address, self.server_id, plain_open=False)], ""
+        return hosts, tls_ca
 
     def _client_endpoints(
         self, relation: ops.Relation, members: dict[int, str]

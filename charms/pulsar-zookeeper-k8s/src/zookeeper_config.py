@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from charms.pulsar_k8s.v0.validation import check_choice, check_int
+from charms.pulsar_k8s.v0.validation import check_bool, check_choice, check_int
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 # How client chroots are protected (see zookeeper_clients.py).
@@ -37,6 +37,8 @@ class ZooKeeperConfig:
     heap_mb: int = _int_option(512, 128, 65536)
     log_level: str = "info"
     acl_policy: str = "exclusive"
+    # TLS on everywhere: keep 2181 open on the pod network next to 2182 (zookeeper_plain_port)
+    tls_plaintext_enabled: bool = False
 
     def __post_init__(self) -> None:
         """Reject values ZooKeeper or the JVM would refuse or misbehave with."""
@@ -46,3 +48,4 @@ class ZooKeeperConfig:
                 check_int(field.name.replace("_", "-"), getattr(self, field.name), low, high)
         check_choice("log-level", self.log_level, LOG_LEVELS)
         check_choice("acl-policy", self.acl_policy, ACL_POLICIES)
+        check_bool("tls-plaintext-enabled", self.tls_plaintext_enabled)

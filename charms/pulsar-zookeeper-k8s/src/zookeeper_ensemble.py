@@ -1,4 +1,4 @@
-"""Talking to the running ensemble: four-letter words, reconfig, chroots and ACLs (via kazoo).
+"""Talking to the running ensemble: AdminServer commands, reconfig, chroots and ACLs (kazoo).
 
 Every failure (connection refused, timeout, auth failure, ZooKeeper error) surfaces as
 :class:`EnsembleError`, which the charm turns into a Waiting status: a hook never fails because
@@ -7,9 +7,9 @@ ZooKeeper is briefly unreachable. Timeouts are short because this runs inside Ju
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
-import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -20,8 +20,10 @@ from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, Id, Permissions
-from zookeeper_render import CLIENT_PORT, SUPER_USER, digest, parse_members
+from zookeeper_plain_port import client_moves, plain_connection_count
+from zookeeper_render import ADMIN_PORT, CLIENT_PORT, SUPER_USER, digest, parse_members
 from zookeeper_tls import SECURE_CLIENT_PORT
+from zookeeper_view import SERVING, server_state
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +41,37 @@ class EnsembleError(Exception):
     """ZooKeeper could not be reached or refused the operation; retry on a later event."""
 
 
-def four_letter_word(
-    host: str, word: str, *, port: int = CLIENT_PORT, timeout: float = 3.0
-) -> str:
-    """Send a four-letter word (``ruok``, ``srvr``...) and return the answer ("" on failure)."""
+def admin_command(host: str, command: str, *, timeout: float = 3.0) -> str:
+    """Ask the server's AdminServer a command (``leader``, ``connections``...): its JSON answer.
+
+    "" when it does not answer. Plain HTTP on 9990, no credentials and no session: it answers
+    whichever client ports are open.
+    """
+    connection = http.client.HTTPConnection(host, ADMIN_PORT, timeout=timeout)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(word.encode())
-            chunks = []
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-    except OSError as exc:
-        logger.debug("%s on %s:%s failed: %s", word, host, port, exc)
+        connection.request("GET", f"/commands/{command}")
+        response = connection.getresponse()
+        return response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        logger.debug("%s on %s:%s failed: %s", command, host, ADMIN_PORT, exc)
         return ""
-    return b"".join(chunks).decode(errors="replace")
+    finally:
+        connection.close()
 
 
-def is_ok(host: str) -> bool:
-    """Return whether the server answers ``ruok`` with ``imok`` (quorum or not)."""
-    return four_letter_word(host, "ruok").strip() == "imok"
+def server_state_of(host: str, *, timeout: float = 3.0) -> str:
+    """Return ``down``, ``up`` or ``serving`` (``zookeeper_view.server_state``) of a server."""
+    return server_state(admin_command(host, "leader", timeout=timeout))
 
 
 def is_serving(host: str) -> bool:
-    """Return whether the server leads or follows a quorum (``srvr`` shows a Mode)."""
-    return "Mode:" in four_letter_word(host, "srvr")
+    """Return whether the server leads or follows a quorum."""
+    return server_state_of(host) == SERVING
+
+
+def plain_clients(host: str, *, timeout: float = 1.0) -> int | None:
+    """Return the server's plain-text client connections (None: no usable answer)."""
+    return plain_connection_count(admin_command(host, "connections", timeout=timeout))
 
 
 def sasl_options(username: str, password: str) -> dict[str, str]:
@@ -107,7 +116,8 @@ class ZooKeeperEnsemble:
         self, hosts: Iterable[str], super_password: str, *, timeout: int = 5, tls_ca: str = ""
     ):
         port = SECURE_CLIENT_PORT if tls_ca else CLIENT_PORT
-        self._hosts = ",".join(f"{h}:{port}" for h in hosts)
+        # a host given with its port keeps it (the pod-local plain listener)
+        self._hosts = ",".join(h if ":" in h else f"{h}:{port}" for h in hosts)
         self._super_password = super_password
         self._timeout = timeout
         self._tls_ca = tls_ca
@@ -204,6 +214,19 @@ class ZooKeeperEnsemble:
                 client.reconfig(joining=joining, leaving=None, new_members=None),
             )
         return parse_members(data.decode())
+
+    def move_client_addresses(self, addresses: dict[int, str], state: str) -> bool:
+        """Reconfig every member whose client address is not where ``state`` says.
+
+        ``addresses``: server id -> stable name. Running servers re-bind at once (no restart).
+        Returns whether a reconfig was needed.
+        """
+        with self._calling("read /zookeeper/config") as client:
+            data, _ = cast("tuple[bytes, Any]", client.get(CONFIG_ZNODE))
+        moves = client_moves(data.decode(), addresses, state)
+        if moves:
+            self.add_servers(moves)
+        return bool(moves)
 
     def grant(
         self,

@@ -9,13 +9,18 @@ Unit databags (every unit, this one included):
     ``certificate`` "true" when the unit has its certificate (it can run quorum TLS);
     ``tls-cas`` JSON list of the CAs (PEM) it needs trusted: its newest certificate's and the
     one its running server presents (two during a CA rotation); ``trusted-cas`` JSON list of
-    the SHA-256 fingerprints of the CAs its running server trusts (absent: not running TLS).
+    the SHA-256 fingerprints of the CAs its running server trusts (absent: not running TLS);
+    ``plain-clients`` the number of plain-text client connections its server has, while the
+    leader waits for them to leave before closing 2181 (absent: not counted).
 Application databag (leader):
     ``members`` JSON {server-id: address} of the committed ensemble; ``clients`` JSON
     {username: chroot} of the client ACLs in place, for revocation; ``internal-secret-id`` the
     id of the ``zookeeper-internal`` secret (read by ``find_app_secret``); ``rotations`` the
     credential rotations in progress (``zookeeper_rotation``); ``quorum-tls-stage`` the quorum
-    TLS stage the members run (``zookeeper_tls``; missing: ``off``).
+    TLS stage the members run (``zookeeper_tls``; missing: ``off``); ``plain-client-port``
+    where the members' plain-text client listeners are bound in ZooKeeper's own config
+    (``zookeeper_plain_port``: ``open`` on 2181, ``closed`` on the pod's loopback; missing:
+    ``open``), written once the reconfig is done.
 The rolling-restart library keeps its own keys in both and reads them itself.
 """
 
@@ -33,6 +38,8 @@ from charms.pulsar_k8s.v0.validation import (
     parse_username,
     parse_znode_path,
 )
+from zookeeper_plain_port import OPEN
+from zookeeper_plain_port import STATES as PLAIN_PORT_STATES
 from zookeeper_render import server_id
 from zookeeper_rotation import Rotation, parse_rotations
 from zookeeper_tls import OFF, STAGES, split_certificates
@@ -52,6 +59,8 @@ CERTIFICATE_KEY = "certificate"
 QUORUM_TLS_STAGE_KEY = "quorum-tls-stage"
 TLS_CAS_KEY = "tls-cas"
 TRUSTED_CAS_KEY = "trusted-cas"
+PLAIN_CLIENTS_KEY = "plain-clients"
+PLAIN_CLIENT_PORT_KEY = "plain-client-port"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class Peer:
     cas: tuple[str, ...] = ()
     # the CA fingerprints its running server trusts (None: unknown, or not running TLS)
     trusted: frozenset[str] | None = None
+    # its server's plain-text client connections (None: not counted)
+    plain_clients: int | None = None
 
     @property
     def server_id(self) -> int:
@@ -88,6 +99,8 @@ class ZooKeeperPeerState:
     rotations: Mapping[int, Rotation] = field(default_factory=dict)
     # the quorum TLS stage the leader set (zookeeper_tls.STAGES)
     quorum_tls_stage: str = OFF
+    # where the plain-text client listeners are bound (zookeeper_plain_port.STATES)
+    plain_client_port: str = OPEN
 
 
 def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> ZooKeeperPeerState:
@@ -99,7 +112,16 @@ def parse(app: Mapping[str, str], units: Mapping[str, Mapping[str, str]]) -> Zoo
         peers={peer.server_id: peer for peer in peers if peer is not None},
         rotations=parse_rotations(PEER, app.get(ROTATIONS_KEY)),
         quorum_tls_stage=_stage(app.get(QUORUM_TLS_STAGE_KEY)),
+        plain_client_port=_plain_client_port(app.get(PLAIN_CLIENT_PORT_KEY)),
     )
+
+
+def _plain_client_port(raw: str | None) -> str:
+    if raw is None or raw == "":
+        return OPEN
+    if raw not in PLAIN_PORT_STATES:
+        raise InvalidField(PEER, PLAIN_CLIENT_PORT_KEY, "must be open or closed")
+    return raw
 
 
 def _stage(raw: str | None) -> str:
@@ -130,7 +152,15 @@ def _peer(unit_name: str, data: Mapping[str, str]) -> Peer | None:
         certificate=data.get(CERTIFICATE_KEY) == "true",
         cas=_cas(data.get(TLS_CAS_KEY)),
         trusted=_trusted(data.get(TRUSTED_CAS_KEY)),
+        plain_clients=_count(data.get(PLAIN_CLIENTS_KEY)),
     )
+
+
+def _count(raw: str | None) -> int | None:
+    # anything but a count reads as not counted: the leader then keeps 2181 open, the safe side
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        return None
+    return int(raw)
 
 
 def _cas(raw: str | None) -> tuple[str, ...]:

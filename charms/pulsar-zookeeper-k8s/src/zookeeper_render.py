@@ -35,6 +35,10 @@ MYID_PATH = f"{DATA_DIR}/myid"
 SERVICE = "zookeeper"
 ALIVE_CHECK = "zookeeper-alive"
 CLIENT_PORT = 2181
+# With the plain client port closed, each server's plain listener moves to the pod's own
+# loopback on this base plus its server id (distinct, so pods sharing a network namespace do not
+# collide): ZooKeeper's reconfig refuses a server line without a client address.
+LOCAL_CLIENT_PORT_BASE = 21810
 QUORUM_PORT = 2888
 ELECTION_PORT = 3888
 ADMIN_PORT = 9990
@@ -49,17 +53,29 @@ def server_id(unit_number: int) -> int:
     return unit_number + 1
 
 
-def server_spec(address: str) -> str:
-    """Right-hand side of a ``server.N=`` line; the client address is bound to ``address`` too.
+def client_address(address: str, sid: int, plain_open: bool = True) -> str:
+    """Where a server's plain-text client listener binds.
+
+    Open: the pod's address, port 2181. Closed: the pod's loopback (reached from inside the pod
+    only), because every ``server.N`` line of a reconfig must carry a client address.
+    """
+    if plain_open:
+        return f"{address}:{CLIENT_PORT}"
+    return f"127.0.0.1:{LOCAL_CLIENT_PORT_BASE + sid}"
+
+
+def server_spec(address: str, sid: int, plain_open: bool = True) -> str:
+    """Right-hand side of a ``server.N=`` line, with the client address bound explicitly.
 
     Without ``;address:port`` ZooKeeper binds the client port on 0.0.0.0.
     """
-    return f"{address}:{QUORUM_PORT}:{ELECTION_PORT}:participant;{address}:{CLIENT_PORT}"
+    quorum = f"{address}:{QUORUM_PORT}:{ELECTION_PORT}:participant"
+    return f"{quorum};{client_address(address, sid, plain_open)}"
 
 
-def server_line(sid: int, address: str) -> str:
+def server_line(sid: int, address: str, plain_open: bool = True) -> str:
     """One ``server.N=...`` line, as in the dynamic file and in reconfig's joining list."""
-    return f"server.{sid}={server_spec(address)}"
+    return f"server.{sid}={server_spec(address, sid, plain_open)}"
 
 
 def parse_members(config_text: str) -> dict[int, str]:
@@ -77,9 +93,9 @@ def parse_members(config_text: str) -> dict[int, str]:
     return members
 
 
-def render_dynamic_config(members: Mapping[int, str]) -> str:
+def render_dynamic_config(members: Mapping[int, str], plain_open: bool = True) -> str:
     """Render the dynamic config file of a server about to start: one line per member."""
-    return "".join(f"{server_line(sid, members[sid])}\n" for sid in sorted(members))
+    return "".join(f"{server_line(sid, members[sid], plain_open)}\n" for sid in sorted(members))
 
 
 def render_myid(sid: int) -> str:

@@ -3,7 +3,8 @@
 Juju delivers ``pebble-check-failed`` when a check goes down and ``pebble-check-recovered`` when
 it comes back, and nothing for a check that never fails, so a plain readiness check can miss a
 server that answers between two runs. This check compares the server's live state (``down``,
-``up``: answers ``ruok``, ``serving``: part of a quorum) with the state the charm last recorded in
+``up``: its AdminServer answers, ``serving``: part of a quorum) with the state the charm last
+recorded in
 ``VIEW_PATH``; it fails as soon as they differ, so the charm is woken by a real event, records
 what it sees and publishes it (``started``/``users`` on the peer relation, which wakes the
 leader). A frozen server reads as ``down`` within the check's timeout (each read has a shorter
@@ -17,7 +18,8 @@ from typing import Any
 from charms.pulsar_k8s.v0 import view_check
 from charms.pulsar_k8s.v0.refresh import ready_gate
 from charms.pulsar_k8s.v0.view_check import record_content, recorded_state
-from zookeeper_render import CLIENT_PORT, SERVICE
+from zookeeper_plain_port import PLAIN_CLIENTS_CHECK, connections_script
+from zookeeper_render import ADMIN_PORT, SERVICE
 
 VIEW_CHECK = "zookeeper-view"
 VIEW_LAYER_LABEL = "zookeeper-view"
@@ -28,37 +30,50 @@ DOWN, UP, SERVING = "down", "up", "serving"
 _READ_TIMEOUT_S = "0.4"
 
 
-def server_state(ruok_answer: str, srvr_answer: str) -> str:
-    """Classify a server from its ``ruok`` and ``srvr`` answers: down, up or serving."""
-    if ruok_answer.strip() != "imok":
+def server_state(leader_answer: str) -> str:
+    """Classify a server from its AdminServer's ``leader`` answer: down, up or serving.
+
+    The AdminServer (9990, plain HTTP, no credentials, no session) answers whatever the client
+    ports do: the plain-text port 2181 may be closed. No answer: down; ``is_leader`` (leader or
+    follower): serving; any other answer ("not currently serving requests"): up.
+    """
+    if not leader_answer:
         return DOWN
-    return SERVING if "Mode:" in srvr_answer else UP
+    return SERVING if '"is_leader"' in leader_answer else UP
 
 
-def state_script(address: str, port: int = CLIENT_PORT) -> str:
-    """Bash that prints :func:`server_state` of the live server (four-letter words, no nc)."""
-
-    def ask(word: str) -> str:
-        return (
-            f"$( (exec 3<>/dev/tcp/{address}/{port} && printf {word} >&3 && "
-            f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; "
-            "do printf '%s\\n' \"$line\"; done) 2>/dev/null)"
-        )
-
+def state_script(address: str, port: int = ADMIN_PORT) -> str:
+    """Bash that prints :func:`server_state` of the live server (HTTP over /dev/tcp, no curl)."""
     return (
-        f'ruok="{ask("ruok")}"; state={DOWN}; '
-        f'if [ "$ruok" = imok ]; then state={UP}; srvr="{ask("srvr")}"; '
-        f'case "$srvr" in *Mode:*) state={SERVING};; esac; fi; '
+        f"leader=$( (exec 3<>/dev/tcp/{address}/{port} && "
+        'printf "GET /commands/leader HTTP/1.0\\r\\n\\r\\n" >&3 && '
+        f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; "
+        'do printf "%s\\n" "$line"; done) 2>/dev/null); '
+        f'state={DOWN}; case "$leader" in *is_leader*) state={SERVING};; '
+        f"*HTTP/*) state={UP};; esac; "
         'printf "%s" "$state"'
     )
 
 
-def view_layer(address: str) -> dict[str, Any]:
-    """Return the layer of the server's view check and its readiness gate (restarts nothing)."""
+def plain_clients_check(address: str, watching: bool) -> dict[str, Any]:
+    """Return the check that wakes the charm when the last plain-text client leaves 2181.
+
+    It fails while the server has a plain-text client connection, so its recovery is a real
+    event; while nothing waits for that (``watching`` false) it always passes.
+    """
+    return view_check.exec_check(connections_script(address) if watching else "exit 0")
+
+
+def view_layer(address: str, watch_plain_clients: bool = False) -> dict[str, Any]:
+    """Return the layer of the server's checks that wake the charm (restarts nothing).
+
+    The view check, its readiness gate, and the plain-text clients check.
+    """
     layer = view_check.view_layer(
         "ZooKeeper view check", VIEW_CHECK, state_script(address), VIEW_PATH
     )
     layer["checks"][SERVING_CHECK] = ready_gate(VIEW_PATH, SERVING)
+    layer["checks"][PLAIN_CLIENTS_CHECK] = plain_clients_check(address, watch_plain_clients)
     return layer
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class EnsembleRecorder:
     unreachable: bool = False
     is_ok: bool = True
     is_serving: bool = True
+    plain_connections: int = 0
+    """Plain-text client connections each server's AdminServer reports."""
     tls_cas: list[str] = dataclasses.field(default_factory=list)
     """Each session's ``tls_ca`` ("" for a plain-text session), in order."""
 
@@ -88,6 +91,10 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
             recorder.view.update(parse_members("\n".join(lines)))
             return dict(recorder.view)
 
+        def move_client_addresses(self, addresses: dict[int, str], state: str) -> bool:
+            recorder.calls.append(("move-client-addresses", state))
+            return True
+
         def grant(
             self,
             chroot: str,
@@ -111,17 +118,26 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
             recorder.calls.append(("revoke", chroot, username, recursive))
 
     monkeypatch.setattr(zookeeper_ensemble, "ZooKeeperEnsemble", FakeEnsemble)
-    monkeypatch.setattr(zookeeper_ensemble, "is_ok", lambda host: recorder.is_ok)
-    monkeypatch.setattr(zookeeper_ensemble, "is_serving", lambda host: recorder.is_serving)
 
-    def four_letter_word(host: str, word: str, **_: object) -> str:
+    def admin_command(host: str, command: str, **_: object) -> str:
+        """The AdminServer's JSON answers (as ZooKeeper 3.9 words them); "" : no answer."""
         if not recorder.is_ok:
             return ""
-        if word == "ruok":
-            return "imok"
-        return "Mode: follower\n" if recorder.is_serving else "not currently serving\n"
+        if not recorder.is_serving:
+            return json.dumps(
+                {
+                    "command": command,
+                    "error": "This ZooKeeper instance is not currently serving requests",
+                }
+            )
+        if command == "leader":
+            return json.dumps({"is_leader": False, "leader_id": 1, "error": None})
+        if command == "connections":
+            plain = [{"remote_socket_address": "10.1.0.9:50000"}] * recorder.plain_connections
+            return json.dumps({"connections": plain, "secure_connections": [], "error": None})
+        return json.dumps({"command": command, "error": None})
 
-    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", four_letter_word)
+    monkeypatch.setattr(zookeeper_ensemble, "admin_command", admin_command)
     yield recorder
 
 

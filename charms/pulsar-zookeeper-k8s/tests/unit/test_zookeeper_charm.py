@@ -483,12 +483,12 @@ def test_ensemble_session_is_offered_only_serving_members(ctx, tmp_path, ensembl
     )
     state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
 
-    def srvr(host: str, word: str, **_: object) -> str:
-        if word == "ruok":
-            return "imok"
-        return "not currently serving\n" if host == address(1) else "Mode: follower\n"
+    def leader(host: str, command: str, **_: object) -> str:
+        if host == address(1):
+            return '{"command" : "leader", "error" : "not currently serving requests"}'
+        return '{"is_leader" : false, "error" : null}'
 
-    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", srvr)
+    monkeypatch.setattr(zookeeper_ensemble, "admin_command", leader)
     ensemble.calls.clear()
     ctx.run(ctx.on.update_status(), state)
     assert ensemble.calls[0] == ("connect", (address(0), address(2)))

@@ -42,6 +42,8 @@ OPTIONS = {
     "autopurge-purge-interval",
     "heap-mb",
     "log-level",
+    "acl-policy",
+    "tls-plaintext-enabled",
 }
 SOURCES = {"cluster", f"{INTERNAL_SECRET_LABEL} secret"}
 REQUEST = {
@@ -66,6 +68,8 @@ config_values: dict[str, st.SearchStrategy[Any]] = {
     "autopurge-purge-interval": st.sampled_from([0, 1, 8761]),
     "heap-mb": st.sampled_from([64, 512]),
     "log-level": maybe_bad(st.sampled_from(["info", "loud"]), 3),
+    "acl-policy": maybe_bad(st.sampled_from(["exclusive", "shared", "open"]), 3),
+    "tls-plaintext-enabled": st.booleans(),
 }
 valid_configs = st.sampled_from([{}, {"tick-time": 3000}, {"heap-mb": 256, "log-level": "debug"}])
 configs = mostly(valid_configs, st.fixed_dictionaries({}, optional=config_values), 3)
@@ -79,6 +83,7 @@ def peer_unit(n: int) -> st.SearchStrategy[dict[str, str]]:
             "server-id": st.just(str(n + 1)),
             "started": st.sampled_from(["true", "false"]),
             "users": st.sampled_from(["[]", '["relation-9"]', "not json"]),
+            "plain-clients": maybe_bad(st.sampled_from(["", "0", "3"])),
         }
     )
 
@@ -94,6 +99,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "can_connect": draw(mostly(st.just(True), st.just(False), 5)),
         "peer": draw(mostly(st.just(True), st.just(False), 12)),
         "members": members,
+        "plain_client_port": draw(mostly(st.none(), st.sampled_from(["open", "closed", "ajar"]))),
         "peers": {n: draw(peer_unit(n)) for n in range(1, draw(st.integers(0, 2)) + 1)},
         "internal": draw(
             mostly(
@@ -147,6 +153,8 @@ def build_state(case: dict[str, Any]) -> tuple[testing.State, dict[str, Any]]:
             secrets.append(testing.Secret(tracked_content=content, owner="app", label=label))
     if case["peer"]:
         app_data = {"members": json.dumps(case["members"])} if case["members"] else {}
+        if case["plain_client_port"] is not None:
+            app_data["plain-client-port"] = case["plain_client_port"]
         if case["record_internal_id"] == "yes" and internal is not None:
             app_data[INTERNAL_SECRET_ID_KEY] = internal.id
         elif case["record_internal_id"] == "dangling":

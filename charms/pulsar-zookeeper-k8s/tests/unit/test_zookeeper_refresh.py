@@ -61,30 +61,30 @@ def state(tmp_path: Path, peer: testing.PeerRelation, jar: str | None = None) ->
 # -- the pure check ---------------------------------------------------------------------------
 
 
+LEADER = '{"is_leader" : true, "leader_id" : 1, "command" : "leader", "error" : null}'
+FOLLOWER = '{"is_leader" : false, "leader_id" : 1, "command" : "leader", "error" : null}'
+NOT_SERVING = (
+    '{"command" : "leader", "error" : "This ZooKeeper instance is not currently serving requests"}'
+)
+
+
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [
-        ("Zookeeper version: 3.9\nMode: leader\nNode count: 5\n", "leader"),
-        ("Mode: follower\n", "follower"),
-        ("Mode: standalone\n", "standalone"),
-        ("This ZooKeeper instance is not currently serving requests\n", None),
-        ("", None),
-        ("Mode: observer-ish\n", None),
-    ],
+    [(LEADER, "leader"), (FOLLOWER, "follower"), (NOT_SERVING, None), ("", None), ("[]", None)],
 )
-def test_mode_of_a_srvr_answer(answer: str, expected: str | None) -> None:
+def test_mode_of_a_leader_answer(answer: str, expected: str | None) -> None:
     assert mode(answer) == expected
 
 
 def test_refresh_problems_name_each_unhealthy_unit() -> None:
     units = {"zk/0": "a0", "zk/1": "a1", "zk/2": "a2"}
-    answers = {"a0": "Mode: leader\n", "a1": "", "a2": "Mode: follower\n"}
+    answers = {"a0": LEADER, "a1": "", "a2": FOLLOWER}
     members = {1: "a0", 2: "a1"}
     assert refresh_problems(units, members, answers.__getitem__) == [
         "zk/1 is not serving (no quorum)",
         "zk/2 is not an ensemble member",
     ]
-    assert refresh_problems(units, {1: "a0", 2: "a1", 3: "a2"}, lambda _a: "Mode: follower") == []
+    assert refresh_problems(units, {1: "a0", 2: "a1", 3: "a2"}, lambda _a: FOLLOWER) == []
 
 
 # -- the action -------------------------------------------------------------------------------
@@ -99,10 +99,10 @@ def test_pre_refresh_check_passes_when_every_member_serves(ctx, tmp_path, ensemb
 def test_pre_refresh_check_fails_naming_a_server_out_of_quorum(
     ctx, tmp_path, ensemble, monkeypatch
 ) -> None:
-    def srvr(host: str, word: str, **_: object) -> str:
-        return "" if host == address(2) else "Mode: follower\n"
+    def leader(host: str, command: str, **_: object) -> str:
+        return "" if host == address(2) else FOLLOWER
 
-    monkeypatch.setattr(zookeeper_ensemble, "four_letter_word", srvr)
+    monkeypatch.setattr(zookeeper_ensemble, "admin_command", leader)
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action("pre-refresh-check"), state(tmp_path, three_units()))
     assert failed.value.message == (

@@ -312,7 +312,9 @@ def test_the_super_user_session_goes_over_tls_once_the_ensemble_serves_2182(
     out = running(ctx.run(ctx.on.config_changed(), state))
     for _ in range(3):
         out = running(ctx.run(ctx.on.update_status(), out))
-    assert all(ca == "" for ca in ensemble.tls_cas)  # nothing secure yet or no session at all
+    # the only session so far closed 2181 (tls-plaintext-enabled=false), over TLS already
+    assert ("move-client-addresses", "closed") in ensemble.calls
+    assert all(ensemble.tls_cas)
     ensemble.tls_cas.clear()
     kafka = testing.Relation(
         "zookeeper", remote_app_name=KAFKA["application"], remote_app_data=KAFKA["app"]

@@ -1,9 +1,10 @@
-"""The view check's bash agrees with the charm's Python reading of the same four-letter words."""
+"""The view check's bash agrees with the charm's Python reading of the AdminServer's answers."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
-import socketserver
 import subprocess
 import threading
 import time
@@ -11,20 +12,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from zookeeper_plain_port import connections_script
 from zookeeper_view import DOWN, SERVING, UP, server_state, state_script
 
-SERVING_SRVR = "Zookeeper version: 3.9.3\nLatency min/avg/max: 0/0.0/0\nMode: follower\n"
-NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
+# ZooKeeper 3.9.4's AdminServer, as it answers (pretty-printed JSON)
+SERVING_LEADER = json.dumps(
+    {
+        "is_leader": False,
+        "leader_id": 3,
+        "leader_ip": "127.0.5.3",
+        "command": "leader",
+        "error": None,
+    },
+    indent=2,
+).replace('":', '" :')
+NOT_SERVING = json.dumps(
+    {"command": "leader", "error": "This ZooKeeper instance is not currently serving requests"},
+    indent=2,
+).replace('":', '" :')
+NO_CONNECTIONS = (
+    '{\n  "connections" : [ ],\n  "secure_connections" : [ ],\n'
+    '  "command" : "connections",\n  "error" : null\n}'
+)
+ONE_CONNECTION = (
+    '{\n  "connections" : [ {\n    "remote_socket_address" : "10.1.0.9:50000"\n  } ],\n'
+    '  "secure_connections" : [ ],\n  "command" : "connections",\n  "error" : null\n}'
+)
 
 
 @contextmanager
-def answering(ruok: str, srvr: str) -> Iterator[int]:
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            word = self.request.recv(4)
-            self.request.sendall((ruok if word == b"ruok" else srvr).encode())
+def admin_server(answers: dict[str, str]) -> Iterator[int]:
+    """A stand-in AdminServer on 127.0.0.1 answering ``/commands/<name>`` from ``answers``."""
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answers.get(self.path.removeprefix("/commands/"), "").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
@@ -46,13 +78,33 @@ def run_script(port: int) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("ruok", "srvr", "expected"),
-    [("imok", SERVING_SRVR, SERVING), ("imok", NOT_SERVING, UP), ("", "", DOWN)],
+    ("answer", "expected"), [(SERVING_LEADER, SERVING), (NOT_SERVING, UP), ("", DOWN)]
 )
-def test_bash_and_python_classify_alike(ruok: str, srvr: str, expected: str) -> None:
-    with answering(ruok, srvr) as port:
+def test_bash_and_python_classify_alike(answer: str, expected: str) -> None:
+    if answer:
+        with admin_server({"leader": answer}) as port:
+            printed, _ = run_script(port)
+    else:  # nothing listens
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         printed, _ = run_script(port)
-    assert printed == server_state(ruok, srvr) == expected
+    assert printed == server_state(answer) == expected
+
+
+@pytest.mark.parametrize(("answer", "passes"), [(NO_CONNECTIONS, True), (ONE_CONNECTION, False)])
+def test_the_plain_clients_check_passes_only_without_plain_connections(
+    answer: str, passes: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zookeeper_plain_port
+
+    with admin_server({"connections": answer}) as port:
+        monkeypatch.setattr(zookeeper_plain_port, "ADMIN_PORT", port)
+        script = connections_script("127.0.0.1")
+        out = subprocess.run(["/bin/bash", "-c", script], timeout=10, check=False)
+    assert (out.returncode == 0) is passes
+    expected = 0 if passes else 1
+    assert zookeeper_plain_port.plain_connection_count(answer) == expected
 
 
 def test_frozen_server_is_down_within_the_check_timeout() -> None:
