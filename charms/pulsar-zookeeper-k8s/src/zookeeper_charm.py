@@ -296,7 +296,7 @@ class ZooKeeperCharm(ops.CharmBase):
         return refresh_problems(
             units,
             self._members(relation),
-            lambda address: zookeeper_ensemble.admin_command(address, "leader", timeout=2.0),
+            lambda address: zookeeper_ensemble.admin_command(address, "zabstate", timeout=2.0),
         )
 
     # ---- workload ----------------------------------------------------------------------

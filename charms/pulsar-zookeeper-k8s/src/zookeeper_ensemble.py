@@ -61,7 +61,7 @@ def admin_command(host: str, command: str, *, timeout: float = 3.0) -> str:
 
 def server_state_of(host: str, *, timeout: float = 3.0) -> str:
     """Return ``down``, ``up`` or ``serving`` (``zookeeper_view.server_state``) of a server."""
-    return server_state(admin_command(host, "leader", timeout=timeout))
+    return server_state(admin_command(host, "zabstate", timeout=timeout))
 
 
 def is_serving(host: str) -> bool:

@@ -13,6 +13,7 @@ timeout of its own), so a fault that clears always makes a difference again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from charms.pulsar_k8s.v0 import view_check
@@ -30,26 +31,38 @@ DOWN, UP, SERVING = "down", "up", "serving"
 _READ_TIMEOUT_S = "0.4"
 
 
-def server_state(leader_answer: str) -> str:
-    """Classify a server from its AdminServer's ``leader`` answer: down, up or serving.
+def server_state(zabstate_answer: str) -> str:
+    """Classify a server from its AdminServer's ``zabstate`` answer: down, up or serving.
 
-    The AdminServer (9990, plain HTTP, no credentials, no session) answers whatever the client
-    ports do: the plain-text port 2181 may be closed. No answer: down; ``is_leader`` (leader or
-    follower): serving; any other answer ("not currently serving requests"): up.
+    The AdminServer (9990, plain HTTP, no credentials, no session) answers whether the client
+    ports are open or not (2181 may be closed). No answer: down; ``"zabstate" : "broadcast"``
+    (a leader or follower serving clients): serving; any other answer (electing, syncing, or an
+    empty state while out of a quorum): up. Unlike ``leader`` or ``srvr``, ``zabstate`` needs
+    no running ZooKeeperServer, so a server out of a quorum does not log a warning per probe.
     """
-    if not leader_answer:
+    if not zabstate_answer:
         return DOWN
-    return SERVING if '"is_leader"' in leader_answer else UP
+    return SERVING if zab_state(zabstate_answer) == "broadcast" else UP
+
+
+def zab_state(zabstate_answer: str) -> str | None:
+    """Return the ``zabstate`` of an answer ("" out of a quorum; None: not an answer)."""
+    try:
+        data = json.loads(zabstate_answer)
+    except ValueError:
+        return None
+    state = data.get("zabstate") if isinstance(data, dict) else None
+    return state if isinstance(state, str) else None
 
 
 def state_script(address: str, port: int = ADMIN_PORT) -> str:
     """Bash that prints :func:`server_state` of the live server (HTTP over /dev/tcp, no curl)."""
     return (
-        f"leader=$( (exec 3<>/dev/tcp/{address}/{port} && "
-        'printf "GET /commands/leader HTTP/1.0\\r\\n\\r\\n" >&3 && '
+        f"zab=$( (exec 3<>/dev/tcp/{address}/{port} && "
+        'printf "GET /commands/zabstate HTTP/1.0\\r\\n\\r\\n" >&3 && '
         f"while IFS= read -r -t {_READ_TIMEOUT_S} -u 3 line || [[ -n $line ]]; "
         'do printf "%s\\n" "$line"; done) 2>/dev/null); '
-        f'state={DOWN}; case "$leader" in *is_leader*) state={SERVING};; '
+        f'state={DOWN}; case "$zab" in *zabstate*broadcast*) state={SERVING};; '
         f"*HTTP/*) state={UP};; esac; "
         'printf "%s" "$state"'
     )

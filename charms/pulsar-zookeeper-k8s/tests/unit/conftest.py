@@ -123,6 +123,9 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
         """The AdminServer's JSON answers (as ZooKeeper 3.9 words them); "" : no answer."""
         if not recorder.is_ok:
             return ""
+        if command == "zabstate":
+            state = "broadcast" if recorder.is_serving else ""
+            return json.dumps({"is_leader": False, "zabstate": state, "error": None})
         if not recorder.is_serving:
             return json.dumps(
                 {
@@ -130,8 +133,6 @@ def ensemble(monkeypatch: pytest.MonkeyPatch) -> Iterator[EnsembleRecorder]:
                     "error": "This ZooKeeper instance is not currently serving requests",
                 }
             )
-        if command == "leader":
-            return json.dumps({"is_leader": False, "leader_id": 1, "error": None})
         if command == "connections":
             plain = [{"remote_socket_address": "10.1.0.9:50000"}] * recorder.plain_connections
             return json.dumps({"connections": plain, "secure_connections": [], "error": None})

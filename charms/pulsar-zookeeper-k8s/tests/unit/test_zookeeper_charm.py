@@ -483,12 +483,11 @@ def test_ensemble_session_is_offered_only_serving_members(ctx, tmp_path, ensembl
     )
     state = _running_leader_state(ctx, tmp_path, peer, planned_units=4)
 
-    def leader(host: str, command: str, **_: object) -> str:
-        if host == address(1):
-            return '{"command" : "leader", "error" : "not currently serving requests"}'
-        return '{"is_leader" : false, "error" : null}'
+    def zabstate(host: str, command: str, **_: object) -> str:
+        state = "synchronization" if host == address(1) else "broadcast"
+        return f'{{"is_leader" : false, "zabstate" : "{state}", "error" : null}}'
 
-    monkeypatch.setattr(zookeeper_ensemble, "admin_command", leader)
+    monkeypatch.setattr(zookeeper_ensemble, "admin_command", zabstate)
     ensemble.calls.clear()
     ctx.run(ctx.on.update_status(), state)
     assert ensemble.calls[0] == ("connect", (address(0), address(2)))

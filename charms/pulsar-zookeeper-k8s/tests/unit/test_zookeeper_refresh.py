@@ -61,18 +61,24 @@ def state(tmp_path: Path, peer: testing.PeerRelation, jar: str | None = None) ->
 # -- the pure check ---------------------------------------------------------------------------
 
 
-LEADER = '{"is_leader" : true, "leader_id" : 1, "command" : "leader", "error" : null}'
-FOLLOWER = '{"is_leader" : false, "leader_id" : 1, "command" : "leader", "error" : null}'
-NOT_SERVING = (
-    '{"command" : "leader", "error" : "This ZooKeeper instance is not currently serving requests"}'
-)
+LEADER = '{"is_leader" : true, "zabstate" : "broadcast", "command" : "zabstate", "error" : null}'
+FOLLOWER = '{"is_leader" : false, "zabstate" : "broadcast", "error" : null}'
+SYNCING = '{"is_leader" : false, "zabstate" : "synchronization", "error" : null}'
+NOT_SERVING = '{"voting" : false, "zabstate" : "", "command" : "zabstate", "error" : null}'
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(LEADER, "leader"), (FOLLOWER, "follower"), (NOT_SERVING, None), ("", None), ("[]", None)],
+    [
+        (LEADER, "leader"),
+        (FOLLOWER, "follower"),
+        (SYNCING, None),
+        (NOT_SERVING, None),
+        ("", None),
+        ("[]", None),
+    ],
 )
-def test_mode_of_a_leader_answer(answer: str, expected: str | None) -> None:
+def test_mode_of_a_zabstate_answer(answer: str, expected: str | None) -> None:
     assert mode(answer) == expected
 
 
@@ -99,10 +105,10 @@ def test_pre_refresh_check_passes_when_every_member_serves(ctx, tmp_path, ensemb
 def test_pre_refresh_check_fails_naming_a_server_out_of_quorum(
     ctx, tmp_path, ensemble, monkeypatch
 ) -> None:
-    def leader(host: str, command: str, **_: object) -> str:
+    def zabstate(host: str, command: str, **_: object) -> str:
         return "" if host == address(2) else FOLLOWER
 
-    monkeypatch.setattr(zookeeper_ensemble, "admin_command", leader)
+    monkeypatch.setattr(zookeeper_ensemble, "admin_command", zabstate)
     with pytest.raises(testing.ActionFailed) as failed:
         ctx.run(ctx.on.action("pre-refresh-check"), state(tmp_path, three_units()))
     assert failed.value.message == (

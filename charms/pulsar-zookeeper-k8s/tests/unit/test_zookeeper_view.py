@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import json
 import socket
 import subprocess
 import threading
@@ -16,20 +15,24 @@ from zookeeper_plain_port import connections_script
 from zookeeper_view import DOWN, SERVING, UP, server_state, state_script
 
 # ZooKeeper 3.9.4's AdminServer, as it answers (pretty-printed JSON)
-SERVING_LEADER = json.dumps(
-    {
-        "is_leader": False,
-        "leader_id": 3,
-        "leader_ip": "127.0.5.3",
-        "command": "leader",
-        "error": None,
-    },
-    indent=2,
-).replace('":', '" :')
-NOT_SERVING = json.dumps(
-    {"command": "leader", "error": "This ZooKeeper instance is not currently serving requests"},
-    indent=2,
-).replace('":', '" :')
+SERVING_ZAB = """{
+  "myid" : 1,
+  "is_leader" : false,
+  "quorum_address" : {"all" : ["/127.0.5.1:2888"]},
+  "client_address" : "/127.0.0.1:21811",
+  "voting" : true,
+  "last_zxid" : "0x100000004",
+  "zabstate" : "broadcast",
+  "command" : "zabstate",
+  "error" : null
+}"""
+SYNCING_ZAB = SERVING_ZAB.replace('"broadcast"', '"synchronization"')
+OUT_OF_QUORUM_ZAB = """{
+  "voting" : false,
+  "zabstate" : "",
+  "command" : "zabstate",
+  "error" : null
+}"""
 NO_CONNECTIONS = (
     '{\n  "connections" : [ ],\n  "secure_connections" : [ ],\n'
     '  "command" : "connections",\n  "error" : null\n}'
@@ -78,11 +81,12 @@ def run_script(port: int) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"), [(SERVING_LEADER, SERVING), (NOT_SERVING, UP), ("", DOWN)]
+    ("answer", "expected"),
+    [(SERVING_ZAB, SERVING), (SYNCING_ZAB, UP), (OUT_OF_QUORUM_ZAB, UP), ("", DOWN)],
 )
 def test_bash_and_python_classify_alike(answer: str, expected: str) -> None:
     if answer:
-        with admin_server({"leader": answer}) as port:
+        with admin_server({"zabstate": answer}) as port:
             printed, _ = run_script(port)
     else:  # nothing listens
         with socket.socket() as sock:
