@@ -21,6 +21,7 @@ from typing import Any
 
 from bookkeeper_view import bookie_state
 from pulsar_render import BROKER_TOKEN_PATH
+from zookeeper_view import server_state as zookeeper_state
 
 from tests.cluster.figures import figures_file
 from tests.cluster.hook_figures import init_hooks
@@ -175,9 +176,9 @@ class TimelineRecorder:
             return NONE
         address = self.model.env.plan.address(app, int(unit.rsplit("/", 1)[1]))
         if app == ZOOKEEPER:
-            if four_letter_word(address, 2181, "ruok") != "imok":
-                return STARTED
-            return SERVING if "Mode:" in four_letter_word(address, 2181, "srvr") else UP
+            # the AdminServer, as the charm's own probes: 2181 may be closed (TLS on)
+            state = zookeeper_state(_get(address, 9990, "/commands/zabstate") or "")
+            return {"serving": SERVING, "up": UP}.get(state, STARTED)
         if app == BOOKKEEPER:
             state = bookie_state(_get(address, 8000, "/api/v1/bookie/state"))
             return {"writable": SERVING, "read-only": READ_ONLY}.get(state, STARTED)
