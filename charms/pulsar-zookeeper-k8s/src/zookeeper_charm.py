@@ -870,13 +870,21 @@ class ZooKeeperCharm(ops.CharmBase):
     ) -> tuple[list[str], str]:
         """Return the endpoints clients use and the CAs they trust ("" : plain text).
 
-        TLS once every member's running server serves the secure client port and this unit
-        has the CA; plain text otherwise (clients would fail on a member without TLS). The CAs:
-        the members' trust bundle, so clients trust old and new servers during a CA rotation.
+        TLS once every member's running server serves the secure client port, the quorum has
+        finished its walk to TLS, and this unit has the CA; plain text otherwise (clients would
+        fail on a member without TLS). Waiting for the walk keeps the clients' own rolling
+        restarts (bookies, brokers) out of the servers' rolls: a broker starting while the
+        servers restart one after another waits for each new quorum. The CAs: the members'
+        trust bundle, so clients trust old and new servers during a CA rotation.
         """
-        peers = self._peers(relation)
+        state = self._peer_state(relation)
+        peers = state.peers
         material = self.tls_state.material
-        secure = bool(members) and all(sid in peers and peers[sid].secure_port for sid in members)
+        secure = (
+            bool(members)
+            and all(sid in peers and peers[sid].secure_port for sid in members)
+            and state.quorum_tls_stage == TLS
+        )
         if material is None or not secure:
             return [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)], ""
         bundle = trust_bundle([material.ca, *(ca for p in peers.values() for ca in p.cas)])

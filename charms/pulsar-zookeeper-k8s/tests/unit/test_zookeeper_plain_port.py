@@ -254,3 +254,28 @@ def test_a_failed_reconfig_records_nothing_and_waits(ctx, tmp_path, ensemble, pe
     out = on_tls(ctx, tmp_path)
     assert peer_of(out).local_app_data.get("plain-client-port", OPEN) == OPEN
     assert out.unit_status == ops.WaitingStatus("waiting for the ensemble: connection refused")
+
+
+def test_clients_are_moved_to_2182_only_once_the_quorum_walk_is_done(
+    ctx, tmp_path, ensemble, pebble_calls
+):
+    """A running plain member gets its certificate: the clients keep 2181 through the quorum's
+    stages (so their own restarts do not overlap the servers' rolls), then get 2182."""
+    from test_zookeeper_tls import KAFKA
+
+    kafka = testing.Relation(
+        "zookeeper", remote_app_name=KAFKA["application"], remote_app_data=KAFKA["app"]
+    )
+    plain = running(ctx.run(ctx.on.config_changed(), single(tmp_path, kafka)))
+    for _ in range(3):
+        plain = running(ctx.run(ctx.on.update_status(), plain))
+    assert plain.get_relation(kafka.id).local_app_data["endpoints"] == f"{address(0)}:2181"
+    relation = certificates()
+    out = answered(ctx, dataclasses.replace(plain, relations={*plain.relations, relation}))
+    seen = []
+    for _ in range(8):
+        out = granted(running(ctx.run(ctx.on.update_status(), out)))
+        stage = peer_of(out).local_app_data.get("quorum-tls-stage")
+        seen.append((stage, out.get_relation(kafka.id).local_app_data["endpoints"]))
+    assert {endpoints for stage, endpoints in seen if stage != "tls"} == {f"{address(0)}:2181"}
+    assert seen[-1] == ("tls", f"{address(0)}:2182")
