@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import ops
@@ -720,7 +721,7 @@ class ZooKeeperCharm(ops.CharmBase):
             state.plain_client_port,
             plaintext_allowed=config.tls_plaintext_enabled,
             tls_everywhere=tls_everywhere,
-            tls_only_quorum=state.quorum_tls_stage == TLS,
+            tls_only_quorum=_quorum_on_tls(state, members),
             plain_clients=counts,
         )
         if target == OPEN and tls_everywhere and not config.tls_plaintext_enabled:
@@ -883,7 +884,7 @@ class ZooKeeperCharm(ops.CharmBase):
         secure = (
             bool(members)
             and all(sid in peers and peers[sid].secure_port for sid in members)
-            and state.quorum_tls_stage == TLS
+            and _quorum_on_tls(state, members)
         )
         if material is None or not secure:
             return [f"{members[sid]}:{CLIENT_PORT}" for sid in sorted(members)], ""
@@ -1205,6 +1206,14 @@ class ZooKeeperCharm(ops.CharmBase):
         if notes:
             message += "; " + "; ".join(notes)
         return ops.ActiveStatus(message)
+
+
+def _quorum_on_tls(state: ZooKeeperPeerState, members: Mapping[int, str]) -> bool:
+    """Whether the walk to quorum TLS is done: the stage is TLS and every member runs it."""
+    peers = state.peers
+    return state.quorum_tls_stage == TLS and all(
+        sid in peers and peers[sid].quorum_tls == TLS for sid in members
+    )
 
 
 def _new_internal_content() -> dict[str, str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ops import testing
 from test_zookeeper_clients import address, running
 from test_zookeeper_tls import answered, certificates, single
-from zookeeper_peer_state import parse
+from zookeeper_peer_state import Peer, ZooKeeperPeerState, parse
 from zookeeper_plain_port import (
     CLOSED,
     OPEN,
@@ -275,7 +275,28 @@ def test_clients_are_moved_to_2182_only_once_the_quorum_walk_is_done(
     seen = []
     for _ in range(8):
         out = granted(running(ctx.run(ctx.on.update_status(), out)))
+        # the stage the leader set, and the one the member's running server started with
         stage = peer_of(out).local_app_data.get("quorum-tls-stage")
-        seen.append((stage, out.get_relation(kafka.id).local_app_data["endpoints"]))
-    assert {endpoints for stage, endpoints in seen if stage != "tls"} == {f"{address(0)}:2181"}
-    assert seen[-1] == ("tls", f"{address(0)}:2182")
+        running_stage = peer_of(out).local_unit_data.get("quorum-tls")
+        endpoints = out.get_relation(kafka.id).local_app_data["endpoints"]
+        seen.append((stage, running_stage, endpoints))
+    walking = {endpoints for stage, running, endpoints in seen if (stage, running) != ("tls",) * 2}
+    assert walking == {f"{address(0)}:2181"}
+    assert seen[-1] == ("tls", "tls", f"{address(0)}:2182")
+
+
+def test_the_walk_is_done_only_once_every_member_runs_the_tls_stage():
+    from zookeeper_charm import _quorum_on_tls
+
+    def state(stage: str, running: dict[int, str]) -> ZooKeeperPeerState:
+        peers = {
+            sid: Peer(sid - 1, f"zk-{sid - 1}.x", True, frozenset(), quorum_tls=stage_run)
+            for sid, stage_run in running.items()
+        }
+        return ZooKeeperPeerState(members=MEMBERS, peers=peers, quorum_tls_stage=stage)
+
+    assert _quorum_on_tls(state("tls", {1: "tls", 2: "tls", 3: "tls"}), MEMBERS)
+    # the leader set the stage; member 3 has not restarted onto it yet
+    assert not _quorum_on_tls(state("tls", {1: "tls", 2: "tls", 3: "tls-unified"}), MEMBERS)
+    assert not _quorum_on_tls(state("tls", {1: "tls", 2: "tls"}), MEMBERS)  # 3 unknown
+    assert not _quorum_on_tls(state("tls-unified", {1: "tls", 2: "tls", 3: "tls"}), MEMBERS)
