@@ -258,9 +258,12 @@ class ZooKeeperCharm(ops.CharmBase):
         leader_status: ops.StatusBase | None = None
         notes: list[str] = []
         if self.unit.is_leader():
+            # 2181 first: reopened before the clients are told plain-text endpoints
+            port_notes: list[str] = []
+            port_status = self._lead_plain_port(relation, credentials, config, port_notes)
             leader_status, notes = self._lead(relation, credentials, config.acl_policy)
-            if leader_status is None:
-                leader_status = self._lead_plain_port(relation, credentials, config, notes)
+            leader_status = leader_status or port_status
+            notes += port_notes
         return workload_status or leader_status or self._health(self._members(relation), notes)
 
     def _plan_quorum_tls(self, relation: ops.Relation, members: dict[int, str]) -> None:
