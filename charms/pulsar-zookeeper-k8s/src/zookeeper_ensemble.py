@@ -42,7 +42,7 @@ class EnsembleError(Exception):
 
 
 def admin_command(host: str, command: str, *, timeout: float = 3.0) -> str:
-    """Ask the server's AdminServer a command (``leader``, ``connections``...): its JSON answer.
+    """Ask the server's AdminServer a command (``zabstate``, ``connections``): its JSON answer.
 
     "" when it does not answer. Plain HTTP on 9990, no credentials and no session: it answers
     whichever client ports are open.

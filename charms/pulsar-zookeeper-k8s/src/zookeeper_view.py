@@ -4,11 +4,10 @@ Juju delivers ``pebble-check-failed`` when a check goes down and ``pebble-check-
 it comes back, and nothing for a check that never fails, so a plain readiness check can miss a
 server that answers between two runs. This check compares the server's live state (``down``,
 ``up``: its AdminServer answers, ``serving``: part of a quorum) with the state the charm last
-recorded in
-``VIEW_PATH``; it fails as soon as they differ, so the charm is woken by a real event, records
-what it sees and publishes it (``started``/``users`` on the peer relation, which wakes the
-leader). A frozen server reads as ``down`` within the check's timeout (each read has a shorter
-timeout of its own), so a fault that clears always makes a difference again.
+recorded in ``VIEW_PATH``; it fails as soon as they differ, so the charm is woken by a real
+event, records what it sees and publishes it (``started``/``users`` on the peer relation, which
+wakes the leader). A frozen server reads as ``down`` within the check's timeout (each read has a
+shorter timeout of its own), so a fault that clears always makes a difference again.
 """
 
 from __future__ import annotations
