@@ -170,6 +170,9 @@ def is_subsequence(wanted: list[bytes], got: list[bytes]) -> tuple[bool, int]:
     return True, len(wanted)
 
 
+RETAIN_SUBSCRIPTION = "rig-retain"
+
+
 @dataclass
 class BackgroundProducer:
     """Sends numbered messages one by one, waiting for each ack; a failed send is retried with
@@ -193,6 +196,11 @@ class BackgroundProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rig-producer", daemon=True)
         self._client = client(self.url, token=self.token, tls_ca_file=self.tls_ca_file)
+        # A durable subscription from before the first send keeps every message as backlog.
+        # Without one, the brokers' default retention (none) lets a topic that moves to another
+        # broker drop its closed ledger: Pulsar's policy for unread data, not a loss, but it
+        # made "nothing acknowledged lost" fail on data nobody was meant to keep.
+        self._client.subscribe(self.topic, RETAIN_SUBSCRIPTION).close()
         self._producer = self._client.create_producer(
             self.topic, send_timeout_millis=self.send_timeout_ms, batching_enabled=False
         )
