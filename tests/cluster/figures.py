@@ -490,7 +490,7 @@ ROWS += [
     (
         "zk_tls.enable_to_all_on_tls_s",
         "ZT",
-        "certificates related to every server on quorum TLS and every client on 2182",
+        "certificates related to every server on quorum TLS, every client on 2182, 2181 closed",
         "s",
     ),
     (
@@ -500,6 +500,18 @@ ROWS += [
         "",
     ),
     ("zk_tls.enable_publish_gap_s", "ZT", "longest publish gap then", "s"),
+    (
+        "zk_tls.plain_port_reopen_s",
+        "ZT",
+        "tls-plaintext-enabled=true to 2181 answering on every server (no restart)",
+        "s",
+    ),
+    (
+        "zk_tls.plain_port_close_s",
+        "ZT",
+        "tls-plaintext-enabled=false to 2181 refusing on every server (no restart)",
+        "s",
+    ),
     ("zk_tls.ca_rotation_s", "ZT", "new CA to every server and client on it (extended)", "s"),
     ("zk_tls.ca_rotation_restarts_per_server", "ZT", "restarts per server for it (extended)", ""),
     ("zk_tls.ca_rotation_writes", "ZT", "kazoo writes during the rotation (extended)", ""),
