@@ -444,12 +444,12 @@ class ZooKeeperCharm(ops.CharmBase):
             else:
                 status = ops.WaitingStatus("waiting for the rolling-restart lock")
         running = self.workload.server_running()
-        counting = running and self._counts_plain_clients(config, self.workload.applied())
+        applied = self.workload.applied()
+        counting = running and self._counts_plain_clients(config, applied)
         self.workload.ensure_checks(VIEW_LAYER_LABEL, view_layer(self.address, counting))
 
         observed = self._observe() if running else DOWN
         started = observed != DOWN
-        applied = self.workload.applied()
         current = applied is not None and applied.token == desired.token
         if started and current and self.restarts.pending():
             # restarted (or started) with what is wanted and answering: hand the lock on

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from zookeeper_render import ADMIN_PORT, server_line
+from zookeeper_render import ADMIN_PORT, parse_members, server_line, server_lines
 
 OPEN = "open"
 CLOSED = "closed"
@@ -75,19 +75,12 @@ def client_moves(config_text: str, addresses: Mapping[int, str], state: str) -> 
     server id -> stable name. A member whose line already binds where ``state`` says is left
     out; an empty list means nothing to change.
     """
-    moves = []
     plain_open = state != CLOSED
-    for line in config_text.splitlines():
-        key, _, value = line.strip().partition("=")
-        if not key.startswith("server.") or not value:
-            continue
-        try:
-            sid = int(key.removeprefix("server."))
-        except ValueError:
-            continue
-        address = addresses.get(sid, value.split(":", 1)[0])
-        wanted = server_line(sid, address, plain_open)
-        if line.strip() != wanted:
+    members = parse_members(config_text)
+    moves = []
+    for sid, line in server_lines(config_text).items():
+        wanted = server_line(sid, addresses.get(sid, members[sid]), plain_open)
+        if line != wanted:
             moves.append(wanted)
     return moves
 

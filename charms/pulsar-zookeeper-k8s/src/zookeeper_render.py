@@ -78,9 +78,9 @@ def server_line(sid: int, address: str, plain_open: bool = True) -> str:
     return f"server.{sid}={server_spec(address, sid, plain_open)}"
 
 
-def parse_members(config_text: str) -> dict[int, str]:
-    """Server id -> address from a dynamic config (the file or the /zookeeper/config znode)."""
-    members: dict[int, str] = {}
+def server_lines(config_text: str) -> dict[int, str]:
+    """Server id -> its ``server.N=...`` line in a dynamic config (file or /zookeeper/config)."""
+    lines: dict[int, str] = {}
     for line in config_text.splitlines():
         key, _, value = line.strip().partition("=")
         if not key.startswith("server.") or not value:
@@ -89,8 +89,16 @@ def parse_members(config_text: str) -> dict[int, str]:
             sid = int(key.removeprefix("server."))
         except ValueError:
             continue
-        members[sid] = value.split(":", 1)[0]
-    return members
+        lines[sid] = line.strip()
+    return lines
+
+
+def parse_members(config_text: str) -> dict[int, str]:
+    """Server id -> address from a dynamic config (the file or the /zookeeper/config znode)."""
+    return {
+        sid: line.partition("=")[2].split(":", 1)[0]
+        for sid, line in server_lines(config_text).items()
+    }
 
 
 def render_dynamic_config(members: Mapping[int, str], plain_open: bool = True) -> str:
